@@ -1,0 +1,1 @@
+"""Conformance suite: pytest plugin and checks for OpenAI-compatible LLM gateways."""

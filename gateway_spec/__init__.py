@@ -1,0 +1,174 @@
+"""Read-only access to the contract in ``spec/``: OpenAPI document, requirement registry, features, profiles.
+
+Both ``conformance`` and ``reference_server`` read the contract through this package, so neither imports the
+other. In a checkout (or an editable install) the files are read from the repository's ``spec/`` folder; in a
+wheel they are shipped as ``gateway_spec/data``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "Requirement",
+    "Profile",
+    "spec_dir",
+    "load_yaml",
+    "load_openapi",
+    "load_requirements",
+    "load_features",
+    "load_profile",
+    "profile_names",
+    "LEVELS",
+]
+
+LEVELS = ("MUST", "SHOULD", "MAY")
+REQUIREMENT_ID = re.compile(r"^[A-Z][A-Z0-9]*(?:-[A-Z][A-Z0-9]*)*-\d{3}$")
+
+
+def spec_dir() -> Path:
+    """Folder holding openapi.yaml, requirements/, profiles/, features.yaml and schemas/."""
+    packaged = Path(__file__).resolve().parent / "data"
+    if (packaged / "openapi.yaml").is_file():
+        return packaged
+    checkout = Path(__file__).resolve().parent.parent / "spec"
+    if checkout.is_dir():
+        return checkout
+    raise FileNotFoundError(f"spec files not found in {packaged} nor {checkout}")
+
+
+@functools.lru_cache(maxsize=64)
+def _load_yaml_cached(path: str, mtime: float) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Parse a YAML file, cached by path and modification time."""
+    p = Path(path)
+    return _load_yaml_cached(str(p.resolve()), p.stat().st_mtime)
+
+
+def load_openapi() -> dict[str, Any]:
+    """The gateway contract as a dict (spec/openapi.yaml)."""
+    return load_yaml(spec_dir() / "openapi.yaml")
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One entry of the requirement registry (spec/requirements/<area>.yaml)."""
+
+    id: str
+    level: str
+    text: str
+    area: str
+    source: str = ""
+    feature: str | None = None
+    untestable: str | None = None
+
+    @property
+    def testable(self) -> bool:
+        return self.untestable is None
+
+
+@functools.lru_cache(maxsize=1)
+def _requirements_cached(folder: str, stamp: tuple) -> dict[str, Requirement]:
+    out: dict[str, Requirement] = {}
+    for path in sorted(Path(folder).glob("*.yaml")):
+        doc = load_yaml(path) or {}
+        area = doc.get("area", path.stem)
+        for entry in doc.get("requirements", []):
+            req = Requirement(
+                id=entry["id"],
+                level=entry["level"],
+                text=" ".join(str(entry["text"]).split()),
+                area=area,
+                source=str(entry.get("source", "")),
+                feature=entry.get("feature"),
+                untestable=entry.get("untestable"),
+            )
+            if req.id in out:
+                raise ValueError(f"duplicate requirement id {req.id} in {path}")
+            out[req.id] = req
+    return out
+
+
+def load_requirements() -> dict[str, Requirement]:
+    """All requirements keyed by ID, in file then document order."""
+    folder = spec_dir() / "requirements"
+    stamp = tuple((p.name, p.stat().st_mtime) for p in sorted(folder.glob("*.yaml")))
+    return _requirements_cached(str(folder), stamp)
+
+
+def load_features() -> dict[str, dict[str, Any]]:
+    """Features keyed by ID (spec/features.yaml)."""
+    doc = load_yaml(spec_dir() / "features.yaml") or {}
+    return {f["id"]: f for f in doc.get("features", [])}
+
+
+def profile_names() -> list[str]:
+    """Names of the bundled profiles (spec/profiles/*.yaml)."""
+    return sorted(p.stem for p in (spec_dir() / "profiles").glob("*.yaml"))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A gateway dialect: what one gateway documents, as data (spec/profiles/<name>.yaml).
+
+    ``raw`` holds the whole document; the properties below are the parts code reads most.
+    """
+
+    name: str
+    raw: dict[str, Any] = field(repr=False)
+    path: Path | None = None
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        """Look up a nested key such as ``"auth.key_pattern"``."""
+        node: Any = self.raw
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    @property
+    def features(self) -> frozenset[str]:
+        return frozenset(self.raw.get("features", []))
+
+    def claims(self, feature: str | None) -> bool:
+        """True when the feature is core (None) or claimed by the profile."""
+        return feature is None or feature in self.features
+
+    @property
+    def base_path(self) -> str:
+        return self.get("base_path", "/v1").rstrip("/")
+
+    @property
+    def ollama_base_path(self) -> str | None:
+        value = self.get("ollama.base_path")
+        return value.rstrip("/") if value else None
+
+    @property
+    def test_key(self) -> str:
+        return self.get("auth.test_key")
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """Load a bundled profile by name, or any profile file by path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+        path = candidate
+    else:
+        path = spec_dir() / "profiles" / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"unknown profile {name_or_path!r}; bundled profiles: {', '.join(profile_names())}"
+            )
+    raw = load_yaml(path)
+    return Profile(name=raw.get("name", path.stem), raw=raw, path=path)

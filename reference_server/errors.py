@@ -1,0 +1,95 @@
+"""The OpenAI error envelope, and the handlers that make every client-caused error use it.
+
+Every error a client can cause leaves the server as ``{"error": {"message", "type", "param", "code"}}`` with the
+right status; nothing a client sends produces a traceback or a bare HTML page.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+# Default error `type` per status, following OpenAI's observed vocabulary.
+DEFAULT_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    402: "insufficient_quota",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    408: "timeout_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    502: "upstream_error",
+    503: "service_unavailable",
+    504: "timeout_error",
+}
+
+
+class ApiError(Exception):
+    """Raise anywhere in a request to answer with the error envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type or DEFAULT_TYPES.get(status, "api_error")
+        self.param = param
+        self.code = code
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def error_response(err: ApiError) -> Response:
+    """Render an ApiError as a JSON response with the envelope and its headers."""
+    resp = jsonify(err.body())
+    resp.status_code = err.status
+    for k, v in err.headers.items():
+        resp.headers[k] = v
+    return resp
+
+
+def init_app(app: Flask) -> None:
+    """Install handlers so that routing errors, oversize bodies and crashes all answer with the envelope."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(err: ApiError):
+        return error_response(err)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        status = exc.code or 500
+        messages = {
+            404: "Unknown request URL. Please check the URL and method.",
+            405: "Method not allowed for this URL.",
+            413: "Request body too large.",
+        }
+        err = ApiError(status, messages.get(status, exc.description or exc.name), code=None)
+        resp = error_response(err)
+        if status == 405 and getattr(exc, "valid_methods", None):
+            resp.headers["Allow"] = ", ".join(exc.valid_methods)
+        return resp
+
+    @app.errorhandler(Exception)
+    def _crash(exc: Exception):  # pragma: no cover - a crash is a bug; still answer with the envelope
+        log.exception("unhandled error")
+        return error_response(ApiError(500, "The server had an error while processing your request."))
