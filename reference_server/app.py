@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from reference_server import errors
+from reference_server import auth, chat, control, embeddings, errors, limits, models, ollama
 from reference_server.config import ServerConfig
 
 
@@ -17,5 +17,10 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     app.json.sort_keys = False
     app.json.compact = True
     errors.init_app(app)
-    # Blueprints are registered here as they are written (chat, models, embeddings, ollama, control).
+    # Hook order matters: control (journal, X-Mock-* headers) sees every request first, then auth, then limits.
+    control.init_app(app) if hasattr(control, "init_app") else None
+    auth.init_app(app)
+    limits.init_app(app)
+    for module in (control, models, chat, embeddings, ollama):
+        app.register_blueprint(module.bp)
     return app

@@ -1,0 +1,5 @@
+"""Blueprint for the control surface (being written)."""
+
+from flask import Blueprint
+
+bp = Blueprint("control", __name__)
