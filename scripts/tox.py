@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Run tox on a fresh machine that has nothing but Python 3.10+.
+
+Creates ``.venv-tox/`` (once) with the standard library's venv, installs tox into it, then runs
+``tox`` with the arguments given, e.g. ``python3 scripts/tox.py -e conformance``. Every tox environment
+installs the project and its dependencies by itself, so nothing else needs to be set up by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv-tox"
+TOX_REQUIREMENT = "tox>=4.11"
+
+
+def _python(venv_dir: Path) -> Path:
+    return venv_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def main(argv: list[str]) -> int:
+    if sys.version_info < (3, 10):
+        print("llm-gateway-conformance needs Python 3.10 or newer", file=sys.stderr)
+        return 2
+    python = _python(VENV)
+    if not python.exists():
+        print(f"creating {VENV.name}/ with tox (first run only)", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    probe = subprocess.run([str(python), "-c", "import tox"], capture_output=True)
+    if probe.returncode != 0:
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", TOX_REQUIREMENT],
+            check=True,
+        )
+    return subprocess.call([str(python), "-m", "tox", *argv], cwd=ROOT)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
