@@ -1,0 +1,194 @@
+"""The bundled gateway profiles (spec/profiles/*.yaml): shape, internal consistency and loader access.
+
+The schema says what a profile may contain; these tests check what the schema cannot: keys against key_pattern,
+model names against each other, features against the vocabulary and against the data that backs them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from gateway_spec import load_features, load_profile, load_yaml, profile_names, spec_dir
+
+EXPECTED_PROFILES = {
+    "openai", "unit23", "unillm", "unifiedai", "unified-llm-gateway", "wallet-gateway", "ollama",
+}
+PROFILE_FILES = sorted((spec_dir() / "profiles").glob("*.yaml"))
+
+
+def _raw(path: Path) -> dict:
+    return load_yaml(path)
+
+
+def _as_json(doc: dict) -> dict:
+    """The JSON form the schema validates: YAML's integer status keys become strings."""
+    return json.loads(json.dumps(doc))
+
+
+def _schema() -> dict:
+    return json.loads((spec_dir() / "schemas" / "profile.schema.json").read_text(encoding="utf-8"))
+
+
+def _fold(name: str, case_insensitive: bool) -> str:
+    return name.casefold() if case_insensitive else name
+
+
+def _model_names(doc: dict) -> list[tuple[str, str]]:
+    """(name, owning model id) for every id and alias on the OpenAI surface."""
+    out = []
+    for model in doc["models"]["chat"] + doc["models"]["embedding"]:
+        out.append((model["id"], model["id"]))
+        out.extend((alias, model["id"]) for alias in model.get("aliases", []))
+    return out
+
+
+def _resolves(doc: dict, name: str) -> bool:
+    """True when a name reaches a model: by id or alias, or through a routing provider pattern."""
+    ci = doc["models"]["case_insensitive"]
+    if any(_fold(known, ci) == _fold(name, ci) for known, _ in _model_names(doc)):
+        return True
+    return any(re.fullmatch(p["pattern"], name) for p in doc["models"].get("providers", []))
+
+
+@pytest.fixture(params=PROFILE_FILES, ids=lambda p: p.stem)
+def profile(request) -> dict:
+    return _raw(request.param)
+
+
+def test_schema_is_valid_2020_12():
+    jsonschema.Draft202012Validator.check_schema(_schema())
+
+
+def test_bundled_profiles_are_exactly_the_seven():
+    assert set(profile_names()) == EXPECTED_PROFILES
+    assert len(profile_names()) == len(EXPECTED_PROFILES)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_PROFILES))
+def test_load_profile_by_name(name):
+    loaded = load_profile(name)
+    assert loaded.name == name
+    assert loaded.test_key == loaded.get("auth.test_key")
+    assert loaded.base_path.startswith("/")
+
+
+def test_profile_validates_against_schema(profile):
+    validator = jsonschema.Draft202012Validator(_schema(), format_checker=jsonschema.FormatChecker())
+    errors = sorted(validator.iter_errors(_as_json(profile)), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
+
+
+def test_schema_rejects_a_typo_key(profile):
+    """additionalProperties false must catch a misspelt key at the levels code reads."""
+    validator = jsonschema.Draft202012Validator(_schema())
+    for section in (None, "auth", "models", "rate_limits"):
+        doc = _as_json(profile)
+        (doc if section is None else doc[section])["unknwon_key"] = 1
+        assert not validator.is_valid(doc), f"typo accepted at {section or 'top level'}"
+
+
+def test_name_matches_file_stem():
+    for path in PROFILE_FILES:
+        assert _raw(path)["name"] == path.stem
+
+
+def test_features_exist(profile):
+    unknown = set(profile["features"]) - set(load_features())
+    assert not unknown, f"features not in spec/features.yaml: {sorted(unknown)}"
+
+
+def test_keys_match_pattern(profile):
+    auth = profile["auth"]
+    pattern = auth["key_pattern"]
+    keys = [auth["test_key"], *auth["extra_test_keys"].values()]
+    assert len(set(keys)) == len(keys), "test keys must be distinct"
+    if pattern is None:
+        assert auth["malformed_key"] is None, "no pattern, so nothing is malformed"
+        return
+    for key in keys:
+        assert re.fullmatch(pattern, key), f"{key!r} does not match {pattern!r}"
+    assert auth["malformed_key"] and not re.fullmatch(pattern, auth["malformed_key"])
+
+
+def test_extra_keys_follow_documented_state(profile):
+    roles = set(profile["auth"]["extra_test_keys"])
+    assert ("no-balance" in roles) == (profile["billing"] is not None)
+    allowlist = "model-allowlist" in profile["features"]
+    assert ("restricted" in roles) == allowlist
+    if allowlist:
+        assert 403 in profile["status_codes"]
+    tiers = profile["rate_limits"]["tiers"] or {}
+    assert {r for r in roles if r.startswith("tier-")} == {f"tier-{t}" for t in tiers}
+
+
+def test_default_models_exist(profile):
+    models = profile["models"]
+    assert models["default_chat"] in {m["id"] for m in models["chat"]}
+    embedding_ids = {m["id"] for m in models["embedding"]}
+    if models["default_embedding"] is None:
+        assert "embeddings" not in profile["features"]
+    else:
+        assert models["default_embedding"] in embedding_ids
+
+
+def test_aliases_do_not_collide(profile):
+    ci = profile["models"]["case_insensitive"]
+    owner: dict[str, str] = {}
+    for name, model_id in _model_names(profile):
+        key = _fold(name, ci)
+        assert key not in owner, f"{name!r} names both {owner[key]!r} and {model_id!r}"
+        owner[key] = model_id
+
+
+def test_rejected_names_do_not_resolve(profile):
+    for name in profile["models"]["rejected"]:
+        assert not _resolves(profile, name), f"rejected name {name!r} resolves to a model"
+
+
+def test_routing_providers(profile):
+    models = profile["models"]
+    providers = models.get("providers", [])
+    routed = models["routing"] == "provider-model"
+    assert routed == bool(providers) == ("provider-routing" in profile["features"])
+    for provider in providers:
+        assert re.fullmatch(provider["pattern"], provider["example"])
+        assert any(re.fullmatch(provider["pattern"], m["id"]) for m in models["chat"])
+    if routed:
+        owners = {p["owned_by"] for p in providers}
+        assert all(m["owned_by"] in owners for m in models["chat"])
+
+
+def test_rate_limit_consistency(profile):
+    limits = profile["rate_limits"]
+    tiers = limits["tiers"]
+    if tiers:
+        assert limits["default_tier"] in tiers
+        assert limits["requests_per_minute"] == tiers[limits["default_tier"]]
+    else:
+        assert limits["default_tier"] is None
+    headers = limits["headers"]
+    assert (headers == "none") == (limits["reset_format"] is None)
+    if headers != "none":
+        assert limits["requests_per_minute"], "headers need a limit to report"
+    assert ("ratelimit-openai-headers" in profile["features"]) == (headers == "openai")
+    assert ("ratelimit-x-headers" in profile["features"]) == (headers == "x-ratelimit")
+    if limits["retry_after"] is not None:
+        assert 429 in profile["status_codes"]
+
+
+def test_error_types_name_documented_statuses(profile):
+    statuses = set(profile["status_codes"])
+    assert set(profile["errors"]["types"]) <= statuses
+    if profile["billing"]:
+        assert profile["billing"]["status"] in statuses
+
+
+def test_key_ignored_means_no_401(profile):
+    if profile["auth"].get("key_required_but_ignored"):
+        assert 401 not in profile["status_codes"]
+        assert profile["auth"]["key_pattern"] is None
