@@ -1,5 +1,249 @@
-"""Blueprint for the control surface (being written)."""
+"""Control surface for client developers: health, the request journal, counters reset, and X-Mock-* fault headers.
 
-from flask import Blueprint
+Per-request fault injection lets an SDK user provoke exactly the failure they want to handle:
+
+=============================  ===================================================================
+``X-Mock-Status: 503``         answer that status (400-599) with the error envelope
+``X-Mock-Latency-Ms: 250``     wait before answering
+``X-Mock-Fail-Times: 2``       fail the first 2 attempts of the same request, then succeed
+``X-Mock-Fail-Key: abc``       count attempts under this key instead of a hash of the request
+``X-Mock-Retry-After-Ms: 20``  add ``retry-after-ms`` to injected 429/503 answers (fast SDK retries)
+``X-Mock-Stream-Cut-After: K`` close a stream after K chunks without its terminator
+``X-Mock-Stream-Stall-After``  stop sending after K chunks for a long, bounded time
+``X-Mock-TTFT-Ms``             delay before the first streamed chunk
+``X-Mock-Tokens-Per-Second``   pace streamed chunks
+``X-Mock-Error-After: K``      send an in-stream error after K chunks
+``X-Mock-Upstream-Timeout: 1`` answer 504 at once, naming the profile's documented upstream timeout
+=============================  ===================================================================
+
+Server-wide defaults come from ``ServerConfig.extra``: ``mock_latency_ms``, ``mock_ttft_ms``,
+``mock_tokens_per_second``, ``mock_fail_times``, ``mock_stall_seconds``. Parsed values sit on ``flask.g.mock``
+(:class:`MockControls`), which the streaming code of chat and ollama reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+
+from reference_server import cors, limits
+from reference_server.errors import ApiError
+from reference_server.journal import RequestJournal, redact_headers, summarise_body
 
 bp = Blueprint("control", __name__)
+
+CONTROL_PREFIXES = ("/_mock/", "/healthz")
+MAX_LATENCY_MS = 120_000
+DEFAULT_STALL_SECONDS = 30.0
+
+STATUS_MESSAGES = {
+    429: ("Rate limit reached for requests (injected by X-Mock-Status).", "rate_limit_exceeded"),
+    500: ("The server had an error while processing your request.", None),
+    502: ("Bad gateway: the upstream provider is unavailable.", None),
+    503: ("The server is overloaded or not ready yet.", None),
+}
+
+
+@dataclass(frozen=True)
+class MockControls:
+    """Fault-injection settings for one request (headers over server defaults). ``None`` means off."""
+
+    status: int | None = None
+    latency_ms: int = 0
+    fail_times: int = 0
+    fail_key: str | None = None
+    retry_after_ms: int | None = None
+    cut_after: int | None = None
+    stall_after: int | None = None
+    stall_seconds: float = DEFAULT_STALL_SECONDS
+    ttft_ms: int = 0
+    tokens_per_second: float | None = None
+    error_after: int | None = None
+    upstream_timeout: bool = False
+
+
+def _int_header(name: str, default: int | None, *, low: int = 0, high: int | None = None) -> int | None:
+    raw = request.headers.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ApiError(400, f"Invalid {name} header: {raw!r} is not an integer.", param=name) from None
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ApiError(400, f"Invalid {name} header: {value} must be {bounds}.", param=name)
+    return value
+
+
+def _bool_header(name: str) -> bool:
+    raw = request.headers.get(name)
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ApiError(400, f"Invalid {name} header: {raw!r} is not a boolean.", param=name)
+
+
+def _tps_header(default: float | None) -> float | None:
+    raw = request.headers.get("X-Mock-Tokens-Per-Second")
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1_000_000:
+        raise ApiError(400, f"Invalid X-Mock-Tokens-Per-Second header: {raw!r}.", param="X-Mock-Tokens-Per-Second")
+    return value
+
+
+def parse_mock_controls(extra: dict) -> MockControls:
+    """Read the X-Mock-* headers of the current request over the server defaults; bad values raise 400."""
+    return MockControls(
+        status=_int_header("X-Mock-Status", None, low=400, high=599),
+        latency_ms=_int_header("X-Mock-Latency-Ms", int(extra.get("mock_latency_ms", 0)), high=MAX_LATENCY_MS),
+        fail_times=_int_header("X-Mock-Fail-Times", int(extra.get("mock_fail_times", 0)), high=1000),
+        fail_key=request.headers.get("X-Mock-Fail-Key") or None,
+        retry_after_ms=_int_header("X-Mock-Retry-After-Ms", None, high=MAX_LATENCY_MS),
+        cut_after=_int_header("X-Mock-Stream-Cut-After", None),
+        stall_after=_int_header("X-Mock-Stream-Stall-After", None),
+        stall_seconds=float(extra.get("mock_stall_seconds", DEFAULT_STALL_SECONDS)),
+        ttft_ms=_int_header("X-Mock-TTFT-Ms", int(extra.get("mock_ttft_ms", 0)), high=MAX_LATENCY_MS),
+        tokens_per_second=_tps_header(extra.get("mock_tokens_per_second")),
+        error_after=_int_header("X-Mock-Error-After", None),
+        upstream_timeout=_bool_header("X-Mock-Upstream-Timeout"),
+    )
+
+
+class AttemptCounter:
+    """Counts attempts per request key, so ``X-Mock-Fail-Times`` fails the first N tries of the same request."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def next_attempt(self, key: str) -> int:
+        """1 for the first attempt under ``key``, 2 for the next, ..."""
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+            return self._counts[key]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
+def request_fingerprint() -> str:
+    """Identifies 'the same request' across SDK retries: method, path and body bytes (retry headers differ)."""
+    digest = hashlib.sha256()
+    for part in (request.method, request.path, request.get_data(cache=True)):
+        digest.update(part if isinstance(part, bytes) else part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def injected_error(status: int, mock: MockControls) -> ApiError:
+    """The envelope for an injected status; 429 and 503 carry Retry-After (and retry-after-ms when asked)."""
+    message, code = STATUS_MESSAGES.get(status, (f"Injected error (X-Mock-Status: {status}).", None))
+    headers: dict[str, str] = {}
+    if status in (429, 503):
+        documented = current_app.config["SERVER"].profile.get("rate_limits.retry_after")
+        headers["Retry-After"] = str(documented or 1)
+        if mock.retry_after_ms is not None:
+            headers["retry-after-ms"] = str(mock.retry_after_ms)
+    return ApiError(status, message, code=code, headers=headers)
+
+
+def upstream_timeout_error() -> ApiError:
+    """504 naming the documented upstream limit, answered at once (a test must not wait for it)."""
+    seconds = current_app.config["SERVER"].profile.get("timeouts.upstream_seconds") or 600
+    return ApiError(504, f"Upstream request timed out after {seconds} seconds.", code="upstream_timeout")
+
+
+def is_control_path(path: str) -> bool:
+    return path == "/healthz" or path.startswith("/_mock/")
+
+
+def apply_mock_controls() -> None:
+    """before_request: parse X-Mock-* into ``g.mock`` and act on the ones that decide the whole answer."""
+    if is_control_path(request.path) or request.method == "OPTIONS":
+        g.mock = MockControls()
+        return
+    mock = parse_mock_controls(current_app.config["SERVER"].extra)
+    g.mock = mock
+    if mock.latency_ms:
+        time.sleep(mock.latency_ms / 1000)
+    if mock.upstream_timeout:
+        raise upstream_timeout_error()
+    if mock.fail_times:
+        attempts: AttemptCounter = current_app.extensions["mock_attempts"]
+        if attempts.next_attempt(mock.fail_key or request_fingerprint()) <= mock.fail_times:
+            raise injected_error(mock.status or 503, mock)
+    elif mock.status is not None:
+        raise injected_error(mock.status, mock)
+
+
+def journal_response(resp: Response) -> Response:
+    """after_request (runs last): record the exchange, with credentials redacted."""
+    if is_control_path(request.path):
+        return resp
+    raw = request.get_data(cache=True)
+    current_app.extensions["journal"].record(
+        {
+            "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+            "method": request.method,
+            "path": request.path,
+            "query": request.query_string.decode("latin-1"),
+            "headers": redact_headers(request.headers),
+            "body": summarise_body(raw, request.get_json(silent=True, cache=True)),
+            "status": resp.status_code,
+            "request_id": resp.headers.get("x-request-id"),
+        }
+    )
+    return resp
+
+
+def init_app(app: Flask) -> None:
+    """Install journal, CORS and X-Mock-* hooks. Registered first, so its after_request runs last."""
+    app.extensions["journal"] = RequestJournal(app.config["SERVER"].journal_size)
+    app.extensions["mock_attempts"] = AttemptCounter()
+    app.after_request(journal_response)
+    cors.init_app(app)
+    app.before_request(apply_mock_controls)
+
+
+@bp.get("/healthz")
+def healthz():
+    """Liveness plus the profile being served."""
+    return jsonify({"status": "ok", "profile": current_app.config["SERVER"].profile.name})
+
+
+@bp.post("/_mock/reset")
+def reset():
+    """Reset rate-limit, quota and balance counters and the fail-times attempt counts."""
+    limits.reset(current_app)
+    current_app.extensions["mock_attempts"].reset()
+    return jsonify({"status": "reset"})
+
+
+@bp.get("/_mock/requests")
+def list_requests():
+    """The last N journal records (``?limit=N``), oldest first."""
+    limit = request.args.get("limit", type=int)
+    entries = current_app.extensions["journal"].entries(limit if limit and limit > 0 else None)
+    return jsonify({"object": "list", "data": entries})
+
+
+@bp.delete("/_mock/requests")
+def clear_requests():
+    current_app.extensions["journal"].clear()
+    return Response(status=204)

@@ -1,7 +1,337 @@
-"""limits hooks (being written)."""
+"""Per-key rate limits, token quotas, daily limits, wallet balance and model allowlists, with their headers.
 
-from flask import Flask
+Every authenticated request counts against its key's requests-per-minute (profile ``rate_limits.tiers``, tier from
+the key's settings or a ``tier-<name>`` key); surfaces call :func:`admit` after resolving the model, which applies
+the allowlist (403, ``model-allowlist``), the wallet (402, ``billing``), the daily limit and the token quota (429).
+Every authenticated response carries the profile's rate-limit headers (``rate_limits.headers``).
+
+Counters live in this process. Under gunicorn with several workers each worker counts on its own, so a limit of L
+admits up to L x workers; exact multi-worker limits would need a shared store (Redis ``INCR``+``EXPIRE`` or a
+SQLite file updated in ``BEGIN IMMEDIATE`` transactions). Use one worker with threads (gthread) for exact limits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, Response, current_app, g, request
+
+from reference_server import faults
+from reference_server.errors import ApiError
+
+WINDOW_SECONDS = 60.0
+DAY_SECONDS = 86_400.0
+DEFAULT_TOKENS_PER_MINUTE = 150_000  # OpenAI's sample value
+# When the doc gives no number the server still limits, high enough that a conformance run never meets it.
+UNDOCUMENTED_REQUESTS_PER_MINUTE = 10_000
+TIER_KEY = re.compile(r"tier-([A-Za-z0-9_]+)")
+
+
+def go_duration(seconds: float) -> str:
+    """Format like Go's ``time.Duration.String()`` (``1s``, ``6m0s``, ``59.5s``, ``72ms``), as OpenAI's reset headers."""
+    ms = round(seconds * 1000)
+    if ms <= 0:
+        return "0s"
+    if ms < 1000:
+        return f"{ms}ms"
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs = f"{rest / 1000:.3f}".rstrip("0").rstrip(".")
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+def iso_utc(unix_seconds: float) -> str:
+    """ISO 8601 UTC with a ``Z`` suffix, whole seconds (``X-RateLimit-Reset``)."""
+    moment = dt.datetime.fromtimestamp(math.ceil(unix_seconds), tz=dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class KeyState:
+    """Counters of one key. ``window_start`` and ``day_start`` come from the limiter's monotonic clock."""
+
+    window_start: float
+    day_start: float
+    requests: int = 0
+    tokens: int = 0
+    day_requests: int = 0
+    spent: float = 0.0
+
+
+@dataclass(frozen=True)
+class KeyPolicy:
+    """What one key may do, from ``ServerConfig.keys[key]`` and the profile."""
+
+    tier: str | None
+    requests_per_minute: int
+    tokens_per_minute: int
+    daily_requests: int | None = None
+    balance: float | None = None
+    cost_per_request: float = 1.0
+    allowed_models: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The key's state after this request, for the rate-limit headers."""
+
+    limit_requests: int
+    remaining_requests: int
+    limit_tokens: int
+    remaining_tokens: int
+    reset_seconds: float
+
+
+def role_settings(key: str, profile) -> dict[str, Any]:
+    """Settings implied by the profile's ``auth.extra_test_keys`` role for this key (empty for other keys)."""
+    roles = {v: k for k, v in (profile.get("auth.extra_test_keys") or {}).items()}
+    role = roles.get(key)
+    if role == "no-balance":
+        return {"balance": 0}
+    if role == "restricted":
+        return {"allowed_models": [profile.get("models.default_chat")]}
+    if role and role.startswith("tier-"):
+        return {"tier": role[len("tier-"):]}
+    return {}
+
+
+def policy_for(key: str, settings: dict[str, Any], profile) -> KeyPolicy:
+    """The key's policy: ``ServerConfig.keys`` settings, then its test-key role, then the profile defaults."""
+    settings = {**role_settings(key, profile), **settings}
+    tiers: dict[str, int] = profile.get("rate_limits.tiers") or {}
+    tier = settings.get("tier")
+    if tier is None:
+        match = TIER_KEY.search(key)
+        tier = match.group(1) if match and match.group(1) in tiers else profile.get("rate_limits.default_tier")
+    rpm = (
+        settings.get("requests_per_minute")
+        or tiers.get(tier)
+        or profile.get("rate_limits.requests_per_minute")
+        or UNDOCUMENTED_REQUESTS_PER_MINUTE
+    )
+    tpm = settings.get("tokens_per_minute") or profile.get("rate_limits.tokens_per_minute") or DEFAULT_TOKENS_PER_MINUTE
+    allowed = settings.get("allowed_models")
+    return KeyPolicy(
+        tier=tier,
+        requests_per_minute=int(rpm),
+        tokens_per_minute=int(tpm),
+        daily_requests=settings.get("daily_requests"),
+        balance=settings.get("balance"),
+        cost_per_request=float(settings.get("cost_per_request", 1.0)),
+        allowed_models=frozenset(m.lower() for m in allowed if m) if allowed is not None else None,
+    )
+
+
+@dataclass
+class RateLimiter:
+    """Thread-safe counters per key. ``clock`` is monotonic (fake it in tests); ``wall_clock`` dates resets."""
+
+    clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
+    _states: dict[str, KeyState] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _state(self, key: str, now: float) -> KeyState:
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = KeyState(window_start=now, day_start=now)
+        if now - state.window_start >= WINDOW_SECONDS:
+            state.window_start, state.requests, state.tokens = now, 0, 0
+        if now - state.day_start >= DAY_SECONDS:
+            state.day_start, state.day_requests = now, 0
+        return state
+
+    def _snapshot(self, state: KeyState, policy: KeyPolicy, now: float) -> Snapshot:
+        return Snapshot(
+            limit_requests=policy.requests_per_minute,
+            remaining_requests=max(0, policy.requests_per_minute - state.requests),
+            limit_tokens=policy.tokens_per_minute,
+            remaining_tokens=max(0, policy.tokens_per_minute - state.tokens),
+            reset_seconds=max(0.0, state.window_start + WINDOW_SECONDS - now),
+        )
+
+    def hit(self, key: str, policy: KeyPolicy) -> tuple[bool, Snapshot]:
+        """Count one request against the per-minute limit; check and increment happen under one lock."""
+        with self._lock:
+            now = self.clock()
+            state = self._state(key, now)
+            allowed = state.requests < policy.requests_per_minute
+            if allowed:
+                state.requests += 1
+            return allowed, self._snapshot(state, policy, now)
+
+    def charge(self, key: str, policy: KeyPolicy, tokens: int) -> tuple[str | None, Snapshot]:
+        """Apply daily limit, wallet and token quota for an admitted model call; returns the refusal reason."""
+        with self._lock:
+            now = self.clock()
+            state = self._state(key, now)
+            reason = None
+            if policy.daily_requests is not None and state.day_requests >= policy.daily_requests:
+                reason = "daily"
+            elif policy.balance is not None and policy.balance - state.spent <= 0:
+                reason = "balance"
+            elif state.tokens + tokens > policy.tokens_per_minute:
+                reason = "tokens"
+            else:
+                state.day_requests += 1
+                state.spent += policy.cost_per_request
+                state.tokens += tokens
+            return reason, self._snapshot(state, policy, now)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._states.clear()
+
+
+# ---------------------------------------------------------------- Flask glue
+
+
+def _server():
+    return current_app.config["SERVER"]
+
+
+def current_key() -> str | None:
+    """The authenticated key: what auth stored on ``g``, else the bearer token (auth already let it pass)."""
+    key = g.get("api_key")
+    if key:
+        return key
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _policy(key: str) -> KeyPolicy:
+    return policy_for(key, _server().keys.get(key, {}), _server().profile)
+
+
+def retry_after_seconds(snapshot: Snapshot) -> int:
+    """The profile's documented Retry-After, else the whole seconds until the window resets (at least 1)."""
+    documented = _server().profile.get("rate_limits.retry_after")
+    if documented:
+        return int(documented)
+    return max(1, math.ceil(snapshot.reset_seconds))
+
+
+def rate_limit_error(message: str, snapshot: Snapshot, *, type_: str = "requests") -> ApiError:
+    headers = {"Retry-After": str(retry_after_seconds(snapshot))}
+    if _server().fault(FAULT_NO_RETRY_AFTER):
+        headers = {}
+    elif _server().fault(FAULT_RETRY_AFTER_NOT_INT):
+        headers["Retry-After"] = f"{retry_after_seconds(snapshot) + 0.5:.1f}"
+    return ApiError(429, message, type=type_, code="rate_limit_exceeded", headers=headers)
+
+
+def before_request() -> None:
+    """Count the request against its key's per-minute limit (429 when exhausted)."""
+    from reference_server.control import is_control_path  # control imports limits; avoid the cycle at import
+
+    if request.method == "OPTIONS" or is_control_path(request.path):
+        return
+    key = current_key()
+    if key is None:
+        return
+    policy = _policy(key)
+    allowed, snapshot = current_app.extensions["limits"].hit(key, policy)
+    g.rate_limit = snapshot
+    if not allowed:
+        raise rate_limit_error(
+            f"Rate limit reached for requests: limit {policy.requests_per_minute} per minute"
+            f" (tier {policy.tier}). Please try again in {retry_after_seconds(snapshot)}s.",
+            snapshot,
+        )
+
+
+def admit(model_id: str, tokens: int = 0) -> None:
+    """Check the authenticated key may call ``model_id`` now; raise 403/402/429 otherwise.
+
+    Called by chat, embeddings and ollama after resolving the model; ``tokens`` is the prompt size to charge.
+    Does nothing for unauthenticated requests (e.g. an Ollama surface without auth).
+    """
+    key = current_key()
+    if key is None:
+        return
+    policy, profile = _policy(key), _server().profile
+    if (
+        profile.claims("model-allowlist")
+        and policy.allowed_models is not None
+        and model_id.lower() not in policy.allowed_models
+    ):
+        raise ApiError(403, f"This API key has no access to model '{model_id}' (model allowlist).",
+                       code="model_not_allowed")
+    reason, snapshot = current_app.extensions["limits"].charge(key, policy, tokens)
+    g.rate_limit = snapshot
+    if reason == "balance" and profile.claims("billing"):
+        raise billing_error(profile)
+    if reason == "daily":
+        raise rate_limit_error("Daily limit reached for this API key.", snapshot)
+    if reason == "tokens":
+        raise rate_limit_error(
+            f"Rate limit reached for tokens: limit {policy.tokens_per_minute} per minute.", snapshot, type_="tokens"
+        )
+
+
+def billing_error(profile) -> ApiError:
+    """The profile's answer to an empty wallet (``billing.status``: 402, or 429 for quota-style gateways)."""
+    billing = profile.get("billing") or {}
+    status = int(billing.get("status") or 402)
+    return ApiError(
+        status,
+        "Insufficient balance: your wallet balance is exhausted or suspended. Recharge and retry.",
+        type=billing.get("error_type") or "insufficient_quota",
+        code=billing.get("error_code", "insufficient_quota"),
+    )
+
+
+def add_headers(resp: Response) -> Response:
+    """after_request: the profile's rate-limit headers on every authenticated response."""
+    snapshot: Snapshot | None = g.get("rate_limit")
+    style = _server().profile.get("rate_limits.headers") or "none"
+    if snapshot is None or style == "none" or _server().fault(FAULT_NO_HEADERS):
+        return resp
+    remaining = snapshot.remaining_requests
+    if _server().fault(FAULT_REMAINING_STUCK):
+        remaining = snapshot.limit_requests
+    if style == "openai":
+        resp.headers["x-ratelimit-limit-requests"] = str(snapshot.limit_requests)
+        resp.headers["x-ratelimit-remaining-requests"] = str(remaining)
+        resp.headers["x-ratelimit-reset-requests"] = go_duration(snapshot.reset_seconds)
+        resp.headers["x-ratelimit-limit-tokens"] = str(snapshot.limit_tokens)
+        resp.headers["x-ratelimit-remaining-tokens"] = str(snapshot.remaining_tokens)
+        resp.headers["x-ratelimit-reset-tokens"] = go_duration(snapshot.reset_seconds)
+    elif style == "x-ratelimit":
+        reset_at = current_app.extensions["limits"].wall_clock() + snapshot.reset_seconds
+        resp.headers["X-RateLimit-Limit"] = str(snapshot.limit_requests)
+        resp.headers["X-RateLimit-Remaining"] = str(remaining)
+        resp.headers["X-RateLimit-Reset"] = iso_utc(reset_at)
+    return resp
+
+
+def reset(app: Flask) -> None:
+    """Forget every key's counters (``POST /_mock/reset``)."""
+    app.extensions["limits"].reset()
 
 
 def init_app(app: Flask) -> None:
-    """Install this module's request hooks."""
+    """Install the limiter (``app.extensions["limits"]``) and its hooks; runs after auth's before_request."""
+    app.extensions["limits"] = RateLimiter()
+    app.before_request(before_request)
+    app.after_request(add_headers)
+
+
+# Faults are declared with the requirement IDs of spec/requirements/rate-limits.yaml.
+FAULT_NO_RETRY_AFTER = "RATE-LIMITS-002"
+FAULT_RETRY_AFTER_NOT_INT = "RATE-LIMITS-003"
+FAULT_NO_HEADERS = "RATE-LIMITS-004"
+FAULT_REMAINING_STUCK = "RATE-LIMITS-005"
+_ = faults  # declarations follow once the registry is committed

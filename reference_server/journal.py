@@ -1,0 +1,72 @@
+"""Request journal: the last N requests the server answered, for client developers to inspect.
+
+``GET /_mock/requests`` shows what a client really sent (headers, JSON body) and what it got back (status,
+request id). Secrets never leave the journal in clear: ``Authorization`` and key-like headers are redacted the way
+OpenAI prints keys in its own errors (``Bearer sk-abc***``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+# Headers whose value is a credential. Compared lower-case.
+SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization", "cookie"})
+# Bodies larger than this are summarised, so a full ring of huge requests cannot exhaust memory.
+MAX_BODY_CHARS = 64 * 1024
+
+
+def redact_secret(value: str) -> str:
+    """``Bearer sk-abcdef123`` -> ``Bearer sk-abc***``; keeps the scheme and the first 6 characters of the secret."""
+    scheme, sep, secret = value.partition(" ")
+    if not sep:
+        scheme, secret = "", value
+    shown = secret[:6] + "***" if secret else ""
+    return f"{scheme} {shown}" if scheme else shown
+
+
+def redact_headers(headers: Any) -> dict[str, str]:
+    """A plain dict of the headers with credentials redacted."""
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        out[name] = redact_secret(value) if name.lower() in SECRET_HEADERS else value
+    return out
+
+
+class RequestJournal:
+    """Bounded, thread-safe ring buffer of request records (newest last)."""
+
+    def __init__(self, size: int = 1000) -> None:
+        self._entries: deque[dict[str, Any]] = deque(maxlen=max(1, size))
+        self._lock = threading.Lock()
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Append one record; the oldest falls out when the buffer is full."""
+        with self._lock:
+            self._entries.append(entry)
+
+    def entries(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """A snapshot of the newest ``limit`` records (all when ``None``), oldest first."""
+        with self._lock:
+            items = list(self._entries)
+        return items[-limit:] if limit else items
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+
+def summarise_body(raw: bytes, parsed: Any) -> Any:
+    """The JSON body as parsed, or a short description when it is not JSON or too large to keep."""
+    if len(raw) > MAX_BODY_CHARS:
+        return {"_truncated": True, "bytes": len(raw)}
+    if parsed is not None:
+        return parsed
+    if not raw:
+        return None
+    return {"_non_json": True, "bytes": len(raw)}
