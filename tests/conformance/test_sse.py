@@ -147,3 +147,198 @@ def test_feed_after_close_is_an_error():
     parser.close()
     with pytest.raises(ValueError):
         parser.feed(b"data: 1\n\n")
+
+
+# --- OpenAI chat framing ----------------------------------------------------------------------------------------
+
+GOOD_CHAT = b"data: " + CHUNK + b"\n\n: keep-alive\n\ndata: " + CHUNK + b"\n\ndata: [DONE]\n\n"
+
+
+def chat_codes(stream: bytes, content_type="text/event-stream") -> list[str]:
+    return codes(validate_chat_stream(read_stream([stream]), content_type))
+
+
+@pytest.mark.parametrize("content_type", ["text/event-stream", "text/event-stream; charset=utf-8",
+                                          "Text/Event-Stream;charset=UTF-8", 'text/event-stream; charset="utf-8"'])
+def test_good_chat_stream_has_no_findings(content_type):
+    transcript = read_stream([GOOD_CHAT])
+    assert validate_chat_stream(transcript, content_type) == []
+    assert transcript.chunks() == [{"choices": []}, {"choices": []}]
+
+
+@pytest.mark.parametrize("content_type", [None, "application/json", "text/plain",
+                                          "text/event-stream; charset=iso-8859-1"])
+def test_wrong_content_type_is_flagged(content_type):
+    assert chat_codes(GOOD_CHAT, content_type) == ["content-type"]
+
+
+CHAT_DEFECTS = {
+    "no done": (b"data: " + CHUNK + b"\n\n", ["no-done"]),
+    "data after done": (GOOD_CHAT + b"data: " + CHUNK + b"\n\n", ["data-after-done"]),
+    "done not exact": (b"data: [DONE] \n\n", ["no-done", "non-json-data"]),
+    "non json": (b"data: hello\n\ndata: [DONE]\n\n", ["non-json-data"]),
+    "comment as data": (b"data: : OPENROUTER PROCESSING\n\n" + GOOD_CHAT, ["comment-as-data"]),
+    "error event": (b'data: {"error": {"message": "boom"}}\n\ndata: [DONE]\n\n', ["error-event"]),
+    "event error": (b"event: error\ndata: {}\n\ndata: [DONE]\n\n", ["error-event"]),
+    "empty ping event": (b"event: ping\n\n" + GOOD_CHAT, ["empty-data-event"]),
+    "unterminated done": (b"data: " + CHUNK + b"\n\ndata: [DONE]", ["unterminated-event", "no-done"]),
+}
+
+
+@pytest.mark.parametrize("stream,expected", CHAT_DEFECTS.values(), ids=CHAT_DEFECTS.keys())
+def test_chat_defect_is_flagged(stream, expected):
+    assert chat_codes(stream) == expected
+
+
+def test_blank_lines_after_done_are_not_blamed():
+    # openai-python stops reading at [DONE], so a trailing blank line (which it would dispatch) is harmless.
+    assert chat_codes(b"id: 1\ndata: " + CHUNK + b"\n\ndata: [DONE]\n\n\n\n") == []
+
+
+def test_no_done_is_not_claimed_when_reading_was_cut_short():
+    transcript = read_stream([GOOD_CHAT], max_bytes=20)
+    assert transcript.stopped == "size-cap"
+    assert codes(validate_chat_stream(transcript, "text/event-stream")) == ["size-cap"]
+
+
+# --- read_stream: limits, timing, bounded memory ----------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def endless(clock: FakeClock, chunk: bytes, step_s: float = 0.5):
+    for _ in itertools.count():
+        clock.now += step_s
+        yield chunk
+
+
+def test_endless_stream_is_stopped_by_max_bytes():
+    transcript = read_stream(endless(FakeClock(), b"data: 1\n\n"), max_bytes=1000)
+    assert transcript.stopped == "size-cap" and transcript.bytes_read == 1000
+    assert transcript.codes() == ["size-cap"] and len(transcript.events) == 111
+
+
+def test_endless_stream_is_stopped_by_the_deadline():
+    clock = FakeClock()
+    transcript = read_stream(endless(clock, b"data: 1\n\n"), deadline_s=10, clock=clock)
+    assert transcript.stopped == "time-cap" and transcript.codes() == ["time-cap"]
+    assert len(transcript.events) == 20  # chunks arriving at 0.5 s .. 10 s; the one at 10.5 s is not used
+    assert transcript.elapsed_s == pytest.approx(10.5)
+
+
+def test_endless_stream_is_stopped_by_the_event_count():
+    transcript = read_stream(endless(FakeClock(), b"data: 1\n\ndata: 2\n\n"), max_events=5)
+    assert transcript.stopped == "count-cap" and len(transcript.events) == 5
+
+
+def test_a_stall_between_chunks_is_stopped_by_the_idle_timeout():
+    clock = FakeClock()
+
+    def stalling():
+        for delay in (0.1, 0.1, 5.0, 0.1):
+            clock.now += delay
+            yield b"data: 1\n\n"
+
+    transcript = read_stream(stalling(), idle_timeout_s=2, clock=clock)
+    assert transcript.stopped == "idle-timeout" and len(transcript.events) == 2
+
+
+def test_arrival_times_show_first_byte_and_buffering():
+    clock = FakeClock()
+
+    def timed():
+        for delay, part in ((0.3, b"data: 1\n"), (0.2, b"\ndata: 2\n\n"), (1.0, b"data: [DONE]\n\n")):
+            clock.now += delay
+            yield part
+
+    transcript = read_stream(timed(), clock=clock)
+    assert transcript.first_byte_s == pytest.approx(0.3)
+    assert [e.received_s for e in transcript.events] == pytest.approx([0.5, 0.5, 1.5])
+    assert transcript.chunks_read == 3 and transcript.stopped is None
+
+
+def test_raw_bytes_are_kept_bounded():
+    transcript = read_stream([GOOD_CHAT] * 10, max_raw_bytes=100)
+    assert transcript.raw == (GOOD_CHAT * 10)[:100] and transcript.raw_truncated
+    assert not read_stream([GOOD_CHAT]).raw_truncated
+
+
+def test_a_stopped_generator_is_closed():
+    closed = []
+
+    def gen():
+        try:
+            while True:
+                yield b"data: 1\n\n"
+        finally:
+            closed.append(True)
+
+    read_stream(gen(), max_bytes=50)
+    assert closed == [True]
+
+
+def test_multi_megabyte_line_is_stopped_by_the_event_cap_with_bounded_memory():
+    def huge_line():
+        yield b"data: "
+        while True:
+            yield b"x" * 65536
+
+    tracemalloc.start()
+    try:
+        transcript = read_stream(huge_line(), max_event_bytes=256 << 10, max_raw_bytes=4096, max_bytes=64 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert transcript.stopped == "event-too-large" and transcript.codes() == ["event-too-large"]
+    assert transcript.bytes_read < (256 << 10) + 2 * 65536
+    assert peak < 2 << 20, f"peak {peak} bytes"
+
+
+# --- equivalence with openai-python's own decoder ---------------------------------------------------------------
+
+openai_streaming = pytest.importorskip("openai._streaming", reason="openai-python's private SSE decoder")
+
+
+def sdk_events(stream: bytes, chunk_size: int):
+    decoder = openai_streaming.SSEDecoder()
+    chunks = [stream[i : i + chunk_size] for i in range(0, len(stream), chunk_size)]
+    return [(e.data, e.event or "message", e.id, e.retry) for e in decoder.iter_bytes(iter(chunks))]
+
+
+def test_same_events_as_openai_python_on_valid_streams():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    value = st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=8)
+    line = st.one_of(
+        value.map(lambda v: f"data: {v}"), value.map(lambda v: f"data:{v}"), value.map(lambda v: f": {v}"),
+        value.filter(lambda v: "\0" not in v).map(lambda v: f"id: {v}"),
+        st.integers(0, 10**6).map(lambda n: f"retry: {n}"), value.map(lambda v: f"x-other: {v}"),
+    )
+    block = st.tuples(st.lists(line, max_size=4), value.filter(bool)).map(lambda t: [*t[0], f"data: {t[1]}"])
+    eol = st.sampled_from(["\n", "\r", "\r\n"])
+
+    @settings(max_examples=150, deadline=None, database=None)
+    @given(st.lists(st.tuples(block, eol), max_size=5), st.integers(1, 9))
+    def check(blocks, chunk_size):
+        stream = "".join(eol.join(lines) + eol + eol for lines, eol in blocks).encode()
+        events, findings = parse_sse(stream)
+        assert findings == []
+        assert [(e.data, e.event, e.id, e.retry) for e in events] == sdk_events(stream, chunk_size)
+
+    check()
+
+
+def test_openai_python_really_fails_where_we_flag():
+    # An empty-data event is dispatched by the SDK and cannot be parsed; a BOM loses the first event.
+    (empty,) = [e for e in openai_streaming.SSEDecoder().iter_bytes(iter([b"event: ping\n\n"]))]
+    with pytest.raises(json.JSONDecodeError):
+        empty.json()
+    assert sdk_events(b"\xef\xbb\xbfdata: 1\n\ndata: 2\n\n", 4) == [("2", "message", None, None)]
+    assert datas(parse_sse(b"\xef\xbb\xbfdata: 1\n\ndata: 2\n\n")[0]) == ["1", "2"]
