@@ -1,26 +1,83 @@
-"""Application factory: one blueprint per surface, shared error handling."""
+"""Application factory: one blueprint per surface mounted at the profile's base paths, shared error handling,
+and the response headers every surface carries (``x-request-id``)."""
 
 from __future__ import annotations
 
-from flask import Flask
+import itertools
+import uuid
 
-from reference_server import auth, chat, control, embeddings, errors, limits, models, ollama
+from flask import Flask, Response, current_app, request
+
+from reference_server import auth, chat, control, embeddings, errors, faults, limits, models, ollama
 from reference_server.config import ServerConfig
+
+FAULT_NO_REQUEST_ID = faults.declare("HEADERS-001", "Successful responses lack x-request-id.")
+FAULT_NO_REQUEST_ID_ERRORS = faults.declare("HEADERS-002", "Error responses and streams lack x-request-id.")
+FAULT_SAME_REQUEST_ID = faults.declare("HEADERS-003", "Every response carries the same x-request-id.")
+FAULT_STAINLESS_REJECTED = faults.declare(
+    "HEADERS-007", "Requests carrying X-Stainless-* headers are answered 400."
+)
+
+_request_numbers = itertools.count(1)
+
+
+def add_request_id(resp: Response) -> Response:
+    """after_request: a fresh ``x-request-id`` on every API response (different for every request, HEADERS-003)."""
+    config = current_app.config["SERVER"]
+    is_error = resp.status_code >= 400 or resp.mimetype == "text/event-stream"
+    if config.fault(FAULT_NO_REQUEST_ID) and not is_error:
+        return resp
+    if config.fault(FAULT_NO_REQUEST_ID_ERRORS) and is_error:
+        return resp
+    if config.fault(FAULT_SAME_REQUEST_ID):
+        resp.headers["x-request-id"] = "req_00000000000000000000000000000000"
+    else:
+        resp.headers["x-request-id"] = f"req_{uuid.uuid4().hex[:24]}{next(_request_numbers):08x}"
+    return resp
+
+
+def reject_stainless() -> None:
+    """before_request (fault HEADERS-007 only): refuse the SDK's own headers."""
+    if current_app.config["SERVER"].fault(FAULT_STAINLESS_REJECTED) and any(
+        name.lower().startswith("x-stainless-") for name in request.headers.keys()
+    ):
+        raise errors.ApiError(400, "Unrecognized request header X-Stainless-Lang.")
 
 
 def create_app(config: ServerConfig | None = None) -> Flask:
-    """Build the reference server for one profile. ``config`` defaults to the strict ``openai`` profile."""
+    """Build the reference server for one profile. ``config`` defaults to the strict ``openai`` profile.
+
+    Raises ``ValueError`` when ``config.faults`` or ``config.variants`` names something the catalogues lack.
+    """
     config = config or ServerConfig.for_profile("openai")
+    faults.validate(config.faults)
+    from reference_server import variants  # variants imports nothing of the app; kept local for clarity
+
+    variants.validate(config.variants)
     app = Flask(__name__)
     app.config["SERVER"] = config
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
     app.json.compact = True
     errors.init_app(app)
+    app.after_request(add_request_id)
     # Hook order matters: control (journal, X-Mock-* headers) sees every request first, then auth, then limits.
     control.init_app(app) if hasattr(control, "init_app") else None
+    app.before_request(reject_stainless)
     auth.init_app(app)
     limits.init_app(app)
-    for module in (control, models, chat, embeddings, ollama):
-        app.register_blueprint(module.bp)
+    register_blueprints(app, config)
     return app
+
+
+def register_blueprints(app: Flask, config: ServerConfig) -> None:
+    """Mount each surface: control at the root, the OpenAI surface at ``base_path``, Ollama at its own base path."""
+    profile = config.profile
+    app.register_blueprint(control.bp)
+    for module in (models, chat, embeddings):
+        app.register_blueprint(module.bp, url_prefix=profile.base_path or None)
+    if profile.ollama_base_path:
+        app.register_blueprint(ollama.bp, url_prefix=profile.ollama_base_path)
+    root_bp = getattr(ollama, "root_bp", None)  # e.g. ``GET /`` "Ollama is running", outside the base path
+    if root_bp is not None and profile.ollama_base_path:
+        app.register_blueprint(root_bp)

@@ -1,7 +1,133 @@
-"""auth hooks (being written)."""
+"""Bearer-key authentication per profile, checked before anything reads the body (AUTH-009).
 
-from flask import Flask
+Accepted keys: the profile's ``auth.test_key`` and ``auth.extra_test_keys`` plus ``ServerConfig.keys`` (which
+``ServerConfig`` seeds with the profile's keys; the CLI adds a keys file and ``REFERENCE_SERVER_KEYS``). A key must
+also match ``auth.key_pattern``. Profiles with ``auth.key_required_but_ignored`` accept any non-empty key.
+
+Every rejection is a 401 envelope with code ``invalid_api_key`` whose message shows at most a masked prefix of the
+key (``sk-abc***``), never the key itself. The accepted key is on ``flask.g.api_key`` and its settings on
+``flask.g.key`` (a dict: ``tier``, ``balance``, ``allowed_models``, ...), which ``limits`` reads.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Flask, Response, current_app, g, jsonify, request
+
+from reference_server import faults
+from reference_server.errors import ApiError
+
+FAULT_NO_AUTH = faults.declare("AUTH-001", "Requests without an Authorization header are served.",
+                               collateral=("AUTH-010",))
+FAULT_ANY_SCHEME = faults.declare("AUTH-002", "Any auth scheme (e.g. Basic) is accepted with a known key.")
+FAULT_NO_PATTERN = faults.declare("AUTH-003", "Keys that break the profile's key_pattern answer 400, not 401.")
+FAULT_UNKNOWN_KEY = faults.declare("AUTH-004", "Well-formed unknown keys are accepted.")
+FAULT_TEST_KEY_403 = faults.declare("AUTH-005", "The profile's test key is refused with 403 on the models list.",
+                                    collateral=("MODELS-001",))
+FAULT_ECHO_KEY = faults.declare("AUTH-006", "401 messages echo the full key that was presented.")
+FAULT_EMPTY_TOKEN = faults.declare("AUTH-007", '"Bearer " with an empty token is served.')
+FAULT_SCHEME_CASE = faults.declare("AUTH-008", 'The scheme name is matched case-sensitively ("bearer" is refused).')
+FAULT_BODY_FIRST = faults.declare("AUTH-009", "Chat bodies are validated before the key, so bad key + bad body is 400.")
+FAULT_MODELS_OPEN = faults.declare("AUTH-010", "GET {base}/models is served without an Authorization header.")
+FAULT_BARE_401 = faults.declare("ERRORS-001", "401 answers carry a bare string body instead of the envelope.",
+                                collateral=("ERRORS-002",))
+
+ALWAYS_OPEN = ("/healthz", "/_mock/")
+
+
+def mask_key(key: str) -> str:
+    """OpenAI's way of naming a key in an error: the first 6 characters then ``***`` (``sk-abc***``)."""
+    return key[:6] + "***" if len(key) > 6 else "***"
+
+
+def known_keys() -> dict[str, dict[str, Any]]:
+    """Accepted key -> settings, for the current app."""
+    return current_app.config["SERVER"].keys
+
+
+def _fault(fault: faults.Fault) -> bool:
+    return current_app.config["SERVER"].fault(fault)
+
+
+def is_open_path(path: str) -> bool:
+    """Paths that never need a key: health, the mock control surface, ``GET /``, and an Ollama surface the
+    profile documents without auth."""
+    if path == "/" or path == "/healthz" or path.startswith("/_mock/"):
+        return True
+    profile = current_app.config["SERVER"].profile
+    base = profile.ollama_base_path
+    if base and not profile.get("ollama.auth_required") and (path == base or path.startswith(base + "/")):
+        return True
+    return path == f"{profile.base_path}/models" and request.method == "GET" and _fault(FAULT_MODELS_OPEN)
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, message, type="invalid_request_error", code="invalid_api_key")
+
+
+def bearer_token(header: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header, or raise the 401 the header deserves."""
+    if header is None or not header.strip():
+        raise unauthorized("You didn't provide an API key. You need to provide your API key in an Authorization "
+                           "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+    scheme, _, token = header.strip().partition(" ")
+    scheme_ok = scheme == "Bearer" if _fault(FAULT_SCHEME_CASE) else scheme.lower() == "bearer"
+    if not scheme_ok and not _fault(FAULT_ANY_SCHEME):
+        raise unauthorized(f"Unsupported authorization scheme {scheme[:16]!r}; use 'Authorization: Bearer <key>'.")
+    token = token.strip()
+    if not token and not _fault(FAULT_EMPTY_TOKEN):
+        raise unauthorized("You didn't provide an API key: the Bearer token is empty.")
+    return token
+
+
+def check_key(token: str) -> dict[str, Any]:
+    """Settings of an accepted key, or raise 401 (AUTH-003 pattern, AUTH-004 unknown)."""
+    profile = current_app.config["SERVER"].profile
+    shown = token if _fault(FAULT_ECHO_KEY) else mask_key(token)
+    pattern = profile.get("auth.key_pattern")
+    if pattern and not re.fullmatch(pattern, token):
+        status = 400 if _fault(FAULT_NO_PATTERN) else 401
+        err = unauthorized(f"Incorrect API key format: {shown}. Expected {profile.get('auth.key_format')}.")
+        err.status = status
+        raise err
+    settings = known_keys().get(token)
+    if settings is not None:
+        return settings
+    if profile.get("auth.key_required_but_ignored") or _fault(FAULT_UNKNOWN_KEY):
+        return {"role": "any"}
+    raise unauthorized(f"Incorrect API key provided: {shown}. You can find your API key in your dashboard.")
+
+
+def authenticate() -> None:
+    """before_request: reject unauthenticated calls to the API surfaces; remember the key on ``g``."""
+    if request.method == "OPTIONS" or is_open_path(request.path):
+        return
+    header = request.headers.get("Authorization")
+    if header is None and _fault(FAULT_NO_AUTH):
+        g.key = {"role": "anonymous"}
+        return
+    token = bearer_token(header)
+    if _fault(FAULT_BODY_FIRST) and request.is_json and request.get_json(silent=True) is None:
+        raise ApiError(400, "We could not parse the JSON body of your request.")
+    settings = check_key(token)
+    if _fault(FAULT_TEST_KEY_403) and settings.get("role") == "test" and request.path.endswith("/models"):
+        raise ApiError(403, "This key may not access this route.", code="forbidden")
+    g.api_key = token
+    g.key = settings
+
+
+def bare_401(resp: Response) -> Response:
+    """after_request (fault ERRORS-001 only): replace the 401 envelope with a bare string."""
+    if resp.status_code == 401 and _fault(FAULT_BARE_401):
+        bare = jsonify("Unauthorized")
+        bare.status_code = 401
+        return bare
+    return resp
 
 
 def init_app(app: Flask) -> None:
-    """Install this module's request hooks."""
+    """Install the authentication hook (after control's, before limits')."""
+    app.before_request(authenticate)
+    app.after_request(bare_401)

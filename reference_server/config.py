@@ -39,9 +39,35 @@ class ServerConfig:
             **kwargs,
         )
 
-    def fault(self, requirement_id: str) -> bool:
-        """True when the server must break this requirement."""
-        return requirement_id in self.faults
+    def __post_init__(self) -> None:
+        # The profile's test keys are always accepted; explicit settings given in ``keys`` win over the role seeds.
+        self.keys = {**profile_keys(self.profile), **self.keys}
+
+    def fault(self, requirement_id: Any) -> bool:
+        """True when the server must break this requirement (an ID, or the ``Fault`` that ``faults.declare`` made)."""
+        return str(getattr(requirement_id, "requirement", requirement_id)) in self.faults
 
     def variant(self, name: str) -> bool:
+        """True when the valid alternative behaviour ``name`` (see ``variants.py``) is switched on."""
         return name in self.variants
+
+
+def role_settings(role: str, profile: Profile) -> dict[str, Any]:
+    """Key settings for a profile's extra test key role (``no-balance``, ``restricted``, ``tier-<name>``)."""
+    if role == "no-balance":
+        return {"role": role, "balance": 0}
+    if role == "restricted":
+        return {"role": role, "allowed_models": [profile.get("models.default_chat")]}
+    if role.startswith("tier-"):
+        return {"role": role, "tier": role.removeprefix("tier-")}
+    return {"role": role}
+
+
+def profile_keys(profile: Profile) -> dict[str, dict[str, Any]]:
+    """The keys a profile's reference server accepts out of the box: ``auth.test_key`` and ``auth.extra_test_keys``."""
+    keys: dict[str, dict[str, Any]] = {}
+    if profile.test_key:
+        keys[profile.test_key] = {"role": "test"}
+    for role, key in (profile.get("auth.extra_test_keys") or {}).items():
+        keys[key] = role_settings(role, profile)
+    return keys

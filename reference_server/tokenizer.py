@@ -1,0 +1,63 @@
+"""The one token rule the reference server counts with, so usage is reproducible by anyone reading this docstring.
+
+A token is one of, scanned left to right (``TOKEN_PATTERN``):
+
+* a run of letters and digits (``[^\\W_]+``: "Hello", "42", "naïve"),
+* a run of whitespace (``\\s+``: " ", "\\n\\n"),
+* any other single character (punctuation, symbols, "_", emoji).
+
+Concatenating the tokens of a text gives the text back exactly, which is what lets the streaming code send one token
+per content delta and lets logprobs carry each token's UTF-8 bytes.
+
+Prompt tokens (``count_prompt_tokens``): for every message, 1 token for the role plus the tokens of its text (string
+content, the ``text`` of text parts, a refusal, the name and arguments of each tool call); plus the tokens of the
+JSON text of ``tools`` when the request declares tools. Completion tokens are the tokens of the generated text
+(content, refusal, reasoning, tool-call name and arguments).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+TOKEN_PATTERN = re.compile(r"[^\W_]+|\s+|[^\w\s]|_", re.UNICODE)
+
+
+def tokenize(text: str) -> list[str]:
+    """Split ``text`` into tokens; ``"".join(tokenize(t)) == t`` for every string."""
+    return TOKEN_PATTERN.findall(text or "")
+
+
+def count_tokens(text: str | None) -> int:
+    """Number of tokens in ``text`` (0 for None or empty)."""
+    return len(tokenize(text)) if text else 0
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The countable text of one request message (content parts, refusal, tool-call names and arguments)."""
+    pieces: list[str] = []
+    content = message.get("content")
+    if isinstance(content, str):
+        pieces.append(content)
+    elif isinstance(content, list):
+        for part in content:
+            if isinstance(part, dict):
+                text = part.get("text") or part.get("refusal")
+                if isinstance(text, str):
+                    pieces.append(text)
+    if isinstance(message.get("refusal"), str):
+        pieces.append(message["refusal"])
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            pieces.extend(str(function.get(k) or "") for k in ("name", "arguments"))
+    return " ".join(pieces)
+
+
+def count_prompt_tokens(messages: list[dict[str, Any]], tools: list[Any] | None = None) -> int:
+    """Prompt tokens of a chat request: per message 1 (role) + its text's tokens, plus the tools' JSON tokens."""
+    total = sum(1 + count_tokens(message_text(m)) for m in messages if isinstance(m, dict))
+    if tools:
+        total += count_tokens(json.dumps(tools, sort_keys=True))
+    return total

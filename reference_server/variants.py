@@ -1,0 +1,32 @@
+"""Valid alternative behaviours the contract allows. The conformance suite must pass against every one of them:
+they are the no-false-alarm controls, as faults are the must-catch controls.
+
+Code asks ``config.variant("sse-crlf")``; ``--variant NAME`` on the CLI switches one on.
+"""
+
+from __future__ import annotations
+
+VARIANTS: dict[str, str] = {
+    "sse-no-space": 'SSE fields written "data:{...}" without the optional space after the colon.',
+    "sse-crlf": "SSE lines end with CRLF instead of LF.",
+    "sse-cr": "SSE lines end with a lone CR.",
+    "sse-keepalive": 'A ": keep-alive" comment line between events (and before the first), as proxies send.',
+    "sse-charset-off": "Streams are sent as text/event-stream without the charset parameter.",
+    "extra-fields": "Responses and chunks carry fields the spec does not list (system_fingerprint, obfuscation, "
+    "reasoning_content: null, service_tier, provider).",
+    "usage-omitted": 'Chunks other than the usage chunk leave "usage" out instead of sending null.',
+    "header-case": "Response header names in unusual letter case (X-REQUEST-ID, CONTENT-type, ...).",
+    "finish-separate": "finish_reason arrives on a separate chunk with an empty delta (as Ollama's /v1 does).",
+}
+
+
+def validate(names) -> None:
+    """Raise ``ValueError`` for variant names the catalogue lacks."""
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown variant(s): {', '.join(unknown)} (see --list-variants)")
+
+
+def describe() -> list[str]:
+    """One line per variant, for ``--list-variants``."""
+    return [f"{name:<18}{text}" for name, text in VARIANTS.items()]
