@@ -7,6 +7,7 @@ model names against each other, features against the vocabulary and against the 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -56,8 +57,13 @@ def _resolves(doc: dict, name: str) -> bool:
 
 
 @pytest.fixture(params=PROFILE_FILES, ids=lambda p: p.stem)
-def profile(request) -> dict:
-    return _raw(request.param)
+def profile_path(request) -> Path:
+    return request.param
+
+
+@pytest.fixture
+def profile(profile_path) -> dict:
+    return _raw(profile_path)
 
 
 def test_schema_is_valid_2020_12():
@@ -192,3 +198,117 @@ def test_key_ignored_means_no_401(profile):
     if profile["auth"].get("key_required_but_ignored"):
         assert 401 not in profile["status_codes"]
         assert profile["auth"]["key_pattern"] is None
+
+
+def _reasoning_kinds(profile: dict) -> set:
+    return {m["reasoning"] for m in profile["models"]["chat"]}
+
+
+# feature -> what the profile's data must show for the claim to be testable (and, where marked, vice versa)
+FEATURE_BACKING = {
+    "embeddings": lambda p: bool(p["models"]["embedding"]) and p["models"]["default_embedding"] is not None,
+    "model-pricing": lambda p: "pricing" in p["models"]["list_fields"]
+    and all("pricing" in m and "context_length" in m for m in p["models"]["chat"]),
+    "model-aliases": lambda p: any(m.get("aliases") for m in p["models"]["chat"] + p["models"]["embedding"]),
+    "ollama": lambda p: p["ollama"] is not None,
+    "billing": lambda p: bool(p["billing"]) and p["billing"]["status"] == 402,
+    "upstream-timeout": lambda p: p["timeouts"]["upstream_seconds"] is not None and 504 in p["status_codes"],
+    "prompt-cache-usage": lambda p: bool(p["usage"]["cache_fields"]),
+    "reasoning-think-tag": lambda p: "think-tag" in _reasoning_kinds(p),
+    "reasoning-content": lambda p: "reasoning-content" in _reasoning_kinds(p),
+}
+# flags that must agree with the feature both ways
+FEATURE_FLAGS = {
+    "case-insensitive-models": lambda p: p["models"]["case_insensitive"],
+    "cors": lambda p: p["cors"],
+    "upstream-timeout": lambda p: p["timeouts"]["upstream_seconds"] is not None,
+}
+
+
+def test_claimed_features_are_backed_by_data(profile):
+    claimed = set(profile["features"])
+    for feature, backed in FEATURE_BACKING.items():
+        if feature in claimed:
+            assert backed(profile), f"{feature} claimed but the profile's data does not back it"
+    for feature, flag in FEATURE_FLAGS.items():
+        assert (feature in claimed) == bool(flag(profile)), f"{feature} disagrees with its flag"
+    if profile["stream"]["auto_include_usage"]:
+        assert {"streaming", "stream-usage"} <= claimed
+
+
+def test_ollama_surface(profile):
+    surface = profile["ollama"]
+    if surface is None:
+        return
+    names = {m["name"] for m in surface["models"]}
+    default = surface["default_model"]
+    assert default in names or f"{default}:latest" in names
+    ids = {m["id"] for m in profile["models"]["chat"]}
+    for model in surface["models"]:
+        if "routes_to" in model:
+            assert model["routes_to"] in ids, f"{model['name']} routes to an unlisted model"
+    assert surface["base_path"] != profile["base_path"]
+
+
+# --- every line checkable against its doc -------------------------------------------------------------------------
+
+COMMENT = re.compile(r"(?:^|\s)#\s?(.*)$")
+QUOTE = re.compile(r'"((?:[^"\\]|\\.)+)"')
+ELLIPSIS = re.compile(r"\s*\.\.\.\s*")
+
+
+def _docs_root() -> Path | None:
+    """Folder holding gateway-docs/ and reference/ (outside the repo); None when absent, e.g. in CI."""
+    env = os.environ.get("LLM_CONFORMANCE_DOCS")
+    for candidate in ([Path(env)] if env else []) + [spec_dir().parent.parent / "shared"]:
+        if (candidate / "gateway-docs").is_dir():
+            return candidate
+    return None
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _quoted_pieces(line: str) -> list[str]:
+    """Text a profile line's comment quotes: double-quoted spans, split at '...' elisions."""
+    match = COMMENT.search(line)
+    if not match:
+        return []
+    pieces = []
+    for quote in QUOTE.findall(match.group(1)):
+        for piece in ELLIPSIS.split(quote.replace('\\"', '"')):
+            if len(piece.strip()) >= 4:
+                pieces.append(_normalise(piece))
+    return pieces
+
+
+def test_every_value_line_is_commented(profile_path):
+    """A value line carries a comment, or sits in a block (no blank line) that a comment line opens."""
+    lines = profile_path.read_text(encoding="utf-8").splitlines()
+    bare = []
+    for i, line in enumerate(lines):
+        text = line.strip()
+        if not text or text.startswith("#") or text.endswith(":") or COMMENT.search(line):
+            continue
+        block = []
+        for above in reversed(lines[:i]):
+            if not above.strip():
+                break
+            block.append(above.strip())
+        if not any(a.startswith("#") for a in block):
+            bare.append(f"{i + 1}: {line}")
+    assert not bare, "values without a doc quote or a '# not documented' note:\n" + "\n".join(bare)
+
+
+def test_comment_quotes_appear_in_the_doc(profile_path):
+    root = _docs_root()
+    if root is None:
+        pytest.skip("gateway docs not available (set LLM_CONFORMANCE_DOCS)")
+    source = _normalise((root / _raw(profile_path)["source"]).read_text(encoding="utf-8"))
+    pitfalls = _normalise((root / "reference" / "pitfalls.md").read_text(encoding="utf-8"))
+    missing = []
+    for n, line in enumerate(profile_path.read_text(encoding="utf-8").splitlines(), 1):
+        doc = pitfalls if "pitfalls.md" in line else source
+        missing += [f"{n}: {piece!r}" for piece in _quoted_pieces(line) if piece not in doc]
+    assert not missing, "quotes not found in the doc:\n" + "\n".join(missing)
