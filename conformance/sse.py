@@ -364,7 +364,8 @@ def read_with_limits(byte_iter: Iterable[bytes], parser: IncrementalParser, limi
         out.items += [replace(item, received_s=now - start) for item in parser.feed(chunk)]
         if len(out.items) > limits.max_items:
             del out.items[limits.max_items:]
-            stop = stop or Finding("count-cap", f"stopped after {limits.max_items} events", out.bytes_read)
+            stop = stop or Finding("count-cap", f"stopped after {limits.max_items} events or objects",
+                                   out.bytes_read)
         if parser.overflowed:  # the parser reported it (event-too-large / line-too-large)
             stop = stop or next(f for f in parser.findings if f.code.endswith("-too-large"))
         if stop:

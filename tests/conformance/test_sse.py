@@ -12,7 +12,6 @@ from conformance.sse import (
     SseDataError,
     SseEvent,
     SseParser,
-    check_content_type,
     parse_sse,
     read_stream,
     validate_chat_stream,
