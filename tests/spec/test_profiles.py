@@ -312,3 +312,40 @@ def test_comment_quotes_appear_in_the_doc(profile_path):
         doc = pitfalls if "pitfalls.md" in line else source
         missing += [f"{n}: {piece!r}" for piece in _quoted_pieces(line) if piece not in doc]
     assert not missing, "quotes not found in the doc:\n" + "\n".join(missing)
+
+
+# --- docs/profiles.md stays in step with the data ------------------------------------------------------------------
+
+def _doc_rows(first_header: str) -> list[list[str]]:
+    """Body rows of the docs/profiles.md table whose header starts with first_header, as stripped cells."""
+    lines = (spec_dir().parent / "docs" / "profiles.md").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip().strip("`") for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_doc_glance_table_matches_profiles():
+    rows = {row[0]: row for row in _doc_rows("profile | doc")}
+    assert set(rows) == EXPECTED_PROFILES
+    for name, (_, source, base, _key, unknown, statuses, headers) in rows.items():
+        raw = load_profile(name).raw
+        assert (source, base, headers) == (raw["source"], raw["base_path"], raw["rate_limits"]["headers"]), name
+        assert int(unknown) == raw["models"]["unknown_status"], name
+        documented = [int(s) for s in statuses.split()] if statuses != "none" else []
+        assert documented == sorted(raw["status_codes"]), name
+
+
+def test_doc_feature_matrix_matches_profiles():
+    lines = (spec_dir().parent / "docs" / "profiles.md").read_text(encoding="utf-8").splitlines()
+    header = next(line for line in lines if line.startswith("| feature |"))
+    columns = [cell.strip().strip("`") for cell in header.strip("|").split("|")][1:]
+    assert set(columns) == EXPECTED_PROFILES
+    rows = _doc_rows("feature")
+    assert [row[0] for row in rows] == list(load_features())
+    for row in rows:
+        for name, cell in zip(columns, row[1:]):
+            assert (cell == "✓") == (row[0] in load_profile(name).features), f"{row[0]} / {name}"
