@@ -182,3 +182,23 @@ def test_schema_rejects_broken_documents(mutate):
     doc = copy.deepcopy(GOOD)
     mutate(doc)
     assert list(_validator("requirements.schema.json").iter_errors(doc))
+
+
+CODE_ID = re.compile(
+    r"[\"']((?:AUTH|MODELS|CHAT|CHAT-STREAM|SSE|TOOLS|STRUCTURED-OUTPUT|PARAMS|USAGE|ERRORS|RATE-LIMITS|HEADERS"
+    r"|EMBEDDINGS|OLLAMA|CORS|SDK)-\d{3})[\"']"
+)
+
+
+def test_ids_quoted_in_server_and_suite_code_exist():
+    """A fault or check keyed by a misspelt ID would never be graded; catch it here, where IDs are defined."""
+    root = spec_dir().parent
+    known = set(load_requirements())
+    unknown = {
+        f"{path.relative_to(root)}: {rid}"
+        for folder in ("reference_server", "conformance")
+        for path in (root / folder).rglob("*.py")
+        for rid in CODE_ID.findall(path.read_text(encoding="utf-8", errors="replace"))
+        if rid not in known
+    }
+    assert not unknown, sorted(unknown)
