@@ -46,11 +46,13 @@ class NdjsonParser:
         self._pos = 0
         self._discarding = False
         self._closed = False
+        self._received_s: float | None = None
 
-    def feed(self, chunk: bytes) -> list[NdjsonObject]:
-        """Consume ``chunk`` and return the objects it completed, in order."""
+    def feed(self, chunk: bytes, *, received_s: float | None = None) -> list[NdjsonObject]:
+        """Consume ``chunk`` and return the objects it completed, in order, stamped with ``received_s``."""
         if self._closed:
             raise ValueError("NdjsonParser.feed() after close()")
+        self._received_s = received_s
         objects: list[NdjsonObject] = []
         i = 0
         while i < len(chunk):
@@ -111,7 +113,7 @@ class NdjsonParser:
         if not isinstance(value, dict):
             self._note("non-json-line", f"a JSON {type(value).__name__}, not an object", offset, line)
             return None
-        return NdjsonObject(value, line, offset)
+        return NdjsonObject(value, line, offset, self._received_s)
 
 
 def parse_ndjson(data: bytes, *, max_line_bytes: int = 1 << 20) -> tuple[list[NdjsonObject], list[Finding]]:

@@ -27,7 +27,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 BOM = b"\xef\xbb\xbf"
@@ -115,6 +115,7 @@ class SseParser:
         self._last_line_blank = True
         self._discarding = False
         self._closed = False
+        self._received_s: float | None = None
         self._reset_event()
 
     def _reset_event(self) -> None:
@@ -126,10 +127,11 @@ class SseParser:
         self._retry: int | None = None
         self._has_field = False
 
-    def feed(self, chunk: bytes) -> list[SseEvent]:
-        """Consume ``chunk`` and return the events it completed, in order."""
+    def feed(self, chunk: bytes, *, received_s: float | None = None) -> list[SseEvent]:
+        """Consume ``chunk`` and return the events it completed, in order, stamped with ``received_s``."""
         if self._closed:
             raise ValueError("SseParser.feed() after close()")
+        self._received_s = received_s
         events: list[SseEvent] = []
         i, n = 0, len(chunk)
         if n and self._skip_lf:
@@ -257,7 +259,7 @@ class SseParser:
         event = None
         if self._data:
             event = SseEvent(data, self._type or "message", self.last_event_id, self._retry,
-                             bytes(self._raw), self._start or 0)
+                             bytes(self._raw), self._start or 0, self._received_s)
         # openai-python dispatches whenever event, data, a (never reset) last id or retry is set
         sdk_dispatches = bool(self._type or self._data or self.last_event_id or self._retry is not None)
         if sdk_dispatches and data == "":
@@ -289,7 +291,7 @@ class IncrementalParser(Protocol):
     findings: list[Finding]
     overflowed: bool
 
-    def feed(self, chunk: bytes) -> list[Any]: ...
+    def feed(self, chunk: bytes, *, received_s: float | None = None) -> list[Any]: ...
 
     def close(self) -> list[Any]: ...
 
@@ -329,7 +331,8 @@ def read_with_limits(byte_iter: Iterable[bytes], parser: IncrementalParser, limi
 
     Limits are checked between chunks only: a stall inside one read is the transport's read timeout to catch (set
     one on the HTTP client). A chunk that arrives after the deadline or idle limit is not used, since a client with
-    that timeout would never have seen it. If reading stops early and the iterator has ``close()``, it is closed;
+    that timeout would never have seen it. Exceptions from the iterator (transport errors) propagate unchanged:
+    the HTTP client maps them to harness errors and keeps the body it read. If reading stops early and the iterator has ``close()``, it is closed;
     the caller still owns (and closes) the HTTP response.
     """
     if isinstance(byte_iter, (bytes, bytearray)):
@@ -361,7 +364,7 @@ def read_with_limits(byte_iter: Iterable[bytes], parser: IncrementalParser, limi
         out.raw_truncated = out.raw_truncated or out.bytes_read + len(chunk) > limits.max_raw_bytes
         out.bytes_read += len(chunk)
         out.chunks_read += 1
-        out.items += [replace(item, received_s=now - start) for item in parser.feed(chunk)]
+        out.items += parser.feed(chunk, received_s=now - start)
         if len(out.items) > limits.max_items:
             del out.items[limits.max_items:]
             stop = stop or Finding("count-cap", f"stopped after {limits.max_items} events or objects",
@@ -371,7 +374,7 @@ def read_with_limits(byte_iter: Iterable[bytes], parser: IncrementalParser, limi
         if stop:
             break
     else:
-        out.items += [replace(item, received_s=clock() - start) for item in parser.close()]
+        out.items += parser.close()  # nothing the spec dispatches; an NDJSON last line without newline
     if stop is not None:
         close = getattr(iterator, "close", None)
         if callable(close):
