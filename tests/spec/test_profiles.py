@@ -92,10 +92,18 @@ def test_profile_validates_against_schema(profile):
 def test_schema_rejects_a_typo_key(profile):
     """additionalProperties false must catch a misspelt key at the levels code reads."""
     validator = jsonschema.Draft202012Validator(_schema())
-    for section in (None, "auth", "models", "rate_limits"):
+    levels = {
+        "top level": lambda d: d,
+        "auth": lambda d: d["auth"],
+        "models": lambda d: d["models"],
+        "a chat model": lambda d: d["models"]["chat"][0],
+        "rate_limits": lambda d: d["rate_limits"],
+        "defaults": lambda d: d["defaults"],
+    }
+    for level, pick in levels.items():
         doc = _as_json(profile)
-        (doc if section is None else doc[section])["unknwon_key"] = 1
-        assert not validator.is_valid(doc), f"typo accepted at {section or 'top level'}"
+        pick(doc)["unknwon_key"] = 1
+        assert not validator.is_valid(doc), f"typo accepted at {level}"
 
 
 def test_name_matches_file_stem():
