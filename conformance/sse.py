@@ -299,7 +299,7 @@ class IncrementalParser(Protocol):
 @dataclass(frozen=True)
 class ReadLimits:
     """Bounds for reading one stream. ``max_bytes``: body bytes read; ``max_items``: events (or NDJSON objects);
-    ``deadline_s``: total wall time; ``idle_timeout_s``: longest gap between two chunks (``None``: no limit);
+    ``deadline_s``: total wall time; ``idle_timeout_s``: longest wait for a chunk, the first included (``None``: no limit);
     ``max_raw_bytes``: how much of the raw body is kept for reports."""
 
     max_bytes: int = 16 << 20

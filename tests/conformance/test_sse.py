@@ -80,6 +80,13 @@ def test_event_type_id_and_retry():
     assert findings == []
 
 
+def test_cr_ending_one_chunk_and_lf_starting_the_next_make_one_line_end():
+    events, findings = parse_in_parts(b"data: 1\r\n\r\ndata: 2\r\n\r\n",
+                                      [b"data: 1\r", b"\n\r", b"\ndata: 2\r\n\r\n"])
+    assert datas(events) == ["1", "2"] and findings == []
+    assert [e.raw for e in events] == [b"data: 1\r\n", b"data: 2\r\n"]
+
+
 def test_event_raw_and_offset_point_into_the_stream():
     stream = b": hi\n\ndata: 1\r\n\r\nevent: e\ndata: 2\n\n"
     events, _ = parse_every_way(stream)
