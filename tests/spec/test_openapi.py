@@ -164,8 +164,8 @@ def test_error_schema_is_the_official_one():
 
 
 def test_bearer_auth_and_optional_auth_on_ollama_routes():
-    assert spec()["components"]["securitySchemes"]["ApiKeyAuth"] == {
-        **spec()["components"]["securitySchemes"]["ApiKeyAuth"], "type": "http", "scheme": "bearer"}
+    scheme = spec()["components"]["securitySchemes"]["ApiKeyAuth"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
     assert spec()["security"] == [{"ApiKeyAuth": []}]
     for path, item in spec()["paths"].items():
         for op in item.values():
@@ -432,12 +432,53 @@ def test_sse_media_type_schema_accepts_the_raw_body_and_parsed_events():
 # --- schemathesis ----------------------------------------------------------------------------------------------
 
 
-def test_schemathesis_loads_the_spec_and_lists_every_operation():
+@functools.lru_cache(maxsize=1)
+def _schemathesis_schema():
     import schemathesis
 
-    loaded = schemathesis.openapi.from_path(str(SPEC_PATH))
-    labels = set()
-    for result in loaded.get_all_operations():
-        operation = result.ok()
-        labels.add((operation.method.upper(), operation.path))
+    return schemathesis.openapi.from_path(str(SPEC_PATH))
+
+
+def test_schemathesis_loads_the_spec_and_lists_every_operation():
+    labels = {(r.ok().method.upper(), r.ok().path) for r in _schemathesis_schema().get_all_operations()}
     assert labels == set(OPERATIONS)
+
+
+def _conformance_failures(route: str, content_type: str, body: str, request_body: dict[str, Any]) -> str:
+    """Run schemathesis' response_schema_conformance on one canned 200 answer; '' when it passes."""
+    from flask import Flask, Response
+    from schemathesis.core.failures import FailureGroup
+    from schemathesis.specs.openapi.checks import response_schema_conformance
+
+    method, path = route.split(" ", 1)
+    app = Flask(__name__)
+    app.add_url_rule(path, view_func=lambda: Response(body, content_type=content_type), methods=[method])
+    case = _schemathesis_schema()[path][method].Case(body=request_body, media_type="application/json")
+    try:
+        case.validate_response(case.call(app=app), checks=[response_schema_conformance])
+    except FailureGroup as exc:  # one sub-exception per distinct failure
+        return "\n".join([str(exc), *(str(sub) for sub in getattr(exc, "exceptions", ()))])
+    return ""
+
+
+def _sse(chunks: list[Any], done: str = "[DONE]") -> str:
+    return ": keep-alive\n\n" + "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + f"data: {done}\n\n"
+
+
+def test_schemathesis_checks_each_sse_event_against_the_chunk_schema():
+    """OpenAPI 3.1 + schemathesis 4 read the event-stream `schema` per parsed event; [DONE] and comments pass."""
+    chunks = example("chat_chunks_usage.jsonl")
+    sse_type = "text/event-stream; charset=utf-8"
+    assert _conformance_failures("POST /v1/chat/completions", sse_type, _sse(chunks), {**CHAT, "stream": True}) == ""
+    chunks[1]["choices"][0]["finish_reason"] = ""
+    failure = _conformance_failures("POST /v1/chat/completions", sse_type, _sse(chunks), {**CHAT, "stream": True})
+    assert "SSE event violates schema" in failure and "Event #1" in failure
+    failure = _conformance_failures("POST /v1/chat/completions", sse_type, _sse([], done="oops"), CHAT)
+    assert "SSE event violates schema" in failure
+
+
+def test_schemathesis_accepts_json_and_ndjson_answers():
+    body = json.dumps(example("chat_completion_default.json"))
+    assert _conformance_failures("POST /v1/chat/completions", "application/json", body, CHAT) == ""
+    ndjson = "".join(json.dumps(line) + "\n" for line in example("ollama_chat_stream.jsonl"))
+    assert _conformance_failures("POST /api/chat", "application/x-ndjson", ndjson, {"model": "m"}) == ""
