@@ -1,5 +1,296 @@
-"""pytest plugin entry point (being written)."""
+"""pytest11 plugin: options, collection redirection and selection, fixtures, grading, reports.
+
+Inert outside a conformance run: no option is required, no server starts unless a test asks for ``target``,
+and no report is written unless the run is a conformance run (a conformance option on the command line, or the
+suite among the paths).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance import report as reports
+from conformance.client import GatewayClient
+from conformance.embedded import EmbeddedServer
+from conformance.expect import Expect, failure_message
+from conformance.options import SUITE_DIR, ConformanceOptions, RunState, add_options
+from conformance.outcomes import (ERROR, WARN, XFAIL, XPASS, grade_case, grade_error, grade_skip, unclaimed_reason,
+                                  xfail_reason, xpass_message)
+
+STATE = pytest.StashKey[RunState]()
+IDS = pytest.StashKey[tuple]()
+CLIENTS = pytest.StashKey[list]()
+EXPECT = pytest.StashKey[Expect]()
 
 
-def pytest_addoption(parser):
-    parser.getgroup("llm-gateway-conformance", "LLM gateway conformance")
+def run_state(config: pytest.Config) -> RunState:
+    """The conformance state of this pytest run (options, profile, registry, results)."""
+    return config.stash[STATE]
+
+
+def case_id(item: pytest.Item) -> str:
+    """Stable case id: suite-relative for the bundled suite (same from any directory), else the node id."""
+    try:
+        rel = item.path.resolve().relative_to(SUITE_DIR)
+    except ValueError:
+        return item.nodeid
+    return f"{rel.as_posix()}::{item.nodeid.split('::', 1)[1]}" if "::" in item.nodeid else rel.as_posix()
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+# -- configuration -----------------------------------------------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config):
+    """``--list-requirements``: a dry run listing (h2spec ``--dryrun``), then exit."""
+    if not config.option.list_requirements:
+        return None
+    state = RunState(ConformanceOptions.from_config(config), config)
+    sys.stdout.write(state.requirement_listing())
+    return 0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # tryfirst: junitxml and allure read their output options in their own pytest_configure.
+    config.addinivalue_line("markers", "requirement(*ids): requirement IDs a conformance case checks")
+    options = ConformanceOptions.from_config(config)
+    if options.explicit and config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args = [str(SUITE_DIR)]  # `pytest --target-url URL` with no paths runs the suite
+        config.args_source = pytest.Config.ArgsSource.ARGS
+    state = RunState(options, config)
+    config.stash[STATE] = state
+    if not state.active:
+        return
+    state.validate()
+    _enable_outputs(config, state)
+
+
+def _enable_outputs(config: pytest.Config, state: RunState) -> None:
+    """JUnit XML and Allure results into the report dir (unless the user chose), results recorder on the controller."""
+    worker = _is_worker(config)
+    if not worker and not config.option.xmlpath:
+        config.option.xmlpath = str(state.report_dir / "junit.xml")
+    if hasattr(config.option, "allure_report_dir"):
+        if not config.option.allure_report_dir:
+            allure_dir = state.report_dir / "allure-results"
+            if not worker and allure_dir.is_dir():
+                shutil.rmtree(allure_dir)  # ours: clean it here, never per worker (they would race)
+            config.option.allure_report_dir = str(allure_dir)
+        state.allure_enabled = True
+    if not worker:
+        config.pluginmanager.register(reports.ResultsRecorder(state), "llm-gateway-conformance-results")
+
+
+def pytest_report_header(config: pytest.Config):
+    state = config.stash.get(STATE, None)
+    return state.header_line() if state is not None and state.active else None
+
+
+# -- collection -------------------------------------------------------------------------------------------
+def _marker_ids(item: pytest.Item) -> tuple[str, ...]:
+    ids: list[str] = []
+    for mark in item.iter_markers("requirement"):
+        ids.extend(i for i in mark.args if i not in ids)
+    return tuple(ids)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    """Validate requirement IDs, apply ``--requirement`` selection, skip unclaimed features, tag JUnit."""
+    state = run_state(config)
+    globs = state.options.requirement_globs
+    keep, drop, unknown = [], [], []
+    for item in items:
+        ids = _marker_ids(item)
+        if not ids:
+            (drop if globs else keep).append(item)
+            continue
+        registry = state.registry
+        missing = [i for i in ids if i not in registry]
+        if missing:
+            unknown.append(f"{item.nodeid}: {', '.join(missing)}")
+            continue
+        if globs and not any(fnmatch.fnmatchcase(i, g) for i in ids for g in globs):
+            drop.append(item)
+            continue
+        item.stash[IDS] = ids
+        for rid in ids:  # JUnit XML only sees properties set at collection
+            item.user_properties.append(("requirement", rid))
+            item.user_properties.append((f"{rid}.level", registry[rid].level))
+        reason = unclaimed_reason(ids, registry, state.profile)
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
+        keep.append(item)
+    if unknown:
+        raise pytest.UsageError("requirement marker names unknown requirement IDs:\n  " + "\n  ".join(unknown))
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+# -- fixtures -----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def conformance(request: pytest.FixtureRequest) -> RunState:
+    """The run state: ``.options``, ``.profile``, ``.registry``, ``.accounting``."""
+    return run_state(request.config)
+
+
+@pytest.fixture(scope="session")
+def profile(conformance: RunState):
+    """The gateway profile under test (``gateway_spec.Profile``)."""
+    return conformance.profile
+
+
+@pytest.fixture(scope="session")
+def requirements(conformance: RunState):
+    """The requirement registry: ID → ``gateway_spec.Requirement``."""
+    return conformance.registry
+
+
+@pytest.fixture(scope="session")
+def target(conformance: RunState):
+    """Base URL of the gateway; without ``--target-url`` the embedded reference server (one per process)."""
+    if conformance.options.target_url:
+        yield conformance.options.target_url
+        return
+    opts = conformance.options
+    server = EmbeddedServer(opts.profile, opts.server_faults, opts.server_variants)
+    url = server.start()
+    conformance.embedded = True
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def api_key(conformance: RunState, target: str) -> str | None:
+    """``--api-key``; the profile's test key only when the target is the embedded server."""
+    return conformance.api_key
+
+
+@pytest.fixture
+def make_client(request: pytest.FixtureRequest, conformance: RunState, target: str, api_key):
+    """Factory for extra clients (other keys, headers); each one's transcript joins the case's."""
+    clients = request.node.stash.setdefault(CLIENTS, [])
+
+    def factory(**overrides) -> GatewayClient:
+        settings = conformance.client_settings(target, api_key)
+        settings.update(overrides)
+        settings["redactor"] = conformance.redactor_with(settings.get("api_key"))
+        client = GatewayClient(**settings)
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def client(make_client) -> GatewayClient:
+    """``GatewayClient`` for the target with the run's key and headers."""
+    return make_client()
+
+
+@pytest.fixture
+def expect(request: pytest.FixtureRequest, conformance: RunState) -> Expect:
+    """Soft per-requirement checks: ``expect(ID, cond, expected=..., received=...)``."""
+    recorder = Expect(request.node.stash.get(IDS, _marker_ids(request.node)), conformance.redactor)
+    request.node.stash[EXPECT] = recorder
+    return recorder
+
+
+# -- grading ------------------------------------------------------------------------------------------------
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    state = run_state(item.config)
+    if IDS in item.stash and state.allure_enabled:
+        reports.allure_label([state.registry[r] for r in item.stash[IDS]])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if IDS not in item.stash:
+        return report
+    grade = _grade_phase(item, call, report)
+    if grade is not None:
+        _apply_grade(item, report, grade)
+    return report
+
+
+def _grade_phase(item, call, report):
+    """The grade decided by this phase, or None (a passing setup or teardown decides nothing)."""
+    state, ids = run_state(item.config), item.stash[IDS]
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(exc or "")
+        return grade_skip(ids, reason.removeprefix("Skipped: "))
+    if call.when == "call":
+        violations = item.stash[EXPECT].violations if EXPECT in item.stash else []
+        return grade_case(case_id(item), ids, state.registry, state.profile, violations, exc, state.baseline)
+    if report.failed:  # setup or teardown broke: the harness (or a fixture) failed, not the gateway
+        return grade_error(ids, state.registry, state.profile, f"{call.when} failed: {type(exc).__name__}: {exc}")
+    return None
+
+
+def _apply_grade(item, report, grade) -> None:
+    """Turn the grade into the pytest outcome and attach the JSON-able record (it survives xdist)."""
+    state = run_state(item.config)
+    exchanges = [ex for client in item.stash.get(CLIENTS, []) for ex in client.take_transcript()]
+    transcript = "\n\n".join(ex.render() for ex in exchanges)
+    hint = str(state.report_dir / "transcripts" / reports.transcript_name(case_id(item)))
+    message = grade.message
+    if grade.violations:
+        message = failure_message(grade.violations, state.registry, hint) + (f"\n{grade.message}" * bool(grade.message))
+    if report.when == "call":
+        outcome = grade.pytest_outcome(state.options.fail_on)
+        if grade.outcome == XPASS:
+            message = xpass_message(state.baseline, case_id(item), grade)
+        if outcome == "failed" and (grade.violations or grade.outcome == XPASS):
+            report.longrepr = state.redactor.text(message)
+        elif report.longrepr is not None and not isinstance(report.longrepr, tuple):
+            report.longrepr = state.redactor.text(str(report.longrepr))
+        if grade.outcome == XFAIL:
+            report.wasxfail = state.redactor.text(xfail_reason(state.baseline, case_id(item), grade))
+        elif grade.outcome == WARN and outcome == "passed":
+            report.sections.append(("conformance warnings", state.redactor.text(message)))
+        report.outcome = outcome
+        if outcome == "failed" and state.allure_enabled:
+            reports.allure_attach(transcript, [ex.response_body for ex in exchanges if ex.streamed])
+    if transcript:
+        report.sections.append(("conformance transcript", transcript))
+    report.conformance = reports.case_record(case_id(item), grade, message, report.duration, transcript,
+                                             state.redactor)
+
+
+def pytest_report_teststatus(report, config):
+    record = getattr(report, "conformance", None)
+    if not record or report.when != "call":
+        return None
+    if record["outcome"] == ERROR and report.failed:
+        return "error", "E", "ERROR"
+    if record["outcome"] == WARN and report.passed:
+        return "warned", "W", ("WARN", {"yellow": True})
+    if record["outcome"] == XPASS and report.failed:
+        return "failed", "X", ("XPASS (stale baseline)", {"red": True})
+    return None
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker: hand the request/token counts to the controller."""
+    state = session.config.stash.get(STATE, None)
+    if state is not None and state.active and _is_worker(session.config):
+        session.config.workeroutput["conformance_accounting"] = state.accounting.as_dict()

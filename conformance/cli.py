@@ -1,0 +1,25 @@
+"""``llm-conformance``: run the bundled conformance suite with pytest (any pytest arguments pass through).
+
+    llm-conformance --target-url https://gateway.example/ --api-key $KEY --profile unit23 -n 4
+
+Equivalent to ``pytest --conformance ...``: with no paths, the plugin collects ``conformance/suite``; the results
+are the same from any working directory.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns pytest's exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--conformance" not in args:
+        args.insert(0, "--conformance")
+    return int(pytest.main(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""``GatewayClient``: the one HTTP client of the suite.
+
+httpx with explicit connect/read/write/pool timeouts, a total deadline per request, a response size cap,
+profile-aware path joining, a redacted transcript of every exchange, and request/token accounting with an
+optional request budget. Transport failures raise ``HarnessError`` subclasses, which the plugin grades ERROR
+(the harness or the network broke, not the gateway).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from conformance.redact import Redactor
+
+REQUEST_EXCERPT = 4096
+RESPONSE_EXCERPT = 16384
+
+
+class HarnessError(Exception):
+    """The harness or the network failed; the gateway's conformance is unknown (graded ERROR, never FAIL)."""
+
+
+class TargetUnreachable(HarnessError):
+    """Connection refused, DNS failure, TLS failure: no HTTP exchange happened."""
+
+
+class RequestTimedOut(HarnessError):
+    """A connect/read/write timeout or the total deadline of the request passed."""
+
+
+class ResponseTooLarge(HarnessError):
+    """The response body went past ``--max-body-bytes``."""
+
+
+class BudgetExhausted(HarnessError):
+    """``--request-budget`` requests were already issued in this process."""
+
+
+@dataclass
+class Accounting:
+    """Requests issued and tokens reported by the gateway (``usage``), plus the optional request budget."""
+
+    budget: int | None = None
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def charge(self) -> None:
+        """Count one request, or raise ``BudgetExhausted`` when the budget is spent."""
+        if self.budget is not None and self.requests >= self.budget:
+            raise BudgetExhausted(f"budget exhausted: --request-budget {self.budget} requests already issued")
+        self.requests += 1
+
+    def add_usage(self, usage: Any) -> None:
+        """Add a ``usage`` object's token counts; anything malformed is ignored (checks judge it, not this)."""
+        if not isinstance(usage, dict):
+            return
+        for key in ("prompt_tokens", "completion_tokens"):
+            value = usage.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                setattr(self, key, getattr(self, key) + value)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"requests": self.requests, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens}
+
+
+@dataclass
+class Exchange:
+    """One request/response pair as recorded for the transcript (already redacted)."""
+
+    method: str
+    url: str
+    request_headers: list[tuple[str, str]]
+    request_body: str
+    status: int | None = None
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
+    response_body: bytes = b""
+    headers_ms: float | None = None
+    first_byte_ms: float | None = None
+    elapsed_ms: float | None = None
+    streamed: bool = False
+    error: str | None = None
+
+    def render(self) -> str:
+        """Human transcript: request line, headers, body excerpt; response status, headers, body, timings."""
+        lines = [f"> {self.method} {self.url}"]
+        lines += [f"> {k}: {v}" for k, v in self.request_headers]
+        if self.request_body:
+            lines += [">", self.request_body[:REQUEST_EXCERPT]]
+        timing = ", ".join(f"{name} {value:.1f} ms" for name, value in (
+            ("headers", self.headers_ms), ("first byte", self.first_byte_ms), ("total", self.elapsed_ms))
+            if value is not None)
+        lines.append(f"< HTTP {self.status if self.status is not None else '---'}  ({timing})")
+        lines += [f"< {k}: {v}" for k, v in self.response_headers]
+        body = self.response_body[:RESPONSE_EXCERPT].decode("utf-8", errors="replace")
+        if body:
+            lines += ["<", body + (" [...truncated]" if len(self.response_body) > RESPONSE_EXCERPT else "")]
+        if self.error:
+            lines.append(f"! {self.error}")
+        return "\n".join(lines)
+
+
+@dataclass
+class Response:
+    """A buffered response: status, headers, body bytes and the exchange it was recorded in."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    exchange: Exchange
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class StreamResponse:
+    """An open streamed response: ``chunks()`` yields raw body bytes within the deadline and the size cap.
+
+    A body cut off by the peer ends the iteration with ``truncated`` set (that is the gateway's behaviour to
+    judge), while timeouts and the size cap raise ``HarnessError``.
+    """
+
+    def __init__(self, client: GatewayClient, response: httpx.Response, exchange: Exchange, started: float,
+                 deadline: float) -> None:
+        self._client, self._response, self.exchange = client, response, exchange
+        self._started, self._deadline = started, deadline
+        self.status_code = response.status_code
+        self.headers = response.headers
+        self.truncated = False
+
+    def chunks(self) -> Iterator[bytes]:
+        """Raw (content-decoded) body chunks, in arrival order."""
+        buf = bytearray()
+        try:
+            for chunk in self._response.iter_bytes():
+                if self.exchange.first_byte_ms is None:
+                    self.exchange.first_byte_ms = (time.monotonic() - self._started) * 1000
+                buf += chunk
+                self._client._check_limits(len(buf), self._deadline, self.exchange)
+                yield chunk
+        except httpx.TimeoutException as exc:
+            raise self._client._fail(self.exchange, RequestTimedOut, f"stream timed out: {exc}") from exc
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            self.truncated = True
+            self.exchange.error = f"body ended abnormally: {exc}"
+        finally:
+            self.exchange.response_body = self._client.redactor.bytes(bytes(buf))
+            self.exchange.elapsed_ms = (time.monotonic() - self._started) * 1000
+            if "event-stream" in self.headers.get("content-type", ""):
+                self._client._account_stream(bytes(buf))
+
+    def read(self) -> bytes:
+        """The whole remaining body."""
+        return b"".join(self.chunks())
+
+
+class GatewayClient:
+    """HTTP client bound to one gateway: base URL, profile base path, auth and extra headers."""
+
+    def __init__(self, base_url: str, *, base_path: str = "/v1", api_key: str | None = None,
+                 headers: tuple[tuple[str, str], ...] | list = (), request_timeout: float = 30.0,
+                 stream_timeout: float = 60.0, max_body_bytes: int = 8 * 1024 * 1024,
+                 accounting: Accounting | None = None, redactor: Redactor | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
+        self.api_key = api_key
+        self.request_timeout, self.stream_timeout = request_timeout, stream_timeout
+        self.max_body_bytes = max_body_bytes
+        self.accounting = accounting if accounting is not None else Accounting()
+        self.redactor = redactor or Redactor([api_key])
+        self.transcript: list[Exchange] = []
+        self.default_headers = dict(headers)
+        if api_key:
+            self.default_headers.setdefault("Authorization", f"Bearer {api_key}")
+        timeout = httpx.Timeout(connect=min(10.0, request_timeout), read=request_timeout,
+                                write=request_timeout, pool=request_timeout)
+        self._http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
+
+    # -- URLs ---------------------------------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        """``{target}{path}`` with no base path (other surfaces: Ollama ``/api/...``, health checks)."""
+        return path if path.startswith(("http://", "https://")) else self.base_url + "/" + path.lstrip("/")
+
+    def api(self, path: str) -> str:
+        """OpenAI surface URL: ``/chat/completions`` or spec-style ``/v1/chat/completions`` → profile base."""
+        if path.startswith(("http://", "https://")):
+            return path
+        path = "/" + path.lstrip("/")
+        if path == "/v1" or path.startswith("/v1/"):
+            path = path[3:]
+        return f"{self.base_url}{self.base_path}{path}"
+
+    # -- requests -----------------------------------------------------------------------------------------
+    def get(self, path: str, *, headers: dict[str, str] | None = None, auth: bool = True) -> Response:
+        """GET an OpenAI-surface path (see ``api``)."""
+        return self.request("GET", path, headers=headers, auth=auth)
+
+    def post_json(self, path: str, body: Any, *, headers: dict[str, str] | None = None,
+                  auth: bool = True) -> Response:
+        """POST ``body`` as JSON to an OpenAI-surface path."""
+        return self.request("POST", path, json_body=body, headers=headers, auth=auth)
+
+    def request(self, method: str, path: str, *, json_body: Any = None, content: bytes | None = None,
+                headers: dict[str, str] | None = None, auth: bool = True) -> Response:
+        """Any request, buffered. ``headers`` values of None remove a default header."""
+        with self._open(method, path, json_body, content, headers, auth, self.request_timeout) as stream:
+            body = stream.read()
+            response = Response(stream.status_code, stream.headers, body, stream.exchange)
+        if "json" in stream.headers.get("content-type", ""):
+            try:
+                self.accounting.add_usage(json.loads(body).get("usage"))
+            except (ValueError, AttributeError):
+                pass
+        return response
+
+    @contextmanager
+    def stream(self, path: str, body: Any, *, headers: dict[str, str] | None = None,
+               auth: bool = True) -> Iterator[StreamResponse]:
+        """POST ``body`` and yield an open ``StreamResponse`` (raw byte chunks for the SSE reader)."""
+        with self._open("POST", path, body, None, headers, auth, self.stream_timeout) as stream:
+            stream.exchange.streamed = True
+            yield stream
+
+    def close(self) -> None:
+        self._http.close()
+
+    def take_transcript(self) -> list[Exchange]:
+        """Return and forget the exchanges recorded so far (one test's worth)."""
+        out, self.transcript = self.transcript, []
+        return out
+
+    # -- internals ----------------------------------------------------------------------------------------
+    def _headers(self, extra: dict[str, str] | None, auth: bool) -> dict[str, str]:
+        merged = dict(self.default_headers)
+        if not auth:
+            merged.pop("Authorization", None)
+        for name, value in (extra or {}).items():
+            for existing in [k for k in merged if k.lower() == name.lower()]:
+                del merged[existing]
+            if value is not None:
+                merged[name] = value
+        return merged
+
+    @contextmanager
+    def _open(self, method, path, json_body, content, headers, auth, total) -> Iterator[StreamResponse]:
+        url = self.api(path)
+        hdrs = self._headers(headers, auth)
+        if json_body is not None:
+            content = json.dumps(json_body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        exchange = Exchange(method, url, self.redactor.headers(hdrs),
+                            self.redactor.text((content or b"").decode("utf-8", errors="replace")))
+        self.transcript.append(exchange)
+        self.accounting.charge()
+        started = time.monotonic()
+        request = self._http.build_request(method, url, content=content, headers=hdrs)
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.ConnectError as exc:
+            raise self._fail(exchange, TargetUnreachable, f"cannot connect to {url}: {exc}") from exc
+        except httpx.TimeoutException as exc:
+            raise self._fail(exchange, RequestTimedOut, f"{method} {url} timed out: {exc}") from exc
+        except httpx.TransportError as exc:
+            raise self._fail(exchange, TargetUnreachable, f"{method} {url} failed: {exc}") from exc
+        exchange.headers_ms = (time.monotonic() - started) * 1000
+        exchange.status = response.status_code
+        exchange.response_headers = self.redactor.headers(response.headers.multi_items())
+        try:
+            yield StreamResponse(self, response, exchange, started, started + total)
+        finally:
+            response.close()
+
+    def _check_limits(self, size: int, deadline: float, exchange: Exchange) -> None:
+        if size > self.max_body_bytes:
+            raise self._fail(exchange, ResponseTooLarge,
+                             f"response body exceeds --max-body-bytes {self.max_body_bytes}")
+        if time.monotonic() > deadline:
+            raise self._fail(exchange, RequestTimedOut, "total deadline for the request passed")
+
+    def _fail(self, exchange: Exchange, kind: type[HarnessError], message: str) -> HarnessError:
+        message = self.redactor.text(message)
+        exchange.error = message
+        return kind(message)
+
+    def _account_stream(self, raw: bytes) -> None:
+        """Token accounting for SSE bodies: the usage chunk, wherever it is (no judgement here)."""
+        for line in raw.splitlines():
+            if line.startswith(b"data:") and b'"usage"' in line:
+                try:
+                    self.accounting.add_usage(json.loads(line[5:]).get("usage"))
+                except (ValueError, AttributeError):
+                    pass

@@ -1,0 +1,54 @@
+"""The embedded reference server: started when no ``--target-url`` is given.
+
+This is the one module of ``conformance`` allowed to import ``reference_server`` (docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+
+class EmbeddedServer:
+    """The reference server for one profile on a free 127.0.0.1 port, served from a daemon thread."""
+
+    def __init__(self, profile: str, faults: tuple[str, ...] = (), variants: tuple[str, ...] = ()) -> None:
+        self.profile, self.faults, self.variants = profile, tuple(faults), tuple(variants)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("embedded server not started")
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def start(self) -> str:
+        """Build the app and start serving; returns the base URL."""
+        from reference_server import ServerConfig, create_app  # only here: keep the import one-way elsewhere
+
+        config = ServerConfig.for_profile(self.profile, faults=self.faults, variants=self.variants)
+        # threaded: streaming checks and concurrent checks (rate limits) need more than one request in flight.
+        self._server = make_server("127.0.0.1", 0, create_app(config), threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="conformance-embedded-server",
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> EmbeddedServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,228 @@
+"""Run reports: ``results.json`` (machine), ``report.md`` (human), per-case transcripts, Allure labels/attachments.
+
+Everything here runs on the controller from plain dict case records (they crossed xdist as JSON), except the
+Allure helpers, which run inside the test process.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.baseline import Baseline
+from conformance.outcomes import NOT_RUN, UNTESTABLE, requirement_verdict, worst
+from conformance.redact import Redactor
+
+ALLURE_SEVERITY = {"MUST": "critical", "SHOULD": "normal", "MAY": "minor"}
+
+
+def case_record(case_id: str, grade: Any, message: str, duration_s: float, transcript: str,
+                redactor: Redactor) -> dict:
+    """The JSON-able record of one graded case; it rides on the test report (survives xdist)."""
+    return {"id": case_id, "requirements": dict(grade.requirements), "outcome": grade.outcome,
+            "message": redactor.text(message), "duration_ms": duration_s * 1000,
+            "violations": [v.as_dict() for v in grade.violations],
+            "transcript": redactor.text(transcript) if grade.outcome not in ("PASS", "SKIP") else ""}
+
+
+def merge_record(old: dict | None, new: dict) -> dict:
+    """Combine records of one case from several phases (call, then a teardown error): the worst wins."""
+    if old is None:
+        return new
+    merged = dict(old)
+    merged["requirements"] = {r: worst([v, new["requirements"].get(r, v)]) for r, v in old["requirements"].items()}
+    merged["outcome"] = worst([old["outcome"], new["outcome"]])
+    merged["message"] = "\n".join(m for m in (old.get("message"), new.get("message")) if m)
+    merged["duration_ms"] = old.get("duration_ms", 0) + new.get("duration_ms", 0)
+    merged["transcript"] = old.get("transcript") or new.get("transcript", "")
+    return merged
+
+
+def transcript_name(case_id: str) -> str:
+    """File name of a case's transcript inside ``<report-dir>/transcripts``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", case_id).strip("_")[:180] + ".txt"
+
+
+def selected(rid: str, globs: tuple[str, ...]) -> bool:
+    return not globs or any(fnmatch.fnmatchcase(rid, g) for g in globs)
+
+
+def build_results(cases: list[dict], registry: Mapping[str, Any], baseline: Baseline, run: dict,
+                  globs: tuple[str, ...] = ()) -> dict:
+    """The ``results.json`` document."""
+    per_req: dict[str, list[tuple[str, str]]] = {}
+    for case in cases:
+        for rid, verdict in case["requirements"].items():
+            per_req.setdefault(rid, []).append((case["id"], verdict))
+    requirements = {}
+    for rid, req in registry.items():
+        if not (rid in per_req or selected(rid, globs)):
+            continue
+        runs = per_req.get(rid, [])
+        if req.untestable:
+            verdict = UNTESTABLE
+        elif runs:
+            verdict = requirement_verdict([v for _, v in runs], baseline.requirement_wide(rid))
+        else:
+            verdict = NOT_RUN
+        requirements[rid] = {"level": req.level, "area": req.area, "feature": req.feature, "text": req.text,
+                             "verdict": verdict, "untestable": req.untestable,
+                             "cases": [{"id": c, "verdict": v} for c, v in runs]}
+    return {"run": run, "summary": summarize(cases, requirements), "requirements": requirements,
+            "cases": [_case_entry(c) for c in cases]}
+
+
+def _case_entry(case: dict) -> dict:
+    return {"id": case["id"], "requirements": list(case["requirements"]), "verdicts": case["requirements"],
+            "outcome": case["outcome"], "message": case.get("message", ""),
+            "duration_ms": round(case.get("duration_ms", 0.0), 1), "violations": case.get("violations", []),
+            "transcript": f"transcripts/{transcript_name(case['id'])}" if case.get("transcript") else None}
+
+
+def summarize(cases: list[dict], requirements: dict) -> dict:
+    """Counts of case outcomes, requirement verdicts, and requirement verdicts per level."""
+    levels: dict[str, Counter] = {}
+    for entry in requirements.values():
+        levels.setdefault(entry["level"], Counter())[entry["verdict"]] += 1
+    return {"cases": dict(Counter(c["outcome"] for c in cases)),
+            "requirements": dict(Counter(e["verdict"] for e in requirements.values())),
+            "levels": {level: dict(counts) for level, counts in levels.items()}}
+
+
+def write_reports(report_dir: Path, results: dict, cases: list[dict], redactor: Redactor) -> list[Path]:
+    """Write results.json, report.md and transcripts (everything through the redactor); returns the files."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    tdir = report_dir / "transcripts"
+    for case in cases:
+        if case.get("transcript"):
+            tdir.mkdir(exist_ok=True)
+            path = tdir / transcript_name(case["id"])
+            path.write_text(redactor.text(case["transcript"]), encoding="utf-8")
+            written.append(path)
+    for name, text in (("results.json", json.dumps(results, indent=2, sort_keys=False)),
+                       ("report.md", render_markdown(results))):
+        path = report_dir / name
+        path.write_text(redactor.text(text), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def render_markdown(results: dict) -> str:
+    """Human report: run line, summary table per level, then each non-passing requirement with its cases."""
+    run = results["run"]
+    out = [f"# Conformance report: {run.get('profile')} at {run.get('target')}", "",
+           f"Suite {run.get('suite_version')}, {run.get('started')} → {run.get('finished')}, "
+           f"{run.get('requests')} requests, {run.get('prompt_tokens')} prompt / "
+           f"{run.get('completion_tokens')} completion tokens.", "", "## Summary", ""]
+    verdicts = [v for v in ("PASS", "FAIL", "WARN", "XFAIL", "XPASS", "ERROR", "SKIP", UNTESTABLE, NOT_RUN)]
+    out.append("| level | " + " | ".join(verdicts) + " |")
+    out.append("|---" * (len(verdicts) + 1) + "|")
+    for level, counts in sorted(results["summary"]["levels"].items()):
+        out.append(f"| {level} | " + " | ".join(str(counts.get(v, 0)) for v in verdicts) + " |")
+    cases = {c["id"]: c for c in results["cases"]}
+    bad = [(rid, r) for rid, r in results["requirements"].items() if r["verdict"] in ("FAIL", "WARN", "XPASS", "ERROR")]
+    out += ["", "## Findings", "" if bad else "None."]
+    for rid, req in bad:
+        out += [f"### {rid} ({req['level']}) — {req['verdict']}", "", f"> {req['text']}", ""]
+        for ref in req["cases"]:
+            out += _case_lines(rid, cases.get(ref["id"]), ref["verdict"])
+    return "\n".join(out) + "\n"
+
+
+def _case_lines(rid: str, case: dict | None, verdict: str) -> list[str]:
+    if case is None or verdict in ("PASS", "SKIP"):
+        return []
+    lines = [f"- `{case['id']}`: {verdict}" + (f" — {case['message']}" if case.get("message") else "")]
+    for v in case.get("violations", []):
+        if v["requirement"] == rid:
+            if v.get("untestable"):
+                lines.append(f"  - Not testable: {v.get('note')}")
+            else:
+                lines += [f"  - Expected: `{v['expected']}`", f"  - Received: `{v['received']}`"]
+    if case.get("transcript"):
+        lines.append(f"  - Transcript: [{case['transcript']}]({case['transcript']})")
+    return lines
+
+
+def allure_label(requirements: list[Any]) -> None:
+    """Area as feature, requirement as story, strongest level as severity (inside the running test)."""
+    try:
+        import allure
+    except ImportError:
+        return
+    for req in requirements:
+        allure.dynamic.feature(req.area)
+        allure.dynamic.story(req.id)
+    levels = [r.level for r in requirements]
+    strongest = next((lvl for lvl in ("MUST", "SHOULD", "MAY") if lvl in levels), None)
+    if strongest:
+        allure.dynamic.severity(ALLURE_SEVERITY[strongest])
+
+
+def allure_attach(transcript: str, raw_streams: list[bytes]) -> None:
+    """Attach the redacted transcript and raw SSE bytes to the current Allure test (failures only)."""
+    try:
+        import allure
+    except ImportError:
+        return
+    if transcript:
+        allure.attach(transcript, name="HTTP transcript", attachment_type=allure.attachment_type.TEXT)
+    for i, raw in enumerate(raw_streams, 1):
+        allure.attach(raw, name=f"raw SSE bytes #{i}", attachment_type=allure.attachment_type.TEXT)
+
+
+class ResultsRecorder:
+    """Controller-side plugin: gathers case records from reports, sums worker accounting, writes the reports.
+
+    Registered only on the controller (never on an xdist worker), so each case is recorded once.
+    """
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+        self.cases: dict[str, dict] = {}
+        self.results: dict | None = None
+        self.written: list[Path] = []
+
+    def pytest_runtest_logreport(self, report) -> None:
+        record = getattr(report, "conformance", None)
+        if record:
+            self.cases[record["id"]] = merge_record(self.cases.get(record["id"]), record)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        """xdist: add each worker's request/token counts (they never cross as test reports)."""
+        counts = getattr(node, "workeroutput", {}).get("conformance_accounting") or {}
+        for key, value in counts.items():
+            setattr(self.state.accounting, key, getattr(self.state.accounting, key) + value)
+
+    def pytest_sessionfinish(self, session, exitstatus) -> None:
+        state = self.state
+        cases = [self.cases[k] for k in sorted(self.cases)]
+        self.results = build_results(cases, state.registry, state.baseline, state.run_info(),
+                                     state.options.requirement_globs)
+        self.written = write_reports(state.report_dir, self.results, cases, state.redactor)
+        if self.stale() and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a stale baseline fails the run
+
+    def stale(self) -> list[str]:
+        reqs = (self.results or {}).get("requirements", {})
+        return [rid for rid, r in reqs.items() if r["verdict"] == "XPASS"]
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.results is None:
+            return
+        tr = terminalreporter
+        tr.section("llm-gateway-conformance")
+        counts = self.results["summary"]["requirements"]
+        tr.line("requirements: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+        for rid in self.stale():
+            tr.line(f"stale baseline entry: {rid} passed (XPASS); remove it from the baseline", red=True)
+        tr.line(f"reports: {self.state.report_dir}")
