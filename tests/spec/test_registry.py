@@ -113,6 +113,12 @@ def test_every_area_has_a_must():
     assert all((area, "MUST") in levels for area in AREAS)
 
 
+def test_every_feature_gates_a_must_level_requirement():
+    """Claiming a feature means passing its MUSTs (OCI style); a feature with none would be an empty claim."""
+    gated = {r.feature for r in load_requirements().values() if r.feature and r.level in ("MUST", "MAY")}
+    assert set(load_features()) - gated == set()
+
+
 def _committed_ids() -> set[str] | None:
     """IDs in the last commit's registry, or None outside a git checkout."""
     root = spec_dir().parent
