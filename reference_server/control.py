@@ -216,7 +216,9 @@ def init_app(app: Flask) -> None:
     """Install journal, CORS and X-Mock-* hooks. Registered first, so its after_request runs last."""
     app.extensions["journal"] = RequestJournal(app.config["SERVER"].journal_size)
     app.extensions["mock_attempts"] = AttemptCounter()
-    app.after_request(journal_response)
+    # after_request hooks run in reverse order of registration; first in the list means run last, so the
+    # journal sees the final status and every header (x-request-id, rate limits) whoever registers later.
+    app.after_request_funcs.setdefault(None, []).insert(0, journal_response)
     cors.init_app(app)
     app.before_request(apply_mock_controls)
 

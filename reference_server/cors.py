@@ -8,10 +8,23 @@ from __future__ import annotations
 
 from flask import Flask, Response, current_app, request
 
+from reference_server import faults
+from reference_server.errors import ApiError
+
 ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
 # Authorization is listed by name: a wildcard in Access-Control-Allow-Headers does not cover it (Fetch standard).
 BASE_ALLOW_HEADERS = ("Authorization", "Content-Type", "Accept", "OpenAI-Organization", "OpenAI-Project")
 MAX_AGE_SECONDS = 600
+
+F = faults.declare
+FAULT_PREFLIGHT_AUTH = F("CORS-001", "Preflights go through auth and are answered 401 (with CORS headers).",
+                         collateral=("CORS-002", "CORS-003", "CORS-004"))
+FAULT_PREFLIGHT_NO_ORIGIN = F("CORS-002", "Preflight responses lack Access-Control-Allow-Origin.")
+FAULT_PREFLIGHT_METHODS = F("CORS-003", "Preflight responses allow only GET and OPTIONS.")
+FAULT_NO_AUTHORIZATION = F("CORS-004", "Preflight Access-Control-Allow-Headers leaves out Authorization.")
+FAULT_ACTUAL_NO_ORIGIN = F("CORS-005", "Successful responses (streams included) lack Access-Control-Allow-Origin.")
+FAULT_NO_EXPOSE = F("CORS-006", "Responses carry no Access-Control-Expose-Headers.")
+FAULT_ERRORS_NO_ORIGIN = F("CORS-007", "Error responses lack Access-Control-Allow-Origin.")
 # What browser code may read: request ids for support tickets, rate-limit state and retry hints.
 EXPOSE_HEADERS = (
     "x-request-id",
@@ -34,8 +47,8 @@ def _enabled() -> bool:
     return bool(current_app.config["SERVER"].profile.get("cors"))
 
 
-def _fault(requirement_id: str) -> bool:
-    return current_app.config["SERVER"].fault(requirement_id)
+def _fault(fault: faults.Fault) -> bool:
+    return current_app.config["SERVER"].fault(fault)
 
 
 def is_preflight() -> bool:
@@ -50,22 +63,23 @@ def is_preflight() -> bool:
 def allow_headers(requested: str | None) -> str:
     """Our fixed list plus whatever extra headers the browser asks for (SDKs send x-stainless-* headers)."""
     names = list(BASE_ALLOW_HEADERS)
-    if _fault("CORS-002"):
-        names.remove("Authorization")
     seen = {n.lower() for n in names}
     for name in (requested or "").split(","):
         name = name.strip()
-        if name and name.lower() not in seen and not (_fault("CORS-002") and name.lower() == "authorization"):
+        if name and name.lower() not in seen:
             names.append(name)
             seen.add(name.lower())
+    if _fault(FAULT_NO_AUTHORIZATION):
+        names = [n for n in names if n.lower() != "authorization"]
     return ", ".join(names)
 
 
 def preflight_response() -> Response:
     """204 with the Access-Control-Allow-* headers; preflights carry no credentials, so no auth applies."""
     resp = Response(status=204)
-    resp.headers["Access-Control-Allow-Origin"] = "*"
-    resp.headers["Access-Control-Allow-Methods"] = ALLOW_METHODS
+    if not _fault(FAULT_PREFLIGHT_NO_ORIGIN):
+        resp.headers["Access-Control-Allow-Origin"] = "*"
+    resp.headers["Access-Control-Allow-Methods"] = "GET, OPTIONS" if _fault(FAULT_PREFLIGHT_METHODS) else ALLOW_METHODS
     resp.headers["Access-Control-Allow-Headers"] = allow_headers(
         request.headers.get("Access-Control-Request-Headers")
     )
@@ -75,10 +89,10 @@ def preflight_response() -> Response:
 
 def add_cors_headers(resp: Response) -> Response:
     """Headers every actual response needs so browser code can read it (errors included)."""
-    if _fault("CORS-001"):
-        return resp
-    resp.headers["Access-Control-Allow-Origin"] = "*"
-    if not _fault("CORS-003"):
+    is_error = resp.status_code >= 400
+    if not (_fault(FAULT_ERRORS_NO_ORIGIN if is_error else FAULT_ACTUAL_NO_ORIGIN)):
+        resp.headers["Access-Control-Allow-Origin"] = "*"
+    if not _fault(FAULT_NO_EXPOSE):
         resp.headers["Access-Control-Expose-Headers"] = ", ".join(EXPOSE_HEADERS)
     return resp
 
@@ -88,12 +102,21 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _preflight():
-        if _enabled() and is_preflight():
-            return preflight_response()
-        return None
+        if not (_enabled() and is_preflight()):
+            return None
+        if _fault(FAULT_PREFLIGHT_AUTH):
+            raise ApiError(401, "You didn't provide an API key.", code="invalid_api_key")
+        return preflight_response()
 
     @app.after_request
     def _headers(resp: Response) -> Response:
-        if _enabled() and not is_preflight():
+        if not _enabled():
+            return resp
+        if is_preflight() and _fault(FAULT_PREFLIGHT_AUTH):
+            # the 401 from auth still carries the preflight headers, so only CORS-001 is the visible break
+            for name, value in preflight_response().headers.items():
+                if name.lower().startswith("access-control-"):
+                    resp.headers[name] = value
+        elif not is_preflight():
             add_cors_headers(resp)
         return resp

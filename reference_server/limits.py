@@ -33,6 +33,29 @@ DEFAULT_TOKENS_PER_MINUTE = 150_000  # OpenAI's sample value
 UNDOCUMENTED_REQUESTS_PER_MINUTE = 10_000
 TIER_KEY = re.compile(r"tier-([A-Za-z0-9_]+)")
 
+F = faults.declare
+FAULT_BARE_429 = F("RATE-LIMITS-001", "Over-limit requests get 429 with a text/plain body instead of the envelope.",
+                   collateral=("RATE-LIMITS-014",))
+FAULT_NO_RETRY_AFTER = F("RATE-LIMITS-002", "Rate-limit 429s carry no Retry-After.")
+FAULT_RETRY_AFTER_NOT_INT = F("RATE-LIMITS-003", 'Retry-After is fractional ("40.5").',
+                              collateral=("RATE-LIMITS-004",))
+FAULT_RETRY_AFTER_LONG = F("RATE-LIMITS-004", "Retry-After is 300 seconds (over the SDK's 120 s cap).")
+FAULT_NO_REQUEST_HEADERS = F("RATE-LIMITS-005", "Successful responses lack the x-ratelimit-*-requests headers.")
+FAULT_TOKENS_FLOAT = F("RATE-LIMITS-006", 'x-ratelimit-remaining-tokens is not an integer ("149984.0").')
+FAULT_RESET_SECONDS = F("RATE-LIMITS-007", 'x-ratelimit-reset-* are bare seconds ("60"), not Go durations.')
+FAULT_NO_TOKEN_HEADERS = F("RATE-LIMITS-008", "Successful responses lack the x-ratelimit-*-tokens headers.")
+FAULT_NO_X_HEADERS = F("RATE-LIMITS-009", "Successful responses lack X-RateLimit-Limit/-Remaining/-Reset.")
+FAULT_X_RESET_EPOCH = F("RATE-LIMITS-010", "X-RateLimit-Reset is unix seconds, not ISO 8601.")
+FAULT_X_REMAINING_FLOAT = F("RATE-LIMITS-011", 'X-RateLimit-Remaining is not an integer ("59.0").',
+                            collateral=("RATE-LIMITS-012",))
+FAULT_REMAINING_STUCK = F("RATE-LIMITS-012", "The remaining-requests header stays at limit - 1 until exhausted.")
+FAULT_LIMIT_WRONG = F("RATE-LIMITS-013", "The limit-requests header is twice the documented tier limit.")
+FAULT_NO_CODE = F("RATE-LIMITS-014", "Rate-limit 429s carry code null.")
+FAULT_429_NO_HEADERS = F("RATE-LIMITS-015", "Rate-limit 429s carry no rate-limit headers.")
+FAULT_RETRY_AFTER_MS = F("RATE-LIMITS-016", 'Rate-limit 429s carry retry-after-ms "-1000".')
+FAULT_BALANCE_IGNORED = F("ERRORS-016", "Keys with no balance are served (200) instead of 402.")
+FAULT_ALLOWLIST_IGNORED = F("ERRORS-017", "Restricted keys are served any model instead of 403.")
+
 
 def go_duration(seconds: float) -> str:
     """Format like Go's ``time.Duration.String()`` (``1s``, ``6m0s``, ``59.5s``, ``72ms``), as OpenAI's reset headers."""
@@ -93,22 +116,9 @@ class Snapshot:
     reset_seconds: float
 
 
-def role_settings(key: str, profile) -> dict[str, Any]:
-    """Settings implied by the profile's ``auth.extra_test_keys`` role for this key (empty for other keys)."""
-    roles = {v: k for k, v in (profile.get("auth.extra_test_keys") or {}).items()}
-    role = roles.get(key)
-    if role == "no-balance":
-        return {"balance": 0}
-    if role == "restricted":
-        return {"allowed_models": [profile.get("models.default_chat")]}
-    if role and role.startswith("tier-"):
-        return {"tier": role[len("tier-"):]}
-    return {}
-
-
 def policy_for(key: str, settings: dict[str, Any], profile) -> KeyPolicy:
-    """The key's policy: ``ServerConfig.keys`` settings, then its test-key role, then the profile defaults."""
-    settings = {**role_settings(key, profile), **settings}
+    """The key's policy: its settings (``ServerConfig.keys``, seeded from the profile's test-key roles), then a
+    ``tier-<name>`` key name, then the profile defaults."""
     tiers: dict[str, int] = profile.get("rate_limits.tiers") or {}
     tier = settings.get("tier")
     if tier is None:
@@ -201,6 +211,10 @@ def _server():
     return current_app.config["SERVER"]
 
 
+def _fault(fault: faults.Fault) -> bool:
+    return current_app.config["SERVER"].fault(fault)
+
+
 def current_key() -> str | None:
     """The authenticated key: what auth stored on ``g``, else the bearer token (auth already let it pass)."""
     key = g.get("api_key")
@@ -212,7 +226,8 @@ def current_key() -> str | None:
 
 
 def _policy(key: str) -> KeyPolicy:
-    return policy_for(key, _server().keys.get(key, {}), _server().profile)
+    settings = g.get("key") or _server().keys.get(key) or {}
+    return policy_for(key, settings, _server().profile)
 
 
 def retry_after_seconds(snapshot: Snapshot) -> int:
@@ -224,12 +239,19 @@ def retry_after_seconds(snapshot: Snapshot) -> int:
 
 
 def rate_limit_error(message: str, snapshot: Snapshot, *, type_: str = "requests") -> ApiError:
-    headers = {"Retry-After": str(retry_after_seconds(snapshot))}
-    if _server().fault(FAULT_NO_RETRY_AFTER):
+    """429 with the envelope, code ``rate_limit_exceeded`` and an integer ``Retry-After``."""
+    seconds = retry_after_seconds(snapshot)
+    headers = {"Retry-After": str(seconds)}
+    if _fault(FAULT_NO_RETRY_AFTER):
         headers = {}
-    elif _server().fault(FAULT_RETRY_AFTER_NOT_INT):
-        headers["Retry-After"] = f"{retry_after_seconds(snapshot) + 0.5:.1f}"
-    return ApiError(429, message, type=type_, code="rate_limit_exceeded", headers=headers)
+    elif _fault(FAULT_RETRY_AFTER_NOT_INT):
+        headers["Retry-After"] = f"{seconds}.5"
+    elif _fault(FAULT_RETRY_AFTER_LONG):
+        headers["Retry-After"] = "300"
+    if _fault(FAULT_RETRY_AFTER_MS):
+        headers["retry-after-ms"] = "-1000"
+    code = None if _fault(FAULT_NO_CODE) else "rate_limit_exceeded"
+    return ApiError(429, message, type=type_, code=code, headers=headers)
 
 
 def before_request() -> None:
@@ -264,6 +286,7 @@ def admit(model_id: str, tokens: int = 0) -> None:
     policy, profile = _policy(key), _server().profile
     if (
         profile.claims("model-allowlist")
+        and not _fault(FAULT_ALLOWLIST_IGNORED)
         and policy.allowed_models is not None
         and model_id.lower() not in policy.allowed_models
     ):
@@ -271,7 +294,7 @@ def admit(model_id: str, tokens: int = 0) -> None:
                        code="model_not_allowed")
     reason, snapshot = current_app.extensions["limits"].charge(key, policy, tokens)
     g.rate_limit = snapshot
-    if reason == "balance" and profile.claims("billing"):
+    if reason == "balance" and profile.claims("billing") and not _fault(FAULT_BALANCE_IGNORED):
         raise billing_error(profile)
     if reason == "daily":
         raise rate_limit_error("Daily limit reached for this API key.", snapshot)
@@ -294,27 +317,44 @@ def billing_error(profile) -> ApiError:
 
 
 def add_headers(resp: Response) -> Response:
-    """after_request: the profile's rate-limit headers on every authenticated response."""
+    """after_request: the profile's rate-limit headers on every authenticated response (429s included)."""
     snapshot: Snapshot | None = g.get("rate_limit")
     style = _server().profile.get("rate_limits.headers") or "none"
-    if snapshot is None or style == "none" or _server().fault(FAULT_NO_HEADERS):
+    if resp.status_code == 429 and _fault(FAULT_BARE_429):
+        resp.set_data(b"Too Many Requests")
+        resp.mimetype = "text/plain"
+    if snapshot is None or style == "none" or (resp.status_code == 429 and _fault(FAULT_429_NO_HEADERS)):
         return resp
+    success = resp.status_code < 400
+    limit = snapshot.limit_requests * 2 if _fault(FAULT_LIMIT_WRONG) else snapshot.limit_requests
     remaining = snapshot.remaining_requests
-    if _server().fault(FAULT_REMAINING_STUCK):
-        remaining = snapshot.limit_requests
+    if _fault(FAULT_REMAINING_STUCK) and remaining > 0:
+        remaining = max(0, snapshot.limit_requests - 1)
     if style == "openai":
-        resp.headers["x-ratelimit-limit-requests"] = str(snapshot.limit_requests)
-        resp.headers["x-ratelimit-remaining-requests"] = str(remaining)
-        resp.headers["x-ratelimit-reset-requests"] = go_duration(snapshot.reset_seconds)
-        resp.headers["x-ratelimit-limit-tokens"] = str(snapshot.limit_tokens)
-        resp.headers["x-ratelimit-remaining-tokens"] = str(snapshot.remaining_tokens)
-        resp.headers["x-ratelimit-reset-tokens"] = go_duration(snapshot.reset_seconds)
-    elif style == "x-ratelimit":
+        add_openai_headers(resp, snapshot, limit, remaining, success)
+    elif style == "x-ratelimit" and not (success and _fault(FAULT_NO_X_HEADERS)):
         reset_at = current_app.extensions["limits"].wall_clock() + snapshot.reset_seconds
-        resp.headers["X-RateLimit-Limit"] = str(snapshot.limit_requests)
-        resp.headers["X-RateLimit-Remaining"] = str(remaining)
-        resp.headers["X-RateLimit-Reset"] = iso_utc(reset_at)
+        resp.headers["X-RateLimit-Limit"] = str(limit)
+        as_float = _fault(FAULT_X_REMAINING_FLOAT) and remaining > 0
+        resp.headers["X-RateLimit-Remaining"] = f"{remaining}.0" if as_float else str(remaining)
+        resp.headers["X-RateLimit-Reset"] = str(int(reset_at)) if _fault(FAULT_X_RESET_EPOCH) else iso_utc(reset_at)
     return resp
+
+
+def add_openai_headers(resp: Response, snapshot: Snapshot, limit: int, remaining: int, success: bool) -> None:
+    """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``, resets as Go durations."""
+    reset = str(round(snapshot.reset_seconds)) if _fault(FAULT_RESET_SECONDS) else go_duration(snapshot.reset_seconds)
+    if not (success and _fault(FAULT_NO_REQUEST_HEADERS)):
+        resp.headers["x-ratelimit-limit-requests"] = str(limit)
+        resp.headers["x-ratelimit-remaining-requests"] = str(remaining)
+        resp.headers["x-ratelimit-reset-requests"] = reset
+    if not (success and _fault(FAULT_NO_TOKEN_HEADERS)):
+        tokens_left = snapshot.remaining_tokens
+        resp.headers["x-ratelimit-limit-tokens"] = str(snapshot.limit_tokens)
+        resp.headers["x-ratelimit-remaining-tokens"] = (
+            f"{tokens_left}.0" if _fault(FAULT_TOKENS_FLOAT) else str(tokens_left)
+        )
+        resp.headers["x-ratelimit-reset-tokens"] = reset
 
 
 def reset(app: Flask) -> None:
@@ -329,9 +369,3 @@ def init_app(app: Flask) -> None:
     app.after_request(add_headers)
 
 
-# Faults are declared with the requirement IDs of spec/requirements/rate-limits.yaml.
-FAULT_NO_RETRY_AFTER = "RATE-LIMITS-002"
-FAULT_RETRY_AFTER_NOT_INT = "RATE-LIMITS-003"
-FAULT_NO_HEADERS = "RATE-LIMITS-004"
-FAULT_REMAINING_STUCK = "RATE-LIMITS-005"
-_ = faults  # declarations follow once the registry is committed

@@ -89,7 +89,9 @@ def test_policy_tier_comes_from_role_keys_then_settings_then_default():
                                 requests_per_minute=60),
         auth={**load_profile("openai").raw["auth"], "extra_test_keys": {"tier-popular": "sk-pop"}},
     )
-    assert policy_for("sk-pop", {}, prof).requests_per_minute == 120
+    keys = ServerConfig(profile=prof).keys
+    assert policy_for("sk-pop", keys["sk-pop"], prof).requests_per_minute == 120
+    assert policy_for("x-tier-popular", {}, prof).requests_per_minute == 120
     assert policy_for("sk-any", {}, prof).requests_per_minute == 60
     assert policy_for("sk-any", {"tier": "popular"}, prof).requests_per_minute == 120
     assert policy_for("sk-any", {"requests_per_minute": 7}, prof).requests_per_minute == 7
@@ -98,8 +100,9 @@ def test_policy_tier_comes_from_role_keys_then_settings_then_default():
 def test_policy_roles_no_balance_and_restricted():
     prof = profile_with(auth={**load_profile("openai").raw["auth"],
                               "extra_test_keys": {"no-balance": "sk-broke", "restricted": "sk-r"}})
-    assert policy_for("sk-broke", {}, prof).balance == 0
-    assert policy_for("sk-r", {}, prof).allowed_models == frozenset({"gpt-4o-mini"})
+    keys = ServerConfig(profile=prof).keys
+    assert policy_for("sk-broke", keys["sk-broke"], prof).balance == 0
+    assert policy_for("sk-r", keys["sk-r"], prof).allowed_models == frozenset({"gpt-4o-mini"})
 
 
 # ---------------------------------------------------------------- per-minute limit and headers
