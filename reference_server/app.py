@@ -36,6 +36,16 @@ def add_request_id(resp: Response) -> Response:
     return resp
 
 
+def unusual_header_case(resp: Response) -> Response:
+    """after_request (variant ``header-case``): header names upper-cased; HTTP names are case-insensitive."""
+    if current_app.config["SERVER"].variant("header-case"):
+        items = list(resp.headers.items())
+        resp.headers.clear()
+        for name, value in items:
+            resp.headers.add(name.upper(), value)
+    return resp
+
+
 def reject_stainless() -> None:
     """before_request (fault HEADERS-007 only): refuse the SDK's own headers."""
     if current_app.config["SERVER"].fault(FAULT_STAINLESS_REJECTED) and any(
@@ -60,6 +70,7 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     app.json.sort_keys = False
     app.json.compact = True
     errors.init_app(app)
+    app.after_request(unusual_header_case)  # after_request hooks run in reverse: this one runs last
     app.after_request(add_request_id)
     # Hook order matters: control (journal, X-Mock-* headers) sees every request first, then auth, then limits.
     control.init_app(app) if hasattr(control, "init_app") else None

@@ -1,0 +1,391 @@
+"""Validation of ``POST {base}/chat/completions`` bodies into a ``ChatRequest``.
+
+Every problem a client can cause answers 400 (415 for a non-JSON Content-Type, as OpenAI does) with the envelope and
+the offending field in ``param``; unknown extra fields are tolerated because SDKs send new fields first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app, request
+
+from reference_server import faults
+from reference_server.errors import ApiError
+from reference_server.models import ResolvedModel, resolve_model
+
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+SCHEMA_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+# Fields that shape the generated text. Transport fields (stream, n, max_tokens, stop, logprobs) are left out, so a
+# streamed answer equals the non-streamed one and a truncated answer is a prefix of the full one.
+CONTENT_FIELDS = ("messages", "tools", "tool_choice", "parallel_tool_calls", "response_format", "seed", "temperature")
+
+F = faults.declare
+FAULT_BARE_ERROR = F("ERRORS-001", "Invalid JSON bodies answer 400 with a bare string instead of the envelope.",
+                     collateral=("ERRORS-002",))
+FAULT_EMPTY_MESSAGE = F("ERRORS-002", "Chat validation errors carry an empty message and a numeric type.")
+FAULT_INVALID_JSON_422 = F("ERRORS-004", "Invalid JSON answers 422 instead of 400.")
+FAULT_TEXT_PLAIN = F("ERRORS-005", "Bodies sent as text/plain are parsed as JSON and served.")
+FAULT_NO_MODEL = F("ERRORS-006", "A chat request without model is served by the default model.",
+                   collateral=("ERRORS-007",))
+FAULT_NO_MODEL_PARAM = F("ERRORS-007", "The 400 for a missing model carries param null.")
+FAULT_NO_MESSAGES_422 = F("ERRORS-008", "A chat request without messages answers 422.")
+FAULT_MESSAGES_PARAM = F("ERRORS-009", "The 400 for missing or empty messages carries param null.")
+FAULT_EMPTY_MESSAGES = F("ERRORS-010", "An empty messages array is served (200).")
+FAULT_CRASH = F("ERRORS-015", "A message whose content is a number crashes the server (500).")
+FAULT_UNKNOWN_ROLE = F("ERRORS-020", "Messages with an unknown role are served.")
+FAULT_NO_CONTENT = F("ERRORS-021", "A user message without content is served.")
+FAULT_ARRAY_BODY = F("ERRORS-023", "A JSON array body is served as the messages list.")
+FAULT_TRACEBACK = F("ERRORS-024", "The invalid-JSON error message carries a Python traceback with file paths.")
+FAULT_ASSISTANT_REJECTED = F("CHAT-015", "Conversations holding an assistant message answer 400.",
+                             collateral=("TOOLS-015",))
+FAULT_DEVELOPER_REJECTED = F("CHAT-016", 'Messages with role "developer" answer 400.')
+FAULT_PARTS_REJECTED = F("CHAT-017", "User content given as an array of text parts answers 400.")
+FAULT_STOP_ARRAY = F("PARAMS-004", "stop given as an array answers 400.")
+FAULT_STOP_MANY = F("PARAMS-005", "stop with more than 4 sequences is accepted.")
+FAULT_TEMPERATURE = F("PARAMS-008", "temperature outside 0..2 is accepted.")
+FAULT_TOP_P = F("PARAMS-009", "top_p outside 0..1 is accepted.")
+FAULT_N = F("PARAMS-010", "n outside 1..128 is accepted (clamped).")
+FAULT_PARAM_NULL = F("PARAMS-011", "Out-of-range and mistyped parameter errors carry param null.")
+FAULT_EXTRA_FIELDS = F("PARAMS-015", "Unknown top-level request fields answer 400.")
+FAULT_WRONG_TYPE = F("PARAMS-016", 'A mistyped temperature (e.g. "hot") is ignored and served.')
+FAULT_BOUNDS = F("PARAMS-017", "The inclusive bounds temperature 2 and top_p 1 are rejected.")
+FAULT_PENALTIES = F("PARAMS-018", "Non-zero presence_penalty / frequency_penalty answer 400.")
+FAULT_NULLS = F("PARAMS-019", "An explicit null temperature answers 400.")
+FAULT_TOP_LOGPROBS = F("PARAMS-021", "top_logprobs outside 0..20 is accepted.")
+FAULT_TEXT_FORMAT = F("STRUCTURED-OUTPUT-005", 'response_format {"type": "text"} answers 400.')
+FAULT_FORMAT_TYPE = F("STRUCTURED-OUTPUT-007", "An unknown response_format type is accepted as text.")
+FAULT_SCHEMA_NAME = F("STRUCTURED-OUTPUT-008", "A json_schema name breaking ^[a-zA-Z0-9_-]{1,64}$ is accepted.")
+FAULT_TOOL_FOLLOWUP = F("TOOLS-015", "A follow-up holding tool results answers 400.")
+
+KNOWN_FIELDS = frozenset({
+    "model", "messages", "temperature", "top_p", "n", "stop", "max_tokens", "max_completion_tokens",
+    "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "seed", "tools",
+    "tool_choice", "parallel_tool_calls", "response_format", "stream", "stream_options", "user", "metadata",
+    "store", "reasoning_effort", "service_tier", "prompt_cache_key", "safety_identifier", "modalities",
+    "prediction", "audio", "verbosity", "web_search_options", "functions", "function_call",
+    "prompt_cache_retention", "prompt_cache_options",
+})
+
+
+@dataclass
+class ChatRequest:
+    """A validated chat request; ``content_key`` hashes only what shapes the generated text."""
+
+    body: dict[str, Any]
+    model: ResolvedModel
+    messages: list[dict[str, Any]]
+    stream: bool = False
+    n: int = 1
+    temperature: float | None = None
+    seed: int | None = None
+    max_tokens: int | None = None
+    max_tokens_param: str | None = None
+    stop: list[str] = field(default_factory=list)
+    logprobs: bool = False
+    top_logprobs: int = 0
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: Any = "auto"
+    parallel_tool_calls: bool = True
+    response_format: dict[str, Any] | None = None
+    include_usage: bool = False
+    usage_requested: bool = False
+    request_hash: str = ""
+    content_key: str = ""
+
+    @property
+    def tool_names(self) -> list[str]:
+        return [t["function"]["name"] for t in self.tools]
+
+
+def _fault(fault: faults.Fault) -> bool:
+    return current_app.config["SERVER"].fault(fault)
+
+
+def invalid(message: str, param: str | None, status: int = 400, code: str | None = None) -> ApiError:
+    """A validation error; the PARAMS-011 / ERRORS-002 faults blank its param / message."""
+    if _fault(FAULT_EMPTY_MESSAGE):
+        return ApiError(status, "", type="0", param=param, code=code)
+    if _fault(FAULT_PARAM_NULL) and param not in ("model", "messages"):
+        param = None
+    return ApiError(status, message, param=param, code=code)
+
+
+def canonical_hash(value: Any) -> str:
+    """sha256 of the canonical JSON of ``value`` (sorted keys, no spaces): equal requests, equal hashes."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_json_body() -> Any:
+    """The parsed body, or raise 415 (not JSON content type) / 400 (not parseable)."""
+    if not request.is_json and not _fault(FAULT_TEXT_PLAIN):
+        raise invalid("Invalid Content-Type header: expected application/json.", None, status=415)
+    raw = request.get_data(cache=True)
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        if _fault(FAULT_BARE_ERROR):
+            raise ApiError(400, "bare") from exc  # chat.py renders this fault as a bare string
+        status = 422 if _fault(FAULT_INVALID_JSON_422) else 400
+        message = f"We could not parse the JSON body of your request ({exc.__class__.__name__})."
+        if _fault(FAULT_TRACEBACK):
+            message += f'\nTraceback (most recent call last):\n  File "{__file__}", line 120, in read_json_body'
+        raise invalid(message, None, status=status) from exc
+
+
+def _number(body: dict, name: str, low: float, high: float) -> float | None:
+    value = body.get(name)
+    if value is None:
+        if name in body and name == "temperature" and _fault(FAULT_NULLS):
+            raise invalid("temperature must not be null.", name)
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if name == "temperature" and _fault(FAULT_WRONG_TYPE):
+            return None
+        raise invalid(f"Invalid type for '{name}': expected a number, got {type(value).__name__}.", name)
+    lenient = {"temperature": FAULT_TEMPERATURE, "top_p": FAULT_TOP_P}.get(name)
+    if name in ("presence_penalty", "frequency_penalty") and value != 0 and _fault(FAULT_PENALTIES):
+        raise invalid(f"'{name}' is not supported.", name)
+    if name in ("temperature", "top_p") and value == high and _fault(FAULT_BOUNDS):
+        raise invalid(f"'{name}' must be lower than {high}.", name)
+    if not low <= value <= high and not (lenient and _fault(lenient)):
+        raise invalid(f"Invalid '{name}': {value} is out of range; expected {low} to {high}.", name)
+    return float(value)
+
+
+def _integer(body: dict, name: str, low: int, high: int | None = None) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(f"Invalid type for '{name}': expected an integer, got {type(value).__name__}.", name)
+    lenient = {"n": FAULT_N, "top_logprobs": FAULT_TOP_LOGPROBS}.get(name)
+    if (value < low or (high is not None and value > high)) and not (lenient and _fault(lenient)):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise invalid(f"Invalid '{name}': {value}; it must be {bound}.", name)
+    return value
+
+
+def _boolean(body: dict, name: str, default: bool) -> bool:
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise invalid(f"Invalid type for '{name}': expected a boolean.", name)
+    return value
+
+
+def _check_content(message: dict, index: int) -> None:
+    param = f"messages[{index}].content"
+    role, content = message["role"], message.get("content")
+    if content is None:
+        if role == "assistant" and (message.get("tool_calls") or message.get("function_call")):
+            return
+        if role in ("assistant", "function") and "content" in message:
+            return
+        if not _fault(FAULT_NO_CONTENT) or role != "user":
+            raise invalid(f"Missing required parameter: '{param}'.", param)
+        return
+    if isinstance(content, str):
+        return
+    if isinstance(content, list):
+        if role == "user" and _fault(FAULT_PARTS_REJECTED):
+            raise invalid("Content parts are not supported.", param)
+        for j, part in enumerate(content):
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                raise invalid(f"Invalid content part: '{param}[{j}]' must be an object with a type.", f"{param}[{j}]")
+        return
+    if _fault(FAULT_CRASH):
+        raise RuntimeError("content is neither a string nor a list")  # the fault: a client reaches a 500
+    raise invalid(f"Invalid type for '{param}': expected a string or an array of content parts.", param)
+
+
+def _check_message(message: Any, index: int) -> None:
+    if not isinstance(message, dict):
+        raise invalid(f"Invalid type for 'messages[{index}]': expected an object.", f"messages[{index}]")
+    role = message.get("role")
+    if role not in ROLES and not (_fault(FAULT_UNKNOWN_ROLE) and isinstance(role, str)):
+        raise invalid(f"Invalid value for 'messages[{index}].role': {str(role)[:32]!r}; expected one of "
+                      f"{', '.join(ROLES)}.", f"messages[{index}].role")
+    if role == "developer" and _fault(FAULT_DEVELOPER_REJECTED):
+        raise invalid("Unsupported role 'developer'.", f"messages[{index}].role")
+    if role == "assistant" and _fault(FAULT_ASSISTANT_REJECTED):
+        raise invalid("Assistant messages are not supported.", f"messages[{index}].role")
+    if role == "tool":
+        if _fault(FAULT_TOOL_FOLLOWUP):
+            raise invalid("Tool messages are not supported.", f"messages[{index}].role")
+        if not isinstance(message.get("tool_call_id"), str):
+            raise invalid(f"Missing required parameter: 'messages[{index}].tool_call_id'.",
+                          f"messages[{index}].tool_call_id")
+    if role in ROLES:
+        _check_content(message, index)
+
+
+def _messages(body: dict) -> list[dict]:
+    messages = body.get("messages")
+    param = None if _fault(FAULT_MESSAGES_PARAM) else "messages"
+    if messages is None:
+        status = 422 if _fault(FAULT_NO_MESSAGES_422) else 400
+        raise ApiError(status, "Missing required parameter: 'messages'.", param=param)
+    if not isinstance(messages, list):
+        raise invalid("Invalid type for 'messages': expected an array of message objects.", "messages")
+    if not messages and not _fault(FAULT_EMPTY_MESSAGES):
+        raise ApiError(400, "Invalid 'messages': empty array. Expected an array with minimum length 1.",
+                       param=param)
+    for index, message in enumerate(messages):
+        _check_message(message, index)
+    return messages
+
+
+def _stop(body: dict) -> list[str]:
+    stop = body.get("stop")
+    if stop is None:
+        return []
+    if isinstance(stop, str):
+        return [stop]
+    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+        raise invalid("Invalid type for 'stop': expected a string or an array of strings.", "stop")
+    if _fault(FAULT_STOP_ARRAY):
+        raise invalid("'stop' must be a string.", "stop")
+    if len(stop) > 4 and not _fault(FAULT_STOP_MANY):
+        raise invalid(f"Invalid 'stop': array too long. Expected at most 4 sequences, got {len(stop)}.", "stop")
+    return [s for s in stop if s]
+
+
+def _tools(body: dict) -> list[dict]:
+    tools = body.get("tools")
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise invalid("Invalid type for 'tools': expected an array.", "tools")
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(function, dict):
+            raise invalid(f"Invalid 'tools[{i}]': expected {{type: 'function', function: {{name, ...}}}}.",
+                          f"tools[{i}]")
+        name = function.get("name")
+        if not isinstance(name, str) or not SCHEMA_NAME.match(name):
+            raise invalid(f"Invalid 'tools[{i}].function.name': must match ^[a-zA-Z0-9_-]{{1,64}}$.",
+                          f"tools[{i}].function.name")
+        if "parameters" in function and not isinstance(function["parameters"], dict):
+            raise invalid(f"Invalid 'tools[{i}].function.parameters': expected a JSON Schema object.",
+                          f"tools[{i}].function.parameters")
+    return tools
+
+
+def _tool_choice(body: dict, names: list[str]) -> Any:
+    choice = body.get("tool_choice")
+    if choice is None:
+        return "auto" if names else "none"
+    if choice in ("none", "auto", "required"):
+        if choice == "required" and not names:
+            raise invalid("tool_choice 'required' needs at least one tool in 'tools'.", "tool_choice")
+        return choice
+    function = choice.get("function") if isinstance(choice, dict) else None
+    if not isinstance(function, dict) or choice.get("type") != "function":
+        raise invalid("Invalid 'tool_choice': expected none, auto, required or "
+                      "{type: 'function', function: {name}}.", "tool_choice")
+    if function.get("name") not in names:
+        raise invalid(f"Invalid 'tool_choice': no tool named {str(function.get('name'))[:64]!r} in 'tools'.",
+                      "tool_choice")
+    return {"name": function["name"]}
+
+
+def _response_format(body: dict) -> dict | None:
+    fmt = body.get("response_format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict):
+        raise invalid("Invalid type for 'response_format': expected an object.", "response_format")
+    kind = fmt.get("type")
+    if kind == "text":
+        if _fault(FAULT_TEXT_FORMAT):
+            raise invalid("response_format text is not supported.", "response_format")
+        return None
+    if kind == "json_object":
+        return fmt
+    if kind == "json_schema":
+        spec = fmt.get("json_schema")
+        if not isinstance(spec, dict):
+            raise invalid("Missing required parameter: 'response_format.json_schema'.", "response_format.json_schema")
+        name = spec.get("name")
+        if not (isinstance(name, str) and SCHEMA_NAME.match(name)) and not _fault(FAULT_SCHEMA_NAME):
+            raise invalid("Invalid 'response_format.json_schema.name': must match ^[a-zA-Z0-9_-]{1,64}$.",
+                          "response_format.json_schema.name")
+        if "schema" in spec and not isinstance(spec["schema"], dict):
+            raise invalid("Invalid 'response_format.json_schema.schema': expected an object.",
+                          "response_format.json_schema.schema")
+        return fmt
+    if _fault(FAULT_FORMAT_TYPE):
+        return None
+    raise invalid(f"Invalid 'response_format.type': {str(kind)[:32]!r}; expected text, json_object or "
+                  "json_schema.", "response_format.type" if isinstance(fmt, dict) else "response_format")
+
+
+def _model(body: dict) -> ResolvedModel:
+    name = body.get("model")
+    if name is None:
+        default = current_app.config["SERVER"].profile.get("models.default_chat")
+        if _fault(FAULT_NO_MODEL):
+            return resolve_model(default)
+        param = None if _fault(FAULT_NO_MODEL_PARAM) else "model"
+        raise ApiError(400, "you must provide a model parameter", param=param)
+    if not isinstance(name, str) or not name:
+        raise invalid("Invalid type for 'model': expected a non-empty string.", "model")
+    return resolve_model(name)
+
+
+def _usage_flags(body: dict, stream: bool) -> tuple[bool, bool]:
+    """(include_usage, asked): asked is what the client said; include adds the profile's auto-injection."""
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise invalid("Invalid type for 'stream_options': expected an object.", "stream_options")
+    asked = _boolean(options or {}, "include_usage", False)
+    auto = bool(current_app.config["SERVER"].profile.get("stream.auto_include_usage"))
+    return stream and (asked or auto), asked
+
+
+def parse_chat_request(body: Any) -> ChatRequest:
+    """Validate a parsed body into a ``ChatRequest`` or raise the ``ApiError`` the first problem deserves."""
+    if isinstance(body, list) and _fault(FAULT_ARRAY_BODY):
+        body = {"model": current_app.config["SERVER"].profile.get("models.default_chat"), "messages": body}
+    if not isinstance(body, dict):
+        raise invalid("Invalid request body: expected a JSON object.", None)
+    if _fault(FAULT_EXTRA_FIELDS) and set(body) - KNOWN_FIELDS:
+        raise invalid(f"Unrecognized request argument supplied: {sorted(set(body) - KNOWN_FIELDS)[0]}", None)
+    model = _model(body)
+    messages = _messages(body)
+    for name, low, high in (("temperature", 0, 2), ("top_p", 0, 1), ("presence_penalty", -2, 2),
+                            ("frequency_penalty", -2, 2)):
+        _number(body, name, low, high)
+    tools = _tools(body)
+    stream = _boolean(body, "stream", False)
+    logprobs = _boolean(body, "logprobs", False)
+    top_logprobs = _integer(body, "top_logprobs", 0, 20)
+    if top_logprobs is not None and not logprobs:
+        raise invalid("'top_logprobs' requires 'logprobs' to be true.", "top_logprobs")
+    include_usage, asked = _usage_flags(body, stream)
+    seed = body.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise invalid("Invalid type for 'seed': expected an integer.", "seed")
+    limits = {p: _integer(body, p, 1) for p in ("max_completion_tokens", "max_tokens")}
+    bound = min(((v, p) for p, v in limits.items() if v is not None), default=(None, None))
+    temperature = _number(body, "temperature", 0, 2)
+    shaping = {k: body.get(k) for k in CONTENT_FIELDS}
+    if temperature == 0:
+        shaping.pop("seed")  # greedy decoding: the seed cannot change the text
+    return ChatRequest(
+        body=body, model=model, messages=messages, stream=stream, n=_integer(body, "n", 1, 128) or 1,
+        temperature=temperature, seed=seed, max_tokens=bound[0], max_tokens_param=bound[1], stop=_stop(body),
+        logprobs=logprobs, top_logprobs=top_logprobs or 0, tools=tools,
+        tool_choice=_tool_choice(body, [t["function"]["name"] for t in tools]),
+        parallel_tool_calls=_boolean(body, "parallel_tool_calls", True), response_format=_response_format(body),
+        include_usage=include_usage, usage_requested=asked,
+        request_hash=canonical_hash([request.path, body]),
+        content_key=canonical_hash([model.id, shaping]),
+    )

@@ -1,0 +1,159 @@
+"""Chat completion streams: the chunk sequence of every choice, interleaved, then SSE frames as they are produced.
+
+Per choice: a role chunk (``{"role": "assistant", "content": ""}``), reasoning deltas, one content (or refusal)
+delta per token, tool-call deltas (id, type and name on the first fragment, then argument fragments), and the
+finish_reason on the last delta (on a separate empty-delta chunk under the ``finish-separate`` variant). Choices
+are interleaved round-robin so clients must merge by ``index``. With ``include_usage`` one usage chunk with
+``choices: []`` comes right before ``[DONE]``. The response body is a generator: each frame leaves when built, paced
+by ``flask.g.mock`` (``ttft_ms``, ``tokens_per_second``, ``cut_after``, ``stall_after``, ``error_after``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Response, current_app, g, stream_with_context
+
+from reference_server import faults, sse
+from reference_server.chat_request import ChatRequest
+from reference_server.config import ServerConfig
+from reference_server.logprobs import content_logprobs
+from reference_server.providers import Generation
+from reference_server.stream_faults import distort_chunks
+from reference_server.tokenizer import tokenize
+from reference_server.usage import build_usage
+
+F = faults.declare
+FAULT_NO_CACHE_CONTROL = F("HEADERS-004", "Streams carry no Cache-Control header.")
+FAULT_NO_ACCEL = F("HEADERS-005", "Streams carry no X-Accel-Buffering header.")
+FAULT_BUFFERED = F("HEADERS-006", "The whole stream is produced before its first byte is sent.")
+FAULT_GZIP = F("HEADERS-008", "Streams are gzip-compressed (Content-Encoding: gzip).")
+FAULT_SILENT_CLOSE = F("SSE-008", "A mid-stream error closes the stream silently instead of sending an error event.")
+FAULT_STREAM_200 = F("SSE-013", "Streaming requests for an unknown model get 200 and an in-stream error.")
+
+ARGUMENT_FRAGMENT_TOKENS = 3
+MAX_STALL_SECONDS = 300.0
+
+
+def _delta_steps(req: ChatRequest, gen: Generation, index: int) -> list[dict[str, Any]]:
+    """The deltas of one choice, each ``{"delta": ..., "logprobs": ...}``; finish_reason is set by the caller."""
+    first: dict[str, Any] = {"role": "assistant", "content": "" if gen.content is not None else None}
+    steps: list[dict[str, Any]] = [{"delta": first, "logprobs": None}]
+    for token in tokenize(gen.reasoning or ""):
+        steps.append({"delta": {gen.reasoning_field: token}, "logprobs": None})
+    key = f"{req.content_key}:{index}"
+    for position, token in enumerate(tokenize(gen.content or "")):
+        logprobs = None
+        if req.logprobs:
+            logprobs = {"content": content_logprobs([token], key, req.top_logprobs, position), "refusal": None}
+        steps.append({"delta": {"content": token}, "logprobs": logprobs})
+    for token in tokenize(gen.refusal or ""):
+        steps.append({"delta": {"refusal": token}, "logprobs": None})
+    for number, call in enumerate(gen.tool_calls):
+        head = {"index": number, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+        steps.append({"delta": {"tool_calls": [head]}, "logprobs": None})
+        tokens = tokenize(call.arguments)
+        for start in range(0, len(tokens), ARGUMENT_FRAGMENT_TOKENS):
+            fragment = "".join(tokens[start:start + ARGUMENT_FRAGMENT_TOKENS])
+            steps.append({"delta": {"tool_calls": [{"index": number, "function": {"arguments": fragment}}]},
+                          "logprobs": None})
+    return steps
+
+
+def choice_steps(req: ChatRequest, gen: Generation, index: int, config: ServerConfig) -> list[dict[str, Any]]:
+    """Every ``choices[]`` item one choice streams, finish_reason null until the last."""
+    steps = _delta_steps(req, gen, index)
+    if config.variant("finish-separate"):
+        steps.append({"delta": {}, "logprobs": None})
+    items = [{"index": index, "delta": s["delta"], "logprobs": s["logprobs"], "finish_reason": None} for s in steps]
+    items[-1]["finish_reason"] = gen.finish_reason
+    if config.variant("extra-fields"):
+        for item in items:
+            item["delta"].setdefault("reasoning_content", None)
+    return items
+
+
+def build_chunks(req: ChatRequest, generations: list[Generation], model: str, chunk_id: str) -> list[dict]:
+    """The whole chunk sequence (choices interleaved, usage chunk last when asked), faults applied."""
+    config: ServerConfig = current_app.config["SERVER"]
+    per_choice = [choice_steps(req, gen, i, config) for i, gen in enumerate(generations)]
+    interleaved = [item for group in itertools.zip_longest(*per_choice) for item in group if item is not None]
+    base = {"id": chunk_id, "object": "chat.completion.chunk", "created": config.clock, "model": model}
+    if config.variant("extra-fields"):
+        base.update({"system_fingerprint": "fp_reference", "obfuscation": "x9"})
+    with_usage_key = req.include_usage and not config.variant("usage-omitted")
+    chunks = [{**base, "choices": [item], **({"usage": None} if with_usage_key else {})} for item in interleaved]
+    usage_chunk = {**base, "choices": [], "usage": build_usage(req, generations, streamed=True)}
+    return distort_chunks(req, chunks, usage_chunk if req.include_usage else None, usage_chunk)
+
+
+def _paced(frames: Iterator[bytes], encoder: sse.SseEncoder, config: ServerConfig) -> Iterator[bytes]:
+    """Apply g.mock timing and interruption controls to the chunk frames (the last frame is [DONE])."""
+    mock = getattr(g, "mock", None)
+    ttft = getattr(mock, "ttft_ms", 0) or 0
+    tps = getattr(mock, "tokens_per_second", None)
+    cut, stall, error_after = (getattr(mock, name, None) for name in ("cut_after", "stall_after", "error_after"))
+    if ttft:
+        time.sleep(ttft / 1000)
+    keepalive = config.variant("sse-keepalive")
+    for sent, frame in enumerate(frames):
+        if cut is not None and sent >= cut:
+            return
+        if stall is not None and sent >= stall:
+            time.sleep(min(float(getattr(mock, "stall_seconds", 30.0)), MAX_STALL_SECONDS))
+            return
+        if error_after is not None and sent >= error_after:
+            if not config.fault(FAULT_SILENT_CLOSE):
+                yield encoder.error({"message": "The upstream provider failed mid-stream (X-Mock-Error-After).",
+                                     "type": "server_error", "param": None, "code": "upstream_error"})
+            return
+        if keepalive:
+            yield encoder.keepalive()
+        yield frame
+        if tps and sent:
+            time.sleep(1 / tps)
+
+
+def _frames(chunks: list[dict], encoder: sse.SseEncoder) -> Iterator[bytes]:
+    for chunk in chunks:
+        yield encoder.chunk(chunk)
+    yield encoder.done(chunks[0] if chunks else None)
+
+
+def _gzipped(frames: Iterator[bytes]) -> Iterator[bytes]:
+    compressor = zlib.compressobj(wbits=31)
+    for frame in frames:
+        yield compressor.compress(frame) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    yield compressor.flush()
+
+
+def stream_response(req: ChatRequest, generations: list[Generation]) -> Response:
+    """The event-stream ``Response`` for a request; the body is generated lazily, frame by frame."""
+    from reference_server.chat import completion_id, response_model  # chat imports this module
+
+    config: ServerConfig = current_app.config["SERVER"]
+    chunks = build_chunks(req, generations, response_model(req), completion_id(req))
+    encoder = sse.SseEncoder(config)
+    body: Iterator[bytes] = _paced(_frames(chunks, encoder), encoder, config)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if config.fault(FAULT_NO_CACHE_CONTROL):
+        del headers["Cache-Control"]
+    if config.fault(FAULT_NO_ACCEL):
+        del headers["X-Accel-Buffering"]
+    if config.fault(FAULT_GZIP):
+        body, headers["Content-Encoding"] = _gzipped(body), "gzip"
+    if config.fault(FAULT_BUFFERED):
+        body = iter([b"".join(body)])
+    return Response(stream_with_context(body), headers=headers, content_type=sse.content_type(config))
+
+
+def stream_error_response(err_body: dict[str, Any]) -> Response:
+    """Fault SSE-013: a rejected streaming request answered 200 with an in-stream error and [DONE]."""
+    config: ServerConfig = current_app.config["SERVER"]
+    encoder = sse.SseEncoder(config)
+    payload = encoder.error(err_body["error"]) + encoder.done()
+    return Response(payload, content_type=sse.content_type(config))

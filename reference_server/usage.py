@@ -1,0 +1,78 @@
+"""Token usage of a chat completion, from the one rule in ``tokenizer.py``; identical streamed and not.
+
+Prompt-cache fields (profiles claiming ``prompt-cache-usage``) are deterministic: when the request carries a
+``prompt_cache_key`` or a content part with ``cache_control``, the prompt tokens of every message before the last
+user message count as cached (OpenAI ``prompt_tokens_details.cached_tokens``; UnifiedAI
+``cache_read_input_tokens``, with ``cache_creation_input_tokens`` 0), since a stateless mock always "hits".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from reference_server import faults
+from reference_server.chat_request import ChatRequest
+from reference_server.providers import Generation
+from reference_server.tokenizer import count_prompt_tokens, count_tokens, message_text
+
+F = faults.declare
+FAULT_NO_USAGE = F("USAGE-001", "Non-streaming completions carry no usage.",
+                   collateral=("USAGE-002", "USAGE-003", "USAGE-012", "USAGE-015"))
+FAULT_FLOAT_COUNTS = F("USAGE-002", "Non-streamed usage counts are floats (12.0).", collateral=("CHAT-019",))
+FAULT_ARITHMETIC = F("USAGE-003", "total_tokens is prompt_tokens + completion_tokens + 1.")
+FAULT_INSIDE_CHOICES = F("USAGE-004", "A copy of usage sits inside choices[0] as well.")
+FAULT_STREAM_DIFFERS = F("USAGE-009", "Streamed usage counts one completion token more than the non-streamed answer.")
+FAULT_CACHED_OVER = F("USAGE-010", "cached_tokens exceeds prompt_tokens.")
+FAULT_REASONING_OVER = F("USAGE-011", "reasoning_tokens exceeds completion_tokens.")
+FAULT_PROMPT_ZERO = F("USAGE-012", "prompt_tokens is 0.")
+FAULT_COMPLETION_ZERO = F("USAGE-015", "completion_tokens is 0 even when content is not empty.")
+
+
+def _fault(fault: faults.Fault) -> bool:
+    return current_app.config["SERVER"].fault(fault)
+
+
+def _has_cache_marker(req: ChatRequest) -> bool:
+    if req.body.get("prompt_cache_key"):
+        return True
+    for message in req.messages:
+        content = message.get("content")
+        if isinstance(content, list) and any(isinstance(p, dict) and "cache_control" in p for p in content):
+            return True
+    return False
+
+
+def cached_tokens(req: ChatRequest) -> int:
+    """Prompt tokens of the messages before the last user message, when the request asks for caching."""
+    if not _has_cache_marker(req):
+        return 0
+    last_user = max((i for i, m in enumerate(req.messages) if m.get("role") == "user"), default=0)
+    return sum(1 + count_tokens(message_text(m)) for m in req.messages[:last_user])
+
+
+def build_usage(req: ChatRequest, generations: list[Generation], *, streamed: bool = False) -> dict[str, Any]:
+    """The ``usage`` object for all choices of the request."""
+    profile = current_app.config["SERVER"].profile
+    prompt = 0 if _fault(FAULT_PROMPT_ZERO) else count_prompt_tokens(req.messages, req.tools)
+    completion = 0 if _fault(FAULT_COMPLETION_ZERO) else sum(g.completion_tokens for g in generations)
+    if streamed and _fault(FAULT_STREAM_DIFFERS):
+        completion += 1
+    reasoning = sum(g.reasoning_tokens for g in generations)
+    if _fault(FAULT_REASONING_OVER):
+        reasoning = completion + 5
+    cached = cached_tokens(req) if profile.claims("prompt-cache-usage") else 0
+    if _fault(FAULT_CACHED_OVER):
+        cached = prompt + 5
+    total = prompt + completion + (1 if _fault(FAULT_ARITHMETIC) else 0)
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+    if not streamed and _fault(FAULT_FLOAT_COUNTS):
+        usage = {k: float(v) for k, v in usage.items()}
+    usage["prompt_tokens_details"] = {"cached_tokens": cached, "audio_tokens": 0}
+    usage["completion_tokens_details"] = {"reasoning_tokens": reasoning, "audio_tokens": 0,
+                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+    if "cache_read_input_tokens" in (profile.get("usage.cache_fields") or []):
+        usage["cache_creation_input_tokens"] = 0
+        usage["cache_read_input_tokens"] = cached
+    return usage
