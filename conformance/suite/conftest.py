@@ -49,3 +49,9 @@ def models_list(client, expect):
                  and isinstance(body.get("data"), list),
                  expected='{"object": "list", "data": [...]}', received=body if body is not None else response.text)
     return body["data"]
+
+
+# Shared, session-cached exchanges of each group of checks (each module owned by that group's author).
+from conformance.suite.fixtures_chat import *  # noqa: E402,F401,F403
+from conformance.suite.fixtures_rest import *  # noqa: E402,F401,F403
+from conformance.suite.fixtures_stream import *  # noqa: E402,F401,F403

@@ -1,0 +1,1 @@
+"""Shared exchanges for the rest checks (session-cached so the run spends few requests)."""

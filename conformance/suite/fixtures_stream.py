@@ -1,0 +1,1 @@
+"""Shared exchanges for the stream checks (session-cached so the run spends few requests)."""
