@@ -216,13 +216,8 @@ def _fault(fault: faults.Fault) -> bool:
 
 
 def current_key() -> str | None:
-    """The authenticated key: what auth stored on ``g``, else the bearer token (auth already let it pass)."""
-    key = g.get("api_key")
-    if key:
-        return key
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    """The key auth accepted for this request (``g.api_key``); None on open paths (health, keyless Ollama)."""
+    return g.get("api_key") or None
 
 
 def _policy(key: str) -> KeyPolicy:

@@ -82,7 +82,7 @@ def test_token_array_and_array_of_token_arrays(embed):
 def test_base64_is_little_endian_float32_of_the_float_vector(embed):
     floats = embed({"input": ["x", "y"], "encoding_format": "float"}).get_json()["data"]
     packed = embed({"input": ["x", "y"], "encoding_format": "base64"}).get_json()["data"]
-    for f, p in zip(floats, packed):
+    for f, p in zip(floats, packed, strict=True):
         assert isinstance(p["embedding"], str)
         assert decode(p["embedding"]) == f["embedding"]  # exact: values are float32 in both encodings
 
