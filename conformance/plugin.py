@@ -10,7 +10,6 @@ from __future__ import annotations
 import fnmatch
 import shutil
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -19,8 +18,18 @@ from conformance.client import GatewayClient
 from conformance.embedded import EmbeddedServer
 from conformance.expect import Expect, failure_message
 from conformance.options import SUITE_DIR, ConformanceOptions, RunState, add_options
-from conformance.outcomes import (ERROR, WARN, XFAIL, XPASS, grade_case, grade_error, grade_skip, unclaimed_reason,
-                                  xfail_reason, xpass_message)
+from conformance.outcomes import (
+    ERROR,
+    WARN,
+    XFAIL,
+    XPASS,
+    grade_case,
+    grade_error,
+    grade_skip,
+    unclaimed_reason,
+    xfail_reason,
+    xpass_message,
+)
 
 STATE = pytest.StashKey[RunState]()
 IDS = pytest.StashKey[tuple]()

@@ -2,7 +2,6 @@
 
 import json
 import socket
-import textwrap
 import threading
 
 import pytest
@@ -271,6 +270,15 @@ def test_echo(client, expect):
         if path.is_file():
             assert KEY not in path.read_text(errors="replace"), path
     assert KEY not in result.stdout.str().replace("--api-key " + KEY, "")
+    allure = [json.loads(p.read_text()) for p in (out / "allure-results").glob("*-result.json")]
+    (echo,) = [r for r in allure if r["name"] == "test_echo"]
+    labels = {(label["name"], label["value"]) for label in echo["labels"]}
+    assert {("feature", "tarea"), ("story", "T-001"), ("severity", "critical")} <= labels
+    assert "HTTP transcript" in {a["name"] for a in echo.get("attachments", [])}
+
+
+def test_malformed_header_option_is_a_usage_error(suite):
+    assert suite("--header", "no-colon-here").ret == pytest.ExitCode.USAGE_ERROR
 
 
 def _closed_port() -> int:

@@ -3,8 +3,8 @@
 import json
 
 from conformance.baseline import Baseline, BaselineEntry
-from conformance.report import build_results, merge_record, render_markdown, transcript_name, write_reports
 from conformance.redact import Redactor
+from conformance.report import build_results, merge_record, render_markdown, transcript_name, write_reports
 from gateway_spec import Requirement
 
 REGISTRY = {
