@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, g
 
 from reference_server import faults
 from reference_server.errors import ApiError
@@ -250,11 +250,10 @@ def rate_limit_error(message: str, snapshot: Snapshot, *, type_: str = "requests
 
 
 def before_request() -> None:
-    """Count the request against its key's per-minute limit (429 when exhausted)."""
-    from reference_server.control import is_control_path  # control imports limits; avoid the cycle at import
+    """Count the request against its key's per-minute limit (429 when exhausted).
 
-    if request.method == "OPTIONS" or is_control_path(request.path):
-        return
+    Only requests auth accepted count: preflights, health, ``/_mock/*`` and keyless Ollama routes carry no key.
+    """
     key = current_key()
     if key is None:
         return
