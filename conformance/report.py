@@ -205,6 +205,8 @@ class ResultsRecorder:
 
     def pytest_sessionfinish(self, session, exitstatus) -> None:
         state = self.state
+        if session.config.option.collectonly:
+            return
         cases = [self.cases[k] for k in sorted(self.cases)]
         self.results = build_results(cases, state.registry, state.baseline, state.run_info(),
                                      state.options.requirement_globs)
