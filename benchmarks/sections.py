@@ -1,0 +1,125 @@
+"""The benchmark's sections. Each returns a JSON-ready dict; ``run_sections`` runs the chosen ones in order.
+
+Load sections alternate the two apps (bare, reference, bare, reference, ...) with both servers up for the whole run,
+so drift of the shared machine (other processes, CPU frequency) falls on both sides alike; figures are medians.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, replace
+from typing import Any
+
+from benchmarks import loadgen, measure, suite_cost
+from benchmarks.servers import BARE_APP, REFERENCE_APP, GunicornConfig, GunicornServer
+from benchmarks.stats import ratio, summarize_runs
+from benchmarks.workload import NONSTREAM, STREAM, WORKLOADS, paced_stream
+
+SECTIONS = ("nonstream", "stream", "embeddings", "concurrency", "suite", "memory")
+LOAD_SECTIONS = ("nonstream", "stream", "embeddings")
+STREAM_SECONDS = 1.0
+CONCURRENT_STREAMS = 8
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the command line decides."""
+
+    gunicorn: GunicornConfig
+    duration: float = 5.0
+    connections: int = 16
+    rounds: int = 3
+    generator: str = "asyncio"
+    profile: str = "openai"
+    sections: tuple[str, ...] = SECTIONS
+
+
+def _alternate(servers: dict[str, GunicornServer], rounds: int, measure_one) -> dict[str, list[dict]]:
+    runs: dict[str, list[dict]] = {name: [] for name in servers}
+    for _ in range(rounds):
+        for name, server in servers.items():
+            runs[name].append(measure_one(server.port))
+    return runs
+
+
+def load_section(servers: dict[str, GunicornServer], name: str, settings: Settings) -> dict[str, Any]:
+    """Rate and latency of one workload on both apps, and the ratios reference/bare."""
+    workload = WORKLOADS[name]
+    for server in servers.values():  # warm-up: imports, first-request caches, TCP buffers; not recorded
+        measure.load_run(server.port, workload, settings.connections, min(1.0, settings.duration),
+                         settings.generator)
+    runs = _alternate(servers, settings.rounds, lambda port: measure.load_run(
+        port, workload, settings.connections, settings.duration, settings.generator))
+    result: dict[str, Any] = {name: summarize_runs(r) for name, r in runs.items()}
+    result["ratio_rps"] = ratio(result["reference"]["rps"], result["bare"]["rps"])
+    result["ratio_p50"] = ratio(result["reference"]["p50_ms"], result["bare"]["p50_ms"])
+    result["runs"] = runs
+    if name == "stream":
+        result["first_byte"] = first_byte_section(servers, settings)
+    return result
+
+
+def first_byte_section(servers: dict[str, GunicornServer], settings: Settings) -> dict[str, Any]:
+    """Unloaded first-byte latency of a stream against the non-streamed answer, per app (alternated)."""
+    seconds = max(1.0, settings.duration / 2)
+    runs = _alternate(servers, settings.rounds, lambda port: measure.first_byte_run(port, STREAM, NONSTREAM, seconds))
+    return {name: summarize_runs(r) for name, r in runs.items()}
+
+
+def _worker_classes(configured: str) -> list[str]:
+    classes = ["sync", "gthread"] + (["gevent"] if importlib.util.find_spec("gevent") else [])
+    return classes if configured in classes else classes + [configured]
+
+
+def concurrency_section(settings: Settings) -> dict[str, Any]:
+    """Per worker class: one paced 1-second stream alone, then 8 at once; the ratio shows whether streams block."""
+    request_for = lambda port: paced_stream(STREAM_SECONDS).raw_request("127.0.0.1", port)  # noqa: E731
+    classes: dict[str, Any] = {}
+    for worker_class in _worker_classes(settings.gunicorn.worker_class):
+        config = replace(settings.gunicorn, worker_class=worker_class)
+        with GunicornServer(REFERENCE_APP, config, env={"REFERENCE_SERVER_PROFILE": settings.profile}) as server:
+            loadgen.concurrent_wall("127.0.0.1", server.port, request_for(server.port), 1)  # warm-up
+            one, _ = loadgen.concurrent_wall("127.0.0.1", server.port, request_for(server.port), 1)
+            eight, statuses = loadgen.concurrent_wall(
+                "127.0.0.1", server.port, request_for(server.port), CONCURRENT_STREAMS)
+        classes[worker_class] = {"one_s": one, "eight_s": eight, "ratio": ratio(eight, one),
+                                 "failed": sum(1 for s in statuses if s != 200), "config": config.args()}
+    best = min(classes, key=lambda name: (classes[name]["failed"], classes[name]["eight_s"]))
+    configured = settings.gunicorn.worker_class
+    return {"classes": classes, "best": best, "production": configured,
+            "production_eight_s": classes[configured]["eight_s"], "production_ratio": classes[configured]["ratio"]}
+
+
+def memory_section(servers: dict[str, GunicornServer], settings: Settings) -> dict[str, Any]:
+    """VmRSS of every worker of both apps, read after the load sections ran (a short load first if none did)."""
+    if not any(s in settings.sections for s in LOAD_SECTIONS):
+        for server in servers.values():
+            measure.load_run(server.port, NONSTREAM, settings.connections, min(2.0, settings.duration),
+                             settings.generator)
+    return {f"{name}_mib": server.worker_rss_mib() for name, server in servers.items()}
+
+
+def run_sections(settings: Settings, progress=print) -> dict[str, Any]:
+    """Run the chosen sections; the two load servers stay up from the first load section to the memory reading."""
+    results: dict[str, Any] = {}
+    needs_servers = any(s in settings.sections for s in (*LOAD_SECTIONS, "memory"))
+    if needs_servers:
+        env = {"REFERENCE_SERVER_PROFILE": settings.profile}
+        with GunicornServer(BARE_APP, settings.gunicorn) as bare, \
+                GunicornServer(REFERENCE_APP, settings.gunicorn, env=env) as reference:
+            servers = {"bare": bare, "reference": reference}
+            for name in LOAD_SECTIONS:
+                if name in settings.sections:
+                    progress(f"[{name}] {settings.rounds} x (bare, reference), {settings.duration:g} s each")
+                    results[name] = load_section(servers, name, settings)
+            if "memory" in settings.sections:
+                progress("[memory] worker VmRSS")
+                results["memory"] = memory_section(servers, settings)
+    if "concurrency" in settings.sections:
+        progress(f"[concurrency] {CONCURRENT_STREAMS} x {STREAM_SECONDS:g} s streams per worker class")
+        results["concurrency"] = concurrency_section(settings)
+    if "suite" in settings.sections:
+        progress("[suite] full suite, single process and -n 2")
+        results["suite"] = suite_cost.measure_suite(settings.profile)
+    return results
+

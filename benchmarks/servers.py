@@ -1,0 +1,153 @@
+"""Start and stop gunicorn on a loopback port, and read its workers' resident memory from /proc.
+
+Both apps run under the same configuration: the reference server's ``gunicorn_conf.py`` when it exists (so the
+benchmark measures what production runs), with bind, workers, worker class and threads given on the command line,
+which gunicorn lets override the config file.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN_CONF = ROOT / "reference_server" / "gunicorn_conf.py"
+BARE_APP = "benchmarks.bare_app:app"
+REFERENCE_APP = "benchmarks.reference_wsgi:app"
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class GunicornConfig:
+    """What both apps share: process model and concurrency."""
+
+    workers: int = 2
+    worker_class: str = "gthread"
+    threads: int = 16
+
+    def args(self) -> list[str]:
+        args = ["--workers", str(self.workers), "--worker-class", self.worker_class]
+        return args + (["--threads", str(self.threads)] if self.worker_class == "gthread" else [])
+
+
+def production_config() -> GunicornConfig:
+    """Workers, worker class and threads of the reference server's gunicorn_conf.py (defaults when absent)."""
+    if not GUNICORN_CONF.exists():
+        return GunicornConfig()
+    settings = runpy.run_path(str(GUNICORN_CONF))
+    return GunicornConfig(
+        workers=int(settings.get("workers", GunicornConfig.workers)),
+        worker_class=str(settings.get("worker_class", "sync")).rsplit(".", 1)[-1].lower().removesuffix("worker"),
+        threads=int(settings.get("threads", GunicornConfig.threads)),
+    )
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (the benchmark only ever listens on loopback)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class GunicornServer:
+    """One gunicorn master serving ``app`` on ``127.0.0.1:port``; use as a context manager."""
+
+    app: str
+    config: GunicornConfig
+    env: dict[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 0
+    process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "gunicorn"]
+        if GUNICORN_CONF.exists():
+            cmd += ["-c", str(GUNICORN_CONF)]
+        # Access logs off and a long timeout: the load generator, not logging, should be the only other load.
+        cmd += ["--bind", f"{self.host}:{self.port}", "--timeout", "120", "--access-logfile", "/dev/null"]
+        return cmd + self.config.args() + [self.app]
+
+    def __enter__(self) -> GunicornServer:
+        self.port = self.port or free_port()
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
+        self.process = subprocess.Popen(self.command(), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE)
+        self._wait_ready()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        url = f"http://{self.host}:{self.port}/healthz"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.process.stderr.read().decode(errors='replace')[-2000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=1) as resp:
+                    if resp.status == 200 and len(self.worker_pids()) >= self.config.workers:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"gunicorn did not answer {url} within {START_TIMEOUT} s")
+
+    def worker_pids(self) -> list[int]:
+        """PIDs of the master's worker processes."""
+        return child_pids(self.process.pid) if self.process else []
+
+    def worker_rss_mib(self) -> list[float]:
+        """Resident set size of each worker, in MiB."""
+        return [rss for rss in (vm_rss_mib(pid) for pid in self.worker_pids()) if rss is not None]
+
+    def stop(self) -> None:
+        """SIGTERM the master (graceful), SIGKILL it if it lingers."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of ``pid``, read from /proc/<pid>/stat (field 4 is the parent PID)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name (field 2) is parenthesised and may hold spaces: split after the last ')'.
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:
+            children.append(int(entry.name))
+    return sorted(children)
+
+
+def vm_rss_mib(pid: int) -> float | None:
+    """VmRSS of ``pid`` from /proc/<pid>/status in MiB, None when the process is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
