@@ -7,6 +7,7 @@ import itertools
 import uuid
 
 from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from reference_server import auth, chat, control, embeddings, errors, faults, limits, models, ollama
 from reference_server.config import ServerConfig
@@ -46,6 +47,18 @@ def unusual_header_case(resp: Response) -> Response:
     return resp
 
 
+def refuse_oversized_body() -> None:
+    """before_request: answer 413 for a declared body over the limit before any hook reads it.
+
+    The cached empty body keeps later readers (the request journal's after_request) from raising the 413 again
+    while the error response is being finalized, which would turn it into a 500.
+    """
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit and request.content_length is not None and request.content_length > limit:
+        request._cached_data = b""
+        raise RequestEntityTooLarge()
+
+
 def reject_stainless() -> None:
     """before_request (fault HEADERS-007 only): refuse the SDK's own headers."""
     if current_app.config["SERVER"].fault(FAULT_STAINLESS_REJECTED) and any(
@@ -70,6 +83,7 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     app.json.sort_keys = False
     app.json.compact = True
     errors.init_app(app)
+    app.before_request(refuse_oversized_body)
     app.after_request(unusual_header_case)  # after_request hooks run in reverse: this one runs last
     app.after_request(add_request_id)
     # Hook order matters: control (journal, X-Mock-* headers) sees every request first, then auth, then limits.

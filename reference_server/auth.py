@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, current_app, g, request
 
 from reference_server import faults
 from reference_server.errors import ApiError
@@ -31,8 +31,6 @@ FAULT_EMPTY_TOKEN = faults.declare("AUTH-007", '"Bearer " with an empty token is
 FAULT_SCHEME_CASE = faults.declare("AUTH-008", 'The scheme name is matched case-sensitively ("bearer" is refused).')
 FAULT_BODY_FIRST = faults.declare("AUTH-009", "Chat bodies are validated before the key, so bad key + bad body is 400.")
 FAULT_MODELS_OPEN = faults.declare("AUTH-010", "GET {base}/models is served without an Authorization header.")
-FAULT_BARE_401 = faults.declare("ERRORS-001", "401 answers carry a bare string body instead of the envelope.",
-                                collateral=("ERRORS-002",))
 
 ALWAYS_OPEN = ("/healthz", "/_mock/")
 
@@ -118,16 +116,6 @@ def authenticate() -> None:
     g.key = settings
 
 
-def bare_401(resp: Response) -> Response:
-    """after_request (fault ERRORS-001 only): replace the 401 envelope with a bare string."""
-    if resp.status_code == 401 and _fault(FAULT_BARE_401):
-        bare = jsonify("Unauthorized")
-        bare.status_code = 401
-        return bare
-    return resp
-
-
 def init_app(app: Flask) -> None:
     """Install the authentication hook (after control's, before limits')."""
     app.before_request(authenticate)
-    app.after_request(bare_401)

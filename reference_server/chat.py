@@ -6,6 +6,7 @@ and the text comes from ``providers`` (seeded by the request), so the same reque
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -45,6 +46,11 @@ FAULT_STREAM_ANYWAY = F("CHAT-020", 'An explicit "stream": false is answered wit
 FAULT_REASONING_FIELD = F("CHAT-021", "Non-streamed reasoning goes to message.reasoning, not reasoning_content.")
 FAULT_THINK_OPEN = F("CHAT-022", "Non-streamed <think> prefixes are never closed.")
 FAULT_REFUSAL_AS_CONTENT = F("CHAT-023", "Refusals come as content text with refusal null.")
+FAULT_TOOL_ID_EMPTY = F("TOOLS-002", 'Non-streamed tool calls carry id "".')
+FAULT_TOOL_TYPE = F("TOOLS-003", 'Non-streamed tool calls carry type "tool".', collateral=("CHAT-019",))
+FAULT_ARGS_OBJECT = F("TOOLS-005", "Non-streamed tool call arguments are a JSON object, not a string.",
+                      collateral=("CHAT-019", "TOOLS-016"))
+FAULT_TOOL_FINISH = F("TOOLS-006", 'Non-streamed tool-calling choices end with finish_reason "stop".')
 FAULT_N_IGNORED = F("PARAMS-006", "Non-streamed requests with n > 1 get one choice.")
 FAULT_USAGE_OVER = F("PARAMS-002", "usage.completion_tokens reports max_tokens + 1 when the answer was cut.")
 FAULT_LOGPROBS_NULL = F("PARAMS-012", "logprobs true returns choices[].logprobs null (non-streamed).",
@@ -118,9 +124,16 @@ def message_for(gen: Generation) -> dict[str, Any]:
         name = "reasoning" if _fault(FAULT_REASONING_FIELD) else gen.reasoning_field
         message[name] = gen.reasoning
     if gen.tool_calls or gen.finish_reason == "tool_calls":
-        message["tool_calls"] = [{"id": c.id, "type": "function",
-                                  "function": {"name": c.name, "arguments": c.arguments}} for c in gen.tool_calls]
+        message["tool_calls"] = [tool_call_object(c.id, c.name, c.arguments) for c in gen.tool_calls]
     return message
+
+
+def tool_call_object(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    """A ``ChatCompletionMessageToolCall`` (arguments as a JSON string)."""
+    args: Any = json.loads(arguments) if _fault(FAULT_ARGS_OBJECT) and arguments else arguments
+    return {"id": "" if _fault(FAULT_TOOL_ID_EMPTY) else call_id,
+            "type": "tool" if _fault(FAULT_TOOL_TYPE) else "function",
+            "function": {"name": name, "arguments": args}}
 
 
 def choice_logprobs(req: ChatRequest, gen: Generation, index: int) -> dict[str, Any] | None:
@@ -134,6 +147,14 @@ def choice_logprobs(req: ChatRequest, gen: Generation, index: int) -> dict[str, 
     return {"content": content_logprobs(tokenize(gen.content or ""), key, top_k), "refusal": None}
 
 
+def finish_reason(gen: Generation) -> str:
+    if _fault(FAULT_EMPTY_FINISH):
+        return ""
+    if gen.finish_reason == "tool_calls" and _fault(FAULT_TOOL_FINISH):
+        return "stop"
+    return gen.finish_reason
+
+
 def build_completion(req: ChatRequest, generations: list[Generation]) -> dict[str, Any]:
     """The ``CreateChatCompletionResponse`` body."""
     config = current_app.config["SERVER"]
@@ -142,7 +163,7 @@ def build_completion(req: ChatRequest, generations: list[Generation]) -> dict[st
     for index, gen in enumerate(shown):
         choice: dict[str, Any] = {"index": index + (1 if _fault(FAULT_INDEX_FROM_1) else 0),
                                   "message": message_for(gen), "logprobs": choice_logprobs(req, gen, index),
-                                  "finish_reason": "" if _fault(FAULT_EMPTY_FINISH) else gen.finish_reason}
+                                  "finish_reason": finish_reason(gen)}
         if choice["logprobs"] is None and _fault(FAULT_NO_LOGPROBS_KEY):
             del choice["logprobs"]
         choices.append(choice)

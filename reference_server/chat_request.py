@@ -46,6 +46,7 @@ FAULT_ASSISTANT_REJECTED = F("CHAT-015", "Conversations holding an assistant mes
 FAULT_DEVELOPER_REJECTED = F("CHAT-016", 'Messages with role "developer" answer 400.')
 FAULT_PARTS_REJECTED = F("CHAT-017", "User content given as an array of text parts answers 400.")
 FAULT_STOP_ARRAY = F("PARAMS-004", "stop given as an array answers 400.")
+FAULT_STOP_STRING = F("PARAMS-022", "stop given as a single string is ignored.")
 FAULT_STOP_MANY = F("PARAMS-005", "stop with more than 4 sequences is accepted.")
 FAULT_TEMPERATURE = F("PARAMS-008", "temperature outside 0..2 is accepted.")
 FAULT_TOP_P = F("PARAMS-009", "top_p outside 0..1 is accepted.")
@@ -247,7 +248,7 @@ def _stop(body: dict) -> list[str]:
     if stop is None:
         return []
     if isinstance(stop, str):
-        return [stop]
+        return [] if _fault(FAULT_STOP_STRING) else [stop]
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
         raise invalid("Invalid type for 'stop': expected a string or an array of strings.", "stop")
     if _fault(FAULT_STOP_ARRAY):
@@ -375,17 +376,17 @@ def parse_chat_request(body: Any) -> ChatRequest:
         raise invalid("Invalid type for 'seed': expected an integer.", "seed")
     limits = {p: _integer(body, p, 1) for p in ("max_completion_tokens", "max_tokens")}
     bound = min(((v, p) for p, v in limits.items() if v is not None), default=(None, None))
-    temperature = _number(body, "temperature", 0, 2)
-    shaping = {k: body.get(k) for k in CONTENT_FIELDS}
-    if temperature == 0:
-        shaping.pop("seed")  # greedy decoding: the seed cannot change the text
-    return ChatRequest(
+    req = ChatRequest(
         body=body, model=model, messages=messages, stream=stream, n=_integer(body, "n", 1, 128) or 1,
-        temperature=temperature, seed=seed, max_tokens=bound[0], max_tokens_param=bound[1], stop=_stop(body),
-        logprobs=logprobs, top_logprobs=top_logprobs or 0, tools=tools,
+        temperature=_number(body, "temperature", 0, 2), seed=seed, max_tokens=bound[0], max_tokens_param=bound[1],
+        stop=_stop(body), logprobs=logprobs, top_logprobs=top_logprobs or 0, tools=tools,
         tool_choice=_tool_choice(body, [t["function"]["name"] for t in tools]),
         parallel_tool_calls=_boolean(body, "parallel_tool_calls", True), response_format=_response_format(body),
-        include_usage=include_usage, usage_requested=asked,
-        request_hash=canonical_hash([request.path, body]),
-        content_key=canonical_hash([model.id, shaping]),
+        include_usage=include_usage, usage_requested=asked, request_hash=canonical_hash([request.path, body]),
     )
+    # Parsed values, not raw ones: {"type": "text"} and an absent response_format must give the same text.
+    shaping = {name: getattr(req, name) for name in CONTENT_FIELDS}
+    if req.temperature == 0:
+        shaping.pop("seed")  # greedy decoding: the seed cannot change the text
+    req.content_key = canonical_hash([model.id, shaping])
+    return req

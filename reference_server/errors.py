@@ -8,10 +8,22 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, has_app_context, jsonify
 from werkzeug.exceptions import HTTPException
 
+from reference_server import faults
+
 log = logging.getLogger(__name__)
+
+F = faults.declare
+FAULT_TEXT_TYPE = F("ERRORS-003", "Error responses are sent as text/plain (the body is still the envelope).")
+FAULT_UNKNOWN_ROUTE_400 = F("ERRORS-011", "Unknown routes answer 400 instead of 404.")
+FAULT_WRONG_METHOD_200 = F("ERRORS-012", "A wrong method on a known route answers 200 with an empty object.",
+                           collateral=("ERRORS-013",))
+FAULT_NO_ALLOW = F("ERRORS-013", "405 answers carry no Allow header.")
+FAULT_TOO_LARGE_400 = F("ERRORS-014", "Oversized bodies answer 400 instead of 413.")
+FAULT_BARE_5XX = F("ERRORS-019", "5xx answers carry a bare JSON string instead of the envelope.")
+FAULT_ODD_TYPE = F("ERRORS-022", 'Every error carries type "error".')
 
 # Default error `type` per status, following OpenAI's observed vocabulary.
 DEFAULT_TYPES = {
@@ -59,10 +71,18 @@ class ApiError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
+def _fault(fault: faults.Fault) -> bool:
+    return has_app_context() and current_app.config["SERVER"].fault(fault)
+
+
 def error_response(err: ApiError) -> Response:
     """Render an ApiError as a JSON response with the envelope and its headers."""
-    resp = jsonify(err.body())
+    if _fault(FAULT_ODD_TYPE):
+        err.type = "error"
+    resp = jsonify(err.message if err.status >= 500 and _fault(FAULT_BARE_5XX) else err.body())
     resp.status_code = err.status
+    if _fault(FAULT_TEXT_TYPE):
+        resp.mimetype = "text/plain"
     for k, v in err.headers.items():
         resp.headers[k] = v
     return resp
@@ -78,6 +98,12 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         status = exc.code or 500
+        if status == 405 and _fault(FAULT_WRONG_METHOD_200):
+            return jsonify({})
+        if status == 404 and _fault(FAULT_UNKNOWN_ROUTE_400):
+            status = 400
+        if status == 413 and _fault(FAULT_TOO_LARGE_400):
+            status = 400
         messages = {
             404: "Unknown request URL. Please check the URL and method.",
             405: "Method not allowed for this URL.",
@@ -85,7 +111,7 @@ def init_app(app: Flask) -> None:
         }
         err = ApiError(status, messages.get(status, exc.description or exc.name), code=None)
         resp = error_response(err)
-        if status == 405 and getattr(exc, "valid_methods", None):
+        if status == 405 and getattr(exc, "valid_methods", None) and not _fault(FAULT_NO_ALLOW):
             resp.headers["Allow"] = ", ".join(exc.valid_methods)
         return resp
 

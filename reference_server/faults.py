@@ -13,11 +13,15 @@ from dataclasses import dataclass
 # Modules that declare faults; imported by catalogue() so the list does not depend on what happened to be imported.
 FAULT_MODULES = (
     "reference_server.app",
+    "reference_server.errors",
     "reference_server.auth",
     "reference_server.models",
     "reference_server.chat",
     "reference_server.chat_request",
+    "reference_server.answer_faults",
+    "reference_server.usage",
     "reference_server.streaming",
+    "reference_server.stream_faults",
     "reference_server.sse",
     "reference_server.embeddings",
     "reference_server.ollama",

@@ -29,6 +29,9 @@ FAULT_CREATED_STRING = faults.declare("MODELS-004", "Listed models carry created
 FAULT_CREATED_MS = faults.declare("MODELS-005", "Listed models carry created in milliseconds.")
 FAULT_DUPLICATE = faults.declare("MODELS-006", "The models list repeats its first model.")
 FAULT_MISSING_MODEL = faults.declare("MODELS-007", "The models list leaves out the last documented chat model.")
+FAULT_LISTED_REFUSED = faults.declare(
+    "MODELS-008", "Chat completions refuse the last documented chat model although /models lists it."
+)
 FAULT_UNKNOWN_200 = faults.declare(
     "MODELS-009", "An unknown model is served by the default model (200) instead of the unknown-model status.",
     collateral=("MODELS-010", "MODELS-011"),
@@ -138,10 +141,13 @@ def resolve_model(name: Any, kind: str = "chat", profile: Profile | None = None)
         raise ApiError(400, "you must provide a model parameter", param="model")
     default = profile.get(f"models.default_{kind}")
     if _is_rejected(name, profile):
-        if _fault(FAULT_REJECTED_ACCEPTED) and default:
+        if (_fault(FAULT_REJECTED_ACCEPTED) or _fault(FAULT_UNKNOWN_200)) and default:
             return ResolvedModel(default, name, _match(default, profile, kind) or {"id": default}, kind)
         raise unknown_model_error(name, profile)
     entry = _match(name, profile, kind) or (_route(name, profile) if kind == "chat" else None)
+    last_chat = (model_entries(profile, "chat") or [None])[-1]
+    if entry is not None and entry is last_chat and kind == "chat" and _fault(FAULT_LISTED_REFUSED):
+        entry = None
     if entry is not None:
         return ResolvedModel(entry["id"], name, entry, kind)
     if _fault(FAULT_UNKNOWN_200) and default:

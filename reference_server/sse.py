@@ -15,6 +15,7 @@ from reference_server.config import ServerConfig
 
 F = faults.declare
 FAULT_NOT_JSON_EVENT = F("SSE-001", 'A "data: PROCESSING" event (not JSON) is sent after the first chunk.')
+FAULT_NO_DONE = F("SSE-002", "Streams end without data: [DONE].")
 FAULT_DATA_AFTER_DONE = F("SSE-003", "The first chunk is sent again after [DONE].")
 FAULT_PING_EVENT = F("SSE-004", 'An "event: ping" event with no data is sent after the first chunk.')
 FAULT_BOM = F("SSE-005", "The stream starts with a UTF-8 byte-order mark.")
@@ -84,6 +85,8 @@ class SseEncoder:
 
     def done(self, first_chunk: dict[str, Any] | None = None) -> bytes:
         """The ``[DONE]`` sentinel event (plus what the after-[DONE] faults add)."""
+        if self.config.fault(FAULT_NO_DONE):
+            return b""
         sentinel = "[DONE] OK" if self.config.fault(FAULT_DONE_TEXT) else "[DONE]"
         if self.config.fault(FAULT_DONE_UNTERMINATED):
             return (self.prefix + sentinel + self.newline).encode()

@@ -99,7 +99,7 @@ def _paced(frames: Iterator[bytes], encoder: sse.SseEncoder, config: ServerConfi
     cut, stall, error_after = (getattr(mock, name, None) for name in ("cut_after", "stall_after", "error_after"))
     if ttft:
         time.sleep(ttft / 1000)
-    keepalive = config.variant("sse-keepalive")
+    keepalive = config.variant("sse-keepalive") or config.fault(sse.FAULT_KEEPALIVE_FIELD)
     for sent, frame in enumerate(frames):
         if cut is not None and sent >= cut:
             return

@@ -51,3 +51,30 @@ def assert_envelope(resp, status: int, *, param=None, code=None) -> dict:
     if code is not None:
         assert error["code"] == code
     return error
+
+
+def sse_data(raw: bytes | str) -> list[str]:
+    """The data of every event of an SSE body (LF, CRLF or CR line ends; comments skipped)."""
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    events = []
+    for block in text.split("\n\n"):
+        lines = [line for line in block.split("\n") if line and not line.startswith(":")]
+        data = [line[5:].removeprefix(" ") for line in lines if line.startswith("data:")]
+        if data:
+            events.append("\n".join(data))
+    return events
+
+
+def stream_chunks(resp) -> list[dict]:
+    """The JSON chunks of a chat stream, asserting it ends with [DONE]."""
+    import json
+
+    events = sse_data(resp.get_data())
+    assert events and events[-1] == "[DONE]", events[-3:]
+    return [json.loads(e) for e in events[:-1]]
+
+
+def chat_body(content: str = "Hello there", **extra) -> dict:
+    """A minimal valid chat request for the openai profile."""
+    return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}], **extra}
