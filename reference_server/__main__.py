@@ -1,0 +1,86 @@
+"""Command line: ``python -m reference_server --profile unit23 --port 8080 [--fault ID ...] [--variant V ...]``.
+
+Also installed as ``llm-reference-server``. Development-grade serving (werkzeug, threaded); for production use
+gunicorn with ``reference_server/gunicorn_conf.py``. ``GET /healthz`` answers once the server is ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from gateway_spec import profile_names
+from reference_server import faults, variants
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llm-reference-server",
+                                     description="Deterministic reference LLM gateway, with faults on demand.")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port (0 picks a free one; default 8080)")
+    parser.add_argument("--profile", default=os.environ.get("REFERENCE_SERVER_PROFILE", "openai"),
+                        help="bundled profile name or profile file path (default openai)")
+    parser.add_argument("--fault", action="append", default=[], metavar="REQ-ID",
+                        help="break this requirement on purpose (repeatable; see --list-faults)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME",
+                        help="switch on a valid alternative behaviour (repeatable; see --list-variants)")
+    parser.add_argument("--keys-file", help="extra API keys (JSON/YAML mapping or list, or plain text)")
+    parser.add_argument("--clock", type=int, help="unix time used for every 'created' (default 1700000000)")
+    parser.add_argument("--list-faults", action="store_true", help="print the fault catalogue and exit")
+    parser.add_argument("--list-variants", action="store_true", help="print the variant catalogue and exit")
+    parser.add_argument("--list-profiles", action="store_true", help="print the bundled profiles and exit")
+    return parser
+
+
+def _listing(args: argparse.Namespace) -> list[str] | None:
+    if args.list_faults:
+        return faults.describe()
+    if args.list_variants:
+        return variants.describe()
+    if args.list_profiles:
+        return profile_names()
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``llm-reference-server``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    listing = _listing(args)
+    if listing is not None:
+        print("\n".join(listing))
+        return 0
+    from reference_server.app import create_app
+    from reference_server.settings import build_config
+
+    try:
+        config = build_config(args.profile, args.fault, args.variant, args.keys_file,
+                              os.environ.get("REFERENCE_SERVER_KEYS"), args.clock)
+        app = create_app(config)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        print(f"llm-reference-server: error: {exc}", file=sys.stderr)
+        return 2
+    return serve(app, args.host, args.port)
+
+
+def serve(app, host: str, port: int) -> int:
+    """Serve ``app`` with werkzeug's threaded server until interrupted."""
+    from werkzeug.serving import make_server
+
+    server = make_server(host, port, app, threaded=True)
+    config = app.config["SERVER"]
+    extras = "".join(f" fault={f}" for f in sorted(config.faults)) + "".join(
+        f" variant={v}" for v in sorted(config.variants))
+    print(f"llm-reference-server: profile {config.profile.name} on http://{host}:{server.server_port}{extras}",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""gunicorn settings for the reference server: ``gunicorn -c reference_server/gunicorn_conf.py
+'reference_server.wsgi:app'``.
+
+One worker process with threads (``gthread``): rate-limit counters, the request journal and fail-times attempts
+live in process memory, so several processes would each count on their own; threads keep long streams from
+blocking other requests. ``REFERENCE_SERVER_BIND`` (default ``127.0.0.1:8080``) and ``REFERENCE_SERVER_THREADS``
+(default 32) tune it.
+"""
+
+import os
+
+bind = os.environ.get("REFERENCE_SERVER_BIND", "127.0.0.1:8080")
+workers = 1
+worker_class = "gthread"
+threads = int(os.environ.get("REFERENCE_SERVER_THREADS", "32"))
+# Streams may be paced or stalled on purpose (X-Mock-Stream-Stall-After): give them room before a worker restart.
+timeout = 600
+graceful_timeout = 5
+accesslog = "-"
