@@ -20,7 +20,12 @@ CREATED = 1_700_000_000
 COMPLETION_ID = "chatcmpl-" + "0" * 24
 # The same token rule as the reference tokenizer, so both apps stream the same number of chunks.
 TOKENS = re.findall(r"[^\W_]+|\s+|[^\w\s]|_", PROMPT)
-USAGE = {"prompt_tokens": 1 + len(TOKENS), "completion_tokens": len(TOKENS), "total_tokens": 1 + 2 * len(TOKENS)}
+USAGE = {
+    "prompt_tokens": 1 + len(TOKENS), "completion_tokens": len(TOKENS), "total_tokens": 1 + 2 * len(TOKENS),
+    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+    "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0,
+                                  "rejected_prediction_tokens": 0},
+}
 
 
 def _dumps(obj: object) -> bytes:

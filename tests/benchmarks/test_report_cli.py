@@ -1,0 +1,67 @@
+"""Report writing and rendering, command-line parsing, /proc readings, and a tiny end-to-end run."""
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import __main__ as cli
+from benchmarks import report, servers, targets
+
+
+def sample_report():
+    results = {"nonstream": {"bare": {"rps": 1000.0, "p50_ms": 1.0, "p99_ms": 2.0},
+                             "reference": {"rps": 850.0, "p50_ms": 1.2, "p99_ms": math.nan},
+                             "ratio_rps": 0.85, "ratio_p50": 1.2}}
+    return {"generator": "asyncio", "gunicorn": ["--workers", "2"],
+            "settings": {"duration": 1.0, "rounds": 1, "connections": 8}, "results": results,
+            "targets": targets.evaluate(results)}
+
+
+def test_write_report_writes_timestamped_and_latest_with_nan_as_null(tmp_path):
+    path = report.write_report(sample_report(), tmp_path)
+    latest = json.loads((tmp_path / "latest.json").read_text())
+    assert json.loads(path.read_text()) == latest
+    assert latest["results"]["nonstream"]["reference"]["p99_ms"] is None
+
+
+def test_render_shows_figures_ratio_and_verdicts():
+    text = report.render(sample_report())
+    assert "nonstream req/s" in text and "0.85" in text
+    assert "PASS     reference non-streaming chat >= 0.8x bare" in text
+
+
+def test_only_keeps_run_order_and_rejects_unknown_sections():
+    assert cli.parse_only("memory,nonstream") == ("nonstream", "memory")
+    with pytest.raises(argparse.ArgumentTypeError):
+        cli.parse_only("nonstream,speed")
+
+
+def test_quick_and_skip_suite_shape_the_settings():
+    args = cli.build_parser().parse_args(["--quick", "--skip-suite", "--generator", "asyncio", "--workers", "1"])
+    settings = cli.settings_from(args)
+    assert (settings.duration, settings.rounds) == (1.0, 1)
+    assert "suite" not in settings.sections and settings.gunicorn.workers == 1
+
+
+def test_proc_readings_of_a_child_process():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    try:
+        assert child.pid in servers.child_pids(os.getpid())
+        assert servers.vm_rss_mib(child.pid) > 1
+    finally:
+        child.kill()
+        child.wait()
+    assert servers.vm_rss_mib(child.pid) is None
+
+
+def test_tiny_run_completes(capsys):
+    argv = ["--quick", "--only", "nonstream,memory", "--generator", "asyncio", "--duration", "0.3",
+            "--workers", "1", "--no-write"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "nonstream req/s" in out and "worker RSS MiB" in out

@@ -1,0 +1,56 @@
+"""The workload's promises hold on both apps: 100-chunk streams, same text, matching bodies, unlimited key."""
+
+import json
+
+import pytest
+
+from benchmarks import bare_app, reference_wsgi
+from benchmarks.workload import EMBEDDINGS, NONSTREAM, PROMPT, STREAM, STREAM_CHUNKS, WORKLOADS, paced_stream
+
+
+@pytest.fixture(scope="module", params=["bare", "reference"])
+def client(request):
+    app = bare_app.app if request.param == "bare" else reference_wsgi.build_app()
+    return app.test_client()
+
+
+def post(client, workload):
+    return client.post(workload.path, data=workload.body_bytes(), headers=workload.headers())
+
+
+def data_events(body: bytes) -> list[str]:
+    return [line[6:] for line in body.decode().split("\n\n") if line.startswith("data: ")]
+
+
+def test_stream_is_100_chunks_then_done(client):
+    events = data_events(post(client, STREAM).get_data())
+    assert len(events) == STREAM_CHUNKS + 1 and events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == PROMPT
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_nonstream_answers_the_prompt(client):
+    resp = post(client, NONSTREAM)
+    assert resp.status_code == 200 and resp.get_json()["choices"][0]["message"]["content"] == PROMPT
+
+
+def test_embeddings_have_native_dimensions(client):
+    resp = post(client, EMBEDDINGS)
+    assert resp.status_code == 200 and len(resp.get_json()["data"][0]["embedding"]) == 1536
+
+
+def test_reference_key_is_never_rate_limited():
+    client = reference_wsgi.build_app().test_client()
+    assert all(post(client, NONSTREAM).status_code == 200 for _ in range(70))  # the profile allows 60/minute
+
+
+def test_bodies_are_of_comparable_size():
+    reference = reference_wsgi.build_app().test_client()
+    for name, workload in WORKLOADS.items():
+        sizes = [len(post(c, workload).get_data()) for c in (bare_app.app.test_client(), reference)]
+        assert 0.8 < sizes[0] / sizes[1] < 1.25, (name, sizes)
+
+
+def test_paced_stream_asks_for_the_rate_that_lasts_the_given_time():
+    assert dict(paced_stream(0.5).extra_headers)["X-Mock-Tokens-Per-Second"] == "200"
