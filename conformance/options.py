@@ -109,8 +109,9 @@ class ConformanceOptions:
             return value if value is not None else os.environ.get(ENV_FALLBACKS.get(dest, ""), None) or None
 
         explicit = any(getattr(opt, dest, None) for dest in RUN_SELECTING)
+        target_url = pick("target_url")
         return cls(
-            target_url=(pick("target_url") or None) and pick("target_url").rstrip("/"),
+            target_url=target_url.rstrip("/") if target_url else None,
             api_key=pick("api_key"),
             profile=pick("profile") or DEFAULT_PROFILE,
             model=opt.model,

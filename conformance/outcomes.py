@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from conformance.baseline import Baseline
 from conformance.expect import StopCase, Violation
 
@@ -57,6 +59,8 @@ def grade_case(case_id: str, req_ids: Iterable[str], registry: Mapping[str, Any]
                violations: list[Violation], exc: BaseException | None, baseline: Baseline) -> CaseGrade:
     """Grade one executed case (its call phase)."""
     violated = {v.requirement: v for v in violations}
+    if isinstance(exc, pytest.fail.Exception):  # pytest.fail() in a check is a failed assertion, not a crash
+        exc = AssertionError(str(exc))
     harness = exc is not None and not isinstance(exc, (AssertionError, StopCase))
     verdicts: dict[str, str] = {}
     for rid in req_ids:
@@ -94,9 +98,9 @@ def grade_error(req_ids: Iterable[str], registry: Mapping[str, Any], profile: An
     return CaseGrade(verdicts, worst(verdicts.values()), message)
 
 
-def grade_skip(req_ids: Iterable[str], message: str) -> CaseGrade:
-    """A case that did not run (feature unclaimed, pytest.skip)."""
-    return CaseGrade({r: SKIP for r in req_ids}, SKIP, message)
+def grade_skip(req_ids: Iterable[str], message: str, verdict: str = SKIP) -> CaseGrade:
+    """A case that did not run (feature unclaimed, pytest.skip), or that pytest itself marked xfail."""
+    return CaseGrade({r: verdict for r in req_ids}, verdict, message)
 
 
 def requirement_verdict(case_verdicts: Iterable[str], baseline_entry: Any = None) -> str:
