@@ -95,7 +95,7 @@ def rl_012(c):
 
 
 def rl_013(c):
-    return models(c, c.key).headers["x-ratelimit-limit-requests"] == "60"
+    return models(c, c.key).headers["x-ratelimit-limit-requests"] == str(c.application.config["SERVER"].profile.get("rate_limits.requests_per_minute"))
 
 
 def rl_014(c):
