@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from benchmarks import loadgen, measure, suite_cost
-from benchmarks.servers import BARE_APP, REFERENCE_APP, GunicornConfig, GunicornServer
+from benchmarks.servers import BARE_APP, REFERENCE_APP, GunicornConfig, GunicornServer, reference_env
 from benchmarks.stats import ratio, summarize_runs
 from benchmarks.workload import NONSTREAM, STREAM, WORKLOADS, paced_stream
 
@@ -77,7 +77,7 @@ def concurrency_section(settings: Settings) -> dict[str, Any]:
     classes: dict[str, Any] = {}
     for worker_class in _worker_classes(settings.gunicorn.worker_class):
         config = replace(settings.gunicorn, worker_class=worker_class)
-        with GunicornServer(REFERENCE_APP, config, env={"REFERENCE_SERVER_PROFILE": settings.profile}) as server:
+        with GunicornServer(REFERENCE_APP, config, env=reference_env(settings.profile)) as server:
             loadgen.concurrent_wall("127.0.0.1", server.port, request_for(server.port), 1)  # warm-up
             one, _ = loadgen.concurrent_wall("127.0.0.1", server.port, request_for(server.port), 1)
             eight, statuses = loadgen.concurrent_wall(
@@ -104,7 +104,7 @@ def run_sections(settings: Settings, progress=print) -> dict[str, Any]:
     results: dict[str, Any] = {}
     needs_servers = any(s in settings.sections for s in (*LOAD_SECTIONS, "memory"))
     if needs_servers:
-        env = {"REFERENCE_SERVER_PROFILE": settings.profile}
+        env = reference_env(settings.profile)
         with GunicornServer(BARE_APP, settings.gunicorn) as bare, \
                 GunicornServer(REFERENCE_APP, settings.gunicorn, env=env) as reference:
             servers = {"bare": bare, "reference": reference}
