@@ -1,0 +1,75 @@
+"""Variants: valid alternatives the contract allows. Each must change the wire and stay valid."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reference_server.variants import VARIANTS
+from tests.server.conftest import auth_headers, chat_body, make_client, sse_data, stream_chunks
+
+
+def _stream(variant, **extra):
+    client = make_client("openai", variants=[variant])
+    return client.post("/v1/chat/completions", headers=auth_headers(client),
+                       json=chat_body(stream=True, stream_options={"include_usage": True}, **extra))
+
+
+def _healthy_content():
+    client = make_client("openai")
+    chunks = stream_chunks(client.post("/v1/chat/completions", headers=auth_headers(client),
+                                       json=chat_body(stream=True)))
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+
+
+@pytest.mark.parametrize("variant", ["sse-no-space", "sse-crlf", "sse-cr", "sse-keepalive", "sse-charset-off",
+                                     "extra-fields", "usage-omitted", "finish-separate"])
+def test_stream_variants_stay_valid(variant):
+    chunks = stream_chunks(_stream(variant))
+    content = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert content == _healthy_content()
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] > 0
+    finishes = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]]
+    assert finishes[-1] == "stop" and finishes.count("stop") == 1
+
+
+def test_framing_variants_change_the_bytes():
+    assert _stream("sse-no-space").get_data().startswith(b"data:{")
+    assert b"\r\n\r\n" in _stream("sse-crlf").get_data()
+    raw = _stream("sse-cr").get_data()
+    assert b"\r\r" in raw and b"\n" not in raw
+    assert b": keep-alive\n\n" in _stream("sse-keepalive").get_data()
+    assert _stream("sse-charset-off").headers["Content-Type"] == "text/event-stream"
+
+
+def test_content_variants():
+    chunks = stream_chunks(_stream("usage-omitted"))
+    assert all("usage" not in c for c in chunks[:-1])
+    chunks = stream_chunks(_stream("finish-separate"))
+    assert chunks[-2]["choices"][0]["delta"] == {} and chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    chunks = stream_chunks(_stream("extra-fields"))
+    assert chunks[0]["system_fingerprint"] and chunks[1]["choices"][0]["delta"]["reasoning_content"] is None
+
+
+def test_extra_fields_in_json_and_header_case():
+    client = make_client("openai", variants=["extra-fields", "header-case"])
+    resp = client.post("/v1/chat/completions", headers=auth_headers(client), json=chat_body())
+    assert resp.get_json()["system_fingerprint"] == "fp_reference"
+    names = [name for name, _ in resp.headers.items()]
+    assert "X-REQUEST-ID" in names and "CONTENT-TYPE" in names
+
+
+def test_keepalive_is_a_comment_not_an_event():
+    events = sse_data(_stream("sse-keepalive").get_data())
+    assert all(e == "[DONE]" or json.loads(e) for e in events)
+
+
+def test_every_catalogued_variant_is_tested_here():
+    assert set(VARIANTS) == {"sse-no-space", "sse-crlf", "sse-cr", "sse-keepalive", "sse-charset-off",
+                             "extra-fields", "usage-omitted", "header-case", "finish-separate"}
+
+
+def test_unknown_variant_is_a_startup_error():
+    with pytest.raises(ValueError, match="nope"):
+        make_client("openai", variants=["nope"])
