@@ -1,0 +1,1 @@
+"""Schemathesis fuzz mode of the suite (being written)."""
