@@ -41,8 +41,9 @@ class GunicornConfig:
     threads: int = 16
 
     def args(self) -> list[str]:
-        args = ["--workers", str(self.workers), "--worker-class", self.worker_class]
-        return args + (["--threads", str(self.threads)] if self.worker_class == "gthread" else [])
+        # --threads always: gunicorn quietly turns a sync worker with threads > 1 (from the config file) into gthread.
+        threads = self.threads if self.worker_class == "gthread" else 1
+        return ["--workers", str(self.workers), "--worker-class", self.worker_class, "--threads", str(threads)]
 
 
 def reference_env(profile: str) -> dict[str, str]:

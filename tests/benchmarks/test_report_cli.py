@@ -65,3 +65,9 @@ def test_tiny_run_completes(capsys):
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "nonstream req/s" in out and "worker RSS MiB" in out
+
+
+def test_sync_worker_class_is_given_one_thread():
+    # gunicorn turns sync with threads > 1 (from gunicorn_conf.py) into gthread; the comparison would be void.
+    assert servers.GunicornConfig(worker_class="sync", threads=32).args()[-2:] == ["--threads", "1"]
+    assert servers.GunicornConfig(worker_class="gthread", threads=32).args()[-2:] == ["--threads", "32"]
