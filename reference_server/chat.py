@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify
 
 from reference_server import answer_faults, faults, limits, streaming
 from reference_server.chat_request import ChatRequest, parse_chat_request, read_json_body
@@ -28,7 +28,7 @@ FAULT_OBJECT = F("CHAT-003", 'Completions carry object "chat.completion.chunk".'
 FAULT_CREATED_FLOAT = F("CHAT-004", "created is a float with milliseconds.", collateral=("CHAT-019",))
 FAULT_EMPTY_MODEL = F("CHAT-005", 'Completions carry model "".')
 FAULT_NO_CHOICES = F("CHAT-006", "Completions carry choices [].",
-                     collateral=("CHAT-007", "CHAT-012", "CHAT-014", "PARAMS-006"))
+                     collateral=("CHAT-012", "CHAT-014", "PARAMS-006"))
 FAULT_NO_LOGPROBS_KEY = F("CHAT-007", "Choices leave out logprobs when it is null.", collateral=("CHAT-019",))
 FAULT_ROLE = F("CHAT-008", 'message.role is "model".', collateral=("CHAT-019",))
 FAULT_NO_CONTENT_KEY = F("CHAT-009", "message leaves out content when it is null (refusals, tool calls).",

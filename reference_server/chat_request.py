@@ -26,8 +26,8 @@ CONTENT_FIELDS = ("messages", "tools", "tool_choice", "parallel_tool_calls", "re
 
 F = faults.declare
 FAULT_BARE_ERROR = F("ERRORS-001", "Invalid JSON bodies answer 400 with a bare string instead of the envelope.",
-                     collateral=("ERRORS-002",))
-FAULT_EMPTY_MESSAGE = F("ERRORS-002", "Chat validation errors carry an empty message and a numeric type.")
+                     collateral=("ERRORS-002", "ERRORS-004"))
+FAULT_EMPTY_MESSAGE = F("ERRORS-002", "Chat parameter validation errors carry an empty message.")
 FAULT_INVALID_JSON_422 = F("ERRORS-004", "Invalid JSON answers 422 instead of 400.")
 FAULT_TEXT_PLAIN = F("ERRORS-005", "Bodies sent as text/plain are parsed as JSON and served.")
 FAULT_NO_MODEL = F("ERRORS-006", "A chat request without model is served by the default model.",
@@ -110,7 +110,7 @@ def _fault(fault: faults.Fault) -> bool:
 def invalid(message: str, param: str | None, status: int = 400, code: str | None = None) -> ApiError:
     """A validation error; the PARAMS-011 / ERRORS-002 faults blank its param / message."""
     if _fault(FAULT_EMPTY_MESSAGE):
-        return ApiError(status, "", type="0", param=param, code=code)
+        return ApiError(status, "", param=param, code=code)
     if _fault(FAULT_PARAM_NULL) and param not in ("model", "messages"):
         param = None
     return ApiError(status, message, param=param, code=code)

@@ -22,7 +22,8 @@ FAULT_WRONG_METHOD_200 = F("ERRORS-012", "A wrong method on a known route answer
                            collateral=("ERRORS-013",))
 FAULT_NO_ALLOW = F("ERRORS-013", "405 answers carry no Allow header.")
 FAULT_TOO_LARGE_400 = F("ERRORS-014", "Oversized bodies answer 400 instead of 413.")
-FAULT_BARE_5XX = F("ERRORS-019", "5xx answers carry a bare JSON string instead of the envelope.")
+FAULT_BARE_5XX = F("ERRORS-019", "5xx answers carry a bare JSON string instead of the envelope.",
+                   collateral=("ERRORS-001", "ERRORS-002"))
 FAULT_ODD_TYPE = F("ERRORS-022", 'Every error carries type "error".')
 
 # Default error `type` per status, following OpenAI's observed vocabulary.

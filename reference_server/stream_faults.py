@@ -7,7 +7,6 @@ the ways the active faults ask for; with no fault on it only appends the usage c
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from flask import current_app
 

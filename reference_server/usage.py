@@ -19,7 +19,7 @@ from reference_server.tokenizer import count_prompt_tokens, count_tokens, messag
 
 F = faults.declare
 FAULT_NO_USAGE = F("USAGE-001", "Non-streaming completions carry no usage.",
-                   collateral=("USAGE-002", "USAGE-003", "USAGE-012", "USAGE-015"))
+                   collateral=("USAGE-002", "USAGE-003", "USAGE-009", "USAGE-012", "USAGE-015"))
 FAULT_FLOAT_COUNTS = F("USAGE-002", "Non-streamed usage counts are floats (12.0).", collateral=("CHAT-019",))
 FAULT_ARITHMETIC = F("USAGE-003", "total_tokens is prompt_tokens + completion_tokens + 1.")
 FAULT_INSIDE_CHOICES = F("USAGE-004", "A copy of usage sits inside choices[0] as well.")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.server.conftest import assert_envelope, chat_body, make_client
 from reference_server.tokenizer import count_prompt_tokens, count_tokens
+from tests.server.conftest import assert_envelope, chat_body, make_client
 
 
 def test_completion_shape_and_usage(post_chat):

@@ -3,9 +3,9 @@ differs from the healthy server's. Targeted tests elsewhere check what the diffe
 
 from __future__ import annotations
 
-import gateway_spec
 import pytest
 
+import gateway_spec
 from reference_server import faults
 from tests.server.conftest import auth_headers, chat_body, make_client
 
