@@ -242,7 +242,9 @@ class RunState:
         return {"target": self.options.target_url or "embedded", "profile": self.profile.name,
                 "started": self.started, "finished": _now(), "suite_version": suite_version(),
                 "fail_on": self.options.fail_on, "baseline": self.options.baseline,
-                "requirement_globs": list(self.options.requirement_globs), **self.accounting.as_dict()}
+                "requirement_globs": list(self.options.requirement_globs),
+                "server_faults": list(self.options.server_faults),
+                "server_variants": list(self.options.server_variants), **self.accounting.as_dict()}
 
 
 def _now() -> str:

@@ -176,7 +176,6 @@ def target(conformance: RunState):
     opts = conformance.options
     server = EmbeddedServer(opts.profile, opts.server_faults, opts.server_variants)
     url = server.start()
-    conformance.embedded = True
     try:
         yield url
     finally:
@@ -240,6 +239,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     grade = _grade_phase(item, call, report)
     if grade is not None:
         _apply_grade(item, report, grade)
+    if call.excinfo is not None:
+        # Allure reads the message from the exception itself (after this wrapper): mask secrets at the source.
+        exc = call.excinfo.value
+        exc.args = tuple(state.redactor.text(a) if isinstance(a, str) else a for a in exc.args)
+    if report.longrepr is not None and not isinstance(report.longrepr, tuple):
+        text = str(report.longrepr)
+        redacted = state.redactor.text(text)
+        if redacted != text:  # keep pytest's rich traceback unless it would show a secret
+            report.longrepr = redacted
     return report
 
 
@@ -275,9 +283,7 @@ def _apply_grade(item, report, grade) -> None:
         if grade.outcome == XPASS:
             message = xpass_message(state.baseline, case_id(item), grade)
         if outcome == "failed" and (grade.violations or grade.outcome == XPASS):
-            report.longrepr = state.redactor.text(message)
-        elif report.longrepr is not None and not isinstance(report.longrepr, tuple):
-            report.longrepr = state.redactor.text(str(report.longrepr))
+            report.longrepr = message
         if grade.outcome == XFAIL and not hasattr(report, "wasxfail"):
             report.wasxfail = state.redactor.text(xfail_reason(state.baseline, case_id(item), grade))
         elif grade.outcome == WARN and outcome == "passed":

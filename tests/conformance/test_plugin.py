@@ -422,3 +422,23 @@ def test_xdist_gives_the_same_verdicts_as_one_process(suite):
     assert case_outcomes(parallel) == case_outcomes(single) == EXPECTED_CASES
     verdicts = {rid: r["verdict"] for rid, r in single["requirements"].items() if rid.startswith("T-")}
     assert {rid: r["verdict"] for rid, r in parallel["requirements"].items() if rid.startswith("T-")} == verdicts
+
+
+def test_secrets_in_harness_errors_and_prints_are_redacted(suite):
+    source = f'''
+import pytest
+from conformance.client import HarnessError
+
+@pytest.mark.requirement("T-001")
+def test_leaky():
+    print("stdout has {KEY}")
+    raise HarnessError("connect failed for key {KEY}")
+'''
+    result = suite("--api-key", KEY, "--target-url", "http://127.0.0.1:9", source=source)
+    result.assert_outcomes(errors=1)
+    out = result.stdout.str()
+    assert "stdout has [REDACTED]" in out and "connect failed for key [REDACTED]" in out
+    assert KEY not in out
+    for path in (suite.pytester.path / "out").rglob("*"):
+        if path.is_file():
+            assert KEY not in path.read_text(errors="replace"), path
