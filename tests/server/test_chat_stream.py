@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from reference_server.tokenizer import count_tokens
 from tests.server.conftest import auth_headers, chat_body, make_client, sse_data, stream_chunks
@@ -102,3 +103,24 @@ def test_stream_body_is_a_generator(post_chat):
 def test_rejected_stream_gets_json_error(post_chat):
     resp = post_chat(chat_body(stream=True, model="conformance-unknown-model"))
     assert resp.status_code == 404 and resp.mimetype == "application/json"
+
+
+def _first_frame_and_total(client_faults):
+    client = make_client("openai", faults=client_faults)
+    start = time.monotonic()
+    resp = client.post("/v1/chat/completions", headers={**auth_headers(client), "X-Mock-Tokens-Per-Second": "100"},
+                       json=chat_body(stream=True, max_tokens=10), buffered=False)
+    frames = iter(resp.response)
+    next(frames)
+    first = time.monotonic() - start
+    for _ in frames:
+        pass
+    resp.close()
+    return first, time.monotonic() - start
+
+
+def test_paced_stream_sends_first_frame_before_the_last_is_made():
+    first, total = _first_frame_and_total([])
+    assert total >= 0.08 and first < total / 2
+    buffered_first, buffered_total = _first_frame_and_total(["HEADERS-006"])
+    assert buffered_first >= buffered_total * 0.9

@@ -3,11 +3,13 @@ differs from the healthy server's. Targeted tests elsewhere check what the diffe
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import gateway_spec
 from reference_server import faults
-from tests.server.conftest import auth_headers, chat_body, make_client
+from tests.server.conftest import auth_headers, chat_body, make_client, sse_data
 
 CHAT = "/v1/chat/completions"
 U23 = "unit23-sk-482d0f3ffd1c7284273f58ff6373fa8663e9750fbee03cc7"
@@ -225,3 +227,58 @@ def test_every_fault_names_a_registered_requirement():
 def test_unknown_fault_is_a_startup_error():
     with pytest.raises(ValueError, match="NOPE-001"):
         make_client("openai", faults=["NOPE-001"])
+
+
+def _raw(fault_id: str, name: str):
+    profile, method, path, kwargs = SCENARIOS[name]
+    kwargs = dict(kwargs)
+    client = make_client(profile, faults=[fault_id], **kwargs.pop("config", {}))
+    headers = {**(auth_headers(client) if kwargs.pop("auth", True) else {}), **kwargs.pop("headers", {})}
+    return client.open(path, method=method, headers=headers, **kwargs)
+
+
+def _chunks(resp):
+    return [json.loads(e) for e in _events(resp) if e != "[DONE]"]
+
+
+def _events(resp):
+    return sse_data(resp.get_data().decode("utf-8", "replace"))
+
+
+def _tool_parts(resp):
+    return [p for c in _chunks(resp) for p in (c["choices"][0]["delta"].get("tool_calls") or [])]
+
+
+BREAKS = {
+    "SSE-002": lambda r: "[DONE]" not in _events(r),
+    "SSE-005": lambda r: r.get_data().startswith(b"\xef\xbb\xbf"),
+    "SSE-010": lambda r: r.get_data().endswith(b"data: [DONE]\n") and not r.get_data().endswith(b"\n\n"),
+    "SSE-014": lambda r: _events(r)[-1] == "[DONE] OK",
+    "CHAT-STREAM-001": lambda r: "role" not in _chunks(r)[0]["choices"][0]["delta"],
+    "CHAT-STREAM-003": lambda r: r.mimetype == "application/json",
+    "CHAT-STREAM-004": lambda r: len({c["id"] for c in _chunks(r)}) > 1,
+    "CHAT-STREAM-007": lambda r: all(c["choices"][0]["delta"].get("role") for c in _chunks(r) if c["choices"]),
+    "CHAT-STREAM-011": lambda r: all(c["choices"][0]["finish_reason"] is None for c in _chunks(r) if c["choices"]),
+    "TOOLS-007": lambda r: all("index" not in p for p in _tool_parts(r)),
+    "TOOLS-008": lambda r: not any("id" in p for p in _tool_parts(r)),
+    "USAGE-005": lambda r: sum(1 for c in _chunks(r) if not c["choices"]) == 2,
+    "USAGE-008": lambda r: _chunks(r)[-1]["choices"] == [],
+    "HEADERS-004": lambda r: "Cache-Control" not in r.headers,
+    "HEADERS-008": lambda r: r.headers.get("Content-Encoding") == "gzip",
+    "AUTH-004": lambda r: r.status_code == 200,
+    "AUTH-006": lambda r: "sk-unknown-1" in r.get_json()["error"]["message"],
+    "MODELS-009": lambda r: r.status_code == 200,
+    "ERRORS-015": lambda r: r.status_code == 500 and r.get_json()["error"]["message"],
+    "ERRORS-024": lambda r: "Traceback" in r.get_json()["error"]["message"],
+    "PARAMS-003": lambda r: r.get_json()["choices"][0]["message"]["content"] == "alpha beta",
+    "TOOLS-005": lambda r: isinstance(r.get_json()["choices"][0]["message"]["tool_calls"][0]["function"][
+        "arguments"], dict),
+    "USAGE-003": lambda r: r.get_json()["usage"]["total_tokens"] == r.get_json()["usage"]["prompt_tokens"]
+    + r.get_json()["usage"]["completion_tokens"] + 1,
+}
+
+
+@pytest.mark.parametrize("fault_id", sorted(BREAKS))
+def test_fault_breaks_what_it_names(fault_id):
+    resp = _raw(fault_id, scenario_for(fault_id))
+    assert BREAKS[fault_id](resp)

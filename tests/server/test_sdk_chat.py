@@ -101,3 +101,11 @@ def test_errors_map_to_sdk_exceptions(client):
 def test_models_list_and_retrieve(client):
     ids = [m.id for m in client.models.list()]
     assert MODEL in ids and client.models.retrieve(MODEL).id == MODEL
+
+
+def test_mid_stream_error_raises_in_the_sdk(client):
+    stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True,
+                                            extra_headers={"X-Mock-Error-After": "3"})
+    with pytest.raises(openai.APIError, match="mid-stream"):
+        for _ in stream:
+            pass
