@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import threading
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log: the client's transcripts already record every exchange, and the log would be noise."""
+
+    def log_request(self, *args, **kwargs) -> None:
+        pass
 
 
 class EmbeddedServer:
@@ -30,7 +37,8 @@ class EmbeddedServer:
 
         config = ServerConfig.for_profile(self.profile, faults=self.faults, variants=self.variants)
         # threaded: streaming checks and concurrent checks (rate limits) need more than one request in flight.
-        self._server = make_server("127.0.0.1", 0, create_app(config), threaded=True)
+        self._server = make_server("127.0.0.1", 0, create_app(config), threaded=True,
+                                   request_handler=_QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="conformance-embedded-server",
                                         kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()

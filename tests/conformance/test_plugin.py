@@ -442,3 +442,29 @@ def test_leaky():
     for path in (suite.pytester.path / "out").rglob("*"):
         if path.is_file():
             assert KEY not in path.read_text(errors="replace"), path
+
+
+def test_embedded_server_serves_the_profile_and_releases_its_port():
+    import httpx
+
+    from conformance.embedded import EmbeddedServer
+
+    with EmbeddedServer("openai") as server:
+        url = server.url
+        response = httpx.get(f"{url}/v1/models", headers={"Authorization": "Bearer sk-conformance-test"})
+        assert response.status_code == 200 and response.json()["object"] == "list"
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/v1/models")
+
+
+def test_server_fault_reaches_the_embedded_server_as_a_negative_control(pytester, monkeypatch):
+    monkeypatch.delenv("CONFORMANCE_TARGET_URL", raising=False)
+    args = ("--requirement", "MODELS-003", "--report-dir", "out", "-p", "no:cacheprovider")
+    clean = pytester.runpytest(*args)
+    assert clean.ret == pytest.ExitCode.OK
+    broken = pytester.runpytest(*args, "--server-fault", "MODELS-003")
+    assert broken.ret == pytest.ExitCode.TESTS_FAILED
+    data = results(pytester)
+    assert data["requirements"]["MODELS-003"]["verdict"] == "FAIL"
+    assert data["run"]["server_faults"] == ["MODELS-003"]
+    broken.stdout.fnmatch_lines(["conformance: target embedded reference server, profile openai, fault MODELS-003*"])
