@@ -58,7 +58,8 @@ def add_options(parser: pytest.Parser) -> None:
     add("--max-body-bytes", type=int, default=8 * 1024 * 1024, help="Response size cap (harness error above).")
     add("--header", action="append", default=[], metavar="'Name: value'", help="Extra request header (repeatable).")
     add("--request-budget", type=int, default=None, metavar="N",
-        help="Stop issuing requests after N (per process); later cases ERROR 'budget exhausted'.")
+        help="Stop issuing requests after N (shared out among xdist workers); later cases ERROR "
+             "'budget exhausted'.")
     add("--allow-burst", action="store_true", default=False, help="Run 429 burst checks that spend quota.")
     add("--list-requirements", action="store_true", default=False,
         help="List requirement ID, level, feature, claimed?, text for the profile, then exit.")
@@ -168,7 +169,7 @@ class RunState:
         self.active = options.explicit or targets_suite(list(config.args))
         report_dir = Path(options.report_dir)
         self.report_dir = report_dir if report_dir.is_absolute() else config.invocation_params.dir / report_dir
-        self.accounting = Accounting(options.request_budget)
+        self.accounting = Accounting(_process_budget(options.request_budget, config))
         self.allure_enabled = False
         self.started = _now()
 
@@ -245,6 +246,16 @@ class RunState:
                 "requirement_globs": list(self.options.requirement_globs),
                 "server_faults": list(self.options.server_faults),
                 "server_variants": list(self.options.server_variants), **self.accounting.as_dict()}
+
+
+def _process_budget(budget: int | None, config: pytest.Config) -> int | None:
+    """This process's share of ``--request-budget``: under xdist each worker gets an equal part (total <= N)."""
+    workerinput = getattr(config, "workerinput", None)
+    if budget is None or not workerinput:
+        return budget
+    count = int(workerinput.get("workercount", 1))
+    index = int(str(workerinput.get("workerid", "gw0")).removeprefix("gw") or 0)
+    return budget // count + (1 if index < budget % count else 0)
 
 
 def _now() -> str:

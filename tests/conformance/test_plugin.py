@@ -468,3 +468,15 @@ def test_server_fault_reaches_the_embedded_server_as_a_negative_control(pytester
     assert data["requirements"]["MODELS-003"]["verdict"] == "FAIL"
     assert data["run"]["server_faults"] == ["MODELS-003"]
     broken.stdout.fnmatch_lines(["conformance: target embedded reference server, profile openai, fault MODELS-003*"])
+
+
+@pytest.mark.parametrize(("budget", "workers", "shares"), [(10, 2, [5, 5]), (5, 2, [3, 2]), (1, 3, [1, 0, 0])])
+def test_request_budget_is_shared_out_among_xdist_workers(budget, workers, shares):
+    from types import SimpleNamespace
+
+    from conformance.options import _process_budget
+
+    got = [_process_budget(budget, SimpleNamespace(workerinput={"workercount": workers, "workerid": f"gw{i}"}))
+           for i in range(workers)]
+    assert got == shares and sum(got) == budget
+    assert _process_budget(budget, SimpleNamespace()) == budget
