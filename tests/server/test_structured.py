@@ -63,3 +63,38 @@ def test_text_format_is_plain_text(post_chat):
 @pytest.mark.parametrize("seed", range(40))
 def test_schema_values_always_valid(seed):
     jsonschema.validate(generate(PERSON, random.Random(seed)), PERSON)
+
+
+HOSTILE_ATOMS = [None, True, 0, -5, 3, 2.5, "", "x", "string", "integer", "number", "object", "array", "null", [],
+                 {}, ["a"], {"type": "string"}, 10**30, 1e308, -1e308]
+HOSTILE_KEYS = ["type", "properties", "required", "enum", "const", "minimum", "maximum", "exclusiveMinimum",
+                "exclusiveMaximum", "multipleOf", "minLength", "maxLength", "items", "minItems", "maxItems", "anyOf",
+                "oneOf", "allOf", "format", "uniqueItems"]
+
+
+def _hostile_schema(rng, depth=0):
+    if depth > 3 or rng.random() < 0.2:
+        return rng.choice(HOSTILE_ATOMS)
+    out = {}
+    for _ in range(rng.randint(1, 4)):
+        key = rng.choice(HOSTILE_KEYS)
+        if key == "properties":
+            out[key] = {"p": _hostile_schema(rng, depth + 1), "q": _hostile_schema(rng, depth + 1)}
+        elif key in ("anyOf", "oneOf", "allOf", "items"):
+            sub = [_hostile_schema(rng, depth + 1) for _ in range(2)]
+            out[key] = sub[0] if key == "items" else sub
+        else:
+            out[key] = rng.choice(HOSTILE_ATOMS)
+    return out
+
+
+def test_hostile_schemas_give_finite_json_quickly():
+    rng = random.Random(7)
+    for _ in range(500):
+        json.dumps(generate(_hostile_schema(rng), random.Random(1)), allow_nan=False)
+
+
+def test_huge_sizes_are_capped():
+    value = generate({"type": "array", "minItems": 10**9, "items": {"type": "string", "minLength": 10**9}},
+                     random.Random(0))
+    assert len(value) <= 8 and all(len(v) <= 2000 for v in value)
