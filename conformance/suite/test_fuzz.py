@@ -14,7 +14,17 @@ from collections import defaultdict
 
 import pytest
 
-from conformance.fuzz import OPERATIONS, FuzzModels, Finding, generate, judge, modes, requirement_for, send, serves
+from conformance.fuzz import (
+    OPERATIONS,
+    Finding,
+    FuzzModels,
+    generate,
+    judge,
+    modes,
+    requirement_for,
+    send,
+    serves,
+)
 
 # Exchanges kept in the transcript: those of the first few requests that produced findings (not all 20+).
 KEPT_EXCHANGES = 5
