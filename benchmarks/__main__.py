@@ -66,7 +66,9 @@ def settings_from(args: argparse.Namespace) -> sections.Settings:
 def environment(settings: sections.Settings) -> dict[str, Any]:
     """Where the figures come from: machine, Python, and the asyncio client's own ceiling when it is used."""
     env: dict[str, Any] = {"cpus": os.cpu_count(), "python": platform.python_version(),
-                           "platform": platform.platform(), "gunicorn_conf": str(GUNICORN_CONF.exists())}
+                           "platform": platform.platform(), "gunicorn_conf": GUNICORN_CONF.exists(),
+                           # Other work on the machine moves every absolute figure; ratios of alternated runs less so.
+                           "load_average_1m": os.getloadavg()[0]}
     if settings.generator == "asyncio":
         env["asyncio_client_ceiling_rps"] = loadgen.measure_capacity(NONSTREAM.raw_request("127.0.0.1", 1))
     return env
@@ -76,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, write the JSON report, print the table. Exit 0 even on MISS: this is a report."""
     args = build_parser().parse_args(argv)
     settings = settings_from(args)
+    load_before = os.getloadavg()[0]
     results = sections.run_sections(settings, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     full = {
         "generator": settings.generator,
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"duration": settings.duration, "rounds": settings.rounds,
                      "connections": settings.connections, "profile": settings.profile,
                      "sections": list(settings.sections)},
-        "environment": environment(settings),
+        "environment": {**environment(settings), "load_average_1m_before": load_before},
         "results": results,
         "targets": targets.evaluate(results),
     }

@@ -185,22 +185,45 @@ def measure_capacity(request: bytes, connections: int = 16, duration: float = 1.
     return asyncio.run(main())
 
 
-async def fetch_once(host: str, port: int, request: bytes, timeout: float = 60.0) -> tuple[int, float, float]:
-    """One request on a fresh connection: (status, seconds to first body byte, seconds to the complete answer)."""
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes,
+                    timeout: float) -> tuple[int, float, float]:
+    """One request on an open keep-alive connection: (status, seconds to first body byte, seconds to complete)."""
     started = time.perf_counter()
+    writer.write(request)
+    parser, first_byte = ResponseParser(), None
+    while True:
+        data = await asyncio.wait_for(reader.read(65536), timeout)
+        if not data:
+            raise ConnectionError("connection closed before the answer was complete")
+        complete = parser.feed(data)
+        if first_byte is None and parser.body_started:
+            first_byte = time.perf_counter() - started
+        if complete:
+            return parser.status or 0, first_byte or 0.0, time.perf_counter() - started
+
+
+def paired_latencies(host: str, port: int, first: bytes, second: bytes, pairs: int,
+                     timeout: float = 30.0) -> list[tuple[tuple[int, float, float], tuple[int, float, float]]]:
+    """``first`` then ``second``, ``pairs`` times, on one keep-alive connection and nothing else in flight: each
+    pair is measured under the same conditions, so their difference survives a noisy machine."""
+
+    async def main():
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        try:
+            return [(await _exchange(reader, writer, first, timeout), await _exchange(reader, writer, second, timeout))
+                    for _ in range(pairs)]
+        finally:
+            writer.close()
+
+    return asyncio.run(main())
+
+
+async def fetch_once(host: str, port: int, request: bytes, timeout: float = 60.0) -> tuple[int, float, float]:
+    """One request on a fresh connection: (status, seconds to first body byte, seconds to the complete answer),
+    counted from when the request is written."""
     reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     try:
-        writer.write(request)
-        parser, first_byte = ResponseParser(), None
-        while True:
-            data = await asyncio.wait_for(reader.read(65536), timeout)
-            if not data:
-                raise ConnectionError("connection closed before the answer was complete")
-            complete = parser.feed(data)
-            if first_byte is None and parser.body_started:
-                first_byte = time.perf_counter() - started
-            if complete:
-                return parser.status or 0, first_byte or 0.0, time.perf_counter() - started
+        return await _exchange(reader, writer, request, timeout)
     finally:
         writer.close()
 

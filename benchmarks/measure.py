@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from benchmarks import loadgen, wrk
-from benchmarks.stats import percentile
+from benchmarks.stats import median, percentile
 from benchmarks.workload import Workload
 
 GENERATORS = ("auto", "wrk", "asyncio")
@@ -30,15 +30,17 @@ def load_run(port: int, workload: Workload, connections: int, duration: float, g
             "failed": res.errors + res.bad_status}
 
 
-def first_byte_run(port: int, stream: Workload, plain: Workload, duration: float) -> dict[str, float]:
-    """Unloaded latency, one connection at a time: the stream's first body byte against the complete
-    non-streamed answer to the same messages. ``delta_ms`` is how much later the stream starts."""
+def first_byte_run(port: int, stream: Workload, plain: Workload, pairs: int) -> dict[str, float]:
+    """Unloaded latency, one request at a time: a stream's first body byte against the complete non-streamed
+    answer to the same messages, in back-to-back pairs. ``delta_ms`` is the median of the per-pair differences
+    (how much later the stream starts than the plain answer ends)."""
     host = "127.0.0.1"
-    streamed = loadgen.run_load(host, port, stream.raw_request(host, port), 1, duration / 2)
-    answered = loadgen.run_load(host, port, plain.raw_request(host, port), 1, duration / 2)
-    ttfb_p50 = percentile(streamed.first_bytes, 50) * 1e3
-    plain_p50 = percentile(answered.latencies, 50) * 1e3
-    return {"ttfb_p50_ms": ttfb_p50, "ttfb_p99_ms": percentile(streamed.first_bytes, 99) * 1e3,
-            "stream_total_p50_ms": percentile(streamed.latencies, 50) * 1e3,
-            "nonstream_p50_ms": plain_p50, "delta_ms": ttfb_p50 - plain_p50,
-            "failed": streamed.errors + streamed.bad_status + answered.errors + answered.bad_status}
+    results = loadgen.paired_latencies(host, port, plain.raw_request(host, port), stream.raw_request(host, port),
+                                       pairs)
+    plain_total = [p[2] for p, _ in results]
+    stream_first = [s[1] for _, s in results]
+    return {"ttfb_p50_ms": percentile(stream_first, 50) * 1e3, "ttfb_p99_ms": percentile(stream_first, 99) * 1e3,
+            "stream_total_p50_ms": percentile([s[2] for _, s in results], 50) * 1e3,
+            "nonstream_p50_ms": percentile(plain_total, 50) * 1e3,
+            "delta_ms": median([s - p for s, p in zip(stream_first, plain_total, strict=True)]) * 1e3,
+            "failed": sum(1 for p, s in results if p[0] != 200 or s[0] != 200)}

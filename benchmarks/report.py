@@ -98,6 +98,12 @@ def render(report: dict[str, Any]) -> str:
     parts = [f"generator: {report['generator']}   gunicorn: {' '.join(report['gunicorn'])}   "
              f"duration {report['settings']['duration']:g} s x {report['settings']['rounds']} rounds, "
              f"{report['settings']['connections']} connections"]
+    env = report.get("environment") or {}
+    if "load_average_1m" in env:
+        parts[0] += (f"\nmachine: {env.get('cpus')} CPUs, load average {env.get('load_average_1m_before', 0):.1f}"
+                     f" before / {env['load_average_1m']:.1f} after (other load skews absolute figures)")
+    if "asyncio_client_ceiling_rps" in env:
+        parts[0] += f"\nasyncio client ceiling: {env['asyncio_client_ceiling_rps']:,.0f} req/s against a null server"
     rows = _load_rows(results) + _other_rows(results)
     if rows:
         parts.append(_table(["figure", "bare", "reference", "ratio ref/bare"], rows))

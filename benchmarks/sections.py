@@ -19,6 +19,7 @@ SECTIONS = ("nonstream", "stream", "embeddings", "concurrency", "suite", "memory
 LOAD_SECTIONS = ("nonstream", "stream", "embeddings")
 STREAM_SECONDS = 1.0
 CONCURRENT_STREAMS = 8
+FIRST_BYTE_PAIRS_PER_SECOND = 40  # ~100 pairs per round at the default 5 s: a stable median, a few seconds
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,8 @@ def load_section(servers: dict[str, GunicornServer], name: str, settings: Settin
 
 def first_byte_section(servers: dict[str, GunicornServer], settings: Settings) -> dict[str, Any]:
     """Unloaded first-byte latency of a stream against the non-streamed answer, per app (alternated)."""
-    seconds = max(1.0, settings.duration / 2)
-    runs = _alternate(servers, settings.rounds, lambda port: measure.first_byte_run(port, STREAM, NONSTREAM, seconds))
+    pairs = max(20, round(settings.duration * FIRST_BYTE_PAIRS_PER_SECOND))
+    runs = _alternate(servers, settings.rounds, lambda port: measure.first_byte_run(port, STREAM, NONSTREAM, pairs))
     return {name: summarize_runs(r) for name, r in runs.items()}
 
 
@@ -73,21 +74,24 @@ def _worker_classes(configured: str) -> list[str]:
 
 def concurrency_section(settings: Settings) -> dict[str, Any]:
     """Per worker class: one paced 1-second stream alone, then 8 at once; the ratio shows whether streams block."""
-    request_for = lambda port: paced_stream(STREAM_SECONDS).raw_request("127.0.0.1", port)  # noqa: E731
     classes: dict[str, Any] = {}
     for worker_class in _worker_classes(settings.gunicorn.worker_class):
         config = replace(settings.gunicorn, worker_class=worker_class)
         with GunicornServer(REFERENCE_APP, config, env=reference_env(settings.profile)) as server:
-            loadgen.concurrent_wall("127.0.0.1", server.port, request_for(server.port), 1)  # warm-up
-            one, _ = loadgen.concurrent_wall("127.0.0.1", server.port, request_for(server.port), 1)
-            eight, statuses = loadgen.concurrent_wall(
-                "127.0.0.1", server.port, request_for(server.port), CONCURRENT_STREAMS)
-        classes[worker_class] = {"one_s": one, "eight_s": eight, "ratio": ratio(eight, one),
-                                 "failed": sum(1 for s in statuses if s != 200), "config": config.args()}
+            classes[worker_class] = {**_streams_alone_and_together(server.port), "config": config.args()}
     best = min(classes, key=lambda name: (classes[name]["failed"], classes[name]["eight_s"]))
     configured = settings.gunicorn.worker_class
     return {"classes": classes, "best": best, "production": configured,
             "production_eight_s": classes[configured]["eight_s"], "production_ratio": classes[configured]["ratio"]}
+
+
+def _streams_alone_and_together(port: int) -> dict[str, Any]:
+    request = paced_stream(STREAM_SECONDS).raw_request("127.0.0.1", port)
+    loadgen.concurrent_wall("127.0.0.1", port, request, 1)  # warm-up
+    one, _ = loadgen.concurrent_wall("127.0.0.1", port, request, 1)
+    eight, statuses = loadgen.concurrent_wall("127.0.0.1", port, request, CONCURRENT_STREAMS)
+    return {"one_s": one, "eight_s": eight, "ratio": ratio(eight, one),
+            "failed": sum(1 for status in statuses if status != 200)}
 
 
 def memory_section(servers: dict[str, GunicornServer], settings: Settings) -> dict[str, Any]:

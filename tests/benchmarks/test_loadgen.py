@@ -69,3 +69,23 @@ def test_fetch_once_returns_status_and_ordered_times():
 
 def test_capacity_is_measured():
     assert loadgen.measure_capacity(NONSTREAM.raw_request("127.0.0.1", 1), connections=2, duration=0.2) > 0
+
+
+def test_paired_latencies_alternate_on_one_connection():
+    connections = []
+
+    async def counting(reader, writer):
+        connections.append(writer)
+        await _responder(reader, writer)
+
+    async def main():
+        server = await asyncio.start_server(counting, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await asyncio.to_thread(loadgen.paired_latencies, "127.0.0.1", port,
+                                           NONSTREAM.raw_request("127.0.0.1", port),
+                                           STREAM.raw_request("127.0.0.1", port), 5)
+
+    pairs = asyncio.run(main())
+    assert len(pairs) == 5 and len(connections) == 1
+    assert all(first[0] == second[0] == 200 for first, second in pairs)

@@ -71,3 +71,19 @@ def test_sync_worker_class_is_given_one_thread():
     # gunicorn turns sync with threads > 1 (from gunicorn_conf.py) into gthread; the comparison would be void.
     assert servers.GunicornConfig(worker_class="sync", threads=32).args()[-2:] == ["--threads", "1"]
     assert servers.GunicornConfig(worker_class="gthread", threads=32).args()[-2:] == ["--threads", "32"]
+
+
+def test_production_config_is_read_from_the_gunicorn_conf(tmp_path, monkeypatch):
+    conf = tmp_path / "gunicorn_conf.py"
+    conf.write_text('workers = 3\nworker_class = "gthread"\nthreads = 7\naccesslog = "-"\n')
+    monkeypatch.setattr(servers, "GUNICORN_CONF", conf)
+    assert servers.production_config() == servers.GunicornConfig(workers=3, worker_class="gthread", threads=7)
+    monkeypatch.setattr(servers, "GUNICORN_CONF", tmp_path / "absent.py")
+    assert servers.production_config() == servers.GunicornConfig()
+
+
+def test_worker_classes_always_include_the_configured_one():
+    from benchmarks.sections import _worker_classes
+
+    assert _worker_classes("gthread")[:2] == ["sync", "gthread"]
+    assert _worker_classes("eventlet")[-1] == "eventlet"
