@@ -1,0 +1,61 @@
+"""Negative-control matrix: every fault of the reference server is caught by exactly its requirement.
+
+For each fault (in the first profile that claims its requirement's feature and whose clean run judges it) the whole suite runs against the embedded
+server with ``--server-fault ID``: that requirement must FAIL (WARN for a SHOULD), the fault's declared
+``collateral`` may move too, and every other requirement keeps its verdict from the clean run of the profile.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway_spec import load_requirements
+from reference_server.faults import catalogue
+from tests.proof import matrix
+
+REGISTRY = load_requirements()
+FAULTS = catalogue()
+
+
+@pytest.mark.parametrize("fault_id", list(FAULTS))
+def test_fault_fails_its_requirement_and_nothing_else(fault_id, baselines, matrix_dir, exemptions, record_row):
+    fault = FAULTS[fault_id]
+    assert fault_id in REGISTRY, f"fault {fault_id} names no requirement of the registry"
+    profile = matrix.choose_profile(REGISTRY[fault_id], baselines)
+    assert profile, f"no bundled profile claims feature {REGISTRY[fault_id].feature!r} of {fault_id}"
+    baseline = baselines.get(profile)
+    run = matrix.run_suite(profile, matrix_dir / f"fault-{fault_id}", faults=(fault_id,))
+    changes = matrix.changed_verdicts(baseline, run)
+    stray = {rid: c for rid, c in changes.items() if rid not in {fault_id, *fault.collateral}}
+    before, after = baseline.verdicts.get(fault_id, "NOT_RUN"), run.verdicts.get(fault_id, "NOT_RUN")
+    expected = matrix.expected_verdict(REGISTRY[fault_id])
+    status = _status(before, after, expected, stray)
+    record_row(kind="fault", id=fault_id, profile=profile, status=status, verdict=after)
+
+    problems = []
+    if stray:
+        problems.append(f"--server-fault {fault_id} moved requirements it does not declare as collateral "
+                        f"(a check firing on the wrong ID, or a fault breaking too much):\n"
+                        + matrix.describe_changes(stray, run))
+    if status == "missed":
+        problems.append(f"{fault_id} is {after} under its fault, expected {expected} (clean run: {before}):\n"
+                        + "\n".join(f"      {c}" for c in run.cases_for(fault_id)[:5]))
+    if status == "baseline-broken":
+        problems.append(f"{fault_id} is {before} in the clean {profile} run: the row proves nothing")
+    assert not problems, "\n".join(problems)
+    if status == "no check":
+        assert fault_id in exemptions.unchecked, (
+            f"no check in conformance/suite judges {fault_id}: add one, or list it under unchecked: in "
+            f"spec/fault-exemptions.yaml with the reason")
+        pytest.skip(f"no check: {fault_id} ({exemptions.unchecked[fault_id][:80]})")
+
+
+def _status(before: str, after: str, expected: str, stray: dict) -> str:
+    """holds | no check | missed | baseline-broken | imprecise: how the row came out."""
+    if before == "NOT_RUN" and after == "NOT_RUN":
+        return "no check" if not stray else "imprecise"
+    if before != "PASS":
+        return "baseline-broken"
+    if after != expected:
+        return "missed"
+    return "imprecise" if stray else "holds"
