@@ -46,6 +46,11 @@ class ChatExchange:
     stream: Any = None              # streamed exchanges: the SseTranscript
 
     @property
+    def status_code(self) -> int:
+        """Alias of ``status``, so error helpers judge cached and direct responses alike."""
+        return self.status
+
+    @property
     def ok(self) -> bool:
         """HTTP 200 with a JSON object body (or, streamed, with chunks)."""
         return self.status == 200 and (isinstance(self.body, dict) or self.chunks is not None)
@@ -151,10 +156,18 @@ def chat_cache(conformance, target, api_key):
     client.close()
 
 
+def _never_sent(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"the transcript sink must not send requests ({request.method} {request.url})")
+
+
 @pytest.fixture
 def chat_calls(chat_cache, make_client) -> ChatCalls:
-    """Cached exchanges for this test, with their transcripts attached to it."""
-    return ChatCalls(chat_cache, make_client())
+    """Cached exchanges for this test, with their transcripts attached to it.
+
+    The sink is a client of the test (so the plugin collects its transcript) that never sends anything; its mock
+    transport also spares the ~0.5 s an httpx client spends building a TLS context.
+    """
+    return ChatCalls(chat_cache, make_client(transport=httpx.MockTransport(_never_sent)))
 
 
 def chat_basic_body(model: str) -> dict:
@@ -180,7 +193,7 @@ def skip_unless_claimed(profile, feature: str) -> None:
 def error_object(response) -> dict | None:
     """``body["error"]`` when the body is a JSON object holding an object there, else None."""
     try:
-        body = json.loads(response.content if hasattr(response, "content") else response.text)
+        body = json.loads(response.text)
     except (ValueError, TypeError):
         return None
     err = body.get("error") if isinstance(body, dict) else None
