@@ -316,12 +316,32 @@ def fitted_body(op: FuzzOperation, body: Any, mode: str, models: FuzzModels, str
             body["max_tokens"] = MAX_TOKENS
         if _is_int(body.get("n")) and MAX_CHOICES < body["n"] <= 128:
             body["n"] = MAX_CHOICES
+    elif op.operation_id == "createEmbedding" and mode == POSITIVE:
+        _fit_embedding(body)
     elif op.operation_id in ("ollamaChat", "ollamaGenerate"):
         options = body.setdefault("options", {})
         if isinstance(options, dict) and (not _is_int(options.get("num_predict"))
                                           or not 0 < options["num_predict"] <= MAX_TOKENS):
             options["num_predict"] = MAX_TOKENS
     return body
+
+
+def _fit_embedding(body: dict[str, Any]) -> None:
+    """Where the spec is looser than any model: token ids are >= 0, text is non-empty, dimensions are small.
+
+    Without this nearly every positive embeddings request is a 400 and the 200 answer goes unchecked.
+    """
+    def token(value: Any) -> Any:
+        return abs(value) % 100_000 if _is_int(value) else value
+
+    def fix(item: Any) -> Any:
+        if isinstance(item, list):
+            return [fix(i) for i in item]
+        return token(item) if not isinstance(item, str) else (item or "x")
+
+    body["input"] = fix(body.get("input", "x"))
+    if not (_is_int(body.get("dimensions")) and 0 < body["dimensions"] <= 256):
+        body.pop("dimensions", None)
 
 
 def request_path(op: FuzzOperation, case: Any, mode: str, profile: Profile, models: FuzzModels) -> str:

@@ -62,6 +62,16 @@ def test_negative_bodies_stay_invalid():
     assert fuzz.fitted_body(chat, b"{not json", fuzz.NEGATIVE, models) == b"{not json"
 
 
+def test_positive_embedding_bodies_are_what_models_accept():
+    models = fuzz.FuzzModels.for_profile(load_profile("openai"))
+    embed = fuzz.OPERATIONS["createEmbedding"]
+    body = fuzz.fitted_body(embed, {"model": "x", "input": [[-5, 3]], "dimensions": 99999}, fuzz.POSITIVE, models)
+    assert body == {"model": models.embedding, "input": [[5, 3]]}
+    assert fuzz.fitted_body(embed, {"model": "x", "input": ""}, fuzz.POSITIVE, models)["input"] == "x"
+    negative = {"model": "x", "input": [[-5]], "dimensions": 0}
+    assert fuzz.fitted_body(embed, negative, fuzz.NEGATIVE, models) == negative
+
+
 def test_ollama_bodies_cap_num_predict():
     models = fuzz.FuzzModels.for_profile(load_profile("ollama"))
     body = fuzz.fitted_body(fuzz.OPERATIONS["ollamaChat"], {"model": "x", "options": {"num_predict": -1}},
