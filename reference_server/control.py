@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 
-from reference_server import cors, limits
+from reference_server import cors, faults, limits
 from reference_server.errors import ApiError
 from reference_server.journal import RequestJournal, redact_headers, summarise_body
 
@@ -163,10 +163,14 @@ def injected_error(status: int, mock: MockControls) -> ApiError:
     return ApiError(status, message, code=code, headers=headers)
 
 
+FAULT_UPSTREAM_TIMEOUT = faults.declare("ERRORS-018", "Upstream timeouts answer 502 instead of 504.")
+
+
 def upstream_timeout_error() -> ApiError:
     """504 naming the documented upstream limit, answered at once (a test must not wait for it)."""
-    seconds = current_app.config["SERVER"].profile.get("timeouts.upstream_seconds") or 600
-    return ApiError(504, f"Upstream request timed out after {seconds} seconds.", code="upstream_timeout")
+    config = current_app.config["SERVER"]
+    seconds = config.profile.get("timeouts.upstream_seconds") or 600
+    return ApiError(502 if config.fault(FAULT_UPSTREAM_TIMEOUT) else 504, f"Upstream request timed out after {seconds} seconds.", code="upstream_timeout")
 
 
 def is_control_path(path: str) -> bool:
