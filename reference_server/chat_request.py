@@ -1,7 +1,8 @@
 """Validation of ``POST {base}/chat/completions`` bodies into a ``ChatRequest``.
 
-Every problem a client can cause answers 400 (415 for a non-JSON Content-Type, as OpenAI does) with the envelope and
-the offending field in ``param``; unknown extra fields are tolerated because SDKs send new fields first.
+Every problem a client can cause answers 400 with the envelope and the offending field in ``param``; a body sent
+with a non-JSON Content-Type answers 415 (Unsupported Media Type, the status HTTP defines for it; ERRORS-005 allows
+400 or 415), always, whatever the body holds. Unknown extra fields are tolerated because SDKs send new fields first.
 """
 
 from __future__ import annotations
