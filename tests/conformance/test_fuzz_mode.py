@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -10,6 +12,8 @@ from conformance import fuzz
 from gateway_spec import load_profile
 
 pytest_plugins = ["pytester"]
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "spec" / "examples"
 
 OPENAI_SERVED = {"createChatCompletion-positive", "createChatCompletion-negative", "listModels-positive",
                  "retrieveModel-positive", "createEmbedding-positive", "createEmbedding-negative"}
@@ -114,6 +118,35 @@ def test_every_mapped_requirement_is_registered():
     registry = load_requirements()
     for op in fuzz.OPERATIONS.values():
         assert set(op.requirement_ids()) <= set(registry), op.operation_id
+
+
+def _answered_by(status: int, body: Any, operation_id: str, mode: str) -> list[fuzz.Finding]:
+    """Judge the first generated case of ``operation_id`` as answered by a fixed JSON response."""
+    import httpx
+
+    from conformance.client import GatewayClient
+
+    profile = load_profile("openai")
+    client = GatewayClient("http://fixed.test", api_key="k",
+                           transport=httpx.MockTransport(lambda request: httpx.Response(status, json=body)))
+    op = fuzz.OPERATIONS[operation_id]
+    case = fuzz.generate(operation_id, mode, 3)[0]
+    exchange = fuzz.send(client, op, case, mode, profile, fuzz.FuzzModels.for_profile(profile))
+    return fuzz.judge(op, mode, exchange, reject_invalid=True)
+
+
+def test_checks_pass_a_conforming_answer_and_catch_a_broken_one():
+    completion = json.loads((EXAMPLES / "chat_completion_default.json").read_text())
+    assert _answered_by(200, completion, "createChatCompletion", fuzz.POSITIVE) == []
+    broken = _answered_by(500, {"detail": "boom"}, "createChatCompletion", fuzz.POSITIVE)
+    assert {(f.check, f.status) for f in broken} == {("not_a_server_error", 500),
+                                                     ("response_schema_conformance", 500)}
+
+
+def test_reject_invalid_flags_an_accepted_negative_case():
+    completion = json.loads((EXAMPLES / "chat_completion_default.json").read_text())
+    found = _answered_by(200, completion, "createChatCompletion", fuzz.NEGATIVE)
+    assert [f.check for f in found] == ["negative_data_rejection"]
 
 
 # -- --fuzz end to end --------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 The same engine as the suite's ``--fuzz`` mode (``conformance.fuzz``): positive and negative requests for every
 operation the profile serves, sent in process (``httpx.WSGITransport``) through ``GatewayClient``, judged by
 schemathesis' checks: no 5xx, documented status and content type, bodies, SSE events and NDJSON lines matching the
-spec, OpenAI errors in the envelope and native errors as ``{"error": "<string>"}``. Generation is seeded and
+spec, OpenAI errors in the envelope and native errors as ``{"error": "<string>"}``, and (the reference server
+being strict) every invalid request rejected with a 4xx. Generation is seeded and
 shared by all profiles, so the whole proof costs one generation plus cheap in-process requests.
 """
 
@@ -56,7 +57,7 @@ def test_reference_server_survives_fuzzing(profile_name, operation_id, mode, req
     for index, case in enumerate(cases):
         exchange = fuzz.send(client, op, case, mode, profile, models, stream=streaming and index % 2 == 1)
         statuses.append(exchange.response.status_code)
-        findings += fuzz.judge(op, mode, exchange)
+        findings += fuzz.judge(op, mode, exchange, reject_invalid=True)
         client.take_transcript()
     row = tally_for(request.config).add(profile_name, operation_id, mode, statuses, time.monotonic() - started)
     request.node.user_properties.append(("fuzz_requests", len(cases)))
