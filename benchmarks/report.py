@@ -78,6 +78,7 @@ def _other_rows(results: dict[str, Any]) -> list[list[str]]:
     if suite:
         rows.append(["suite wall s (1 process / -n 2)", "", f"{_fmt(suite['single_s'])} / "
                      f"{_fmt(suite['parallel_s'])}", ""])
+        rows.append(["suite wall s, -n 2, no plugin autoload", "", _fmt(suite.get("parallel_no_autoload_s")), ""])
         rows.append(["suite requests / completion tokens", "", f"{_fmt(suite['requests'])} / "
                      f"{_fmt(suite['completion_tokens'])}", ""])
     return rows
