@@ -49,6 +49,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Seed of the generator; the same seed sends the same requests (default 0).")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("fuzz_examples") < 0:
+        raise pytest.UsageError("--fuzz-examples must be 0 or more")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if not config.getoption("fuzz"):
+        return None
+    return (f"fuzz: schemathesis, {config.getoption('fuzz_examples')} requests per operation and mode, "
+            f"seed {config.getoption('fuzz_seed')}")
+
+
 # -- operations and the requirements their findings are graded under ---------------------------------------
 @dataclass(frozen=True)
 class FuzzOperation:

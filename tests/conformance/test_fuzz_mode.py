@@ -176,8 +176,15 @@ def test_without_fuzz_nothing_fuzzes(run):
 def test_fuzz_adds_a_case_per_served_operation_and_passes_on_the_reference_server(run):
     result, data = run("--fuzz", "--fuzz-examples", "3")
     result.assert_outcomes(passed=len(OPENAI_SERVED), skipped=14 - len(OPENAI_SERVED))
+    result.stdout.fnmatch_lines(["fuzz: schemathesis, 3 requests per operation and mode, seed 0"])
     assert {case for case, outcome in _outcomes(data).items() if outcome == "PASS"} == OPENAI_SERVED
     assert data["run"]["requests"] > len(OPENAI_SERVED)
+
+
+def test_fuzz_examples_must_not_be_negative(pytester):
+    result = pytester.runpytest("--fuzz", "--fuzz-examples", "-1", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--fuzz-examples must be 0 or more*"])
 
 
 def test_a_broken_error_envelope_is_graded_under_its_requirement(run):
