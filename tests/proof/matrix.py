@@ -187,3 +187,32 @@ def load_exemptions(path: Path = EXEMPTIONS_FILE) -> Exemptions:
         return {e["id"]: " ".join(str(e["reason"]).split()) for e in doc.get(key) or []}
 
     return Exemptions(no_fault=entries("no_fault"), unchecked=entries("unchecked"))
+
+
+# Opt-in modes whose cases are skipped in a default run: a requirement they alone carry is not checked by default.
+OPT_IN_MODULES = ("test_fuzz.py",)
+
+
+class _MarkerCollector:
+    """pytest plugin: the requirement IDs carried by the collected cases (outside opt-in modules)."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        for item in session.items:
+            if item.path.name in OPT_IN_MODULES:
+                continue
+            for mark in item.iter_markers("requirement"):
+                self.ids.update(mark.args)
+
+
+def checked_requirement_ids() -> set[str]:
+    """Requirement IDs the bundled suite checks in a default run, from its collected ``requirement`` markers."""
+    collector = _MarkerCollector()
+    _forget_suite_modules()
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = pytest.main(["--pyargs", "conformance.suite", "--collect-only", *_QUIET], plugins=[collector])
+    if code != 0:
+        raise RuntimeError(f"collecting conformance.suite failed (exit {code})")
+    return collector.ids
