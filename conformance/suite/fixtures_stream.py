@@ -243,3 +243,27 @@ def tool_arguments(call: Any) -> Any:
         return json.loads(args)
     except ValueError:
         return None
+
+
+def items_by_choice(chunks: list[Any]) -> dict[int, list[tuple[int, dict]]]:
+    """``choices[]`` items grouped per choice index, each with the number of the chunk it came in. An item without
+    an integer index is grouped under 0, as a lenient client would (CHAT-STREAM-013 judges the index itself)."""
+    grouped: dict[int, list[tuple[int, dict]]] = {}
+    for number, chunk in enumerate(chunks):
+        choices = chunk.get("choices") if isinstance(chunk, dict) else None
+        for item in choices if isinstance(choices, list) else []:
+            if isinstance(item, dict):
+                index = item.get("index")
+                index = index if isinstance(index, int) and not isinstance(index, bool) else 0
+                grouped.setdefault(index, []).append((number, item))
+    return grouped
+
+
+def delta_of(item: dict) -> dict:
+    delta = item.get("delta")
+    return delta if isinstance(delta, dict) else {}
+
+
+def streamed_text(items: list[tuple[int, dict]], key: str = "content") -> str:
+    """The concatenated string ``delta[key]`` fragments of one choice."""
+    return "".join(v for _, item in items if isinstance(v := delta_of(item).get(key), str))
