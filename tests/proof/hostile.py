@@ -20,7 +20,7 @@ import random
 import socket
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 MODES = {
@@ -334,7 +334,3 @@ class HostileServer:
             conn.close()
             self._conns.remove(conn)
 
-
-def modes() -> Iterator[str]:
-    """Every mode name, in catalogue order."""
-    return iter(MODES)

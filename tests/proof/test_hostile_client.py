@@ -15,8 +15,13 @@ from typing import Any
 
 import pytest
 
-from conformance.client import (GatewayClient, HarnessError, RequestTimedOut, ResponseTooLarge,
-                                TargetUnreachable)
+from conformance.client import (
+    GatewayClient,
+    HarnessError,
+    RequestTimedOut,
+    ResponseTooLarge,
+    TargetUnreachable,
+)
 from conformance.ndjson import read_ndjson
 from conformance.sse import read_stream
 from tests.proof.hostile import HostileServer
