@@ -27,8 +27,8 @@ FAULT_SCHEMA_VIOLATED = F("STRUCTURED-OUTPUT-003", "Non-strict json_schema answe
 FAULT_STRICT_EXTRA = F("STRUCTURED-OUTPUT-004", "Strict json_schema answers carry an extra property.",
                        collateral=("STRUCTURED-OUTPUT-003",))
 FAULT_JSON_LENGTH = F("STRUCTURED-OUTPUT-006", 'json_object answers end with finish_reason "length" despite room.')
-FAULT_EMPTY_CALLS = F("TOOLS-001", "Tool-calling answers carry tool_calls [] (finish_reason still tool_calls).",
-                      collateral=("TOOLS-013", "TOOLS-014"))
+FAULT_EMPTY_CALLS = F("TOOLS-001", "Non-streamed tool-calling answers carry tool_calls [] (finish_reason still "
+                      "tool_calls).", collateral=("TOOLS-011", "TOOLS-013", "TOOLS-014"))
 FAULT_WRONG_NAME = F("TOOLS-004", "Tool calls name an undeclared function (name + \"_v2\").",
                      collateral=("TOOLS-014", "TOOLS-016"))
 FAULT_SAME_IDS = F("TOOLS-011", "Parallel tool calls share one id.")
@@ -103,7 +103,7 @@ def _tools(gen: Generation, req: ChatRequest, index: int, provider: str) -> Gene
         names = [n for n in req.tool_names if n in str(req.messages[-1].get("content"))] or req.tool_names
         gen = replace(gen, tool_calls=tool_calls(req, index, names))
     calls = list(gen.tool_calls)
-    if _fault(FAULT_EMPTY_CALLS):
+    if _fault(FAULT_EMPTY_CALLS) and not req.stream:
         calls = []
     if _fault(FAULT_WRONG_NAME):
         calls = [replace(c, name=c.name + "_v2") for c in calls]

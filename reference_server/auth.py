@@ -28,6 +28,7 @@ FAULT_UNKNOWN_KEY = faults.declare("AUTH-004", "Well-formed unknown keys are acc
 FAULT_TEST_KEY_403 = faults.declare(
     "AUTH-005", "The profile's test key is refused with 403 on the models list.",
     collateral=("MODELS-001", "MODELS-002", "MODELS-003", "MODELS-004", "MODELS-005", "MODELS-006", "MODELS-007",
+                "MODELS-008",
                 "MODELS-018", "MODELS-019", "MODELS-020", "MODELS-021"),
 )
 FAULT_ECHO_KEY = faults.declare("AUTH-006", "401 messages echo the full key that was presented.")

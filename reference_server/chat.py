@@ -24,11 +24,11 @@ bp = Blueprint("chat", __name__)
 F = faults.declare
 FAULT_NOT_JSON_TYPE = F("CHAT-001", "Non-streamed completions are sent as text/plain.")
 FAULT_EMPTY_ID = F("CHAT-002", 'Completions carry id "".')
-FAULT_OBJECT = F("CHAT-003", 'Completions carry object "chat.completion.chunk".', collateral=("CHAT-019",))
+FAULT_OBJECT = F("CHAT-003", 'Completions carry object "chat.completion.chunk".', collateral=("CHAT-019", "MODELS-008"))
 FAULT_CREATED_FLOAT = F("CHAT-004", "created is a float with milliseconds.", collateral=("CHAT-019",))
 FAULT_EMPTY_MODEL = F("CHAT-005", 'Completions carry model "".')
-FAULT_NO_CHOICES = F("CHAT-006", "Completions carry choices [].",
-                     collateral=("CHAT-012", "CHAT-014", "PARAMS-006"))
+FAULT_NO_CHOICES = F("CHAT-006", "Completions of requests without tools carry choices [].",
+                     collateral=("CHAT-012", "CHAT-014", "CHAT-STREAM-014", "PARAMS-006"))
 FAULT_NO_LOGPROBS_KEY = F("CHAT-007", "Choices leave out logprobs when it is null.", collateral=("CHAT-019",))
 FAULT_ROLE = F("CHAT-008", 'message.role is "model".', collateral=("CHAT-019",))
 FAULT_NO_CONTENT_KEY = F("CHAT-009", "message leaves out content when it is null (refusals, tool calls).",
@@ -176,7 +176,7 @@ def build_completion(req: ChatRequest, generations: list[Generation]) -> dict[st
         "object": "chat.completion.chunk" if _fault(FAULT_OBJECT) else "chat.completion",
         "created": config.clock + 0.123 if _fault(FAULT_CREATED_FLOAT) else config.clock,
         "model": "" if _fault(FAULT_EMPTY_MODEL) else response_model(req),
-        "choices": [] if _fault(FAULT_NO_CHOICES) else choices,
+        "choices": [] if _fault(FAULT_NO_CHOICES) and not req.tools else choices,
         "usage": usage,
     }
     if _fault(FAULT_NO_USAGE):

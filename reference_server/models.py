@@ -34,7 +34,7 @@ FAULT_LISTED_REFUSED = faults.declare(
 )
 FAULT_UNKNOWN_200 = faults.declare(
     "MODELS-009", "An unknown model is served by the default model (200) instead of the unknown-model status.",
-    collateral=("MODELS-010", "MODELS-011"),
+    collateral=("MODELS-010", "MODELS-011", "SSE-013", "EMBEDDINGS-014"),
 )
 FAULT_UNKNOWN_NO_HINT = faults.declare(
     "MODELS-010", "The unknown-model error carries neither param \"model\" nor code \"model_not_found\"."

@@ -24,7 +24,8 @@ FAULT_ROLE_REPEATED = F("CHAT-STREAM-007", 'delta.role "assistant" is repeated o
 FAULT_ROLE_EMPTY = F("CHAT-STREAM-008", 'The first delta carries role "".', collateral=("CHAT-STREAM-001", SCHEMA))
 FAULT_FINISH_MISSING = F("CHAT-STREAM-009", "Chunks before the last leave out finish_reason.", collateral=(SCHEMA,))
 FAULT_FINISH_EMPTY = F("CHAT-STREAM-010", 'The last chunk carries finish_reason "".', collateral=(SCHEMA,))
-FAULT_FINISH_NEVER = F("CHAT-STREAM-011", "No chunk ever carries a finish_reason.", collateral=("CHAT-STREAM-010",))
+FAULT_FINISH_NEVER = F("CHAT-STREAM-011", "No chunk ever carries a finish_reason.",
+                       collateral=("CHAT-STREAM-010", "TOOLS-010"))
 FAULT_EMPTY_CHOICES = F("CHAT-STREAM-012", "A chunk with choices [] and no usage follows the first chunk.")
 FAULT_NO_INDEX = F("CHAT-STREAM-013", "Choice items leave out index.", collateral=(SCHEMA,))
 FAULT_STREAM_DIFFERS = F("CHAT-STREAM-014", 'Streamed content ends with an extra " (streamed)" the JSON answer lacks.')
