@@ -91,5 +91,5 @@ def _write_exemption_summary(write) -> None:
     without = [r for r in musts if r.id in exemptions.no_fault]
     write(f"testable MUSTs: {len(musts)}; without a fault (spec/fault-exemptions.yaml): {len(without)}")
     for req in without:
-        write(f"  {req.id}: {exemptions.no_fault[req.id][:150]}")
+        write(f"  {req.id}: {exemptions.no_fault[req.id][:110]}")
     write(f"requirements without a check yet (unchecked:): {len(exemptions.unchecked)}")

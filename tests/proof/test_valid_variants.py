@@ -1,0 +1,45 @@
+"""No-false-alarm matrix: the suite passes against every valid variant of the reference server.
+
+A variant switches on behaviour the contract allows (CRLF line ends, keep-alive comments, extra fields, ...). With
+it on, no requirement may FAIL or ERROR, no WARN may appear that the clean run of the profile lacks, and nothing
+the clean run passes may stop passing. The clean runs themselves must be free of FAIL, WARN and ERROR in every
+bundled profile: a matrix row measured against a failing baseline would prove nothing.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import gateway_spec
+from reference_server.variants import VARIANTS
+from tests.proof import matrix
+
+# Where a variant is meaningful beyond the default profile (openai claims streaming and stream-usage, so every
+# stream variant acts there); Ollama's /v1 sends finish_reason on its own chunk, so that variant is its dialect.
+VARIANT_PROFILES = {"finish-separate": ("openai", "ollama")}
+BAD = ("FAIL", "ERROR", "XPASS")
+
+
+def _rows():
+    for name in VARIANTS:
+        for profile in VARIANT_PROFILES.get(name, ("openai",)):
+            yield pytest.param(name, profile, id=f"{name}@{profile}")
+
+
+@pytest.mark.parametrize("profile", gateway_spec.profile_names())
+def test_clean_run_has_no_failure_warning_or_error(profile, baselines):
+    clean = baselines.get(profile)
+    bad = {rid: v for rid, v in clean.verdicts.items() if v in (*BAD, "WARN")}
+    assert not bad, f"the suite is not clean against the reference server in {profile}:\n" + "\n".join(
+        f"  {rid}: {v}\n" + "\n".join(f"      {c}" for c in clean.cases_for(rid)[:3]) for rid, v in bad.items())
+
+
+@pytest.mark.parametrize(("variant", "profile"), list(_rows()))
+def test_variant_raises_no_false_alarm(variant, profile, baselines, matrix_dir, record_row):
+    clean = baselines.get(profile)
+    run = matrix.run_suite(profile, matrix_dir / f"variant-{variant}-{profile}", variants=(variant,))
+    alarms = {rid: (old, new) for rid, (old, new) in matrix.changed_verdicts(clean, run).items()
+              if new in BAD or new == "WARN" or old == "PASS"}
+    record_row(kind="variant", id=variant, profile=profile, status="holds" if not alarms else "false alarm")
+    assert not alarms, (f"--server-variant {variant} ({VARIANTS[variant]}) is valid, yet the suite moved:\n"
+                        + matrix.describe_changes(alarms, run))
