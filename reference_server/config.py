@@ -45,6 +45,8 @@ class ServerConfig:
 
     def fault(self, requirement_id: Any) -> bool:
         """True when the server must break this requirement (an ID, or the ``Fault`` that ``faults.declare`` made)."""
+        if not self.faults:  # the common case, asked dozens of times per request: skip the string work
+            return False
         return str(getattr(requirement_id, "requirement", requirement_id)) in self.faults
 
     def variant(self, name: str) -> bool:

@@ -23,7 +23,6 @@ Server-wide defaults come from ``ServerConfig.extra``: ``mock_latency_ms``, ``mo
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import threading
 import time
@@ -33,7 +32,7 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 
 from reference_server import cors, faults, limits
 from reference_server.errors import ApiError
-from reference_server.journal import RequestJournal, redact_headers, summarise_body
+from reference_server.journal import MAX_BODY_CHARS, RequestJournal
 
 bp = Blueprint("control", __name__)
 
@@ -200,15 +199,16 @@ def journal_response(resp: Response) -> Response:
     """after_request (runs last): record the exchange, with credentials redacted."""
     if is_control_path(request.path):
         return resp
-    raw = request.get_data(cache=True)
+    body = request.get_data(cache=True)
     current_app.extensions["journal"].record(
         {
-            "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+            "time": time.time(),
             "method": request.method,
             "path": request.path,
             "query": request.query_string.decode("latin-1"),
-            "headers": redact_headers(request.headers),
-            "body": summarise_body(raw, request.get_json(silent=True, cache=True)),
+            "raw_headers": list(request.headers.items()),
+            "raw_body": body if len(body) <= MAX_BODY_CHARS else None,  # a full ring of huge bodies stays bounded
+            "body_bytes": len(body),
             "status": resp.status_code,
             "request_id": resp.headers.get("x-request-id"),
         }

@@ -7,6 +7,8 @@ OpenAI prints keys in its own errors (``Bearer sk-abc***``).
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import threading
 from collections import deque
 from typing import Any
@@ -47,10 +49,10 @@ class RequestJournal:
             self._entries.append(entry)
 
     def entries(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """A snapshot of the newest ``limit`` records (all when ``None``), oldest first."""
+        """A snapshot of the newest ``limit`` records (all when ``None``), oldest first, rendered for display."""
         with self._lock:
             items = list(self._entries)
-        return items[-limit:] if limit else items
+        return [render(entry) for entry in (items[-limit:] if limit else items)]
 
     def clear(self) -> None:
         with self._lock:
@@ -70,3 +72,25 @@ def summarise_body(raw: bytes, parsed: Any) -> Any:
     if not raw:
         return None
     return {"_non_json": True, "bytes": len(raw)}
+
+
+def render(entry: dict[str, Any]) -> dict[str, Any]:
+    """A recorded exchange as shown by ``GET /_mock/requests``.
+
+    Recording keeps the raw pieces (time, header pairs, body bytes) and this does the redaction, parsing and
+    formatting when somebody reads the journal, so the cost stays off the request path.
+    """
+    if "raw_body" not in entry:  # already rendered (or recorded by a caller that did the work itself)
+        return entry
+    out = {k: v for k, v in entry.items() if k not in ("raw_body", "raw_headers", "time", "body_bytes")}
+    out["timestamp"] = dt.datetime.fromtimestamp(entry["time"], dt.timezone.utc).isoformat(timespec="milliseconds")
+    out["headers"] = redact_headers(dict(entry["raw_headers"]))
+    raw = entry["raw_body"]
+    parsed = None
+    if raw and len(raw) <= MAX_BODY_CHARS:
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+    out["body"] = {"_truncated": True, "bytes": entry["body_bytes"]} if raw is None else summarise_body(raw, parsed)
+    return out
