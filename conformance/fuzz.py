@@ -1,11 +1,11 @@
 """Schemathesis fuzz mode: the ``--fuzz`` options, a fuzzing copy of the contract, case generation, and findings.
 
-A second pytest11 plugin (``llm_gateway_conformance_fuzz``): it only adds options; the cases live in
+A second pytest11 plugin (``llm_gateway_conformance_fuzz``): it adds options and a header line; the cases live in
 ``conformance/suite/test_fuzz.py`` and use the engine below. The engine is shared with the project's own proof that
 the reference server survives fuzzing (``tests/proof/test_fuzz_reference_server.py``).
 
 How a case runs: schemathesis generates requests for one operation of ``spec/openapi.yaml`` (positive: valid per
-a *closed, bounded* copy of the request schemas; negative: invalid per the spec), all up front, with a fixed seed
+a *closed, bounded* copy of the request schemas; negative: breaking that copy), all up front, with a fixed seed
 and no shrinking, so a run is reproducible and its cost bounded. Each request is fitted to the profile (real model
 names for positive cases, small ``max_tokens``/``n`` so streams stay short) and sent through ``GatewayClient``
 (auth, timeouts, size caps, transcripts, the request budget). schemathesis' own checks judge each answer and each
