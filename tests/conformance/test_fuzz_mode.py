@@ -202,3 +202,11 @@ def test_a_broken_native_error_is_graded_ollama_013(run):
                        "-k", "ollamaEmbed-negative")
     result.assert_outcomes(failed=1)
     assert data["requirements"]["OLLAMA-013"]["verdict"] == "FAIL"
+
+
+def test_fuzzing_spends_the_request_budget_like_any_case(run):
+    result, data = run("--fuzz", "--fuzz-examples", "4", "--request-budget", "2",
+                       "-k", "createChatCompletion-positive")
+    (case,) = [c for c in data["cases"] if c["outcome"] != "SKIP"]
+    assert case["outcome"] == "ERROR" and "budget exhausted" in case["message"]
+    assert data["run"]["requests"] == 2
