@@ -201,11 +201,14 @@ def error_object(response) -> dict | None:
 
 
 def expected_error_types(profile, status: int) -> list[str] | None:
-    """The error ``type`` values the profile documents for ``status`` (OpenAI's for 400/401/404), or None."""
-    documented = (profile.get("errors.types") or {}).get(status, (profile.get("errors.types") or {}).get(str(status)))
-    if documented:
-        return documented if isinstance(documented, list) else [documented]
-    return ["invalid_request_error"] if status in (400, 401, 404) else None
+    """Error ``type`` values acceptable for ``status``: OpenAI's (invalid_request_error for 400/401/404) plus what
+    the profile documents for it (e.g. Ollama's not_found_error); None when neither names one."""
+    types = profile.get("errors.types") or {}
+    documented = types.get(status, types.get(str(status))) or []
+    wanted = list(documented) if isinstance(documented, list) else [documented]
+    if status in (400, 401, 404):
+        wanted.append("invalid_request_error")
+    return wanted or None
 
 
 def check_error_envelope(expect, response, profile) -> dict | None:
