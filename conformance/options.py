@@ -31,7 +31,9 @@ ENV_FALLBACKS = {
 # Options whose presence on the command line means "this is a conformance run" (collection is redirected to the
 # suite when no paths are given). Environment variables alone never redirect: a stray CONFORMANCE_TARGET_URL in
 # a shell must not hijack an unrelated ``pytest`` invocation.
-RUN_SELECTING = ("conformance", "target_url", "profile", "requirement", "baseline", "server_fault", "server_variant", "model")
+RUN_SELECTING = (
+    "conformance", "target_url", "profile", "requirement", "baseline", "server_fault", "server_variant", "model", "fuzz",
+)
 
 
 def add_options(parser: pytest.Parser) -> None:
