@@ -26,6 +26,8 @@ STREAM_MAX_TOKENS = 16
 TOOL_MAX_TOKENS = 60
 PROMPT = "Say hello to the conformance suite in a few words."
 
+# Shared tool exchanges use tool_choice "auto" and a prompt that names the tool, so that only the tool-choice
+# checks depend on tool_choice being honoured.
 # Tools the checks offer: small, with required string/enum arguments, so a real model fills them in easily.
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather in a city.",
@@ -144,9 +146,6 @@ def chat_body(model: str, *, stream: bool, max_tokens: int = STREAM_MAX_TOKENS, 
     return body
 
 
-def tool_choice_for_call(profile) -> Any:
-    """``required`` when the profile claims tool_choice (a real model then surely calls), else ``auto``."""
-    return "required" if profile.claims("tool-choice") else "auto"
 
 
 def is_embedded(conformance) -> bool:
@@ -208,25 +207,25 @@ stream_exchange_unknown_model_cached, stream_exchange_unknown_model = _cached("s
 
 
 # -- tools ------------------------------------------------------------------------------------------------
-def _tool_call(stream_session_client, chat_model, profile) -> JsonExchange:
+def _tool_call(stream_session_client, chat_model) -> JsonExchange:
     """A non-streamed request that asks for a get_weather call."""
     return post_chat(stream_session_client, chat_body(
         chat_model, stream=False, max_tokens=TOOL_MAX_TOKENS, prompt=TOOL_PROMPT, tools=[WEATHER_TOOL],
-        tool_choice=tool_choice_for_call(profile)))
+        tool_choice="auto"))
 
 
-def _tool_stream(stream_session_client, chat_model, profile) -> StreamExchange:
+def _tool_stream(stream_session_client, chat_model) -> StreamExchange:
     """The same request, streamed."""
     return open_stream(stream_session_client, chat_body(
         chat_model, stream=True, max_tokens=TOOL_MAX_TOKENS, prompt=TOOL_PROMPT, tools=[WEATHER_TOOL],
-        tool_choice=tool_choice_for_call(profile)))
+        tool_choice="auto"))
 
 
-def _tool_parallel_stream(stream_session_client, chat_model, profile) -> StreamExchange:
+def _tool_parallel_stream(stream_session_client, chat_model) -> StreamExchange:
     """A streamed request asking for two tool calls in one turn (parallel-tool-calls)."""
     return open_stream(stream_session_client, chat_body(
         chat_model, stream=True, max_tokens=2 * TOOL_MAX_TOKENS, prompt=PARALLEL_PROMPT,
-        tools=[WEATHER_TOOL, TIME_TOOL], tool_choice=tool_choice_for_call(profile), parallel_tool_calls=True))
+        tools=[WEATHER_TOOL, TIME_TOOL], tool_choice="auto", parallel_tool_calls=True))
 
 
 stream_tool_call_cached, stream_tool_call = _cached("stream_tool_call", _tool_call)
