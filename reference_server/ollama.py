@@ -44,7 +44,10 @@ FAULT_STREAM_JSON_TYPE = F("OLLAMA-005", "/api/chat streams are labelled applica
 FAULT_NO_FINAL_NEWLINE = F("OLLAMA-006", "The last NDJSON line has no terminating newline.")
 FAULT_NO_CREATED_AT = F("OLLAMA-007", "Streamed /api/chat objects before the last lack created_at.")
 FAULT_NO_DONE_REASON = F("OLLAMA-008", "The final streamed object lacks done_reason.")
-FAULT_SECONDS = F("OLLAMA-009", "Durations are float seconds instead of integer nanoseconds.")
+# The final objects of stream false and /api/generate no longer match their response schemas, which the checks of
+# OLLAMA-011 and OLLAMA-016 validate (as CHAT-019 carries every field fault of a chat completion).
+FAULT_SECONDS = F("OLLAMA-009", "Durations are float seconds instead of integer nanoseconds.",
+                  collateral=("OLLAMA-011", "OLLAMA-016"))
 FAULT_FINAL_CONTENT = F("OLLAMA-010", "The final streamed /api/chat object repeats the whole answer.")
 FAULT_SINGLE_AS_NDJSON = F("OLLAMA-011", "stream false answers with Content-Type application/x-ndjson.")
 FAULT_STRING_ARGUMENTS = F("OLLAMA-012", "Native tool-call arguments are JSON strings.")
@@ -240,9 +243,9 @@ def ndjson_response(lines: list[dict[str, Any]], *, content_type: str = NDJSON) 
     """Stream one JSON object per line, honouring the X-Mock-* stream controls on ``g.mock``."""
     mock = g.get("mock")
     final_newline = not _fault(FAULT_NO_FINAL_NEWLINE)
-    error_line = error_body("an error was encountered while running the model")
-    if _fault(FAULT_ERROR_OBJECT_LINE):
-        error_line = {"error": {"message": error_line["error"] if isinstance(error_line["error"], str) else ""}}
+    # A mid-stream error line is OLLAMA-020's alone: the OLLAMA-013 envelope fault acts on HTTP error bodies only.
+    message = "an error was encountered while running the model"
+    error_line = {"error": {"message": message}} if _fault(FAULT_ERROR_OBJECT_LINE) else {"error": message}
 
     def produce() -> Iterator[bytes]:
         ttft = getattr(mock, "ttft_ms", 0) or 0
