@@ -77,6 +77,7 @@ class RestShared:
         self.client = client
         self.stream_timeout = stream_timeout
         self._memo: dict[str, RestExchange] = {}
+        self.pairs: dict[str, tuple[RestExchange, RestExchange]] = {}
 
     def fetch(self, method: str, url: str, body: Any, headers: dict | None, auth: bool, fresh: bool,
               stream: bool = False) -> RestExchange:
@@ -120,6 +121,14 @@ class RestSession:
             if not any(item is seen for seen in self._sink.transcript):
                 self._sink.transcript.append(item)
         return exchange
+
+    def chat_pair(self, model: str) -> tuple[RestExchange, RestExchange]:
+        """Two identical one-token chat completions sent back to back (memoised as a pair)."""
+        key = f"pair:{model}"
+        if key not in self._shared.pairs:
+            first = self.chat(model, fresh=True)
+            self._shared.pairs[key] = (first, self.chat(model, fresh=True))
+        return tuple(self.attach(e) for e in self._shared.pairs[key])
 
     def get(self, path: str, **kw) -> RestExchange:
         return self.request("GET", path, **kw)

@@ -1,0 +1,219 @@
+"""Rate limits: the profile's header family on successful responses, and the 429 itself
+(spec/requirements/rate-limits.yaml).
+
+The header checks judge two one-token chat completions sent back to back. The 429 burst spends a key's per-minute
+quota, so it runs only with ``--allow-burst``. Against the embedded server it uses the profile's lowest ``tier-*``
+test key when there is one (its own quota) and resets the counters afterwards (``POST /_mock/reset``); against a
+real gateway it waits out Retry-After (at most 120 s) so that later checks are not starved.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+import time
+
+import pytest
+
+from conformance.suite.fixtures_rest import envelope_problems
+
+GO_DURATION = re.compile(r"^(\d+(\.\d+)?(h|m|s|ms|us|µs|ns))+$")
+INTEGER = re.compile(r"^\d+$")
+OPENAI_REQUEST_HEADERS = ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests")
+OPENAI_TOKEN_HEADERS = ("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens")
+X_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+# (limit header, remaining header) of the requests budget, per header family.
+REQUEST_PAIR = {"openai": ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests"),
+                "x-ratelimit": ("X-RateLimit-Limit", "X-RateLimit-Remaining")}
+MAX_SDK_RETRY_AFTER = 120
+
+
+def _family(profile) -> str:
+    return profile.get("rate_limits.headers") or "none"
+
+
+def _pair(rest, chat_model, expect, req_id):
+    first, second = rest.chat_pair(chat_model)
+    if first.status != 200:
+        expect.untestable(req_id, f"the chat completion failed: HTTP {first.status}: {first.response.text[:200]}")
+    return first, second
+
+
+def _missing(headers, names) -> list[str]:
+    return [n for n in names if n not in headers]
+
+
+def _int(value) -> int | None:
+    return int(value) if isinstance(value, str) and INTEGER.match(value.strip()) else None
+
+
+@pytest.mark.requirement("RATE-LIMITS-005", "RATE-LIMITS-008")
+def test_openai_headers_are_sent(rest, chat_model, expect):
+    first, _ = _pair(rest, chat_model, expect, "RATE-LIMITS-005")
+    expect("RATE-LIMITS-005", not _missing(first.headers, OPENAI_REQUEST_HEADERS), expected=OPENAI_REQUEST_HEADERS,
+           received=f"missing {_missing(first.headers, OPENAI_REQUEST_HEADERS)}")
+    expect("RATE-LIMITS-008", not _missing(first.headers, OPENAI_TOKEN_HEADERS), expected=OPENAI_TOKEN_HEADERS,
+           received=f"missing {_missing(first.headers, OPENAI_TOKEN_HEADERS)}")
+
+
+@pytest.mark.requirement("RATE-LIMITS-006", "RATE-LIMITS-007")
+def test_openai_header_values(rest, chat_model, expect):
+    first, _ = _pair(rest, chat_model, expect, "RATE-LIMITS-006")
+    for budget in ("requests", "tokens"):
+        limit, remaining = (first.headers.get(f"x-ratelimit-{k}-{budget}") for k in ("limit", "remaining"))
+        if limit is not None or remaining is not None:
+            ok = _int(limit) is not None and _int(remaining) is not None and _int(remaining) <= _int(limit)
+            expect("RATE-LIMITS-006", ok, expected="non-negative integers, remaining <= limit",
+                   received=f"limit {limit!r}, remaining {remaining!r}", note=budget)
+        reset = first.headers.get(f"x-ratelimit-reset-{budget}")
+        if reset is not None:
+            expect("RATE-LIMITS-007", GO_DURATION.match(reset.strip()), expected='a Go duration ("1s", "6m0s", '
+                   '"72ms")', received=reset, note=f"x-ratelimit-reset-{budget}")
+
+
+def _iso_datetime(text: str) -> bool:
+    try:
+        return "T" in text.upper() and datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00")) is not None
+    except ValueError:
+        return False
+
+
+@pytest.mark.requirement("RATE-LIMITS-009", "RATE-LIMITS-010", "RATE-LIMITS-011")
+def test_x_ratelimit_headers(rest, chat_model, expect):
+    first, _ = _pair(rest, chat_model, expect, "RATE-LIMITS-009")
+    missing = _missing(first.headers, X_HEADERS)
+    expect("RATE-LIMITS-009", not missing, expected=X_HEADERS, received=f"missing {missing}")
+    reset = first.headers.get("X-RateLimit-Reset")
+    if reset is not None:
+        expect("RATE-LIMITS-010", _iso_datetime(reset), expected="an ISO 8601 date-time", received=reset)
+    limit, remaining = first.headers.get("X-RateLimit-Limit"), first.headers.get("X-RateLimit-Remaining")
+    if limit is not None and remaining is not None:
+        ok = _int(limit) is not None and _int(remaining) is not None and _int(remaining) <= _int(limit)
+        expect("RATE-LIMITS-011", ok, expected="non-negative integers, remaining <= limit",
+               received=f"limit {limit!r}, remaining {remaining!r}")
+
+
+def _request_headers(profile) -> tuple[str, str]:
+    family = _family(profile)
+    if family not in REQUEST_PAIR:
+        pytest.skip(f"the profile documents no rate-limit headers (rate_limits.headers: {family})")
+    return REQUEST_PAIR[family]
+
+
+@pytest.mark.requirement("RATE-LIMITS-012")
+def test_remaining_decreases(rest, chat_model, expect, profile):
+    _, remaining_name = _request_headers(profile)
+    first, second = _pair(rest, chat_model, expect, "RATE-LIMITS-012")
+    values = [_int(e.headers.get(remaining_name)) for e in (first, second)]
+    if None in values or values[1] > values[0]:
+        return  # unreadable values are -006/-011's; a higher second value means the window rolled over
+    # Other clients of the same key (xdist workers on a real gateway) may take more than one in between.
+    expect("RATE-LIMITS-012", values[1] < values[0], expected=f"{remaining_name} decreasing by one",
+           received=f"{values[0]} then {values[1]}")
+
+
+def _documented_limit(profile, tier: str | None = None) -> int | None:
+    tiers = profile.get("rate_limits.tiers") or {}
+    return tiers.get(tier or profile.get("rate_limits.default_tier")) or profile.get("rate_limits.requests_per_minute")
+
+
+@pytest.mark.requirement("RATE-LIMITS-013")
+def test_limit_matches_the_documented_tier(rest, chat_model, expect, profile):
+    limit_name, _ = _request_headers(profile)
+    documented = _documented_limit(profile)
+    if documented is None:
+        pytest.skip("the profile documents no requests-per-minute limit")
+    first, _ = _pair(rest, chat_model, expect, "RATE-LIMITS-013")
+    value = first.headers.get(limit_name)
+    if _int(value) is not None:
+        expect("RATE-LIMITS-013", _int(value) == documented, expected=f"{limit_name}: {documented}", received=value)
+
+
+# -- the 429 burst (opt-in) ----------------------------------------------------------------------------------
+def _burst_key(profile, embedded: bool) -> tuple[str | None, int | None]:
+    """(extra key to use or None for the run's key, its documented limit). Tier keys exist on the embedded server."""
+    tiers = profile.get("rate_limits.tiers") or {}
+    keys = profile.get("auth.extra_test_keys") or {}
+    candidates = [(tiers[name[5:]], key) for name, key in keys.items()
+                  if embedded and name.startswith("tier-") and name[5:] in tiers]
+    if candidates:
+        limit, key = min(candidates)
+        return key, limit
+    return None, _documented_limit(profile)
+
+
+def _burst(client, body, attempts: int):
+    """Send until the first 429 (or ``attempts`` requests); the 429 or None."""
+    for _ in range(attempts):
+        response = client.post_json("/chat/completions", body)
+        if response.status_code == 429:
+            return response
+    return None
+
+
+@pytest.fixture
+def burst_429(rest_shared, make_client, conformance, profile, chat_model, api_key):
+    """The first 429 of a burst of one-token chat completions, one burst per run (skips unless --allow-burst)."""
+    if not conformance.options.allow_burst:
+        pytest.skip("the 429 burst spends quota: run with --allow-burst")
+    if not hasattr(rest_shared, "burst"):
+        embedded = not conformance.options.target_url
+        key, limit = _burst_key(profile, embedded)
+        client = make_client(api_key=key or api_key)
+        body = {"model": chat_model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+        attempts = (limit or 100) + 5
+        hit = _burst(client, body, attempts)
+        if embedded:
+            client.request("POST", client.url("/_mock/reset"), auth=False)
+        elif hit is not None:
+            time.sleep(min(_int(hit.headers.get("retry-after")) or 60, MAX_SDK_RETRY_AFTER))
+        rest_shared.burst = (hit, attempts)
+        client.take_transcript()  # the burst's first test keeps only the 429, like the others
+    hit, attempts = rest_shared.burst
+    if hit is None:
+        pytest.skip(f"no 429 after {attempts} requests: the limit is above the burst")
+    make_client().transcript.append(hit.exchange)
+    return hit
+
+
+@pytest.mark.requirement("RATE-LIMITS-001", "RATE-LIMITS-014")
+def test_burst_gets_429_envelope(burst_429, expect):
+    problems = envelope_problems(burst_429)
+    expect("RATE-LIMITS-001", not problems, expected="429 with the error envelope", received=problems)
+    if not problems:
+        code = burst_429.json()["error"].get("code")
+        expect("RATE-LIMITS-014", code == "rate_limit_exceeded", expected='code "rate_limit_exceeded"', received=code)
+
+
+@pytest.mark.requirement("RATE-LIMITS-002", "RATE-LIMITS-003", "RATE-LIMITS-004", "RATE-LIMITS-016")
+def test_burst_retry_after(burst_429, expect, profile):
+    value = burst_429.headers.get("retry-after")
+    expect("RATE-LIMITS-002", value is not None, expected="a Retry-After header", received="absent")
+    if value is None:
+        return
+    seconds = _int(value)
+    expect("RATE-LIMITS-003", seconds is not None and seconds >= 1, expected="an integer number of seconds >= 1",
+           received=value)
+    documented = profile.get("rate_limits.retry_after")
+    if seconds is not None:
+        expect("RATE-LIMITS-004", seconds <= MAX_SDK_RETRY_AFTER and (documented is None or seconds == documented),
+               expected=f"<= {MAX_SDK_RETRY_AFTER}" + (f" and equal to {documented}" if documented else ""),
+               received=value)
+    ms = burst_429.headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            ms_value = float(ms)
+        except ValueError:
+            ms_value = -1.0
+        consistent = ms_value >= 0 and (seconds is None or abs(math.ceil(ms_value / 1000) - seconds) <= 1)
+        expect("RATE-LIMITS-016", consistent, expected=f"milliseconds >= 0 consistent with Retry-After {value}",
+               received=ms)
+
+
+@pytest.mark.requirement("RATE-LIMITS-015")
+def test_burst_429_carries_rate_limit_headers(burst_429, expect, profile):
+    _, remaining_name = _request_headers(profile)
+    value = burst_429.headers.get(remaining_name)
+    expect("RATE-LIMITS-015", value is not None and _int(value) == 0, expected=f"{remaining_name}: 0",
+           received=value if value is not None else "absent")
