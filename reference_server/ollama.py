@@ -61,9 +61,11 @@ FAULT_AUTH_REQUIRED = F(
     "OLLAMA-018", "Native routes require an Authorization header (401).",
     collateral=tuple(f"OLLAMA-{n:03d}" for n in range(2, 23) if n not in (18, 19)),
 )
-FAULT_EPOCH_TIMES = F("OLLAMA-019", "created_at and modified_at are unix seconds.")
+FAULT_EPOCH_TIMES = F("OLLAMA-019", 'created_at and modified_at are unix seconds in a string ("1700000000").')
 FAULT_ERROR_OBJECT_LINE = F("OLLAMA-020", "A mid-stream error line carries an object, not a string.")
-FAULT_MISSING_MODEL_OK = F("OLLAMA-021", "A native chat request without model is served by the default model.")
+# The OLLAMA-013 check provokes its error body with a request without model: served, there is no body to judge.
+FAULT_MISSING_MODEL_OK = F("OLLAMA-021", "A native chat request without model is served by the default model.",
+                           collateral=("OLLAMA-013",))
 FAULT_PHANTOM_TAG = F("OLLAMA-022", "/api/tags lists a model that /api/chat does not serve.")
 FAULT_HEAD_ROOT = F("OLLAMA-023", "HEAD / answers 405.")
 PHANTOM = {"name": "phantom:latest", "family": "phantom", "parameter_size": "1B", "quantization_level": "Q4_0"}
@@ -157,11 +159,11 @@ def admit(entry: dict[str, Any], tokens: int) -> None:
     limits.admit(entry.get("routes_to") or entry["name"], tokens=tokens)
 
 
-def timestamp(seconds: float | None = None) -> str | int:
+def timestamp(seconds: float | None = None) -> str:
     """RFC 3339 UTC from the config clock (``2023-11-14T22:13:20Z``)."""
     seconds = current_app.config["SERVER"].clock if seconds is None else seconds
-    if _fault(FAULT_EPOCH_TIMES):
-        return int(seconds)
+    if _fault(FAULT_EPOCH_TIMES):  # still a string: the shape MUSTs (OLLAMA-003/007/011) hold, only the format breaks
+        return str(int(seconds))
     return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
