@@ -18,8 +18,11 @@ FAULTS = catalogue()
 
 
 @pytest.mark.parametrize("fault_id", list(FAULTS))
-def test_fault_fails_its_requirement_and_nothing_else(fault_id, baselines, matrix_dir, exemptions, record_row):
+def test_fault_fails_its_requirement_and_nothing_else(fault_id, baselines, matrix_dir, exemptions, record_row,
+                                                      request):
     fault = FAULTS[fault_id]
+    if fault_id in exemptions.known_broken:  # strict: the row that starts holding must leave known_broken:
+        request.applymarker(pytest.mark.xfail(reason=exemptions.known_broken[fault_id], strict=True))
     assert fault_id in REGISTRY, f"fault {fault_id} names no requirement of the registry"
     profile = matrix.choose_profile(REGISTRY[fault_id], baselines)
     assert profile, f"no bundled profile claims feature {REGISTRY[fault_id].feature!r} of {fault_id}"
@@ -30,7 +33,9 @@ def test_fault_fails_its_requirement_and_nothing_else(fault_id, baselines, matri
     before, after = baseline.verdicts.get(fault_id, "NOT_RUN"), run.verdicts.get(fault_id, "NOT_RUN")
     expected = matrix.expected_verdict(REGISTRY[fault_id])
     status = _status(before, after, expected, stray)
-    record_row(kind="fault", id=fault_id, profile=profile, status=status, verdict=after)
+    record_row(kind="fault", id=fault_id, profile=profile, verdict=after,
+               status=f"{status} (known_broken:)" if status != "holds" and fault_id in exemptions.known_broken
+               else status)
 
     problems = []
     if stray:
