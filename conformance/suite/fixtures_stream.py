@@ -150,7 +150,7 @@ def chat_body(model: str, *, stream: bool, max_tokens: int = STREAM_MAX_TOKENS, 
 
 def is_embedded(conformance) -> bool:
     """True when the target is the embedded reference server (its X-Mock-* control headers work)."""
-    return bool(getattr(conformance, "embedded", False))
+    return not conformance.options.target_url
 
 
 # -- the session client -----------------------------------------------------------------------------------
@@ -189,7 +189,7 @@ def _stream_with_usage(stream_session_client, chat_model) -> StreamExchange:
 def _stream_plain(stream_session_client, chat_model, conformance) -> StreamExchange:
     """One streamed chat exchange without include_usage. On the embedded server it is paced (the
     X-Mock-Tokens-Per-Second control) so that buffering (HEADERS-006) becomes visible."""
-    headers = {"X-Mock-Tokens-Per-Second": "200"} if is_embedded(conformance) else None
+    headers = {"X-Mock-Tokens-Per-Second": "50"} if is_embedded(conformance) else None
     return open_stream(stream_session_client, chat_body(chat_model, stream=True), headers)
 
 
