@@ -77,6 +77,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     for status in sorted(set(by_status) - {"holds"}):
         listed = ", ".join(f"{r['id']}[{r['profile']}]" for r in by_status[status])
         write(f"{status}: {len(by_status[status])}: {listed}")
+    flaky = sorted({rid for row in faults for rid in row.get("flaky", [])})
+    if flaky:
+        write(f"moved once but not on a second run (flaky checks, not counted): {', '.join(flaky)}")
     variants = [r for r in rows if r["kind"] == "variant"]
     if variants:
         ok = sum(r["status"] == "holds" for r in variants)

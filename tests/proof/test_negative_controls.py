@@ -28,12 +28,17 @@ def test_fault_fails_its_requirement_and_nothing_else(fault_id, baselines, matri
     assert profile, f"no bundled profile claims feature {REGISTRY[fault_id].feature!r} of {fault_id}"
     baseline = baselines.get(profile)
     run = matrix.run_suite(profile, matrix_dir / f"fault-{fault_id}", faults=(fault_id,))
-    changes = matrix.changed_verdicts(baseline, run)
-    stray = {rid: c for rid, c in changes.items() if rid not in {fault_id, *fault.collateral}}
+    stray = _stray(baseline, run, fault)
+    flaky: list[str] = []
+    if stray:  # a timing check can move under CPU load: a stray counts only when a second run shows it again
+        again = _stray(baseline, matrix.run_suite(profile, matrix_dir / f"fault-{fault_id}-again",
+                                                  faults=(fault_id,)), fault)
+        flaky = sorted(set(stray) - set(again))
+        stray = {rid: c for rid, c in stray.items() if rid in again}
     before, after = baseline.verdicts.get(fault_id, "NOT_RUN"), run.verdicts.get(fault_id, "NOT_RUN")
     expected = matrix.expected_verdict(REGISTRY[fault_id])
     status = _status(before, after, expected, stray)
-    record_row(kind="fault", id=fault_id, profile=profile, verdict=after,
+    record_row(kind="fault", id=fault_id, profile=profile, verdict=after, flaky=flaky,
                status=f"{status} (known_broken:)" if status != "holds" and fault_id in exemptions.known_broken
                else status)
 
@@ -53,6 +58,13 @@ def test_fault_fails_its_requirement_and_nothing_else(fault_id, baselines, matri
             f"no check in conformance/suite judges {fault_id}: add one, or list it under unchecked: in "
             f"spec/fault-exemptions.yaml with the reason")
         pytest.skip(f"no check: {fault_id} ({exemptions.unchecked[fault_id][:80]})")
+
+
+def _stray(baseline: matrix.SuiteResult, run: matrix.SuiteResult, fault) -> dict[str, tuple[str, str]]:
+    """Verdicts the fault moved outside its requirement and collateral. A move *to* PASS is no fault's doing: it
+    means the clean run itself was not clean, which test_valid_variants.py reports for the profile."""
+    return {rid: (old, new) for rid, (old, new) in matrix.changed_verdicts(baseline, run).items()
+            if rid not in {fault.requirement, *fault.collateral} and new != "PASS"}
 
 
 def _status(before: str, after: str, expected: str, stray: dict) -> str:
