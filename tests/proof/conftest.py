@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 
-import gateway_spec
 import pytest
 
+import gateway_spec
 from tests.proof import matrix
 
 _ROWS = pytest.StashKey[list]()

@@ -18,8 +18,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import gateway_spec
 import pytest
+
+import gateway_spec
 
 # Plugins a matrix run does not need: none of them takes part in grading. unraisableexception/threadexception
 # end every session with five gc.collect() calls, which grow with the heap of a long-lived process (~0.5 s each).
