@@ -8,7 +8,10 @@ optional request budget. Transport failures raise ``HarnessError`` subclasses, w
 
 from __future__ import annotations
 
+import functools
 import json
+import re
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,10 +20,12 @@ from typing import Any
 
 import httpx
 
+from conformance.headers_deadline import HeadersDeadline, SocketWatch
 from conformance.redact import Redactor
 
 REQUEST_EXCERPT = 4096
 RESPONSE_EXCERPT = 16384
+_USAGE_LINE = re.compile(rb'^data:([^\r\n]*"usage"[^\r\n]*)', re.MULTILINE)
 
 
 class HarnessError(Exception):
@@ -29,6 +34,10 @@ class HarnessError(Exception):
 
 class TargetUnreachable(HarnessError):
     """Connection refused, DNS failure, TLS failure: no HTTP exchange happened."""
+
+
+class HarnessRequestInvalid(HarnessError):
+    """The harness built a request httpx refuses to send (e.g. an illegal header value): a suite bug."""
 
 
 class RequestTimedOut(HarnessError):
@@ -74,7 +83,12 @@ class Accounting:
 
 @dataclass
 class Exchange:
-    """One request/response pair as recorded for the transcript (already redacted)."""
+    """One request/response pair as recorded for the transcript.
+
+    Request fields are stored redacted. The response body is kept raw (one copy, shared with the ``Response``)
+    and redacted when it is read through ``response_body`` or rendered: redacting a body the size of
+    ``--max-body-bytes`` up front cost several times the cap in memory.
+    """
 
     method: str
     url: str
@@ -82,12 +96,31 @@ class Exchange:
     request_body: str
     status: int | None = None
     response_headers: list[tuple[str, str]] = field(default_factory=list)
-    response_body: bytes = b""
+    raw_body: bytes | bytearray = field(default=b"", repr=False)
+    redactor: Redactor | None = field(default=None, repr=False, compare=False)
     headers_ms: float | None = None
     first_byte_ms: float | None = None
     elapsed_ms: float | None = None
     streamed: bool = False
     error: str | None = None
+
+    @property
+    def response_body(self) -> bytes:
+        """The whole response body, redacted (computed on each access: callers want it once)."""
+        return self._redact(bytes(self.raw_body))
+
+    @response_body.setter
+    def response_body(self, value: bytes) -> None:
+        self.raw_body = value
+
+    def body_excerpt(self, limit: int = RESPONSE_EXCERPT) -> bytes:
+        """The first ``limit`` bytes of the body, redacted. Redaction sees a margin past the cut, so a secret
+        straddling it is masked rather than half shown."""
+        margin = max([256, *(len(s) for s in (self.redactor.secrets if self.redactor else ()))])
+        return self._redact(bytes(self.raw_body[:limit + margin]))[:limit]
+
+    def _redact(self, raw: bytes) -> bytes:
+        return self.redactor.bytes(raw) if self.redactor is not None else raw
 
     def render(self) -> str:
         """Human transcript: request line, headers, body excerpt; response status, headers, body, timings."""
@@ -100,9 +133,9 @@ class Exchange:
             if value is not None)
         lines.append(f"< HTTP {self.status if self.status is not None else '---'}  ({timing})")
         lines += [f"< {k}: {v}" for k, v in self.response_headers]
-        body = self.response_body[:RESPONSE_EXCERPT].decode("utf-8", errors="replace")
+        body = self.body_excerpt().decode("utf-8", errors="replace")
         if body:
-            lines += ["<", body + (" [...truncated]" if len(self.response_body) > RESPONSE_EXCERPT else "")]
+            lines += ["<", body + (" [...truncated]" if len(self.raw_body) > RESPONSE_EXCERPT else "")]
         if self.error:
             lines.append(f"! {self.error}")
         return "\n".join(lines)
@@ -142,7 +175,18 @@ class StreamResponse:
 
     def chunks(self) -> Iterator[bytes]:
         """Raw (content-decoded) body chunks, in arrival order."""
-        buf = bytearray()
+        yield from self._receive()
+
+    def read(self) -> bytes:
+        """The whole remaining body (kept once: the exchange records the same bytes object)."""
+        for _ in self._receive():
+            pass
+        self.exchange.raw_body = bytes(self.exchange.raw_body)
+        return self.exchange.raw_body
+
+    def _receive(self) -> Iterator[bytes]:
+        """Append each chunk to the exchange's one body buffer, enforcing the cap and the total deadline."""
+        buf = self.exchange.raw_body = bytearray()
         try:
             for chunk in self._response.iter_bytes():
                 if self.exchange.first_byte_ms is None:
@@ -154,16 +198,18 @@ class StreamResponse:
             raise self._client._fail(self.exchange, RequestTimedOut, f"stream timed out: {exc}") from exc
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
             self.truncated = True
-            self.exchange.error = f"body ended abnormally: {exc}"
+            self.exchange.error = self._client.redactor.text(f"body ended abnormally: {exc}")
         finally:
-            self.exchange.response_body = self._client.redactor.bytes(bytes(buf))
             self.exchange.elapsed_ms = (time.monotonic() - self._started) * 1000
             if "event-stream" in self.headers.get("content-type", ""):
-                self._client._account_stream(bytes(buf))
+                self._client._account_stream(buf)
 
-    def read(self) -> bytes:
-        """The whole remaining body."""
-        return b"".join(self.chunks())
+
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context per process: httpx builds one per client otherwise, loading the CA bundle each
+    time (4.3 s of a profiled suite run, one client per test)."""
+    return httpx.create_ssl_context()
 
 
 class GatewayClient:
@@ -187,7 +233,9 @@ class GatewayClient:
             self.default_headers.setdefault("Authorization", f"Bearer {api_key}")
         timeout = httpx.Timeout(connect=min(10.0, request_timeout), read=request_timeout,
                                 write=request_timeout, pool=request_timeout)
-        self._http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
+        self._http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False,
+                                  verify=shared_ssl_context())
+        self._sockets = SocketWatch()
 
     # -- URLs ---------------------------------------------------------------------------------------------
     def url(self, path: str) -> str:
@@ -219,7 +267,7 @@ class GatewayClient:
         with self._open(method, path, json_body, content, headers, auth, self.request_timeout) as stream:
             body = stream.read()
             response = Response(stream.status_code, stream.headers, body, stream.exchange)
-        if "json" in stream.headers.get("content-type", ""):
+        if "json" in stream.headers.get("content-type", "") and b'"usage"' in body:
             try:
                 self.accounting.add_usage(json.loads(body).get("usage"))
             except (ValueError, AttributeError):
@@ -262,26 +310,54 @@ class GatewayClient:
             content = json.dumps(json_body).encode()
             hdrs.setdefault("Content-Type", "application/json")
         exchange = Exchange(method, url, self.redactor.headers(hdrs),
-                            self.redactor.text((content or b"").decode("utf-8", errors="replace")))
+                            self.redactor.text((content or b"").decode("utf-8", errors="replace")),
+                            redactor=self.redactor)
         self.transcript.append(exchange)
         self.accounting.charge()
         started = time.monotonic()
-        request = self._http.build_request(method, url, content=content, headers=hdrs)
-        try:
-            response = self._http.send(request, stream=True)
-        except httpx.ConnectError as exc:
-            raise self._fail(exchange, TargetUnreachable, f"cannot connect to {url}: {exc}") from exc
-        except httpx.TimeoutException as exc:
-            raise self._fail(exchange, RequestTimedOut, f"{method} {url} timed out: {exc}") from exc
-        except httpx.TransportError as exc:
-            raise self._fail(exchange, TargetUnreachable, f"{method} {url} failed: {exc}") from exc
+        response = self._send(method, url, hdrs, content, exchange, total)
         exchange.headers_ms = (time.monotonic() - started) * 1000
         exchange.status = response.status_code
         exchange.response_headers = self.redactor.headers(response.headers.multi_items())
+        stream = response.extensions.get("network_stream")
+        busy = self._sockets.add(stream.get_extra_info("socket") if stream is not None else None)
+        self._sockets.hold(busy)
         try:
             yield StreamResponse(self, response, exchange, started, started + total)
         finally:
+            self._sockets.release(busy)
             response.close()
+
+    def _send(self, method: str, url: str, hdrs: dict[str, str], content: bytes | None, exchange: Exchange,
+              total: float) -> httpx.Response:
+        """Send and wait for the status line and headers, within ``total`` seconds; transport errors → kinds."""
+        deadline = HeadersDeadline(self._sockets, total)
+        try:
+            request = self._http.build_request(method, url, content=content, headers=hdrs,
+                                               extensions={"trace": deadline.trace})
+            with deadline:
+                response = self._http.send(request, stream=True)
+        except (httpx.LocalProtocolError, UnicodeEncodeError) as exc:  # h11 / httpx refuse what we built
+            raise self._fail(exchange, HarnessRequestInvalid,
+                             f"the harness built a request httpx refuses to send ({method} {url}): {exc}") from exc
+        except httpx.TransportError as exc:
+            if deadline.fired:
+                raise self._fail(exchange, RequestTimedOut, f"{method} {url}: no response headers within the "
+                                 f"total deadline of {total:g} s") from exc
+            raise self._transport_failure(exchange, method, url, exc) from exc
+        if deadline.fired:  # the headers won the race against the timer, but the socket is shut: no body
+            response.close()
+            raise self._fail(exchange, RequestTimedOut, f"{method} {url}: total deadline of {total:g} s passed "
+                             "as the headers arrived")
+        return response
+
+    def _transport_failure(self, exchange: Exchange, method: str, url: str,
+                           exc: httpx.TransportError) -> HarnessError:
+        if isinstance(exc, httpx.ConnectError):
+            return self._fail(exchange, TargetUnreachable, f"cannot connect to {url}: {exc}")
+        if isinstance(exc, httpx.TimeoutException):
+            return self._fail(exchange, RequestTimedOut, f"{method} {url} timed out: {exc}")
+        return self._fail(exchange, TargetUnreachable, f"{method} {url} failed: {exc}")
 
     def _check_limits(self, size: int, deadline: float, exchange: Exchange) -> None:
         if size > self.max_body_bytes:
@@ -295,11 +371,12 @@ class GatewayClient:
         exchange.error = message
         return kind(message)
 
-    def _account_stream(self, raw: bytes) -> None:
-        """Token accounting for SSE bodies: the usage chunk, wherever it is (no judgement here)."""
-        for line in raw.splitlines():
-            if line.startswith(b"data:") and b'"usage"' in line:
-                try:
-                    self.accounting.add_usage(json.loads(line[5:]).get("usage"))
-                except (ValueError, AttributeError):
-                    pass
+    def _account_stream(self, raw: bytes | bytearray) -> None:
+        """Token accounting for SSE bodies: the usage chunk, wherever it is (no judgement here).
+
+        Scans in place: splitting a body the size of the cap into lines would copy all of it."""
+        for match in _USAGE_LINE.finditer(raw):
+            try:
+                self.accounting.add_usage(json.loads(match.group(1)).get("usage"))
+            except (ValueError, AttributeError):
+                pass

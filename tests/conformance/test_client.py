@@ -2,18 +2,23 @@
 
 import json
 import socket
+import ssl
+import threading
 import time
 
 import httpx
 import pytest
 
 from conformance.client import (
+    RESPONSE_EXCERPT,
     Accounting,
     BudgetExhausted,
     GatewayClient,
+    HarnessRequestInvalid,
     RequestTimedOut,
     ResponseTooLarge,
     TargetUnreachable,
+    shared_ssl_context,
 )
 
 KEY = "sk-client-test-0123456789"
@@ -165,3 +170,106 @@ def test_stream_cut_by_the_peer_is_reported_as_truncated_not_raised():
         raw = b"".join(stream.chunks())
     assert raw == b'data: {"a": 1}\n\n' and stream.truncated
     assert "abnormally" in stream.exchange.error
+
+
+class KeepAliveServer:
+    """Loopback HTTP/1.1 server on one kept-alive connection: answers the first request at once, then trickles
+    the next response's status line one byte per ``interval`` (below the read timeout, so only a total
+    deadline can stop it)."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.connections = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(5)
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        self.connections += 1
+        with conn:
+            answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+            for index in range(2):
+                if not self._read_request(conn):
+                    return
+                payload = answer if index == 0 else answer * 50
+                for start in range(0, len(payload), 1 if index else len(payload)):
+                    if self.stop.wait(self.interval if index else 0):
+                        return
+                    try:
+                        conn.sendall(payload[start:start + (1 if index else len(payload))])
+                    except OSError:
+                        return
+
+    @staticmethod
+    def _read_request(conn: socket.socket) -> bool:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return False
+            data += chunk
+        return True
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+        self.thread.join(2)
+
+
+@pytest.mark.parametrize("mode", ["request", "stream"])
+def test_headers_trickled_on_a_reused_connection_end_at_the_total_deadline(mode):
+    """The reused pooled connection sends no connect event; the deadline still finds and shuts its socket."""
+    server = KeepAliveServer()
+    try:
+        client = GatewayClient(server.url, api_key=KEY, request_timeout=0.4, stream_timeout=0.4)
+        assert client.get("/models").json() == {}
+        started = time.monotonic()
+        with pytest.raises(RequestTimedOut, match="no response headers within the total deadline"):
+            if mode == "request":
+                client.get("/models")
+            else:
+                with client.stream("/chat/completions", {}) as stream:
+                    stream.read()
+        assert time.monotonic() - started < 2.0
+        assert server.connections == 1, "the second request reused the pooled connection"
+        assert "deadline" in client.transcript[-1].error
+    finally:
+        server.close()
+
+
+def test_a_request_httpx_refuses_to_send_is_the_harness_own_fault():
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = GatewayClient(f"http://127.0.0.1:{listener.getsockname()[1]}", api_key=KEY, request_timeout=1)
+        with pytest.raises(HarnessRequestInvalid, match="harness built a request") as info:
+            client.get("/models", headers={"X-Bad": "a\r\nInjected: 1"})
+    assert not isinstance(info.value, TargetUnreachable)
+
+
+def test_body_is_stored_once_and_redacted_only_when_read_or_rendered():
+    body = b"x" * (RESPONSE_EXCERPT - 10) + KEY.encode() + b"y" * 100
+    client = mock_client(lambda r: httpx.Response(200, content=body))
+    response = client.get("/models")
+    exchange = client.transcript[-1]
+    assert exchange.raw_body is response.content, "one copy, shared by the response and the transcript"
+    assert KEY.encode() not in exchange.response_body and b"[REDACTED]" in exchange.response_body
+    rendered = exchange.render()
+    assert KEY not in rendered and KEY[:10] not in rendered, "a key straddling the excerpt cut is masked whole"
+    assert "[...truncated]" in rendered
+
+
+def test_clients_share_one_tls_context(monkeypatch):
+    shared_ssl_context()
+    loads = []
+    original = ssl.SSLContext.load_verify_locations
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations",
+                        lambda self, *a, **k: loads.append(a) or original(self, *a, **k))
+    for _ in range(3):
+        GatewayClient("https://gw.test").close()
+    assert loads == [], "no client loads the CA bundle again"
