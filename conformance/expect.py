@@ -18,10 +18,6 @@ class UnknownRequirementInCheck(HarnessError):
     """A check named a requirement that is not in the test's marker: a typo in the suite, not a gateway fault."""
 
 
-class StopCase(Exception):
-    """Raised by ``expect.fatal``: the case cannot go on once this requirement is broken."""
-
-
 @dataclass(frozen=True)
 class Violation:
     """One broken requirement as observed: what was expected, what came back."""
@@ -34,6 +30,26 @@ class Violation:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class StopCase(Exception):
+    """Raised by ``expect.fatal``: the case cannot go on once this requirement is broken.
+
+    A fixture without an ``expect`` recorder (a session-scoped shared exchange) raises
+    ``StopCase.violated(...)`` instead: the violation rides on the exception, and the plugin grades it against
+    the markers of every test that requested the fixture (a test that does not name the requirement gets its own
+    requirements graded "Not testable").
+    """
+
+    def __init__(self, requirement: str = "", violation: Violation | None = None) -> None:
+        super().__init__(requirement)
+        self.requirement = requirement
+        self.violation = violation
+
+    @classmethod
+    def violated(cls, req_id: str, *, expected: Any, received: Any, note: str | None = None) -> StopCase:
+        """A StopCase carrying the violation of ``req_id`` (Expected/Received as ``expect`` records them)."""
+        return cls(req_id, Violation(req_id, _show(expected), _show(received), note))
 
 
 def _show(value: Any) -> str:

@@ -14,9 +14,9 @@ import sys
 import pytest
 
 from conformance import report as reports
-from conformance.client import GatewayClient
+from conformance.client import GatewayClient, HarnessError
 from conformance.embedded import EmbeddedServer
-from conformance.expect import Expect, failure_message
+from conformance.expect import Expect, StopCase, Violation, failure_message
 from conformance.options import SUITE_DIR, ConformanceOptions, RunState, add_options
 from conformance.outcomes import (
     ERROR,
@@ -83,6 +83,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not state.active:
         return
     state.validate()
+    config.pluginmanager.register(ShortHarnessErrorReports(), "llm-gateway-conformance-short-errors")
     _enable_outputs(config, state)
 
 
@@ -228,6 +229,31 @@ def pytest_runtest_call(item: pytest.Item) -> None:
         reports.allure_label([state.registry[r] for r in item.stash[IDS]])
 
 
+class ShortHarnessErrorReports:
+    """Builds a HarnessError's report with a one-line longrepr, before pytest formats a traceback.
+
+    pytest's long traceback walks httpx's chained exceptions: 1-3 s of CPU per ERROR case (a whole suite against
+    a target answering garbage took 58 s of CPU by default against 8 s with --tb=line). The kind and message say
+    all a transport failure needs to; the line of the test module that raised it is kept. A class, because
+    pytest only takes hooks named ``pytest_*`` and the module already wraps ``pytest_runtest_makereport``.
+    """
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        exc = call.excinfo.value if call.excinfo is not None else None
+        if IDS not in item.stash or not isinstance(exc, HarnessError):
+            return None
+        exc.__cause__ = exc.__context__ = None
+        exc.__suppress_context__ = True
+        line = f"{type(exc).__name__}: {exc}"
+        here = [e for e in call.excinfo.traceback if e.path == item.path]
+        if here:
+            line += f"  ({item.path.name}:{here[-1].lineno + 1})"
+        # from_item_and_call takes a non-ExceptionInfo excinfo as the longrepr itself (pytest's own contract).
+        short = pytest.CallInfo(None, line, call.start, call.stop, call.duration, call.when, _ispytest=True)
+        return pytest.TestReport.from_item_and_call(item, short)
+
+
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     # trylast: innermost wrapper, so junitxml/allure wrappers see the graded, redacted report.
@@ -260,12 +286,35 @@ def _grade_phase(item, call, report):
     if report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(exc or "")
         return grade_skip(ids, reason.removeprefix("Skipped: "))
-    if call.when == "call":
+    if call.when == "call" or (call.when == "setup" and isinstance(exc, StopCase)):
+        # A StopCase in setup (a fixture's expect.fatal) is the gateway's fault, graded like in the call phase.
         violations = item.stash[EXPECT].violations if EXPECT in item.stash else []
+        if isinstance(exc, StopCase) and call.when == "setup":
+            violations = violations + _setup_stop_violations(exc, ids, violations, state.redactor)
         return grade_case(case_id(item), ids, state.registry, state.profile, violations, exc, state.baseline)
     if report.failed:  # setup or teardown broke: the harness (or a fixture) failed, not the gateway
         return grade_error(ids, state.registry, state.profile, f"{call.when} failed: {type(exc).__name__}: {exc}")
     return None
+
+
+def _setup_stop_violations(exc: StopCase, ids, recorded, redactor) -> list[Violation]:
+    """What a StopCase raised in fixture setup means for this test's requirements (besides what was recorded).
+
+    The named requirement, when this test checks it: the violation the exception carries (a shared fixture's),
+    else "Not testable". A requirement this test does not name: its own requirements are not testable.
+    """
+    rid, carried = exc.requirement, exc.violation
+    if any(v.requirement == rid for v in recorded):
+        return []
+    if carried is not None:
+        carried = Violation(rid, redactor.text(carried.expected), redactor.text(carried.received),
+                            redactor.text(carried.note) if carried.note else None)
+    if rid in ids:
+        return [carried or Violation(rid, "", "", "stopped in fixture setup", untestable=True)]
+    why = f"prerequisite {rid or 'check'} broke in fixture setup"
+    if carried is not None:
+        why += f" (expected {carried.expected}, received {carried.received})"
+    return [Violation(r, "", "", why, untestable=True) for r in ids]
 
 
 def _apply_grade(item, report, grade) -> None:
@@ -278,7 +327,7 @@ def _apply_grade(item, report, grade) -> None:
     message = grade.message
     if grade.violations:
         message = failure_message(grade.violations, state.registry, hint) + (f"\n{grade.message}" * bool(grade.message))
-    if report.when == "call":
+    if report.when == "call" or grade.violations:
         outcome = grade.pytest_outcome(state.options.fail_on)
         if grade.outcome == XPASS:
             message = xpass_message(state.baseline, case_id(item), grade)
@@ -288,6 +337,9 @@ def _apply_grade(item, report, grade) -> None:
             report.wasxfail = state.redactor.text(xfail_reason(state.baseline, case_id(item), grade))
         elif grade.outcome == WARN and outcome == "passed":
             report.sections.append(("conformance warnings", state.redactor.text(message)))
+        if report.when == "setup" and outcome == "passed":  # a SHOULD stopped the setup: the test cannot run
+            outcome = "skipped"
+            report.longrepr = (str(item.path), (item.location[1] or 0) + 1, f"WARN: {message}")
         report.outcome = outcome
         if outcome == "failed" and state.allure_enabled:
             reports.allure_attach(transcript, [ex.response_body for ex in exchanges if ex.streamed])
@@ -299,11 +351,13 @@ def _apply_grade(item, report, grade) -> None:
 
 def pytest_report_teststatus(report, config):
     record = getattr(report, "conformance", None)
-    if not record or report.when != "call":
+    if not record or report.when == "teardown" or (report.when == "setup" and not record["violations"]):
         return None
     if record["outcome"] == ERROR and report.failed:
         return "error", "E", "ERROR"
-    if record["outcome"] == WARN and report.passed:
+    if report.when == "setup" and report.failed:  # a fixture's expect.fatal: the gateway failed, not setup
+        return "failed", "F", "FAILED"
+    if record["outcome"] == WARN and not report.failed:
         return "warned", "W", ("WARN", {"yellow": True})
     if record["outcome"] == XPASS and report.failed:
         return "failed", "X", ("XPASS (stale baseline)", {"red": True})

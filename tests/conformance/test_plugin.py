@@ -480,3 +480,74 @@ def test_request_budget_is_shared_out_among_xdist_workers(budget, workers, share
            for i in range(workers)]
     assert got == shares and sum(got) == budget
     assert _process_budget(budget, SimpleNamespace()) == budget
+
+
+SETUP_STOP_SUITE = '''
+import pytest
+from conformance.expect import StopCase
+
+@pytest.fixture
+def checked_models(expect):
+    expect.fatal("T-001", False, expected="HTTP 200", received="HTTP 500")
+
+@pytest.fixture(scope="session")
+def shared_exchange():
+    raise StopCase.violated("T-001", expected="a JSON list", received="<html>")
+
+@pytest.mark.requirement("T-001")
+def test_function_fixture(checked_models):
+    pass
+
+@pytest.mark.requirement("T-001")
+def test_shared_fixture_same_requirement(shared_exchange):
+    pass
+
+@pytest.mark.requirement("U-001", "T-002")
+def test_shared_fixture_other_requirements(shared_exchange):
+    pass
+
+@pytest.mark.requirement("T-002")
+def test_should_stops_setup(expect, request):
+    expect.fatal("T-002", False, expected="x", received="y")
+'''
+
+
+def test_stop_case_in_fixture_setup_is_the_gateways_failure_not_an_error(suite):
+    result = suite(source=SETUP_STOP_SUITE)
+    data = results(suite.pytester)
+    cases = {c["id"].split("::")[-1]: c for c in data["cases"]}
+    assert case_outcomes(data) == {"test_function_fixture": "FAIL", "test_shared_fixture_same_requirement": "FAIL",
+                                   "test_shared_fixture_other_requirements": "FAIL", "test_should_stops_setup": "WARN"}
+    same = cases["test_shared_fixture_same_requirement"]["violations"]
+    assert same == [{"requirement": "T-001", "expected": "a JSON list", "received": "<html>", "note": None,
+                     "untestable": False}]
+    other = cases["test_shared_fixture_other_requirements"]
+    assert other["verdicts"] == {"U-001": "FAIL", "T-002": "FAIL"}  # "Not testable" is FAIL at any level
+    assert all(v["untestable"] and "prerequisite T-001" in v["note"] for v in other["violations"])
+    result.assert_outcomes(failed=3, errors=0)
+    assert "3 failed, 1 warned" in result.stdout.str()
+
+
+def test_harness_error_report_is_one_line_without_the_chained_traceback(suite):
+    source = '''
+import pytest
+from conformance.client import HarnessError
+
+def deep(n):
+    if n:
+        return deep(n - 1)
+    raise ValueError("transport internals")
+
+@pytest.mark.requirement("T-001")
+def test_transport():
+    try:
+        deep(30)
+    except ValueError as exc:
+        raise HarnessError("cannot connect to http://gw.test") from exc
+'''
+    result = suite(source=source)
+    result.assert_outcomes(errors=1)
+    out = result.stdout.str()
+    assert "HarnessError: cannot connect to http://gw.test  (test_fake.py:" in out
+    assert "transport internals" not in out and "def deep" not in out, "no chained traceback is formatted"
+    assert results(suite.pytester)["cases"][0]["message"].startswith("HarnessError: cannot connect")
