@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-tox"
-TOX_REQUIREMENT = "tox>=4.11"
+TOX_REQUIREMENTS = ("tox>=4.11", "tox-uv>=1.11")  # tox-uv: uv installs each env in seconds instead of minutes
 
 
 def _python(venv_dir: Path) -> Path:
@@ -31,10 +31,10 @@ def main(argv: list[str]) -> int:
     if not python.exists():
         print(f"creating {VENV.name}/ with tox (first run only)", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
-    probe = subprocess.run([str(python), "-c", "import tox"], capture_output=True)
+    probe = subprocess.run([str(python), "-c", "import tox, tox_uv"], capture_output=True)
     if probe.returncode != 0:
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", TOX_REQUIREMENT],
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *TOX_REQUIREMENTS],
             check=True,
         )
     return subprocess.call([str(python), "-m", "tox", *argv], cwd=ROOT)
