@@ -96,7 +96,8 @@ def test_provider_cache_fields(chat_basic, expect):
 
 # -- prompt cache ------------------------------------------------------------------------------------------------
 # OpenAI caches prefixes of 1024 tokens or more, so the cacheable system message is long (a prompt cost only).
-CACHEABLE_TEXT = "You are a conformance probe. " + " ".join(f"Rule {i}: answer briefly and politely." for i in range(220))
+CACHEABLE_TEXT = "You are a conformance probe. " + " ".join(
+    f"Rule {i}: answer briefly and politely." for i in range(220))
 
 
 def cache_request(model: str, profile) -> dict:
@@ -119,7 +120,8 @@ def test_repeated_prompt_hits_the_cache(chat_calls, chat_model, profile, expect)
     usage = usage_of(expect, second, ("USAGE-016",))
     if usage is None:
         return
-    reads = [f for f in CACHE_READ_FIELDS if f in (profile.get("usage.cache_fields") or []) or f == CACHE_READ_FIELDS[0]]
+    documented = profile.get("usage.cache_fields") or []
+    reads = [f for f in CACHE_READ_FIELDS if f in documented or f == CACHE_READ_FIELDS[0]]
     hits = {f: dig(usage, f) for f in reads}
     expect("USAGE-016", any(is_count(v) and v > 0 for v in hits.values()),
            expected=f"a cache hit > 0 in one of {reads}", received=hits)
