@@ -19,9 +19,10 @@ F = faults.declare
 FAULT_LENGTH_AS_STOP = F("PARAMS-001", 'A completion cut by max_tokens ends with finish_reason "stop".')
 FAULT_STOP_KEPT = F("PARAMS-003", "Content cut at a stop sequence keeps the stop sequence.",
                     collateral=("PARAMS-004", "PARAMS-022"))
-FAULT_SEED_IGNORED = F("PARAMS-007", "Content ends with a random word, so equal requests differ.",
-                       collateral=("CHAT-STREAM-014",))
-FAULT_ALWAYS_LENGTH = F("PARAMS-023", 'Plain text answers end with finish_reason "length" whenever max_tokens is set.')
+FAULT_SEED_IGNORED = F("PARAMS-007", "Seeded sampling (temperature not 0) ends content with a random word, so equal "
+                       "seeded requests differ.")
+FAULT_ALWAYS_LENGTH = F("PARAMS-023", 'Non-streamed plain text answers end with finish_reason "length" whenever '
+                        "max_tokens is set.")
 FAULT_NOT_JSON = F("STRUCTURED-OUTPUT-001", "json_object answers (non-streamed) are prose, not JSON.")
 FAULT_SCHEMA_VIOLATED = F("STRUCTURED-OUTPUT-003", "Non-strict json_schema answers drop every required property.")
 FAULT_STRICT_EXTRA = F("STRUCTURED-OUTPUT-004", "Strict json_schema answers carry an extra property.",
@@ -57,9 +58,13 @@ def _params(gen: Generation, req: ChatRequest) -> Generation:
         gen = replace(gen, finish_reason="stop")
     if gen.content and req.stop and _fault(FAULT_STOP_KEPT) and gen.finish_reason == "stop":
         gen = replace(gen, content=gen.content + req.stop[0])
-    if gen.content and not req.response_format and _fault(FAULT_SEED_IGNORED):
+    # Scoped to seeded sampling: a seed cannot change greedy (temperature 0) text, and unseeded checks
+    # (max_tokens bounds, streamed vs not) must keep their exact token counts.
+    seeded = req.seed is not None and req.temperature != 0
+    if gen.content and seeded and not req.response_format and _fault(FAULT_SEED_IGNORED):
         gen = replace(gen, content=f"{gen.content} {uuid.uuid4().hex}")
-    plain = not req.response_format and not gen.tool_calls
+    # Non-streamed only: the SDK's stream helper raises on "length", which is SDK-003's to judge.
+    plain = not req.response_format and not gen.tool_calls and not req.stream
     if plain and req.max_tokens is not None and _fault(FAULT_ALWAYS_LENGTH):
         gen = replace(gen, finish_reason="length")
     return gen

@@ -19,8 +19,9 @@ from flask import Flask, current_app, g, request
 from reference_server import faults
 from reference_server.errors import ApiError
 
+# CORS-007 can only be provoked by the keyless 401 this fault removes (a CORS check has no other safe error).
 FAULT_NO_AUTH = faults.declare("AUTH-001", "Requests without an Authorization header are served.",
-                               collateral=("AUTH-010",))
+                               collateral=("AUTH-010", "CORS-007"))
 FAULT_ANY_SCHEME = faults.declare("AUTH-002", "Any auth scheme (e.g. Basic) is accepted with a known key.")
 FAULT_NO_PATTERN = faults.declare("AUTH-003", "Keys that break the profile's key_pattern answer 400, not 401.")
 FAULT_UNKNOWN_KEY = faults.declare("AUTH-004", "Well-formed unknown keys are accepted.")
@@ -112,6 +113,9 @@ def authenticate() -> None:
         g.key = {"role": "anonymous"}
         return
     token = bearer_token(header)
+    if not token and _fault(FAULT_EMPTY_TOKEN):  # served as no key at all, since no key can match ""
+        g.key = {"role": "anonymous"}
+        return
     if _fault(FAULT_BODY_FIRST) and request.is_json and request.get_json(silent=True) is None:
         raise ApiError(400, "We could not parse the JSON body of your request.")
     settings = check_key(token)

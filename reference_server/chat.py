@@ -27,15 +27,17 @@ FAULT_EMPTY_ID = F("CHAT-002", 'Completions carry id "".')
 FAULT_OBJECT = F("CHAT-003", 'Completions carry object "chat.completion.chunk".', collateral=("CHAT-019", "MODELS-008"))
 FAULT_CREATED_FLOAT = F("CHAT-004", "created is a float with milliseconds.", collateral=("CHAT-019",))
 FAULT_EMPTY_MODEL = F("CHAT-005", 'Completions carry model "".')
-FAULT_NO_CHOICES = F("CHAT-006", "Completions of requests without tools carry choices [].",
-                     collateral=("CHAT-012", "CHAT-014", "CHAT-STREAM-014", "PARAMS-006"))
+# The SDK reads choices[0] of the plain answer it parses, so SDK-001 shows this break necessarily.
+FAULT_NO_CHOICES = F("CHAT-006", "Plain answers that end on their own (no tools, format, logprobs) carry choices [].",
+                     collateral=("CHAT-012", "CHAT-014", "CHAT-STREAM-014", "PARAMS-006", "SDK-001"))
 FAULT_NO_LOGPROBS_KEY = F("CHAT-007", "Choices leave out logprobs when it is null.", collateral=("CHAT-019",))
 FAULT_ROLE = F("CHAT-008", 'message.role is "model".', collateral=("CHAT-019",))
 FAULT_NO_CONTENT_KEY = F("CHAT-009", "message leaves out content when it is null (refusals, tool calls).",
                          collateral=("CHAT-019",))
 FAULT_NO_REFUSAL_KEY = F("CHAT-010", "message leaves out refusal when it is null.", collateral=("CHAT-019",))
-FAULT_EMPTY_FINISH = F("CHAT-011", 'finish_reason is "".', collateral=("CHAT-019",))
-FAULT_INDEX_FROM_1 = F("CHAT-012", "Choice indexes start at 1.")
+FAULT_EMPTY_FINISH = F("CHAT-011", 'Plain non-streamed answers that end on their own carry finish_reason "".',
+                        collateral=("CHAT-019",))
+FAULT_INDEX_FROM_1 = F("CHAT-012", "The one choice of n = 1 answers has index 1 (n > 1 is PARAMS-006's).")
 FAULT_SNAPSHOT_MODEL = F("CHAT-013", "model echoes a dated snapshot (<id>-2024-07-18) instead of the documented name.",
                          collateral=("MODELS-015",))
 FAULT_EMPTY_CONTENT = F("CHAT-014", 'Plain text answers (non-streamed) have content "".',
@@ -52,7 +54,7 @@ FAULT_ARGS_OBJECT = F("TOOLS-005", "Non-streamed tool call arguments are a JSON 
                       collateral=("CHAT-019", "TOOLS-016"))
 FAULT_TOOL_FINISH = F("TOOLS-006", 'Non-streamed tool-calling choices end with finish_reason "stop".')
 FAULT_N_IGNORED = F("PARAMS-006", "Non-streamed requests with n > 1 get one choice.")
-FAULT_USAGE_OVER = F("PARAMS-002", "usage.completion_tokens reports max_tokens + 1 when the answer was cut.")
+FAULT_USAGE_OVER = F("PARAMS-002", "usage.completion_tokens reports max_tokens + 1 when max_tokens cut the answer.")
 FAULT_LOGPROBS_NULL = F("PARAMS-012", "logprobs true returns choices[].logprobs null (non-streamed).",
                         collateral=("PARAMS-013",))
 FAULT_TOP_LOGPROBS_EXTRA = F("PARAMS-013", "Each token carries top_logprobs + 1 alternatives.")
@@ -105,12 +107,13 @@ def response_model(req: ChatRequest) -> str:
     return req.model.response_model
 
 
-def message_for(gen: Generation) -> dict[str, Any]:
+def message_for(req: ChatRequest, gen: Generation) -> dict[str, Any]:
     """``ChatCompletionResponseMessage`` of one choice (content and refusal always present, maybe null)."""
     content, refusal = gen.content, gen.refusal
     if refusal is not None and _fault(FAULT_REFUSAL_AS_CONTENT):
         content, refusal = refusal, None
-    if content and not gen.tool_calls and _fault(FAULT_EMPTY_CONTENT) and not gen.reasoning:
+    plain = not (gen.tool_calls or gen.reasoning or req.body.get("response_format"))  # JSON is STRUCTURED-*'s
+    if content and plain and _fault(FAULT_EMPTY_CONTENT):
         content = ""
     if content and _fault(FAULT_THINK_OPEN):
         content = content.replace("</think>", "")
@@ -147,8 +150,15 @@ def choice_logprobs(req: ChatRequest, gen: Generation, index: int) -> dict[str, 
     return {"content": content_logprobs(tokenize(gen.content or ""), key, top_k), "refusal": None}
 
 
-def finish_reason(gen: Generation) -> str:
-    if _fault(FAULT_EMPTY_FINISH):
+def plain_answer(req: ChatRequest, gen: Generation) -> bool:
+    """A natural "stop" with no tools, response_format or logprobs: where the CHAT-006/011 faults act, so the
+    checks of tool calls, structured output, logprobs and length cuts keep judging their own requirements."""
+    # The raw body: {"type": "text"} parses to no format, but STRUCTURED-OUTPUT-005 judges that answer.
+    return gen.finish_reason == "stop" and not (req.tools or req.body.get("response_format") or req.logprobs)
+
+
+def finish_reason(req: ChatRequest, gen: Generation) -> str:
+    if _fault(FAULT_EMPTY_FINISH) and plain_answer(req, gen):
         return ""
     if gen.finish_reason == "tool_calls" and _fault(FAULT_TOOL_FINISH):
         return "stop"
@@ -161,14 +171,15 @@ def build_completion(req: ChatRequest, generations: list[Generation]) -> dict[st
     shown = generations[:1] if _fault(FAULT_N_IGNORED) else generations
     choices = []
     for index, gen in enumerate(shown):
-        choice: dict[str, Any] = {"index": index + (1 if _fault(FAULT_INDEX_FROM_1) else 0),
-                                  "message": message_for(gen), "logprobs": choice_logprobs(req, gen, index),
-                                  "finish_reason": finish_reason(gen)}
+        choice: dict[str, Any] = {"index": index + (1 if req.n == 1 and _fault(FAULT_INDEX_FROM_1) else 0),
+                                  "message": message_for(req, gen), "logprobs": choice_logprobs(req, gen, index),
+                                  "finish_reason": finish_reason(req, gen)}
         if choice["logprobs"] is None and _fault(FAULT_NO_LOGPROBS_KEY):
             del choice["logprobs"]
         choices.append(choice)
     usage = build_usage(req, generations)
-    if _fault(FAULT_USAGE_OVER) and req.max_tokens and any(g.finish_reason == "length" for g in generations):
+    over = req.max_tokens_param == "max_tokens" and _fault(FAULT_USAGE_OVER)
+    if over and req.max_tokens and any(g.finish_reason == "length" for g in generations):
         usage["completion_tokens"] = req.max_tokens + 1
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
     body: dict[str, Any] = {
@@ -176,7 +187,7 @@ def build_completion(req: ChatRequest, generations: list[Generation]) -> dict[st
         "object": "chat.completion.chunk" if _fault(FAULT_OBJECT) else "chat.completion",
         "created": config.clock + 0.123 if _fault(FAULT_CREATED_FLOAT) else config.clock,
         "model": "" if _fault(FAULT_EMPTY_MODEL) else response_model(req),
-        "choices": [] if _fault(FAULT_NO_CHOICES) and not req.tools else choices,
+        "choices": [] if _fault(FAULT_NO_CHOICES) and all(plain_answer(req, g) for g in generations) else choices,
         "usage": usage,
     }
     if _fault(FAULT_NO_USAGE):

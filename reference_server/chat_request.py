@@ -52,7 +52,8 @@ FAULT_STOP_MANY = F("PARAMS-005", "stop with more than 4 sequences is accepted."
 FAULT_TEMPERATURE = F("PARAMS-008", "temperature outside 0..2 is accepted.")
 FAULT_TOP_P = F("PARAMS-009", "top_p outside 0..1 is accepted.")
 FAULT_N = F("PARAMS-010", "n outside 1..128 is accepted (clamped).")
-FAULT_PARAM_NULL = F("PARAMS-011", "Out-of-range and mistyped parameter errors carry param null.")
+FAULT_SEED_REJECTED = F("PARAMS-024", "An integer seed on a sampled request (temperature not 0) answers 400.")
+FAULT_PARAM_NULL = F("PARAMS-011", "Out-of-range and mistyped sampling-parameter errors carry param null.")
 FAULT_EXTRA_FIELDS = F("PARAMS-015", "Unknown top-level request fields answer 400.")
 FAULT_WRONG_TYPE = F("PARAMS-016", 'A mistyped temperature (e.g. "hot") is ignored and served.')
 FAULT_BOUNDS = F("PARAMS-017", "The inclusive bounds temperature 2 and top_p 1 are rejected.")
@@ -112,9 +113,15 @@ def invalid(message: str, param: str | None, status: int = 400, code: str | None
     """A validation error; the PARAMS-011 / ERRORS-002 faults blank its param / message."""
     if _fault(FAULT_EMPTY_MESSAGE):
         return ApiError(status, "", param=param, code=code)
-    if _fault(FAULT_PARAM_NULL) and param not in ("model", "messages"):
+    if _fault(FAULT_PARAM_NULL) and _sampling_param(param):
         param = None
     return ApiError(status, message, param=param, code=code)
+
+
+def _sampling_param(param: str | None) -> bool:
+    """The parameters PARAMS-011 names (ranges, types, stop); model, messages and response_format errors have
+    their own param requirements (ERRORS-007/009, STRUCTURED-OUTPUT-007)."""
+    return param not in ("model", "messages") and not (param or "").startswith("response_format")
 
 
 def canonical_hash(value: Any) -> str:
@@ -375,6 +382,9 @@ def parse_chat_request(body: Any) -> ChatRequest:
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise invalid("Invalid type for 'seed': expected an integer.", "seed")
+    # Scoped to sampling: greedy requests (CHAT-STREAM-014's streamed-vs-not pair) send a seed too.
+    if seed is not None and body.get("temperature") != 0 and _fault(FAULT_SEED_REJECTED):
+        raise invalid("'seed' is not supported by this model.", "seed")
     limits = {p: _integer(body, p, 1) for p in ("max_completion_tokens", "max_tokens")}
     bound = min(((v, p) for p, v in limits.items() if v is not None), default=(None, None))
     req = ChatRequest(

@@ -92,10 +92,11 @@ def last_user_text(req: ChatRequest) -> str:
 
 
 def seeded_text(rng: random.Random) -> str:
-    """Two or three sentences of 5-10 vocabulary words."""
+    """Two sentences of 3-5 vocabulary words: 13-21 tokens, so a short request with room (the suite's shared
+    24-token completion, PARAMS-023) really ends on its own, while 5-8 token limits still cut it."""
     sentences = []
-    for _ in range(rng.randint(2, 3)):
-        words = [rng.choice(VOCABULARY) for _ in range(rng.randint(5, 10))]
+    for _ in range(2):
+        words = [rng.choice(VOCABULARY) for _ in range(rng.randint(3, 5))]
         sentences.append(" ".join(words).capitalize() + rng.choice((".", ".", "!")))
     return " ".join(sentences)
 

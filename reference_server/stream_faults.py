@@ -23,7 +23,8 @@ FAULT_MODEL_CHANGES = F("CHAT-STREAM-006", 'Chunks after the first carry model "
 FAULT_ROLE_REPEATED = F("CHAT-STREAM-007", 'delta.role "assistant" is repeated on every chunk.')
 FAULT_ROLE_EMPTY = F("CHAT-STREAM-008", 'The first delta carries role "".', collateral=("CHAT-STREAM-001", SCHEMA))
 FAULT_FINISH_MISSING = F("CHAT-STREAM-009", "Chunks before the last leave out finish_reason.", collateral=(SCHEMA,))
-FAULT_FINISH_EMPTY = F("CHAT-STREAM-010", 'The last chunk carries finish_reason "".', collateral=(SCHEMA,))
+FAULT_FINISH_EMPTY = F("CHAT-STREAM-010", 'The last chunk of plain streams carries finish_reason "".',
+                       collateral=(SCHEMA,))
 FAULT_FINISH_NEVER = F("CHAT-STREAM-011", "No chunk ever carries a finish_reason.",
                        collateral=("CHAT-STREAM-010", "TOOLS-010"))
 FAULT_EMPTY_CHOICES = F("CHAT-STREAM-012", "A chunk with choices [] and no usage follows the first chunk.")
@@ -57,6 +58,19 @@ def _delta(chunk: dict) -> dict:
     return chunk["choices"][0]["delta"] if chunk["choices"] else {}
 
 
+def _is_bare_content(chunk: dict) -> bool:
+    """A content delta that carries nothing else (no role, no finish_reason): CHAT-STREAM-016's fault drops it."""
+    return bool(_delta(chunk).get("content")) and "role" not in _delta(chunk) \
+        and chunk["choices"][0].get("finish_reason") is None
+
+
+def _without_content(chunk: dict) -> dict:
+    """The chunk minus its content text, so a finish chunk still ends the choice (CHAT-STREAM-010/011)."""
+    if _delta(chunk).get("content") and "role" not in _delta(chunk):
+        del _delta(chunk)["content"]
+    return chunk
+
+
 def distort_chunks(req: ChatRequest, chunks: list[dict], usage_chunk: dict | None, spare_usage: dict) -> list[dict]:
     """Apply the stream faults; returns the final chunk list (usage chunk included when due)."""
     if not current_app.config["SERVER"].faults:
@@ -72,7 +86,7 @@ def distort_chunks(req: ChatRequest, chunks: list[dict], usage_chunk: dict | Non
 def _content_faults(req: ChatRequest, chunks: list[dict]) -> list[dict]:
     plain = not req.response_format and not req.tools
     if _on(FAULT_NO_CONTENT) and plain:
-        chunks = [c for c in chunks if not _delta(c).get("content") or "role" in _delta(c)]
+        chunks = [_without_content(c) for c in chunks if not _is_bare_content(c)]
     if _on(FAULT_JSON_FENCE) and (req.response_format or {}).get("type") == "json_object":
         fence = copy.deepcopy(chunks[0])
         fence["choices"][0].update({"delta": {"content": "```json\n"}, "finish_reason": None})
@@ -150,7 +164,7 @@ def _choice_faults(chunks: list[dict]) -> None:
             delta["role"] = "assistant"
         if item["finish_reason"] is None and _on(FAULT_FINISH_MISSING):
             del item["finish_reason"]
-        elif item["finish_reason"] is not None and _on(FAULT_FINISH_EMPTY):
+        elif item["finish_reason"] not in (None, "tool_calls") and _on(FAULT_FINISH_EMPTY):
             item["finish_reason"] = ""
         if _on(FAULT_FINISH_NEVER) and "finish_reason" in item:
             item["finish_reason"] = None

@@ -27,6 +27,7 @@ FAULT_STREAM_DIFFERS = F("USAGE-009", "Streamed usage counts one completion toke
 FAULT_CACHED_OVER = F("USAGE-010", "cached_tokens exceeds prompt_tokens.")
 FAULT_REASONING_OVER = F("USAGE-011", "reasoning_tokens exceeds completion_tokens.")
 FAULT_PROMPT_ZERO = F("USAGE-012", "prompt_tokens is 0.")
+FAULT_CACHE_MISSED = F("USAGE-016", "Requests marked cacheable report cached_tokens 0 (no cache hit, ever).")
 FAULT_COMPLETION_ZERO = F("USAGE-015", "completion_tokens is 0 even when content is not empty.")
 
 
@@ -62,7 +63,7 @@ def build_usage(req: ChatRequest, generations: list[Generation], *, streamed: bo
     reasoning = sum(g.reasoning_tokens for g in generations)
     if _fault(FAULT_REASONING_OVER):
         reasoning = completion + 5
-    cached = cached_tokens(req) if profile.claims("prompt-cache-usage") else 0
+    cached = cached_tokens(req) if profile.claims("prompt-cache-usage") and not _fault(FAULT_CACHE_MISSED) else 0
     if _fault(FAULT_CACHED_OVER):
         cached = prompt + 5
     total = prompt + completion + (1 if _fault(FAULT_ARITHMETIC) else 0)

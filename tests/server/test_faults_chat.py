@@ -130,6 +130,8 @@ SCENARIOS.update({
             {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
         {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]}),
     "cached": _post({"model": "gpt-4o-mini", "messages": CACHED}),
+    "seeded": _post(chat_body(seed=7, temperature=1)),
+    "greedy": _post(chat_body(seed=7, temperature=0)),
 })
 
 SPECIFIC = {
@@ -156,14 +158,14 @@ SPECIFIC = {
     "PARAMS-010": "n_zero", "PARAMS-011": "temp_high", "PARAMS-012": "logprobs", "PARAMS-013": "logprobs",
     "PARAMS-014": "max_completion", "PARAMS-015": "extra_field", "PARAMS-016": "temp_hot",
     "PARAMS-017": "temp_two", "PARAMS-018": "penalty", "PARAMS-019": "temp_null", "PARAMS-021": "top_logprobs_high",
-    "PARAMS-022": "stop_echo", "PARAMS-023": "max_tokens_room",
+    "PARAMS-022": "stop_echo", "PARAMS-023": "max_tokens_room", "PARAMS-007": "seeded", "PARAMS-024": "seeded",
     "STRUCTURED-OUTPUT-001": "json_object", "STRUCTURED-OUTPUT-002": "stream_json",
     "STRUCTURED-OUTPUT-003": "json_schema", "STRUCTURED-OUTPUT-004": "json_strict",
     "STRUCTURED-OUTPUT-005": "text_format", "STRUCTURED-OUTPUT-006": "json_object",
     "STRUCTURED-OUTPUT-007": "xml_format", "STRUCTURED-OUTPUT-008": "bad_schema_name",
     "TOOLS-012": "tools_none", "TOOLS-013": "tools_required", "TOOLS-014": "tools_named",
     "TOOLS-015": "tool_followup", "TOOLS-017": "tools_serial",
-    "USAGE-008": "stream_plain", "USAGE-010": "cached", "USAGE-011": "reasoning", "USAGE-013": "u23_stream",
+    "USAGE-008": "stream_plain", "USAGE-010": "cached", "USAGE-016": "cached", "USAGE-011": "reasoning", "USAGE-013": "u23_stream",
     "SSE-008": "stream_error", "SSE-013": "stream_unknown",
 }
 STREAM_TOOLS = {"TOOLS-007", "TOOLS-008", "TOOLS-009", "TOOLS-010", "TOOLS-018"}
@@ -266,6 +268,11 @@ BREAKS = {
     "HEADERS-004": lambda r: "Cache-Control" not in r.headers,
     "HEADERS-008": lambda r: r.headers.get("Content-Encoding") == "gzip",
     "AUTH-004": lambda r: r.status_code == 200,
+    "AUTH-007": lambda r: r.status_code == 200,
+    "PARAMS-024": lambda r: r.status_code == 400 and r.get_json()["error"]["param"] == "seed",
+    "USAGE-016": lambda r: r.get_json()["usage"]["prompt_tokens_details"]["cached_tokens"] == 0,
+    "CHAT-STREAM-016": lambda r: not any(c["choices"][0]["delta"].get("content") for c in _chunks(r) if c["choices"])
+    and _chunks(r)[-1]["choices"][0]["finish_reason"] == "stop",
     "AUTH-006": lambda r: "sk-unknown-1" in r.get_json()["error"]["message"],
     "MODELS-009": lambda r: r.status_code == 200,
     "ERRORS-015": lambda r: r.status_code == 500 and r.get_json()["error"]["message"],
@@ -282,3 +289,32 @@ BREAKS = {
 def test_fault_breaks_what_it_names(fault_id):
     resp = _raw(fault_id, scenario_for(fault_id))
     assert BREAKS[fault_id](resp)
+
+
+# Faults scoped so that neighbouring requirements keep being judged (the negative-control matrix needs exactly one
+# requirement to move): each leaves the named request shape untouched.
+SPARED = [
+    ("CHAT-006", "tools"),  # choices [] only for plain answers: the TOOLS-* checks still see their calls,
+    ("CHAT-006", "max_tokens"),  # PARAMS-001 its cut answer,
+    ("CHAT-006", "json_object"),  # STRUCTURED-OUTPUT-* their JSON,
+    ("CHAT-006", "logprobs"),  # PARAMS-012/013 their logprobs
+    ("CHAT-011", "tools"),  # finish_reason "" only for plain answers: "tool_calls" is TOOLS-006's,
+    ("CHAT-011", "max_tokens"),  # "length" PARAMS-001's,
+    ("CHAT-011", "json_object"),  # and STRUCTURED-OUTPUT-006's
+    ("CHAT-STREAM-010", "stream_tools"),  # likewise TOOLS-010's in streams
+    ("PARAMS-002", "max_completion"),  # max_completion_tokens is PARAMS-014's
+    ("PARAMS-007", "chat"),  # unseeded requests keep their exact token counts
+    ("PARAMS-011", "bad_schema_name"),  # response_format errors name their param (STRUCTURED-OUTPUT-007/008)
+    ("PARAMS-023", "stream_plain"),  # the SDK stream helper raises on "length" (SDK-003)
+]
+
+
+@pytest.mark.parametrize(("fault_id", "scenario"), SPARED)
+def test_scoped_fault_spares_neighbours(fault_id, scenario):
+    assert observe([fault_id], scenario) == observe([], scenario)
+
+
+@pytest.mark.parametrize("fault_id", ["PARAMS-007", "PARAMS-024"])
+def test_seed_fault_spares_greedy_requests(fault_id):
+    # CHAT-STREAM-014 compares a streamed and a JSON answer to one seeded temperature-0 request.
+    assert observe([fault_id], "greedy") == observe([], "greedy")
