@@ -9,8 +9,15 @@ from __future__ import annotations
 import pytest
 
 from conformance.expect import StopCase
-from conformance.suite.fixtures_stream import (attach, chat_body, delta_of, items_by_choice, open_stream, post_chat,
-                                               streamed_text)
+from conformance.suite.fixtures_stream import (
+    attach,
+    chat_body,
+    delta_of,
+    items_by_choice,
+    open_stream,
+    post_chat,
+    streamed_text,
+)
 from gateway_spec.openapi import schema_errors
 
 FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter", "function_call"}

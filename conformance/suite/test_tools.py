@@ -9,8 +9,19 @@ import jsonschema
 import pytest
 
 from conformance.expect import StopCase
-from conformance.suite.fixtures_stream import (PARALLEL_PROMPT, TIME_TOOL, TOOL_MAX_TOKENS, TOOL_PROMPT, WEATHER_TOOL,
-                                               attach, chat_body, delta_of, items_by_choice, post_chat, tool_arguments)
+from conformance.suite.fixtures_stream import (
+    PARALLEL_PROMPT,
+    TIME_TOOL,
+    TOOL_MAX_TOKENS,
+    TOOL_PROMPT,
+    WEATHER_TOOL,
+    attach,
+    chat_body,
+    delta_of,
+    items_by_choice,
+    post_chat,
+    tool_arguments,
+)
 
 TOOLS = {t["function"]["name"]: t["function"]["parameters"] for t in (WEATHER_TOOL, TIME_TOOL)}
 
