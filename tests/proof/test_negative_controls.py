@@ -13,6 +13,9 @@ from gateway_spec import load_requirements
 from reference_server.faults import catalogue
 from tests.proof import matrix
 
+# A full suite run per fault: ~15 min on 2 cores, so CI's 'tests' env leaves it to 'tox -e matrix'.
+pytestmark = pytest.mark.matrix
+
 REGISTRY = load_requirements()
 FAULTS = catalogue()
 
