@@ -21,7 +21,7 @@ def _registry() -> referencing.Registry:
     return referencing.Registry().with_resource(SPEC_URI, resource)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def schema_validator(name: str) -> Draft202012Validator:
     """A validator for ``components.schemas.<name>``."""
     if name not in load_openapi()["components"]["schemas"]:

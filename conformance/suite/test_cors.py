@@ -80,5 +80,5 @@ def test_error_response_allows_origin(rest, expect, chat_model):
     if exchange.status != 401:
         expect.untestable("CORS-007", f"a request without a key was not refused 401 (HTTP {exchange.status})")
         return
-    expect("CORS-007", _origin_ok(exchange.headers), expected=f'Access-Control-Allow-Origin on the 401',
+    expect("CORS-007", _origin_ok(exchange.headers), expected='Access-Control-Allow-Origin on the 401',
            received=exchange.headers.get(ALLOW_ORIGIN))

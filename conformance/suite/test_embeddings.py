@@ -61,7 +61,7 @@ def _decode(text) -> list[float] | None:
 def _cosine(a: list, b: list) -> float:
     if len(a) != len(b) or not a:
         return 0.0
-    dot = sum(x * y for x, y in zip(a, b))
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
     norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
     return dot / norm if norm else 0.0
 
@@ -139,12 +139,12 @@ def test_base64_decodes_to_the_float_vector(embed, expect):
         expect.untestable("EMBEDDINGS-004", f"no float/base64 pair to compare (base64 request: HTTP "
                           f"{exchange.status}: {exchange.response.text[:200]})")
         return
-    for i, (text, vector) in enumerate(zip(encoded, floats)):
+    for i, (text, vector) in enumerate(zip(encoded, floats, strict=False)):
         decoded = _decode(text)
         if isinstance(vector, str):  # floats sent as base64 too: EMBEDDINGS-017's; compare what they decode to
             vector = _decode(vector) or []
         same = decoded is not None and len(decoded) == len(vector) and all(
-            math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6) for a, b in zip(decoded, vector))
+            math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6) for a, b in zip(decoded, vector, strict=True))
         expect("EMBEDDINGS-004", same, expected=f"little-endian float32 of {vector[:4]}...",
                received=(decoded[:4] if decoded else str(text)[:80]), note=f"data[{i}]")
 

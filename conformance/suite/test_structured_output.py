@@ -7,7 +7,12 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
-from conformance.suite.fixtures_chat import ENVELOPE, chat_basic_body, check_error_envelope, skip_unless_claimed
+from conformance.suite.fixtures_chat import (
+    ENVELOPE,
+    chat_basic_body,
+    check_error_envelope,
+    skip_unless_claimed,
+)
 
 # OpenAI refuses json_object unless a message says "JSON", so every prompt does.
 JSON_PROMPT = [{"role": "user", "content": 'Reply with a JSON object {"greeting": "<one word>"} and nothing else.'}]

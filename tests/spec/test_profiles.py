@@ -355,5 +355,5 @@ def test_doc_feature_matrix_matches_profiles():
     rows = _doc_rows("feature")
     assert [row[0] for row in rows] == list(load_features())
     for row in rows:
-        for name, cell in zip(columns, row[1:]):
+        for name, cell in zip(columns, row[1:], strict=True):
             assert (cell == "✓") == (row[0] in load_profile(name).features), f"{row[0]} / {name}"
