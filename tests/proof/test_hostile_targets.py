@@ -163,6 +163,8 @@ def test_transport_failures_are_graded_error(mode, kind, tmp_path):
         kinds.add("BudgetExhausted")
     else:
         run = run_suite(mode, tmp_path, NARROW)
+    if mode == "gigabytes":  # a multi-MiB upload (the oversize-body check) can outlast the 1 s total on a busy box
+        kinds.add("RequestTimedOut")
     seen = set()
     for case in assert_survived(run):
         if known_gap(mode, case["id"]):

@@ -322,11 +322,15 @@ def test_comment_quotes_appear_in_the_doc(profile_path):
     assert not missing, "quotes not found in the doc:\n" + "\n".join(missing)
 
 
+# docs/ lives in the checkout only (the wheel ships spec/ as gateway_spec/data), so find it from this file.
+DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
+
+
 # --- docs/profiles.md stays in step with the data ------------------------------------------------------------------
 
 def _doc_rows(first_header: str) -> list[list[str]]:
     """Body rows of the docs/profiles.md table whose header starts with first_header, as stripped cells."""
-    lines = (spec_dir().parent / "docs" / "profiles.md").read_text(encoding="utf-8").splitlines()
+    lines = (DOCS_DIR / "profiles.md").read_text(encoding="utf-8").splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
     rows = []
     for line in lines[start + 2:]:
@@ -348,7 +352,7 @@ def test_doc_glance_table_matches_profiles():
 
 
 def test_doc_feature_matrix_matches_profiles():
-    lines = (spec_dir().parent / "docs" / "profiles.md").read_text(encoding="utf-8").splitlines()
+    lines = (DOCS_DIR / "profiles.md").read_text(encoding="utf-8").splitlines()
     header = next(line for line in lines if line.startswith("| feature |"))
     columns = [cell.strip().strip("`") for cell in header.strip("|").split("|")][1:]
     assert set(columns) == EXPECTED_PROFILES
