@@ -13,7 +13,7 @@ from gateway_spec import load_requirements
 from reference_server.faults import catalogue
 from tests.proof import matrix
 
-# A full suite run per fault: ~15 min on 2 cores, so CI's 'tests' env leaves it to 'tox -e matrix'.
+# A full suite run per fault: ~8 min on 2 cores with -n 2, so CI's 'tests' env leaves it to 'tox -e matrix'.
 pytestmark = pytest.mark.matrix
 
 REGISTRY = load_requirements()
