@@ -16,7 +16,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance.sse import EXCERPT_BYTES, Finding, ReadLimits, check_content_type, excerpt, read_with_limits
+from conformance.sse import (
+    EXCERPT_BYTES,
+    Finding,
+    ReadLimits,
+    ReadOutcome,
+    check_content_type,
+    excerpt,
+    read_with_limits,
+)
 
 
 @dataclass(frozen=True)
@@ -123,20 +131,13 @@ def parse_ndjson(data: bytes, *, max_line_bytes: int = 1 << 20) -> tuple[list[Nd
     return objects, parser.findings
 
 
-@dataclass
-class NdjsonTranscript:
-    """One NDJSON body as read by :func:`read_ndjson`: objects, findings, kept raw bytes and timing (the fields
-    mean what they mean on :class:`conformance.sse.SseTranscript`)."""
+class NdjsonTranscript(ReadOutcome):
+    """One NDJSON body as read by :func:`read_ndjson`: objects (``items``), findings, kept raw bytes and timing
+    (the fields mean what they mean on :class:`conformance.sse.SseTranscript`)."""
 
-    objects: list[NdjsonObject]
-    findings: list[Finding]
-    raw: bytes
-    raw_truncated: bool
-    bytes_read: int
-    chunks_read: int
-    first_byte_s: float | None
-    elapsed_s: float
-    stopped: str | None
+    @property
+    def objects(self) -> list[NdjsonObject]:
+        return self.items
 
     def codes(self) -> list[str]:
         """The finding codes, in order."""
@@ -154,8 +155,7 @@ def read_ndjson(byte_iter: Iterable[bytes], *, max_bytes: int = 16 << 20, max_ob
     finding; see :func:`conformance.sse.read_with_limits` for what the deadline can interrupt."""
     limits = ReadLimits(max_bytes, max_objects, deadline_s, idle_timeout_s, max_raw_bytes)
     out = read_with_limits(byte_iter, NdjsonParser(max_line_bytes=max_line_bytes), limits, clock)
-    return NdjsonTranscript(out.items, out.findings, out.raw, out.raw_truncated, out.bytes_read, out.chunks_read,
-                            out.first_byte_s, out.elapsed_s, out.stopped)
+    return NdjsonTranscript(**vars(out))
 
 
 def validate_ollama_stream(transcript: NdjsonTranscript, content_type: str | None) -> list[Finding]:

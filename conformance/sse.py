@@ -388,19 +388,12 @@ def read_with_limits(byte_iter: Iterable[bytes], parser: IncrementalParser, limi
     return out
 
 
-@dataclass
-class SseTranscript:
-    """One SSE body as read by :func:`read_stream`: events, findings, kept raw bytes and timing."""
+class SseTranscript(ReadOutcome):
+    """One SSE body as read by :func:`read_stream`: events (``items``), findings, kept raw bytes and timing."""
 
-    events: list[SseEvent]
-    findings: list[Finding]
-    raw: bytes
-    raw_truncated: bool
-    bytes_read: int
-    chunks_read: int
-    first_byte_s: float | None
-    elapsed_s: float
-    stopped: str | None
+    @property
+    def events(self) -> list[SseEvent]:
+        return self.items
 
     def codes(self) -> list[str]:
         """The finding codes, in order."""
@@ -431,8 +424,7 @@ def read_stream(byte_iter: Iterable[bytes], *, max_bytes: int = 16 << 20, max_ev
     """
     limits = ReadLimits(max_bytes, max_events, deadline_s, idle_timeout_s, max_raw_bytes)
     out = read_with_limits(byte_iter, SseParser(max_event_bytes=max_event_bytes), limits, clock)
-    return SseTranscript(out.items, out.findings, out.raw, out.raw_truncated, out.bytes_read, out.chunks_read,
-                         out.first_byte_s, out.elapsed_s, out.stopped)
+    return SseTranscript(**vars(out))
 
 
 def check_content_type(content_type: str | None, expected: str) -> Finding | None:
