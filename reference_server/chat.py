@@ -87,7 +87,8 @@ def create_chat_completion():
     limits.admit(req.model.id, count_prompt_tokens(req.messages, req.tools))
     generations = [answer_faults.distort(finalize(generate(req, i, provider), req), req, i, provider)
                    for i in range(req.n)]
-    if req.stream or (body.get("stream") is False and _fault(FAULT_STREAM_ANYWAY)):
+    # req.body, not body: under fault ERRORS-023 an array body is served as the messages of a built object.
+    if req.stream or (req.body.get("stream") is False and _fault(FAULT_STREAM_ANYWAY)):
         return streaming.stream_response(req, generations)
     resp = jsonify(build_completion(req, generations))
     if _fault(FAULT_NOT_JSON_TYPE):
