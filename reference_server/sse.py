@@ -19,7 +19,12 @@ FAULT_NO_DONE = F("SSE-002", "Streams end without data: [DONE].")
 FAULT_DATA_AFTER_DONE = F("SSE-003", "The first chunk is sent again after [DONE].")
 FAULT_PING_EVENT = F("SSE-004", 'An "event: ping" event with no data is sent after the first chunk.')
 FAULT_BOM = F("SSE-005", "The stream starts with a UTF-8 byte-order mark.")
-FAULT_BAD_UTF8 = F("SSE-006", "The first content delta carries a raw 0xFF byte.", collateral=("SSE-001",))
+# Plain streams only (no tools, format, logprobs), so STRUCTURED-OUTPUT-002's JSON-mode stream stays readable.
+# The byte changes the plain content (CHAT-STREAM-014) and openai-python decodes every line as strict UTF-8
+# (_streaming.py SSEDecoder._decode_lines: raw_line.decode("utf-8")), so each SDK check that reads a plain
+# content stream raises UnicodeDecodeError: the mid-stream error one too, as the byte comes before the error.
+FAULT_BAD_UTF8 = F("SSE-006", "The first content delta of plain streams carries a raw 0xFF byte.",
+                   collateral=("SSE-001", "CHAT-STREAM-014", "SDK-002", "SDK-003", "SDK-014", "SDK-015"))
 FAULT_KEEPALIVE_FIELD = F("SSE-007", 'Keep-alives are sent as a bare "keep-alive" line, not a ":" comment.')
 FAULT_COMMENT_AS_DATA = F("SSE-009", 'An upstream comment is re-emitted as "data: : OPENROUTER PROCESSING".',
                           collateral=("SSE-001",))
@@ -35,8 +40,10 @@ BOM = "\ufeff".encode()
 class SseEncoder:
     """Turns chunks into SSE frames for one stream, honouring the config's variants and faults."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, *, plain: bool = True) -> None:
+        """``plain``: the stream answers a request without tools, response_format or logprobs (see SSE-006)."""
         self.config = config
+        self.bad_byte_due = plain and config.fault(FAULT_BAD_UTF8)
         self.newline = "\r\n" if config.variant("sse-crlf") else "\r" if config.variant("sse-cr") else "\n"
         self.prefix = "data:" if config.variant("sse-no-space") else "data: "
         self.frames_sent = 0
@@ -54,8 +61,9 @@ class SseEncoder:
         if self.config.fault(FAULT_EVENT_FIELD):
             lines.insert(0, "event: completion")
         frame = self._lines(*lines)
-        if self.config.fault(FAULT_BAD_UTF8) and '"content":"' in text and '"content":""' not in text:
+        if self.bad_byte_due and '"content":"' in text and '"content":""' not in text:
             frame = frame.replace(b'"content":"', b'"content":"\xff', 1)
+            self.bad_byte_due = False
         if self.frames_sent == 0 and self.config.fault(FAULT_BOM):
             frame = BOM + frame
         self.frames_sent += 1

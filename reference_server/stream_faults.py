@@ -29,10 +29,14 @@ FAULT_FINISH_NEVER = F("CHAT-STREAM-011", "No chunk ever carries a finish_reason
                        collateral=("CHAT-STREAM-010", "TOOLS-010"))
 FAULT_EMPTY_CHOICES = F("CHAT-STREAM-012", "A chunk with choices [] and no usage follows the first chunk.")
 FAULT_NO_INDEX = F("CHAT-STREAM-013", "Choice items leave out index.", collateral=(SCHEMA,))
-FAULT_STREAM_DIFFERS = F("CHAT-STREAM-014", 'Streamed content ends with an extra " (streamed)" the JSON answer lacks.')
+# Plain answers only, as CHAT-014's fault: JSON-mode content must stay JSON (STRUCTURED-OUTPUT-002 judges it).
+FAULT_STREAM_DIFFERS = F("CHAT-STREAM-014", 'Plain streamed content (no tools, format, logprobs) ends with an extra '
+                         '" (streamed)" the JSON answer lacks.')
 FAULT_AFTER_FINISH = F("CHAT-STREAM-015", "An empty content delta for choice 0 follows its finish_reason.")
 FAULT_NO_CONTENT = F("CHAT-STREAM-016", "Plain text streams send no content delta.", collateral=("CHAT-STREAM-014",))
-FAULT_BAD_LOGPROBS = F(SCHEMA, 'Choice items carry logprobs "".')
+# A field no client reads: logprobs "" (the earlier choice) made the SDK's stream helper raise on .content, which
+# moved SDK-003/SDK-005 though the break is only a schema one.
+FAULT_BAD_FINGERPRINT = F(SCHEMA, "Chunks carry system_fingerprint as an integer.")
 FAULT_ONLY_FIRST = F("CHAT-STREAM-018", "With n > 1 only choice 0 is streamed.")
 FAULT_REASONING_LATE = F("CHAT-STREAM-019", "reasoning_content deltas come after the content deltas.")
 FAULT_THINK_OPEN = F("CHAT-STREAM-020", "The streamed <think> prefix is never closed.")
@@ -52,6 +56,13 @@ FAULT_JSON_FENCE = F("STRUCTURED-OUTPUT-002", "Streamed json_object content star
 
 def _on(fault: faults.Fault) -> bool:
     return current_app.config["SERVER"].fault(fault)
+
+
+def plain_request(req: ChatRequest) -> bool:
+    """No tools, response_format or logprobs: where faults that alter content act, so the checks of tool calls,
+    structured output and logprobs keep judging their own requirements. The raw body, as ``chat.plain_answer``:
+    ``{"type": "text"}`` parses to no format but STRUCTURED-OUTPUT-005 judges that answer."""
+    return not (req.tools or req.body.get("response_format") or req.logprobs)
 
 
 def _delta(chunk: dict) -> dict:
@@ -91,7 +102,7 @@ def _content_faults(req: ChatRequest, chunks: list[dict]) -> list[dict]:
         fence = copy.deepcopy(chunks[0])
         fence["choices"][0].update({"delta": {"content": "```json\n"}, "finish_reason": None})
         chunks.insert(1, fence)
-    if _on(FAULT_STREAM_DIFFERS):
+    if _on(FAULT_STREAM_DIFFERS) and plain_request(req):
         extra = copy.deepcopy(chunks[0])
         extra["choices"][0].update({"delta": {"content": " (streamed)"}, "finish_reason": None})
         chunks.insert(len(chunks) - 1, extra)
@@ -147,6 +158,8 @@ def _field_faults(chunks: list[dict]) -> None:
             chunk["created"] += number
         if _on(FAULT_MODEL_CHANGES) and number:
             chunk["model"] = f"{chunk['model']}-upstream"
+        if _on(FAULT_BAD_FINGERPRINT):
+            chunk["system_fingerprint"] = 42
 
 
 def _choice_faults(chunks: list[dict]) -> None:
@@ -168,8 +181,6 @@ def _choice_faults(chunks: list[dict]) -> None:
             item["finish_reason"] = ""
         if _on(FAULT_FINISH_NEVER) and "finish_reason" in item:
             item["finish_reason"] = None
-        if _on(FAULT_BAD_LOGPROBS):
-            item["logprobs"] = ""
     if _on(FAULT_NO_INDEX):
         for chunk in chunks:
             chunk["choices"][0].pop("index", None)

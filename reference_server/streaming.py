@@ -23,7 +23,7 @@ from reference_server.chat_request import ChatRequest
 from reference_server.config import ServerConfig
 from reference_server.logprobs import content_logprobs
 from reference_server.providers import Generation
-from reference_server.stream_faults import distort_chunks
+from reference_server.stream_faults import distort_chunks, plain_request
 from reference_server.tokenizer import tokenize
 from reference_server.usage import build_usage
 
@@ -137,7 +137,7 @@ def stream_response(req: ChatRequest, generations: list[Generation]) -> Response
 
     config: ServerConfig = current_app.config["SERVER"]
     chunks = build_chunks(req, generations, response_model(req), completion_id(req))
-    encoder = sse.SseEncoder(config)
+    encoder = sse.SseEncoder(config, plain=plain_request(req))
     body: Iterator[bytes] = _paced(_frames(chunks, encoder), encoder, config)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     if config.fault(FAULT_NO_CACHE_CONTROL):

@@ -258,6 +258,8 @@ BREAKS = {
     "SSE-014": lambda r: _events(r)[-1] == "[DONE] OK",
     "CHAT-STREAM-001": lambda r: "role" not in _chunks(r)[0]["choices"][0]["delta"],
     "CHAT-STREAM-003": lambda r: r.mimetype == "application/json",
+    "CHAT-STREAM-017": lambda r: all(c["system_fingerprint"] == 42 for c in _chunks(r) if c["choices"]),
+    "SSE-006": lambda r: r.get_data().count(b"\xff") == 1,  # the first content delta only
     "CHAT-STREAM-004": lambda r: len({c["id"] for c in _chunks(r)}) > 1,
     "CHAT-STREAM-007": lambda r: all(c["choices"][0]["delta"].get("role") for c in _chunks(r) if c["choices"]),
     "CHAT-STREAM-011": lambda r: all(c["choices"][0]["finish_reason"] is None for c in _chunks(r) if c["choices"]),
@@ -308,6 +310,10 @@ SPARED = [
     ("PARAMS-007", "chat"),  # unseeded requests keep their exact token counts
     ("PARAMS-011", "bad_schema_name"),  # response_format errors name their param (STRUCTURED-OUTPUT-007/008)
     ("PARAMS-023", "stream_plain"),  # the SDK stream helper raises on "length" (SDK-003)
+    ("CHAT-STREAM-014", "stream_json"),  # " (streamed)" only in plain streams: JSON mode stays JSON
+    ("CHAT-STREAM-014", "stream_tools"),
+    ("SSE-006", "stream_json"),  # the 0xFF byte likewise (STRUCTURED-OUTPUT-002 reads that stream)
+    ("SSE-006", "stream_tools"),
 ]
 
 
