@@ -114,20 +114,35 @@ class ExchangeCache:
                             self.client.take_transcript())
 
     def _stream(self, name, body, headers, path) -> ChatExchange:
+        """A streamed exchange: a 200 answer that is not JSON is read as SSE, whatever its Content-Type.
+
+        Judging the type is CHAT-STREAM-003's job; the checks that read this exchange judge the events, so a wrong
+        type must not hide them (it would move every such check along with CHAT-STREAM-003)."""
         with self.client.stream(path, body, headers=headers) as response:
-            if "event-stream" not in response.headers.get("content-type", ""):
-                raw = response.read()
-                text = raw.decode("utf-8", errors="replace")
-                try:
-                    parsed = json.loads(raw)
-                except ValueError:
-                    parsed = None
-                return ChatExchange(name, body, response.status_code, response.headers, text, parsed,
-                                    self.client.take_transcript())
+            if response.status_code != 200:
+                return self._buffered(name, body, response, response.read())
             sse = read_stream(response.chunks())
+        if _is_json(sse.raw):  # a stream request answered with one JSON object (CHAT-STREAM-* judge that)
+            return self._buffered(name, body, response, sse.raw)
         return ChatExchange(name, body, response.status_code, response.headers,
                             sse.raw.decode("utf-8", errors="replace"), None, self.client.take_transcript(),
                             chunks=sse.chunks(), stream=sse)
+
+    def _buffered(self, name, body, response, raw: bytes) -> ChatExchange:
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        return ChatExchange(name, body, response.status_code, response.headers, raw.decode("utf-8", errors="replace"),
+                            parsed, self.client.take_transcript())
+
+
+def _is_json(raw: bytes) -> bool:
+    try:
+        json.loads(raw)
+    except ValueError:
+        return False
+    return True
 
 
 class ChatCalls:

@@ -17,6 +17,7 @@ import pytest
 
 from conformance.client import Exchange, HarnessError, RequestTimedOut, TargetUnreachable
 from conformance.suite.fixtures_stream import PROMPT, TOOL_PROMPT, WEATHER_TOOL, is_embedded
+from conformance.suite.test_auth import unknown_key_like
 
 MAX_TOKENS = 8
 SHORT_PROMPT = "Reply with just the word ok."
@@ -176,7 +177,9 @@ def test_embeddings_default_encoding(sdk, models, expect):
         expect.untestable("SDK-006", "no embedding model: give --embedding-model or a profile default")
         return
     try:
-        result = sdk.embeddings.create(model=models.embedding, input="conformance")
+        # A one-string list, not a bare string: SDK-006 is about the SDK's base64 decoding, and whether a bare
+        # string is accepted is EMBEDDINGS-005's own requirement (its fault would otherwise move this one).
+        result = sdk.embeddings.create(model=models.embedding, input=["conformance"])
         vector = result.data[0].embedding
     except Exception as exc:  # noqa: BLE001
         expect("SDK-006", False, expected="an embedding", received=shown(harness_or(exc)))
@@ -257,15 +260,17 @@ def check_class(expect, rid, exc, cls, status=None) -> None:
            received=shown(exc) if exc else "no exception")
 
 
-def bad_key(profile) -> str:
-    return profile.get("auth.malformed_key") or "conformance-invalid-key-000"
+def bad_key(profile, api_key) -> str:
+    """A well-formed key the gateway does not know (as AUTH-004's check sends): in every profile the 401 then
+    rests on one requirement, AUTH-004, not on AUTH-003's key pattern where a profile documents one."""
+    return unknown_key_like(api_key or profile.test_key, profile.get("auth.key_pattern"))
 
 
 @pytest.mark.requirement("SDK-007", "SDK-017")
-def test_401_is_authentication_error(make_sdk, profile, chat_model, expect):
+def test_401_is_authentication_error(make_sdk, profile, chat_model, api_key, expect):
     if profile.get("auth.key_required_but_ignored"):
         pytest.skip("the profile documents that keys are never checked: no 401 to provoke")
-    client = make_sdk(key=bad_key(profile))
+    client = make_sdk(key=bad_key(profile, api_key))
     exc = raised(lambda: client.chat.completions.create(model=chat_model, messages=messages(), max_tokens=5))
     check_class(expect, "SDK-007", exc, openai.AuthenticationError)
     if isinstance(exc, openai.APIStatusError):
