@@ -28,8 +28,9 @@ FAULT_SCHEMA_VIOLATED = F("STRUCTURED-OUTPUT-003", "Non-strict json_schema answe
 FAULT_STRICT_EXTRA = F("STRUCTURED-OUTPUT-004", "Strict json_schema answers carry an extra property.",
                        collateral=("STRUCTURED-OUTPUT-003",))
 FAULT_JSON_LENGTH = F("STRUCTURED-OUTPUT-006", 'json_object answers end with finish_reason "length" despite room.')
+# SDK-004: with tool_calls [] the SDK has no call whose arguments it could hand over.
 FAULT_EMPTY_CALLS = F("TOOLS-001", "Non-streamed tool-calling answers carry tool_calls [] (finish_reason still "
-                      "tool_calls).", collateral=("TOOLS-011", "TOOLS-013", "TOOLS-014"))
+                      "tool_calls).", collateral=("TOOLS-011", "TOOLS-013", "TOOLS-014", "SDK-004"))
 FAULT_WRONG_NAME = F("TOOLS-004", "Tool calls name an undeclared function (name + \"_v2\").",
                      collateral=("TOOLS-014", "TOOLS-016"))
 FAULT_SAME_IDS = F("TOOLS-011", "Parallel tool calls share one id.")

@@ -13,10 +13,17 @@ from reference_server import auth, chat, control, embeddings, errors, faults, li
 from reference_server.config import ServerConfig
 
 FAULT_NO_REQUEST_ID = faults.declare("HEADERS-001", "Successful responses lack x-request-id.")
-FAULT_NO_REQUEST_ID_ERRORS = faults.declare("HEADERS-002", "Error responses and streams lack x-request-id.")
+# APIStatusError.request_id is read from the error response's x-request-id (openai _exceptions.py): SDK-017.
+FAULT_NO_REQUEST_ID_ERRORS = faults.declare("HEADERS-002", "Error responses and streams lack x-request-id.",
+                                            collateral=("SDK-017",))
 FAULT_SAME_REQUEST_ID = faults.declare("HEADERS-003", "Every response carries the same x-request-id.")
+# openai-python sends X-Stainless-* on every request (_base_client.py platform_headers), so every SDK check that
+# expects anything but a 400 breaks. Not SDK-008 (it expects a 400), SDK-014 (the 400 is an APIError too),
+# SDK-017 (the 400 carries x-request-id), nor SDK-010/019 (X-Mock-Status is answered before this hook).
 FAULT_STAINLESS_REJECTED = faults.declare(
-    "HEADERS-007", "Requests carrying X-Stainless-* headers are answered 400."
+    "HEADERS-007", "Requests carrying X-Stainless-* headers are answered 400.",
+    collateral=("SDK-001", "SDK-002", "SDK-003", "SDK-004", "SDK-005", "SDK-006", "SDK-007", "SDK-009", "SDK-012",
+                "SDK-013", "SDK-015", "SDK-016", "SDK-018", "SDK-020"),
 )
 
 _request_numbers = itertools.count(1)

@@ -24,13 +24,15 @@ FAULT_NO_AUTH = faults.declare("AUTH-001", "Requests without an Authorization he
                                collateral=("AUTH-010", "CORS-007"))
 FAULT_ANY_SCHEME = faults.declare("AUTH-002", "Any auth scheme (e.g. Basic) is accepted with a known key.")
 FAULT_NO_PATTERN = faults.declare("AUTH-003", "Keys that break the profile's key_pattern answer 400, not 401.")
-FAULT_UNKNOWN_KEY = faults.declare("AUTH-004", "Well-formed unknown keys are accepted.")
-# The models list is the one route every profile serves; what it proves cannot be checked while it is refused.
+# SDK-007's check presents a well-formed unknown key too: served, so no 401 reaches the SDK to map.
+FAULT_UNKNOWN_KEY = faults.declare("AUTH-004", "Well-formed unknown keys are accepted.", collateral=("SDK-007",))
+# The models list is the one route every profile serves; what it proves cannot be checked while it is refused,
+# nor can the SDK list it with that key (SDK-012: models.list() raises PermissionDeniedError).
 FAULT_TEST_KEY_403 = faults.declare(
     "AUTH-005", "The profile's test key is refused with 403 on the models list.",
     collateral=("MODELS-001", "MODELS-002", "MODELS-003", "MODELS-004", "MODELS-005", "MODELS-006", "MODELS-007",
                 "MODELS-008",
-                "MODELS-018", "MODELS-019", "MODELS-020", "MODELS-021"),
+                "MODELS-018", "MODELS-019", "MODELS-020", "MODELS-021", "SDK-012"),
 )
 FAULT_ECHO_KEY = faults.declare("AUTH-006", "401 messages echo the full key that was presented.")
 FAULT_EMPTY_TOKEN = faults.declare("AUTH-007", '"Bearer " with an empty token is served.')

@@ -44,14 +44,18 @@ FAULT_EMPTY_CONTENT = F("CHAT-014", 'Plain text answers (non-streamed) have cont
                         collateral=("CHAT-STREAM-014",))
 FAULT_SAME_ID = F("CHAT-018", 'Every completion has id "chatcmpl-mock".')
 FAULT_SCHEMA = F("CHAT-019", "Completions carry system_fingerprint as an integer.")
-FAULT_STREAM_ANYWAY = F("CHAT-020", 'An explicit "stream": false is answered with an event stream.')
+# chat.completions.parse() always sends "stream": false (openai lib/_chat_completion_resources.py) and reads the
+# answer as JSON, so SDK-016 shows this break necessarily.
+FAULT_STREAM_ANYWAY = F("CHAT-020", 'An explicit "stream": false is answered with an event stream.',
+                        collateral=("SDK-016",))
 FAULT_REASONING_FIELD = F("CHAT-021", "Non-streamed reasoning goes to message.reasoning, not reasoning_content.")
 FAULT_THINK_OPEN = F("CHAT-022", "Non-streamed <think> prefixes are never closed.")
 FAULT_REFUSAL_AS_CONTENT = F("CHAT-023", "Refusals come as content text with refusal null.")
 FAULT_TOOL_ID_EMPTY = F("TOOLS-002", 'Non-streamed tool calls carry id "".')
 FAULT_TOOL_TYPE = F("TOOLS-003", 'Non-streamed tool calls carry type "tool".', collateral=("CHAT-019",))
+# The SDK hands function.arguments through unchanged, so json.loads gets a dict (SDK-004).
 FAULT_ARGS_OBJECT = F("TOOLS-005", "Non-streamed tool call arguments are a JSON object, not a string.",
-                      collateral=("CHAT-019", "TOOLS-016"))
+                      collateral=("CHAT-019", "TOOLS-016", "SDK-004"))
 FAULT_TOOL_FINISH = F("TOOLS-006", 'Non-streamed tool-calling choices end with finish_reason "stop".')
 FAULT_N_IGNORED = F("PARAMS-006", "Non-streamed requests with n > 1 get one choice.")
 FAULT_USAGE_OVER = F("PARAMS-002", "usage.completion_tokens reports max_tokens + 1 when max_tokens cut the answer.")

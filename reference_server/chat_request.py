@@ -36,7 +36,8 @@ FAULT_NO_MODEL = F("ERRORS-006", "A chat request without model is served by the 
 FAULT_NO_MODEL_PARAM = F("ERRORS-007", "The 400 for a missing model carries param null.")
 FAULT_NO_MESSAGES_422 = F("ERRORS-008", "A chat request without messages answers 422.")
 FAULT_MESSAGES_PARAM = F("ERRORS-009", "The 400 for missing or empty messages carries param null.")
-FAULT_EMPTY_MESSAGES = F("ERRORS-010", "An empty messages array is served (200).")
+# SDK-008's check provokes its 400 with an empty messages array: served, there is no BadRequestError to read.
+FAULT_EMPTY_MESSAGES = F("ERRORS-010", "An empty messages array is served (200).", collateral=("SDK-008",))
 FAULT_CRASH = F("ERRORS-015", "A message whose content is a number crashes the server (500).")
 FAULT_UNKNOWN_ROLE = F("ERRORS-020", "Messages with an unknown role are served.")
 FAULT_NO_CONTENT = F("ERRORS-021", "A user message without content is served.")

@@ -53,7 +53,9 @@ FAULT_LIMIT_WRONG = F("RATE-LIMITS-013", "The limit-requests header is twice the
 FAULT_NO_CODE = F("RATE-LIMITS-014", "Rate-limit 429s carry code null.")
 FAULT_429_NO_HEADERS = F("RATE-LIMITS-015", "Rate-limit 429s carry no rate-limit headers.")
 FAULT_RETRY_AFTER_MS = F("RATE-LIMITS-016", 'Rate-limit 429s carry retry-after-ms "-1000".')
-FAULT_BALANCE_IGNORED = F("ERRORS-016", "Keys with no balance are served (200) instead of 402.")
+# SDK-020: served, so there is no 402 for the SDK to raise as APIStatusError.
+FAULT_BALANCE_IGNORED = F("ERRORS-016", "Keys with no balance are served (200) instead of 402.",
+                          collateral=("SDK-020",))
 FAULT_ALLOWLIST_IGNORED = F("ERRORS-017", "Restricted keys are served any model instead of 403.")
 
 

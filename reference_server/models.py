@@ -22,7 +22,9 @@ bp = Blueprint("models", __name__)
 # Every model was "created" at the same fixed instant, so listings are byte-stable (2024-01-01T00:00:00Z).
 MODEL_CREATED = 1_704_067_200
 
-FAULT_LIST_NOT_LIST = faults.declare("MODELS-001", "GET /models answers a bare array instead of {object: list, data}.")
+# The SDK's SyncPage is built from the {object, data} wrapper: a bare array cannot become one (SDK-012).
+FAULT_LIST_NOT_LIST = faults.declare("MODELS-001", "GET /models answers a bare array instead of {object: list, data}.",
+                                     collateral=("SDK-012",))
 FAULT_NO_OWNED_BY = faults.declare("MODELS-002", "Listed models lack owned_by.")
 FAULT_OBJECT = faults.declare("MODELS-003", 'Listed models carry object "models" instead of "model".')
 FAULT_CREATED_STRING = faults.declare("MODELS-004", "Listed models carry created as a string.")
@@ -34,13 +36,16 @@ FAULT_LISTED_REFUSED = faults.declare(
 )
 FAULT_UNKNOWN_200 = faults.declare(
     "MODELS-009", "An unknown model is served by the default model (200) instead of the unknown-model status.",
-    collateral=("MODELS-010", "MODELS-011", "SSE-013", "EMBEDDINGS-014"),
+    # SDK-009: served, so there is no 404/400 for the SDK to map to NotFoundError/BadRequestError.
+    collateral=("MODELS-010", "MODELS-011", "SSE-013", "EMBEDDINGS-014", "SDK-009"),
 )
 FAULT_UNKNOWN_NO_HINT = faults.declare(
     "MODELS-010", "The unknown-model error carries neither param \"model\" nor code \"model_not_found\"."
 )
 FAULT_REJECTED_ACCEPTED = faults.declare("MODELS-011", "Names the profile lists as rejected are served as the default model.")
-FAULT_RETRIEVE_WRONG_ID = faults.declare("MODELS-012", "GET /models/{id} answers with a different model's id.")
+# The SDK returns the body as the Model: its id is the wrong one (SDK-013).
+FAULT_RETRIEVE_WRONG_ID = faults.declare("MODELS-012", "GET /models/{id} answers with a different model's id.",
+                                         collateral=("SDK-013",))
 FAULT_RETRIEVE_UNKNOWN_400 = faults.declare("MODELS-013", "GET /models/{id} for an unknown model answers 400.")
 FAULT_ALIAS = faults.declare("MODELS-014", "Documented aliases are treated as unknown models.", collateral=("MODELS-015",))
 FAULT_ALIAS_CANONICAL = faults.declare(

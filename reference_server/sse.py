@@ -14,11 +14,19 @@ from reference_server import faults
 from reference_server.config import ServerConfig
 
 F = faults.declare
-FAULT_NOT_JSON_EVENT = F("SSE-001", 'A "data: PROCESSING" event (not JSON) is sent after the first chunk.')
+# openai-python json-decodes the data of every event it dispatches before [DONE] (_streaming.py Stream.__stream__:
+# sse.json()), including an event with an event field and no data (data ""): each SDK check that iterates a
+# stream then raises JSONDecodeError, the mid-stream error one before it reaches the error event.
+SDK_STREAM_READERS = ("SDK-002", "SDK-003", "SDK-005", "SDK-014", "SDK-015")
+FAULT_NOT_JSON_EVENT = F("SSE-001", 'A "data: PROCESSING" event (not JSON) is sent after the first chunk.',
+                         collateral=SDK_STREAM_READERS)
 FAULT_NO_DONE = F("SSE-002", "Streams end without data: [DONE].")
 FAULT_DATA_AFTER_DONE = F("SSE-003", "The first chunk is sent again after [DONE].")
-FAULT_PING_EVENT = F("SSE-004", 'An "event: ping" event with no data is sent after the first chunk.')
-FAULT_BOM = F("SSE-005", "The stream starts with a UTF-8 byte-order mark.")
+FAULT_PING_EVENT = F("SSE-004", 'An "event: ping" event with no data is sent after the first chunk.',
+                     collateral=SDK_STREAM_READERS)
+# The SDK's decoder keeps the BOM, so the first line's field is "\ufeffdata" and that event (the role chunk) is
+# dropped: the stream helper's final message has no role (SDK-003).
+FAULT_BOM = F("SSE-005", "The stream starts with a UTF-8 byte-order mark.", collateral=("SDK-003",))
 # Plain streams only (no tools, format, logprobs), so STRUCTURED-OUTPUT-002's JSON-mode stream stays readable.
 # The byte changes the plain content (CHAT-STREAM-014) and openai-python decodes every line as strict UTF-8
 # (_streaming.py SSEDecoder._decode_lines: raw_line.decode("utf-8")), so each SDK check that reads a plain
@@ -27,7 +35,7 @@ FAULT_BAD_UTF8 = F("SSE-006", "The first content delta of plain streams carries 
                    collateral=("SSE-001", "CHAT-STREAM-014", "SDK-002", "SDK-003", "SDK-014", "SDK-015"))
 FAULT_KEEPALIVE_FIELD = F("SSE-007", 'Keep-alives are sent as a bare "keep-alive" line, not a ":" comment.')
 FAULT_COMMENT_AS_DATA = F("SSE-009", 'An upstream comment is re-emitted as "data: : OPENROUTER PROCESSING".',
-                          collateral=("SSE-001",))
+                          collateral=("SSE-001", *SDK_STREAM_READERS))
 FAULT_DONE_UNTERMINATED = F("SSE-010", "The [DONE] event is not followed by a blank line.")
 FAULT_SPLIT_DATA = F("SSE-011", "Each chunk is split over two data: lines.")
 FAULT_EVENT_FIELD = F("SSE-012", 'Chunk events carry an "event: completion" field.')

@@ -15,20 +15,26 @@ from reference_server.chat_request import ChatRequest
 
 F = faults.declare
 SCHEMA = "CHAT-STREAM-017"
-FAULT_NO_ROLE = F("CHAT-STREAM-001", "The first chunk of each choice carries no delta.role.")
-FAULT_OBJECT = F("CHAT-STREAM-002", 'Chunks carry object "chat.completion".', collateral=(SCHEMA,))
+# The SDK's stream helper (openai lib/streaming/chat/_completions.py) builds its final message from the deltas:
+# role and content by string concatenation (lib/streaming/_deltas.py accumulate_delta), choices by index, and it
+# skips chunks whose object is not "chat.completion.chunk". The role faults therefore show in SDK-003 and the
+# object and index faults in both helper checks (SDK-003, SDK-005).
+FAULT_NO_ROLE = F("CHAT-STREAM-001", "The first chunk of each choice carries no delta.role.", collateral=("SDK-003",))
+FAULT_OBJECT = F("CHAT-STREAM-002", 'Chunks carry object "chat.completion".', collateral=(SCHEMA, "SDK-003", "SDK-005"))
 FAULT_ID_CHANGES = F("CHAT-STREAM-004", "Every chunk carries a different id.")
 FAULT_CREATED_CHANGES = F("CHAT-STREAM-005", "created grows by one on every chunk.")
 FAULT_MODEL_CHANGES = F("CHAT-STREAM-006", 'Chunks after the first carry model "<model>-upstream".')
-FAULT_ROLE_REPEATED = F("CHAT-STREAM-007", 'delta.role "assistant" is repeated on every chunk.')
-FAULT_ROLE_EMPTY = F("CHAT-STREAM-008", 'The first delta carries role "".', collateral=("CHAT-STREAM-001", SCHEMA))
+FAULT_ROLE_REPEATED = F("CHAT-STREAM-007", 'delta.role "assistant" is repeated on every chunk.',
+                        collateral=("SDK-003",))  # the helper's role becomes "assistantassistant..."
+FAULT_ROLE_EMPTY = F("CHAT-STREAM-008", 'The first delta carries role "".',
+                     collateral=("CHAT-STREAM-001", SCHEMA, "SDK-003"))
 FAULT_FINISH_MISSING = F("CHAT-STREAM-009", "Chunks before the last leave out finish_reason.", collateral=(SCHEMA,))
 FAULT_FINISH_EMPTY = F("CHAT-STREAM-010", 'The last chunk of plain streams carries finish_reason "".',
                        collateral=(SCHEMA,))
 FAULT_FINISH_NEVER = F("CHAT-STREAM-011", "No chunk ever carries a finish_reason.",
                        collateral=("CHAT-STREAM-010", "TOOLS-010"))
 FAULT_EMPTY_CHOICES = F("CHAT-STREAM-012", "A chunk with choices [] and no usage follows the first chunk.")
-FAULT_NO_INDEX = F("CHAT-STREAM-013", "Choice items leave out index.", collateral=(SCHEMA,))
+FAULT_NO_INDEX = F("CHAT-STREAM-013", "Choice items leave out index.", collateral=(SCHEMA, "SDK-003", "SDK-005"))
 # Plain answers only, as CHAT-014's fault: JSON-mode content must stay JSON (STRUCTURED-OUTPUT-002 judges it).
 FAULT_STREAM_DIFFERS = F("CHAT-STREAM-014", 'Plain streamed content (no tools, format, logprobs) ends with an extra '
                          '" (streamed)" the JSON answer lacks.')
@@ -40,16 +46,20 @@ FAULT_BAD_FINGERPRINT = F(SCHEMA, "Chunks carry system_fingerprint as an integer
 FAULT_ONLY_FIRST = F("CHAT-STREAM-018", "With n > 1 only choice 0 is streamed.")
 FAULT_REASONING_LATE = F("CHAT-STREAM-019", "reasoning_content deltas come after the content deltas.")
 FAULT_THINK_OPEN = F("CHAT-STREAM-020", "The streamed <think> prefix is never closed.")
-FAULT_NO_TOOL_INDEX = F("TOOLS-007", "Streamed tool-call deltas leave out index.", collateral=(SCHEMA,))
+# The helper merges tool-call fragments by index and concatenates their arguments: SDK-005 shows both breaks.
+FAULT_NO_TOOL_INDEX = F("TOOLS-007", "Streamed tool-call deltas leave out index.", collateral=(SCHEMA, "SDK-005"))
 FAULT_NO_TOOL_ID = F("TOOLS-008", "The first streamed fragment of a tool call leaves out id.")
-FAULT_ARGS_CUT = F("TOOLS-009", "The last arguments fragment of each streamed tool call is dropped.")
+FAULT_ARGS_CUT = F("TOOLS-009", "The last arguments fragment of each streamed tool call is dropped.",
+                   collateral=("SDK-005",))
 FAULT_TOOL_FINISH_STOP = F("TOOLS-010", 'Streamed tool-calling choices end with finish_reason "stop".')
 FAULT_TOOL_REPEAT = F("TOOLS-018", "Every streamed arguments fragment repeats the call's id and name.",
                       collateral=("TOOLS-004",))
 FAULT_USAGE_TWICE = F("USAGE-005", "The usage chunk is sent twice.")
-FAULT_USAGE_EARLY = F("USAGE-006", "The usage chunk comes before the last choice chunk.")
+# SDK-015 reads the usage of the final chunk, which is then a choice chunk with usage null.
+FAULT_USAGE_EARLY = F("USAGE-006", "The usage chunk comes before the last choice chunk.", collateral=("SDK-015",))
 FAULT_USAGE_EVERYWHERE = F("USAGE-007", "Every chunk carries the final usage object, not null.")
-FAULT_USAGE_UNASKED = F("USAGE-008", "A usage chunk is sent without include_usage.")
+# A usage chunk has choices [] by definition, and unrequested it is the empty-choices chunk CHAT-STREAM-012 forbids.
+FAULT_USAGE_UNASKED = F("USAGE-008", "A usage chunk is sent without include_usage.", collateral=("CHAT-STREAM-012",))
 FAULT_USAGE_INLINE = F("USAGE-013", "Auto-injected usage rides on the last choice chunk instead of its own chunk.")
 FAULT_JSON_FENCE = F("STRUCTURED-OUTPUT-002", "Streamed json_object content starts with a ```json fence.")
 

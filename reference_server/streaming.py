@@ -32,7 +32,9 @@ FAULT_NO_CACHE_CONTROL = F("HEADERS-004", "Streams carry no Cache-Control header
 FAULT_NO_ACCEL = F("HEADERS-005", "Streams carry no X-Accel-Buffering header.")
 FAULT_BUFFERED = F("HEADERS-006", "The whole stream is produced before its first byte is sent.")
 FAULT_GZIP = F("HEADERS-008", "Streams are gzip-compressed (Content-Encoding: gzip).")
-FAULT_SILENT_CLOSE = F("SSE-008", "A mid-stream error closes the stream silently instead of sending an error event.")
+# openai-python raises APIError only for an event whose data holds "error" (_streaming.py): SDK-014.
+FAULT_SILENT_CLOSE = F("SSE-008", "A mid-stream error closes the stream silently instead of sending an error event.",
+                       collateral=("SDK-014",))
 FAULT_STREAM_200 = F("SSE-013", "Streaming requests for an unknown model get 200 and an in-stream error.")
 
 ARGUMENT_FRAGMENT_TOKENS = 3
