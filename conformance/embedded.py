@@ -5,7 +5,9 @@ This is the one module of ``conformance`` allowed to import ``reference_server``
 
 from __future__ import annotations
 
+import re
 import threading
+from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -36,6 +38,7 @@ class EmbeddedServer:
         from reference_server import ServerConfig, create_app  # only here: keep the import one-way elsewhere
 
         config = ServerConfig.for_profile(self.profile, faults=self.faults, variants=self.variants)
+        config.keys.update(burst_keys(config.profile))
         # threaded: streaming checks and concurrent checks (rate limits) need more than one request in flight.
         self._server = make_server("127.0.0.1", 0, create_app(config), threaded=True,
                                    request_handler=_QuietHandler)
@@ -60,3 +63,30 @@ class EmbeddedServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# The 429 burst's key on the embedded server (test_rate_limits.py): a quota of its own, so the burst costs
+# BURST_LIMIT + 1 requests (against openai's documented 600 a minute it would cost 605) and the run's key keeps
+# its whole quota for the other checks.
+BURST_LIMIT = 3
+_BURST_TAIL = "b0057"  # hex digits, so a key pattern of hex characters still matches
+
+
+def burst_key(profile: Any) -> str | None:
+    """The key the embedded server limits to ``BURST_LIMIT`` requests a minute for ``profile`` (a
+    ``gateway_spec.Profile``): derived from its test key so that it matches ``auth.key_pattern``; ``None`` when no
+    candidate does (the burst then has no key of its own)."""
+    base = profile.test_key or "conformance"
+    pattern = profile.get("auth.key_pattern")
+    taken = {base, *(profile.get("auth.extra_test_keys") or {}).values()}
+    for candidate in (f"{base}-burst", base[:-len(_BURST_TAIL)] + _BURST_TAIL):
+        if candidate not in taken and (not pattern or re.fullmatch(pattern, candidate)):
+            return candidate
+    return None
+
+
+def burst_keys(profile: Any) -> dict[str, dict[str, Any]]:
+    """``ServerConfig.keys`` entries that seed the burst key (none when ``burst_key`` finds no valid one)."""
+    key = burst_key(profile)
+    # tier "burst": a test key's "tier-<name>" part (unillm's) must not name the tier in the 429's message
+    return {key: {"role": "burst", "tier": "burst", "requests_per_minute": BURST_LIMIT}} if key else {}

@@ -14,6 +14,7 @@ import pytest
 
 from conformance.baseline import Baseline, BaselineError
 from conformance.client import Accounting
+from conformance.embedded import BURST_LIMIT
 from conformance.redact import Redactor
 from gateway_spec import Profile, Requirement, load_profile, load_requirements
 
@@ -62,7 +63,9 @@ def add_options(parser: pytest.Parser) -> None:
     add("--request-budget", type=int, default=None, metavar="N",
         help="Stop issuing requests after N (shared out among xdist workers); later cases ERROR "
              "'budget exhausted'.")
-    add("--allow-burst", action="store_true", default=False, help="Run 429 burst checks that spend quota.")
+    add("--allow-burst", action="store_true", default=False,
+        help="Run the 429 burst checks against --target-url, spending the key's per-minute quota. On the embedded "
+             f"reference server they always run, on a key it limits to {BURST_LIMIT} requests a minute.")
     add("--list-requirements", action="store_true", default=False,
         help="List requirement ID, level, feature, claimed?, text for the profile, then exit.")
     add("--server-fault", action="append", default=[], metavar="ID",
