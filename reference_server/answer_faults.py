@@ -46,7 +46,7 @@ def _fault(fault: faults.Fault) -> bool:
 
 def distort(gen: Generation, req: ChatRequest, index: int, provider: str) -> Generation:
     """Apply the active answer faults to one finalized choice (no-op when none is on)."""
-    if not current_app.config["SERVER"].faults:
+    if not current_app.config["SERVER"].fault_questions_matter():
         return gen
     gen = _params(gen, req)
     gen = _structured(gen, req)

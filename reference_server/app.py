@@ -36,6 +36,8 @@ def add_request_id(resp: Response) -> Response:
         resp.headers["x-request-id"] = "req_00000000000000000000000000000000"
     else:
         resp.headers["x-request-id"] = f"req_{_REQUEST_ID_PREFIX}{next(_request_numbers):08x}"
+    if config.fault_trace is not None:
+        config.fault_trace.link(resp.headers["x-request-id"])
     return resp
 
 
@@ -84,6 +86,8 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
     app.json.compact = True
+    if config.fault_trace is not None:  # first of all hooks: every fault a request consults lands in its trace
+        app.before_request(config.fault_trace.begin_request)
     errors.init_app(app)
     app.before_request(refuse_oversized_body)
     app.after_request(unusual_header_case)  # after_request hooks run in reverse: this one runs last

@@ -82,7 +82,9 @@ def render(entry: dict[str, Any]) -> dict[str, Any]:
     """
     if "raw_body" not in entry:  # already rendered (or recorded by a caller that did the work itself)
         return entry
-    out = {k: v for k, v in entry.items() if k not in ("raw_body", "raw_headers", "time", "body_bytes")}
+    out = {k: v for k, v in entry.items() if k not in ("raw_body", "raw_headers", "time", "body_bytes", "trace")}
+    if "trace" in entry:  # fault tracing: the live set of a request that may still be streaming, copied now
+        out["faults_consulted"] = sorted(entry["trace"].copy())
     out["timestamp"] = dt.datetime.fromtimestamp(entry["time"], dt.timezone.utc).isoformat(timespec="milliseconds")
     out["headers"] = redact_headers(dict(entry["raw_headers"]))
     raw = entry["raw_body"]

@@ -73,7 +73,7 @@ def _without_content(chunk: dict) -> dict:
 
 def distort_chunks(req: ChatRequest, chunks: list[dict], usage_chunk: dict | None, spare_usage: dict) -> list[dict]:
     """Apply the stream faults; returns the final chunk list (usage chunk included when due)."""
-    if not current_app.config["SERVER"].faults:
+    if not current_app.config["SERVER"].fault_questions_matter():
         return chunks + ([usage_chunk] if usage_chunk else [])
     chunks = copy.deepcopy(chunks)
     chunks = _content_faults(req, chunks)
