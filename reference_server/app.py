@@ -28,9 +28,9 @@ def add_request_id(resp: Response) -> Response:
     """after_request: a fresh ``x-request-id`` on every API response (different for every request, HEADERS-003)."""
     config = current_app.config["SERVER"]
     is_error = resp.status_code >= 400 or resp.mimetype == "text/event-stream"
-    if config.fault(FAULT_NO_REQUEST_ID) and not is_error:
+    if not is_error and config.fault(FAULT_NO_REQUEST_ID):
         return resp
-    if config.fault(FAULT_NO_REQUEST_ID_ERRORS) and is_error:
+    if is_error and config.fault(FAULT_NO_REQUEST_ID_ERRORS):
         return resp
     if config.fault(FAULT_SAME_REQUEST_ID):
         resp.headers["x-request-id"] = "req_00000000000000000000000000000000"
@@ -65,9 +65,8 @@ def refuse_oversized_body() -> None:
 
 def reject_stainless() -> None:
     """before_request (fault HEADERS-007 only): refuse the SDK's own headers."""
-    if current_app.config["SERVER"].fault(FAULT_STAINLESS_REJECTED) and any(
-        name.lower().startswith("x-stainless-") for name in request.headers.keys()
-    ):
+    if any(name.lower().startswith("x-stainless-") for name in request.headers.keys()) and \
+            current_app.config["SERVER"].fault(FAULT_STAINLESS_REJECTED):
         raise errors.ApiError(400, "Unrecognized request header X-Stainless-Lang.")
 
 

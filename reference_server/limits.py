@@ -300,9 +300,9 @@ def admit(model_id: str, tokens: int = 0) -> None:
     policy, profile = _policy(key), _server().profile
     if (
         profile.claims("model-allowlist")
-        and not _fault(FAULT_ALLOWLIST_IGNORED)
         and policy.allowed_models is not None
         and model_id.lower() not in policy.allowed_models
+        and not _fault(FAULT_ALLOWLIST_IGNORED)
     ):
         raise ApiError(403, f"This API key has no access to model '{model_id}' (model allowlist).",
                        code="model_not_allowed")
