@@ -1,8 +1,8 @@
 """Request journal: the last N requests the server answered, for client developers to inspect.
 
 ``GET /_mock/requests`` shows what a client really sent (headers, JSON body) and what it got back (status,
-request id). Secrets never leave the journal in clear: ``Authorization`` and key-like headers are redacted the way
-OpenAI prints keys in its own errors (``Bearer sk-abc***``).
+request id and, with fault tracing, the faults it consulted). Secrets never leave the journal in clear:
+``Authorization`` and key-like headers are redacted the way OpenAI prints keys in its own errors (``Bearer sk-abc***``).
 """
 
 from __future__ import annotations
