@@ -22,8 +22,11 @@ class _QuietHandler(WSGIRequestHandler):
 class EmbeddedServer:
     """The reference server for one profile on a free 127.0.0.1 port, served from a daemon thread."""
 
-    def __init__(self, profile: str, faults: tuple[str, ...] = (), variants: tuple[str, ...] = ()) -> None:
+    def __init__(self, profile: str, faults: tuple[str, ...] = (), variants: tuple[str, ...] = (),
+                 trace_faults: bool = False) -> None:
         self.profile, self.faults, self.variants = profile, tuple(faults), tuple(variants)
+        self.trace_faults = trace_faults
+        self.fault_trace = None  # with trace_faults: the server's FaultTrace, once started
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -37,7 +40,9 @@ class EmbeddedServer:
         """Build the app and start serving; returns the base URL."""
         from reference_server import ServerConfig, create_app  # only here: keep the import one-way elsewhere
 
-        config = ServerConfig.for_profile(self.profile, faults=self.faults, variants=self.variants)
+        config = ServerConfig.for_profile(self.profile, faults=self.faults, variants=self.variants,
+                                          trace_faults=self.trace_faults)
+        self.fault_trace = config.fault_trace
         config.keys.update(burst_keys(config.profile))
         # threaded: streaming checks and concurrent checks (rate limits) need more than one request in flight.
         self._server = make_server("127.0.0.1", 0, create_app(config), threaded=True,

@@ -34,6 +34,7 @@ ENV_FALLBACKS = {
 # a shell must not hijack an unrelated ``pytest`` invocation.
 RUN_SELECTING = (
     "conformance", "target_url", "profile", "requirement", "baseline", "server_fault", "server_variant", "model", "fuzz",
+    "server_trace_faults",
 )
 
 
@@ -72,6 +73,9 @@ def add_options(parser: pytest.Parser) -> None:
         help="Embedded server only: break this requirement on purpose (negative control).")
     add("--server-variant", action="append", default=[], metavar="NAME",
         help="Embedded server only: switch on a valid alternative behaviour.")
+    add("--server-trace-faults", action="store_true", default=False,
+        help="Embedded server only: record which faults each request consults; results.json then gives each "
+             "case's faults_consulted (what the negative-control matrix needs to rerun only those cases).")
 
 
 def parse_header(raw: str) -> tuple[str, str]:
@@ -103,6 +107,7 @@ class ConformanceOptions:
     allow_burst: bool = False
     server_faults: tuple[str, ...] = ()
     server_variants: tuple[str, ...] = ()
+    server_trace_faults: bool = False
     explicit: bool = field(default=False, compare=False)
 
     @classmethod
@@ -134,6 +139,7 @@ class ConformanceOptions:
             allow_burst=opt.allow_burst,
             server_faults=tuple(opt.server_fault or ()),
             server_variants=tuple(opt.server_variant or ()),
+            server_trace_faults=bool(getattr(opt, "server_trace_faults", False)),
             explicit=explicit,
         )
 
@@ -220,9 +226,10 @@ class RunState:
 
     def validate(self) -> None:
         """Fail fast, with a usage error, on options that cannot work together or files that cannot load."""
-        if self.options.target_url and (self.options.server_faults or self.options.server_variants):
-            raise pytest.UsageError("--server-fault/--server-variant only apply to the embedded server "
-                                    "(drop --target-url)")
+        if self.options.target_url and (self.options.server_faults or self.options.server_variants
+                                        or self.options.server_trace_faults):
+            raise pytest.UsageError("--server-fault/--server-variant/--server-trace-faults only apply to the "
+                                    "embedded server (drop --target-url)")
         _ = self.profile, self.baseline
 
     def header_line(self) -> str:
@@ -250,7 +257,8 @@ class RunState:
                 "fail_on": self.options.fail_on, "baseline": self.options.baseline,
                 "requirement_globs": list(self.options.requirement_globs),
                 "server_faults": list(self.options.server_faults),
-                "server_variants": list(self.options.server_variants), **self.accounting.as_dict()}
+                "server_variants": list(self.options.server_variants),
+                "server_trace_faults": self.options.server_trace_faults, **self.accounting.as_dict()}
 
 
 def _process_budget(budget: int | None, config: pytest.Config) -> int | None:

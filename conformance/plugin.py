@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from conformance import report as reports
+from conformance.case_trace import CaseTracer, request_ids
 from conformance.client import GatewayClient, HarnessError
 from conformance.embedded import EmbeddedServer
 from conformance.expect import Expect, StopCase, Violation, failure_message
@@ -35,6 +36,7 @@ STATE = pytest.StashKey[RunState]()
 IDS = pytest.StashKey[tuple]()
 CLIENTS = pytest.StashKey[list]()
 EXPECT = pytest.StashKey[Expect]()
+TRACER = pytest.StashKey[CaseTracer]()
 
 
 def run_state(config: pytest.Config) -> RunState:
@@ -169,14 +171,17 @@ def requirements(conformance: RunState):
 
 
 @pytest.fixture(scope="session")
-def target(conformance: RunState):
+def target(conformance: RunState, request: pytest.FixtureRequest):
     """Base URL of the gateway; without ``--target-url`` the embedded reference server (one per process)."""
     if conformance.options.target_url:
         yield conformance.options.target_url
         return
     opts = conformance.options
-    server = EmbeddedServer(opts.profile, opts.server_faults, opts.server_variants)
+    server = EmbeddedServer(opts.profile, opts.server_faults, opts.server_variants,
+                            trace_faults=opts.server_trace_faults)
     url = server.start()
+    if server.fault_trace is not None:
+        request.config.stash[TRACER] = CaseTracer(server.fault_trace)
     try:
         yield url
     finally:
@@ -347,6 +352,12 @@ def _apply_grade(item, report, grade) -> None:
         report.sections.append(("conformance transcript", transcript))
     report.conformance = reports.case_record(case_id(item), grade, message, report.duration, transcript,
                                              state.redactor)
+    report.conformance["request_ids"] = ids = request_ids(exchanges)
+    if state.options.server_trace_faults:
+        tracer = item.config.stash.get(TRACER, None)
+        # No tracer yet: the embedded server has not started, so a case without exchanges consulted nothing.
+        report.conformance["faults_consulted"] = (tracer.faults_consulted(ids, grade.outcome) if tracer else
+                                                  [] if not ids and grade.outcome != ERROR else None)
 
 
 def pytest_report_teststatus(report, config):

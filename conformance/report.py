@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from conformance import case_trace
 from conformance.baseline import Baseline
 from conformance.outcomes import NOT_RUN, UNTESTABLE, requirement_verdict, worst
 from conformance.redact import Redactor
@@ -42,6 +43,7 @@ def merge_record(old: dict | None, new: dict) -> dict:
     merged["message"] = "\n".join(m for m in (old.get("message"), new.get("message")) if m)
     merged["duration_ms"] = old.get("duration_ms", 0) + new.get("duration_ms", 0)
     merged["transcript"] = old.get("transcript") or new.get("transcript", "")
+    merged.update(case_trace.merge(old, new))
     return merged
 
 
@@ -83,7 +85,9 @@ def _case_entry(case: dict) -> dict:
     return {"id": case["id"], "requirements": list(case["requirements"]), "verdicts": case["requirements"],
             "outcome": case["outcome"], "message": case.get("message", ""),
             "duration_ms": round(case.get("duration_ms", 0.0), 1), "violations": case.get("violations", []),
-            "transcript": f"transcripts/{transcript_name(case['id'])}" if case.get("transcript") else None}
+            "transcript": f"transcripts/{transcript_name(case['id'])}" if case.get("transcript") else None,
+            "request_ids": case.get("request_ids", []),
+            **({"faults_consulted": case["faults_consulted"]} if "faults_consulted" in case else {})}
 
 
 def summarize(cases: list[dict], requirements: dict) -> dict:

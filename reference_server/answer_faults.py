@@ -47,7 +47,7 @@ def _fault(fault: faults.Fault) -> bool:
 
 def distort(gen: Generation, req: ChatRequest, index: int, provider: str) -> Generation:
     """Apply the active answer faults to one finalized choice (no-op when none is on)."""
-    if not current_app.config["SERVER"].faults:
+    if not current_app.config["SERVER"].fault_questions_matter():
         return gen
     gen = _params(gen, req)
     gen = _structured(gen, req)
@@ -57,7 +57,7 @@ def distort(gen: Generation, req: ChatRequest, index: int, provider: str) -> Gen
 def _params(gen: Generation, req: ChatRequest) -> Generation:
     if gen.finish_reason == "length" and req.max_tokens_param == "max_tokens" and _fault(FAULT_LENGTH_AS_STOP):
         gen = replace(gen, finish_reason="stop")
-    if gen.content and req.stop and _fault(FAULT_STOP_KEPT) and gen.finish_reason == "stop":
+    if gen.content and req.stop and gen.finish_reason == "stop" and _fault(FAULT_STOP_KEPT):
         gen = replace(gen, content=gen.content + req.stop[0])
     # Scoped to seeded sampling: a seed cannot change greedy (temperature 0) text, and unseeded checks
     # (max_tokens bounds, streamed vs not) must keep their exact token counts.
@@ -76,17 +76,17 @@ def _structured(gen: Generation, req: ChatRequest) -> Generation:
     if not gen.content or gen.finish_reason != "stop":
         return gen
     if fmt.get("type") == "json_object":
-        if _fault(FAULT_NOT_JSON) and not req.stream:
+        if not req.stream and _fault(FAULT_NOT_JSON):
             return replace(gen, content="Sure! Here is the JSON you asked for.")
         if _fault(FAULT_JSON_LENGTH):
             return replace(gen, finish_reason="length")
     if fmt.get("type") == "json_schema":
         strict = bool((fmt.get("json_schema") or {}).get("strict"))
         value = json.loads(gen.content)
-        if strict and _fault(FAULT_STRICT_EXTRA) and isinstance(value, dict):
+        if strict and isinstance(value, dict) and _fault(FAULT_STRICT_EXTRA):
             return replace(gen, content=json.dumps({**value, "unexpected_property": True}))
         required = ((fmt.get("json_schema") or {}).get("schema") or {}).get("required") or []
-        if not strict and _fault(FAULT_SCHEMA_VIOLATED) and isinstance(value, dict) and required:
+        if not strict and isinstance(value, dict) and required and _fault(FAULT_SCHEMA_VIOLATED):
             return replace(gen, content=json.dumps({k: v for k, v in value.items() if k not in required}))
     return gen
 
@@ -105,11 +105,11 @@ def _tools(gen: Generation, req: ChatRequest, index: int, provider: str) -> Gene
         return replace(gen, tool_calls=tool_calls(req, index, others))
     if not gen.tool_calls:
         return gen
-    if req.parallel_tool_calls is False and _fault(FAULT_PARALLEL_IGNORED) and len(req.tools) > 1:
+    if req.parallel_tool_calls is False and len(req.tools) > 1 and _fault(FAULT_PARALLEL_IGNORED):
         names = [n for n in req.tool_names if n in str(req.messages[-1].get("content"))] or req.tool_names
         gen = replace(gen, tool_calls=tool_calls(req, index, names))
     calls = list(gen.tool_calls)
-    if _fault(FAULT_EMPTY_CALLS) and not req.stream:
+    if not req.stream and _fault(FAULT_EMPTY_CALLS):
         calls = []
     if _fault(FAULT_WRONG_NAME):
         calls = [replace(c, name=c.name + "_v2") for c in calls]

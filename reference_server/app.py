@@ -35,14 +35,16 @@ def add_request_id(resp: Response) -> Response:
     """after_request: a fresh ``x-request-id`` on every API response (different for every request, HEADERS-003)."""
     config = current_app.config["SERVER"]
     is_error = resp.status_code >= 400 or resp.mimetype == "text/event-stream"
-    if config.fault(FAULT_NO_REQUEST_ID) and not is_error:
+    if not is_error and config.fault(FAULT_NO_REQUEST_ID):
         return resp
-    if config.fault(FAULT_NO_REQUEST_ID_ERRORS) and is_error:
+    if is_error and config.fault(FAULT_NO_REQUEST_ID_ERRORS):
         return resp
     if config.fault(FAULT_SAME_REQUEST_ID):
         resp.headers["x-request-id"] = "req_00000000000000000000000000000000"
     else:
         resp.headers["x-request-id"] = f"req_{_REQUEST_ID_PREFIX}{next(_request_numbers):08x}"
+    if config.fault_trace is not None:
+        config.fault_trace.link(resp.headers["x-request-id"])
     return resp
 
 
@@ -70,9 +72,8 @@ def refuse_oversized_body() -> None:
 
 def reject_stainless() -> None:
     """before_request (fault HEADERS-007 only): refuse the SDK's own headers."""
-    if current_app.config["SERVER"].fault(FAULT_STAINLESS_REJECTED) and any(
-        name.lower().startswith("x-stainless-") for name in request.headers.keys()
-    ):
+    if any(name.lower().startswith("x-stainless-") for name in request.headers.keys()) and \
+            current_app.config["SERVER"].fault(FAULT_STAINLESS_REJECTED):
         raise errors.ApiError(400, "Unrecognized request header X-Stainless-Lang.")
 
 
@@ -91,6 +92,8 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
     app.json.compact = True
+    if config.fault_trace is not None:  # first of all hooks: every fault a request consults lands in its trace
+        app.before_request(config.fault_trace.begin_request)
     errors.init_app(app)
     app.before_request(refuse_oversized_body)
     app.after_request(unusual_header_case)  # after_request hooks run in reverse: this one runs last

@@ -79,7 +79,7 @@ def bearer_token(header: str | None) -> str:
         raise unauthorized("You didn't provide an API key. You need to provide your API key in an Authorization "
                            "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
     scheme, _, token = header.strip().partition(" ")
-    scheme_ok = scheme == "Bearer" if _fault(FAULT_SCHEME_CASE) else scheme.lower() == "bearer"
+    scheme_ok = scheme == "Bearer" or (scheme.lower() == "bearer" and not _fault(FAULT_SCHEME_CASE))
     if not scheme_ok and not _fault(FAULT_ANY_SCHEME):
         raise unauthorized(f"Unsupported authorization scheme {scheme[:16]!r}; use 'Authorization: Bearer <key>'.")
     token = token.strip()
@@ -91,11 +91,10 @@ def bearer_token(header: str | None) -> str:
 def check_key(token: str) -> dict[str, Any]:
     """Settings of an accepted key, or raise 401 (AUTH-003 pattern, AUTH-004 unknown)."""
     profile = current_app.config["SERVER"].profile
-    shown = token if _fault(FAULT_ECHO_KEY) else mask_key(token)
     pattern = profile.get("auth.key_pattern")
     if pattern and not re.fullmatch(pattern, token):
         status = 400 if _fault(FAULT_NO_PATTERN) else 401
-        err = unauthorized(f"Incorrect API key format: {shown}. Expected {profile.get('auth.key_format')}.")
+        err = unauthorized(f"Incorrect API key format: {_shown(token)}. Expected {profile.get('auth.key_format')}.")
         err.status = status
         raise err
     settings = known_keys().get(token)
@@ -103,7 +102,12 @@ def check_key(token: str) -> dict[str, Any]:
         return settings
     if profile.get("auth.key_required_but_ignored") or _fault(FAULT_UNKNOWN_KEY):
         return {"role": "any"}
-    raise unauthorized(f"Incorrect API key provided: {shown}. You can find your API key in your dashboard.")
+    raise unauthorized(f"Incorrect API key provided: {_shown(token)}. You can find your API key in your dashboard.")
+
+
+def _shown(token: str) -> str:
+    """The key as a 401 message names it (asked only when refusing, so an accepted key never consults AUTH-006)."""
+    return token if _fault(FAULT_ECHO_KEY) else mask_key(token)
 
 
 def authenticate() -> None:
@@ -118,10 +122,10 @@ def authenticate() -> None:
     if not token and _fault(FAULT_EMPTY_TOKEN):  # served as no key at all, since no key can match ""
         g.key = {"role": "anonymous"}
         return
-    if _fault(FAULT_BODY_FIRST) and request.is_json and request.get_json(silent=True) is None:
+    if request.is_json and _fault(FAULT_BODY_FIRST) and request.get_json(silent=True) is None:
         raise ApiError(400, "We could not parse the JSON body of your request.")
     settings = check_key(token)
-    if _fault(FAULT_TEST_KEY_403) and settings.get("role") == "test" and request.path.endswith("/models"):
+    if settings.get("role") == "test" and request.path.endswith("/models") and _fault(FAULT_TEST_KEY_403):
         raise ApiError(403, "This key may not access this route.", code="forbidden")
     g.api_key = token
     g.key = settings

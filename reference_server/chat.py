@@ -138,7 +138,7 @@ def message_for(req: ChatRequest, gen: Generation) -> dict[str, Any]:
 
 def tool_call_object(call_id: str, name: str, arguments: str) -> dict[str, Any]:
     """A ``ChatCompletionMessageToolCall`` (arguments as a JSON string)."""
-    args: Any = json.loads(arguments) if _fault(FAULT_ARGS_OBJECT) and arguments else arguments
+    args: Any = json.loads(arguments) if arguments and _fault(FAULT_ARGS_OBJECT) else arguments
     return {"id": "" if _fault(FAULT_TOOL_ID_EMPTY) else call_id,
             "type": "tool" if _fault(FAULT_TOOL_TYPE) else "function",
             "function": {"name": name, "arguments": args}}
@@ -163,7 +163,7 @@ def plain_answer(req: ChatRequest, gen: Generation) -> bool:
 
 
 def finish_reason(req: ChatRequest, gen: Generation) -> str:
-    if _fault(FAULT_EMPTY_FINISH) and plain_answer(req, gen):
+    if plain_answer(req, gen) and _fault(FAULT_EMPTY_FINISH):
         return ""
     if gen.finish_reason == "tool_calls" and _fault(FAULT_TOOL_FINISH):
         return "stop"
@@ -192,7 +192,7 @@ def build_completion(req: ChatRequest, generations: list[Generation]) -> dict[st
         "object": "chat.completion.chunk" if _fault(FAULT_OBJECT) else "chat.completion",
         "created": config.clock + 0.123 if _fault(FAULT_CREATED_FLOAT) else config.clock,
         "model": "" if _fault(FAULT_EMPTY_MODEL) else response_model(req),
-        "choices": [] if _fault(FAULT_NO_CHOICES) and all(plain_answer(req, g) for g in generations) else choices,
+        "choices": [] if all(plain_answer(req, g) for g in generations) and _fault(FAULT_NO_CHOICES) else choices,
         "usage": usage,
     }
     if _fault(FAULT_NO_USAGE):

@@ -114,7 +114,7 @@ def invalid(message: str, param: str | None, status: int = 400, code: str | None
     """A validation error; the PARAMS-011 / ERRORS-002 faults blank its param / message."""
     if _fault(FAULT_EMPTY_MESSAGE):
         return ApiError(status, "", param=param, code=code)
-    if _fault(FAULT_PARAM_NULL) and _sampling_param(param):
+    if _sampling_param(param) and _fault(FAULT_PARAM_NULL):
         param = None
     return ApiError(status, message, param=param, code=code)
 
@@ -219,7 +219,7 @@ def _check_message(message: Any, index: int) -> None:
     if not isinstance(message, dict):
         raise invalid(f"Invalid type for 'messages[{index}]': expected an object.", f"messages[{index}]")
     role = message.get("role")
-    if role not in ROLES and not (_fault(FAULT_UNKNOWN_ROLE) and isinstance(role, str)):
+    if role not in ROLES and not (isinstance(role, str) and _fault(FAULT_UNKNOWN_ROLE)):
         raise invalid(f"Invalid value for 'messages[{index}].role': {str(role)[:32]!r}; expected one of "
                       f"{', '.join(ROLES)}.", f"messages[{index}].role")
     if role == "developer" and _fault(FAULT_DEVELOPER_REJECTED):
@@ -236,17 +236,21 @@ def _check_message(message: Any, index: int) -> None:
         _check_content(message, index)
 
 
+def _messages_param() -> str | None:
+    """``param`` of a missing/empty messages error (asked only then: a fault trace ties ERRORS-009 to those)."""
+    return None if _fault(FAULT_MESSAGES_PARAM) else "messages"
+
+
 def _messages(body: dict) -> list[dict]:
     messages = body.get("messages")
-    param = None if _fault(FAULT_MESSAGES_PARAM) else "messages"
     if messages is None:
         status = 422 if _fault(FAULT_NO_MESSAGES_422) else 400
-        raise ApiError(status, "Missing required parameter: 'messages'.", param=param)
+        raise ApiError(status, "Missing required parameter: 'messages'.", param=_messages_param())
     if not isinstance(messages, list):
         raise invalid("Invalid type for 'messages': expected an array of message objects.", "messages")
     if not messages and not _fault(FAULT_EMPTY_MESSAGES):
         raise ApiError(400, "Invalid 'messages': empty array. Expected an array with minimum length 1.",
-                       param=param)
+                       param=_messages_param())
     for index, message in enumerate(messages):
         _check_message(message, index)
     return messages
@@ -366,7 +370,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
         body = {"model": current_app.config["SERVER"].profile.get("models.default_chat"), "messages": body}
     if not isinstance(body, dict):
         raise invalid("Invalid request body: expected a JSON object.", None)
-    if _fault(FAULT_EXTRA_FIELDS) and set(body) - KNOWN_FIELDS:
+    if set(body) - KNOWN_FIELDS and _fault(FAULT_EXTRA_FIELDS):
         raise invalid(f"Unrecognized request argument supplied: {sorted(set(body) - KNOWN_FIELDS)[0]}", None)
     model = _model(body)
     messages = _messages(body)

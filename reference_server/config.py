@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway_spec import Profile, load_profile
+from reference_server.fault_trace import FaultTrace
 
 
 @dataclass
@@ -16,6 +17,7 @@ class ServerConfig:
     ``variants``: valid alternative behaviours the contract allows (e.g. ``sse-crlf``), for no-false-alarm tests.
     ``clock``: fixed unix time used for ``created`` fields, so the same request gives the same bytes.
     ``keys``: API key -> key settings (tier, balance, allowlist, ...); the profile's test keys are always added.
+    ``trace_faults``: record which faults each request consults (``fault_trace``, see ``fault_trace.py``).
     """
 
     profile: Profile
@@ -26,6 +28,8 @@ class ServerConfig:
     max_body_bytes: int = 4 * 1024 * 1024
     journal_size: int = 1000
     extra: dict[str, Any] = field(default_factory=dict)
+    trace_faults: bool = False
+    fault_trace: FaultTrace | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def for_profile(cls, name: str = "openai", **kwargs: Any) -> ServerConfig:
@@ -42,12 +46,26 @@ class ServerConfig:
     def __post_init__(self) -> None:
         # The profile's test keys are always accepted; explicit settings given in ``keys`` win over the role seeds.
         self.keys = {**profile_keys(self.profile), **self.keys}
+        if self.trace_faults:
+            self.fault_trace = FaultTrace()
+            # An instance attribute shadows the method: untraced servers keep the fast path below untouched.
+            self.fault = self._traced_fault
+
+    def _traced_fault(self, requirement_id: Any) -> bool:
+        """``fault`` that also records the question in the current request's trace, whatever the answer."""
+        rid = str(getattr(requirement_id, "requirement", requirement_id))
+        self.fault_trace.consult(rid)
+        return rid in self.faults
 
     def fault(self, requirement_id: Any) -> bool:
         """True when the server must break this requirement (an ID, or the ``Fault`` that ``faults.declare`` made)."""
         if not self.faults:  # the common case, asked dozens of times per request: skip the string work
             return False
         return str(getattr(requirement_id, "requirement", requirement_id)) in self.faults
+
+    def fault_questions_matter(self) -> bool:
+        """False when no ``fault()`` can answer True and none is traced: a caller may skip asking at all."""
+        return bool(self.faults) or self.fault_trace is not None
 
     def variant(self, name: str) -> bool:
         """True when the valid alternative behaviour ``name`` (see ``variants.py``) is switched on."""

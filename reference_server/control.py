@@ -189,7 +189,11 @@ def apply_mock_controls() -> None:
         raise upstream_timeout_error()
     if mock.fail_times:
         attempts: AttemptCounter = current_app.extensions["mock_attempts"]
-        if attempts.next_attempt(mock.fail_key or request_fingerprint()) <= mock.fail_times:
+        attempt_key = mock.fail_key or request_fingerprint()
+        trace = current_app.config["SERVER"].fault_trace
+        if trace is not None:  # whether this attempt fails depends on the earlier attempts under the same key
+            trace.couple(("mock-attempts", attempt_key), inherit=True)
+        if attempts.next_attempt(attempt_key) <= mock.fail_times:
             raise injected_error(mock.status or 503, mock)
     elif mock.status is not None:
         raise injected_error(mock.status, mock)
@@ -211,9 +215,17 @@ def journal_response(resp: Response) -> Response:
             "body_bytes": len(body),
             "status": resp.status_code,
             "request_id": resp.headers.get("x-request-id"),
+            **trace_field(),
         }
     )
     return resp
+
+
+def trace_field() -> dict:
+    """``{"trace": <the live set>}`` when faults are traced (rendered by ``journal.render``), else nothing."""
+    trace = current_app.config["SERVER"].fault_trace
+    consults = trace.current() if trace is not None else None
+    return {} if consults is None else {"trace": consults}
 
 
 def init_app(app: Flask) -> None:
@@ -245,6 +257,9 @@ def reset():
 def list_requests():
     """The last N journal records (``?limit=N``), oldest first."""
     limit = request.args.get("limit", type=int)
+    trace = current_app.config["SERVER"].fault_trace
+    if trace is not None:  # this answer shows earlier requests: it depends on whatever they consulted
+        trace.inherit_everything()
     entries = current_app.extensions["journal"].entries(limit if limit and limit > 0 else None)
     return jsonify({"object": "list", "data": entries})
 

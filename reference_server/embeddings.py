@@ -196,7 +196,7 @@ def embedding_items(model_id: str, inputs: list, dims: int, native: int, encodin
         vector = unit_vector(model_id, item, native, salt)
         if dims != native:
             vector = shorten(vector, dims)
-        if _fault(FAULT_RAGGED) and len(inputs) > 1 and index == len(inputs) - 1:
+        if len(inputs) > 1 and index == len(inputs) - 1 and _fault(FAULT_RAGGED):
             vector = vector[:-1]
         as_base64 = encoding == "base64" or _fault(FAULT_ALWAYS_BASE64)
         data.append({
@@ -213,7 +213,7 @@ def create_embeddings():
     if not current_app.config["SERVER"].profile.claims("embeddings"):
         abort(404)
     body = json_body()
-    if _fault(FAULT_STRICT_FIELDS) and set(body) - KNOWN_FIELDS:
+    if set(body) - KNOWN_FIELDS and _fault(FAULT_STRICT_FIELDS):
         raise ApiError(400, f"Unrecognized request argument supplied: {sorted(set(body) - KNOWN_FIELDS)[0]}")
     model = resolve_embedding_model(body.get("model"))
     inputs = parse_inputs(body.get("input"))

@@ -1,8 +1,8 @@
 """Request journal: the last N requests the server answered, for client developers to inspect.
 
 ``GET /_mock/requests`` shows what a client really sent (headers, JSON body) and what it got back (status,
-request id). Secrets never leave the journal in clear: ``Authorization`` and key-like headers are redacted the way
-OpenAI prints keys in its own errors (``Bearer sk-abc***``).
+request id and, with fault tracing, the faults it consulted). Secrets never leave the journal in clear:
+``Authorization`` and key-like headers are redacted the way OpenAI prints keys in its own errors (``Bearer sk-abc***``).
 """
 
 from __future__ import annotations
@@ -82,7 +82,9 @@ def render(entry: dict[str, Any]) -> dict[str, Any]:
     """
     if "raw_body" not in entry:  # already rendered (or recorded by a caller that did the work itself)
         return entry
-    out = {k: v for k, v in entry.items() if k not in ("raw_body", "raw_headers", "time", "body_bytes")}
+    out = {k: v for k, v in entry.items() if k not in ("raw_body", "raw_headers", "time", "body_bytes", "trace")}
+    if "trace" in entry:  # fault tracing: the live set of a request that may still be streaming, copied now
+        out["faults_consulted"] = sorted(entry["trace"].copy())
     out["timestamp"] = dt.datetime.fromtimestamp(entry["time"], dt.timezone.utc).isoformat(timespec="milliseconds")
     out["headers"] = redact_headers(dict(entry["raw_headers"]))
     raw = entry["raw_body"]

@@ -25,6 +25,7 @@ from flask import Flask, Response, current_app, g
 
 from reference_server import faults
 from reference_server.errors import ApiError
+from reference_server.fault_trace import UNKEYED
 
 WINDOW_SECONDS = 60.0
 DAY_SECONDS = 86_400.0
@@ -262,12 +263,31 @@ def before_request() -> None:
     policy = _policy(key)
     allowed, snapshot = current_app.extensions["limits"].hit(key, policy)
     g.rate_limit = snapshot
+    _trace_state(key, policy, snapshot, refused=not allowed)
     if not allowed:
         raise rate_limit_error(
             f"Rate limit reached for requests: limit {policy.requests_per_minute} per minute"
             f" (tier {policy.tier}). Please try again in {retry_after_seconds(snapshot)}s.",
             snapshot,
         )
+
+
+def _trace_state(key: str, policy: KeyPolicy, snapshot: Snapshot, *, refused: bool) -> None:
+    """Fault tracing: this request counts against ``key``; a decision the counters made inherits their writers.
+
+    A refusal was decided by what earlier requests spent. So, under the assumption that one fault cannot double
+    a key's traffic, is an admission once half a limit is spent, and every decision of a daily/balance key. The
+    remaining-* header values are not followed: they move with any earlier request, and checks compare them
+    only within one case's own back-to-back requests.
+    """
+    trace = _server().fault_trace
+    if trace is None:
+        return
+    g.limits_traced = True
+    near = (snapshot.remaining_requests * 2 <= snapshot.limit_requests
+            or snapshot.remaining_tokens * 2 <= snapshot.limit_tokens
+            or policy.daily_requests is not None or policy.balance is not None)
+    trace.couple(("limits", key), inherit=refused or near, also=(UNKEYED,))
 
 
 def admit(model_id: str, tokens: int = 0) -> None:
@@ -282,14 +302,15 @@ def admit(model_id: str, tokens: int = 0) -> None:
     policy, profile = _policy(key), _server().profile
     if (
         profile.claims("model-allowlist")
-        and not _fault(FAULT_ALLOWLIST_IGNORED)
         and policy.allowed_models is not None
         and model_id.lower() not in policy.allowed_models
+        and not _fault(FAULT_ALLOWLIST_IGNORED)
     ):
         raise ApiError(403, f"This API key has no access to model '{model_id}' (model allowlist).",
                        code="model_not_allowed")
     reason, snapshot = current_app.extensions["limits"].charge(key, policy, tokens)
     g.rate_limit = snapshot
+    _trace_state(key, policy, snapshot, refused=reason is not None)
     if reason == "balance" and profile.claims("billing") and not _fault(FAULT_BALANCE_IGNORED):
         raise billing_error(profile)
     if reason == "daily":
@@ -315,6 +336,9 @@ def billing_error(profile) -> ApiError:
 def add_headers(resp: Response) -> Response:
     """after_request: the profile's rate-limit headers on every authenticated response (429s included)."""
     snapshot: Snapshot | None = g.get("rate_limit")
+    trace = _server().fault_trace
+    if trace is not None and not g.get("limits_traced"):  # refused before the limiter, or no key: see UNKEYED
+        trace.couple(UNKEYED, inherit=False)
     style = _server().profile.get("rate_limits.headers") or "none"
     if resp.status_code == 429 and _fault(FAULT_BARE_429):
         resp.set_data(b"Too Many Requests")

@@ -109,10 +109,29 @@ def _names(entry: dict[str, Any], with_aliases: bool) -> list[str]:
 
 
 def _match(name: str, profile: Profile, kind: str) -> dict[str, Any] | None:
-    folded = profile.get("models.case_insensitive") and not _fault(FAULT_CASE)
-    with_aliases = not _fault(FAULT_ALIAS)
+    """The profile's entry ``name`` names: its id or an alias, case-folded where the profile says so."""
+    entries = model_entries(profile, kind)
+    case_insensitive = bool(profile.get("models.case_insensitive"))
+    if not current_app.config["SERVER"].fault_questions_matter():
+        return _find(name, entries, case_insensitive, True)
+
+    # Ask the MODELS-016/014 faults only when their answer changes the match, so a fault trace ties them to the
+    # requests that use a folded or aliased name (every request resolves a model).
+    def folding(with_aliases: bool) -> dict[str, Any] | None:
+        found = _find(name, entries, case_insensitive, with_aliases)
+        if not case_insensitive:
+            return found
+        exact = _find(name, entries, False, with_aliases)
+        return exact if exact is not found and _fault(FAULT_CASE) else found
+
+    found = folding(True)
+    without_aliases = folding(False)
+    return without_aliases if without_aliases is not found and _fault(FAULT_ALIAS) else found
+
+
+def _find(name: str, entries: list[dict[str, Any]], folded: bool, with_aliases: bool) -> dict[str, Any] | None:
     wanted = name.lower() if folded else name
-    for entry in model_entries(profile, kind):
+    for entry in entries:
         for candidate in _names(entry, with_aliases):
             if (candidate.lower() if folded else candidate) == wanted:
                 return entry

@@ -100,7 +100,7 @@ def _ollama_error(err: ApiError):
 
 @bp.before_request
 def _checks() -> None:
-    if _fault(FAULT_AUTH_REQUIRED) and not request.headers.get("Authorization"):
+    if not request.headers.get("Authorization") and _fault(FAULT_AUTH_REQUIRED):
         raise ApiError(401, "unauthorized")
     endpoint = (request.endpoint or "").rpartition(".")[2]
     documented = _profile().get("ollama.endpoints")
@@ -148,7 +148,7 @@ def resolve(name: Any) -> dict[str, Any]:
     models = served_models()
     for position, entry in enumerate(models):
         if entry["name"].lower() == full_name(name).lower():
-            if _fault(FAULT_LATEST_DIFFERS) and ":" not in name:
+            if ":" not in name and _fault(FAULT_LATEST_DIFFERS):
                 return models[(position + 1) % len(models)]
             return entry
     raise ApiError(400 if _fault(FAULT_UNKNOWN_400) else 404, f"model '{name}' not found")

@@ -94,7 +94,7 @@ def _without_content(chunk: dict) -> dict:
 
 def distort_chunks(req: ChatRequest, chunks: list[dict], usage_chunk: dict | None, spare_usage: dict) -> list[dict]:
     """Apply the stream faults; returns the final chunk list (usage chunk included when due)."""
-    if not current_app.config["SERVER"].faults:
+    if not current_app.config["SERVER"].fault_questions_matter():
         return chunks + ([usage_chunk] if usage_chunk else [])
     chunks = copy.deepcopy(chunks)
     chunks = _content_faults(req, chunks)
@@ -106,9 +106,9 @@ def distort_chunks(req: ChatRequest, chunks: list[dict], usage_chunk: dict | Non
 
 def _content_faults(req: ChatRequest, chunks: list[dict]) -> list[dict]:
     plain = not req.response_format and not req.tools
-    if _on(FAULT_NO_CONTENT) and plain:
+    if plain and _on(FAULT_NO_CONTENT):
         chunks = [_without_content(c) for c in chunks if not _is_bare_content(c)]
-    if _on(FAULT_JSON_FENCE) and (req.response_format or {}).get("type") == "json_object":
+    if (req.response_format or {}).get("type") == "json_object" and _on(FAULT_JSON_FENCE):
         fence = copy.deepcopy(chunks[0])
         fence["choices"][0].update({"delta": {"content": "```json\n"}, "finish_reason": None})
         chunks.insert(1, fence)
@@ -166,7 +166,7 @@ def _field_faults(chunks: list[dict]) -> None:
             chunk["id"] = f"{chunk['id']}-{number}"
         if _on(FAULT_CREATED_CHANGES):
             chunk["created"] += number
-        if _on(FAULT_MODEL_CHANGES) and number:
+        if number and _on(FAULT_MODEL_CHANGES):
             chunk["model"] = f"{chunk['model']}-upstream"
         if _on(FAULT_BAD_FINGERPRINT):
             chunk["system_fingerprint"] = 42
@@ -189,7 +189,7 @@ def _choice_faults(chunks: list[dict]) -> None:
             del item["finish_reason"]
         elif item["finish_reason"] not in (None, "tool_calls") and _on(FAULT_FINISH_EMPTY):
             item["finish_reason"] = ""
-        if _on(FAULT_FINISH_NEVER) and "finish_reason" in item:
+        if "finish_reason" in item and _on(FAULT_FINISH_NEVER):
             item["finish_reason"] = None
     if _on(FAULT_NO_INDEX):
         for chunk in chunks:

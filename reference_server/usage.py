@@ -63,7 +63,9 @@ def build_usage(req: ChatRequest, generations: list[Generation], *, streamed: bo
     reasoning = sum(g.reasoning_tokens for g in generations)
     if _fault(FAULT_REASONING_OVER):
         reasoning = completion + 5
-    cached = cached_tokens(req) if profile.claims("prompt-cache-usage") and not _fault(FAULT_CACHE_MISSED) else 0
+    cached = cached_tokens(req) if profile.claims("prompt-cache-usage") else 0
+    if cached and _fault(FAULT_CACHE_MISSED):  # asked only where a hit could be missed
+        cached = 0
     if _fault(FAULT_CACHED_OVER):
         cached = prompt + 5
     total = prompt + completion + (1 if _fault(FAULT_ARITHMETIC) else 0)

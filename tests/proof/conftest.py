@@ -77,6 +77,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     for status in sorted(set(by_status) - {"holds"}):
         listed = ", ".join(f"{r['id']}[{r['profile']}]" for r in by_status[status])
         write(f"{status}: {len(by_status[status])}: {listed}")
+    _write_cost(write, faults)
     flaky = sorted({rid for row in faults for rid in row.get("flaky", [])})
     if flaky:
         write(f"moved once but not on a second run (flaky checks, not counted): {', '.join(flaky)}")
@@ -85,6 +86,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         ok = sum(r["status"] == "holds" for r in variants)
         write(f"valid variants: {ok}/{len(variants)} rows without a false alarm")
     _write_exemption_summary(write)
+
+
+def _write_cost(write, faults: list[dict]) -> None:
+    """What the rows cost in suite-case executions, against a whole suite run per row (the saving of tracing)."""
+    if not faults or "rerun" not in faults[0]:
+        return
+    mode = "full (MATRIX_FULL=1)" if any(r.get("full") for r in faults) else "traced"
+    rerun = sum(r["rerun"] for r in faults) / len(faults)
+    size = sum(r["suite_cases"] for r in faults) / len(faults)
+    write(f"mode {mode}: cases rerun per fault row: {rerun:.1f} on average of {size:.0f} per suite run; "
+          f"suite-case executions: {sum(r['executed'] for r in faults)} (clean runs and second runs included; "
+          f"a whole suite per row would be {round(size * len(faults))} plus those)")
 
 
 def _write_exemption_summary(write) -> None:

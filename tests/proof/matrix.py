@@ -6,6 +6,13 @@ collection and its HTTP exchanges, not interpreter start-up and plugin discovery
 against ~6 s for a fresh ``python -m pytest``, and xdist spreads the runs over the workers.
 
 Verdicts come from the run's own ``results.json``, the interface every consumer of the suite reads.
+
+Fault rows rerun only what the fault can change (``run_fault``): the clean baseline runs with
+``--server-trace-faults``, which gives every case the faults its requests consulted; the reference server is
+deterministic, so a case that never asked about fault X answers the same under ``--server-fault X`` and keeps its
+clean record. The cases that did ask (or whose trace is unknown) rerun under the fault, their records replace the
+baseline's, and requirement verdicts are recomputed by the plugin's own ``build_results``. ``MATRIX_FULL=1`` reruns
+every case instead, for audits (tests/proof/test_traced_matrix.py checks both agree).
 """
 
 from __future__ import annotations
@@ -14,17 +21,24 @@ import contextlib
 import functools
 import io
 import json
+import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
 import gateway_spec
+from conformance.baseline import Baseline
+from conformance.options import SUITE_DIR
+from conformance.plugin import case_id
+from conformance.report import build_results
 
 # Plugins a matrix run does not need: none of them takes part in grading. unraisableexception/threadexception
 # end every session with five gc.collect() calls, which grow with the heap of a long-lived process (~0.5 s each).
-_QUIET = ("-qq", "--no-header", "--tb=line", "-p", "no:cacheprovider", "-p", "no:allure_pytest",
+# --assert=plain: the suite has no bare assert to introspect (its checks go through ``expect``), and with
+# PYTHONDONTWRITEBYTECODE (tox) pytest would recompile every rewritten suite module on every run (~0.25 s).
+_QUIET = ("-qq", "--no-header", "--tb=line", "--assert=plain", "-p", "no:cacheprovider", "-p", "no:allure_pytest",
           "-p", "no:unraisableexception", "-p", "no:threadexception", "-p", "no:randomly",
           "-p", "no:benchmark", "-p", "no:xdist")
 
@@ -44,6 +58,8 @@ class SuiteResult:
     exit_code: int
     verdicts: dict[str, str]
     cases: tuple[dict, ...]
+    executed: int = 0  # cases this run executed (a traced fault run reuses the others from the baseline)
+    traced: bool = False  # run with --server-trace-faults: every case carries faults_consulted
 
     def cases_for(self, requirement: str) -> list[str]:
         """``case id: verdict (message)`` lines for the cases that judged ``requirement``: evidence for a report."""
@@ -93,24 +109,95 @@ def _forget_suite_modules() -> None:
         del sys.modules[name]
 
 
-def run_suite(profile: str, report_dir: Path, *, faults=(), variants=()) -> SuiteResult:
-    """Run the whole bundled suite against the embedded server for ``profile`` with the given faults/variants."""
+class _OnlyCases:
+    """pytest plugin: keep only the cases whose id is in ``ids`` (collection order kept), deselect the rest."""
+
+    def __init__(self, ids: frozenset[str]) -> None:
+        self.ids = ids
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list) -> None:
+        keep = [item for item in items if case_id(item) in self.ids]
+        drop = [item for item in items if case_id(item) not in self.ids]
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+
+
+def run_suite(profile: str, report_dir: Path, *, faults=(), variants=(), trace: bool = False,
+              only: frozenset[str] | None = None) -> SuiteResult:
+    """Run the bundled suite against the embedded server for ``profile`` with the given faults/variants.
+
+    ``trace``: with ``--server-trace-faults``. ``only``: run just these case ids (all when None).
+    """
     _reuse_ssl_context()
-    args = ["--pyargs", "conformance.suite", "--profile", profile, "--report-dir", str(report_dir), *_QUIET]
+    # A selection collects only the modules it needs (collection costs ~1 ms per test, whether it runs or not),
+    # in the order a whole run collects them (a directory's files by name).
+    paths = ["--pyargs", "conformance.suite"] if only is None else \
+        [str(SUITE_DIR / name) for name in sorted({cid.split("::", 1)[0] for cid in only})]
+    args = [*paths, "--profile", profile, "--report-dir", str(report_dir), *_QUIET]
     for fault in faults:
         args += ["--server-fault", fault]
     for variant in variants:
         args += ["--server-variant", variant]
+    if trace:
+        args.append("--server-trace-faults")
     results = Path(report_dir) / "results.json"
     results.unlink(missing_ok=True)
     _forget_suite_modules()
+    plugins = [_OnlyCases(frozenset(only))] if only is not None else []
     with contextlib.redirect_stdout(io.StringIO()):  # the inner run's dots are noise in the outer report
-        code = int(pytest.main(args))
+        code = int(pytest.main(args, plugins=plugins))
     if not results.is_file():
         raise RuntimeError(f"suite run wrote no results.json (exit {code}): pytest {' '.join(args)}")
     data = json.loads(results.read_text(encoding="utf-8"))
     verdicts = {rid: entry["verdict"] for rid, entry in data["requirements"].items()}
-    return SuiteResult(profile, tuple(faults), tuple(variants), code, verdicts, tuple(data.get("cases", ())))
+    cases = tuple(data.get("cases", ()))
+    return SuiteResult(profile, tuple(faults), tuple(variants), code, verdicts, cases, len(cases), trace)
+
+
+def full_mode() -> bool:
+    """``MATRIX_FULL=1``: every fault row reruns the whole suite (an audit of the traced shortcut)."""
+    return os.environ.get("MATRIX_FULL", "") not in ("", "0")
+
+
+def affected_cases(baseline: SuiteResult, faults) -> frozenset[str] | None:
+    """Ids of the baseline's cases that may change under ``faults``: those whose requests consulted one of them,
+    or whose trace is unknown. None when the baseline was not traced (then everything may change)."""
+    if not baseline.traced:
+        return None
+    wanted = set(faults)
+    return frozenset(c["id"] for c in baseline.cases
+                     if c.get("faults_consulted") is None or wanted & set(c["faults_consulted"]))
+
+
+def run_fault(baseline: SuiteResult, report_dir: Path, faults, *, full: bool = False) -> SuiteResult:
+    """The suite's result under ``faults``: only the affected cases rerun, the rest keep their baseline records.
+
+    Falls back to a whole run in full mode, without a traced baseline, or when a selected case left no record
+    (a selection that did not run as planned proves nothing).
+    """
+    profile, faults = baseline.profile, tuple(faults)
+    affected = None if full else affected_cases(baseline, faults)
+    if affected is None:
+        return run_suite(profile, report_dir, faults=faults, variants=baseline.variants)
+    rerun = run_suite(profile, report_dir, faults=faults, variants=baseline.variants, only=affected) \
+        if affected else replace(baseline, cases=(), executed=0)
+    if affected - {c["id"] for c in rerun.cases}:
+        return run_suite(profile, report_dir, faults=faults, variants=baseline.variants)
+    return merge(baseline, rerun, faults)
+
+
+def merge(baseline: SuiteResult, rerun: SuiteResult, faults: tuple[str, ...]) -> SuiteResult:
+    """Baseline records with the rerun's replacing them, and requirement verdicts recomputed from the records
+    by the plugin's ``build_results`` (the same grading as a whole run)."""
+    records = {c["id"]: c for c in baseline.cases}
+    records.update({c["id"]: c for c in rerun.cases})
+    as_recorded = [{**c, "requirements": c["verdicts"]} for c in records.values()]  # results.json -> record
+    doc = build_results(as_recorded, gateway_spec.load_requirements(), Baseline(), run={})
+    verdicts = {rid: entry["verdict"] for rid, entry in doc["requirements"].items()}
+    return SuiteResult(baseline.profile, faults, baseline.variants, rerun.exit_code if rerun.cases else 0,
+                       verdicts, tuple(records.values()), rerun.executed, False)
 
 
 class Baselines:
@@ -119,12 +206,14 @@ class Baselines:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._runs: dict[tuple[str, tuple[str, ...]], SuiteResult] = {}
+        self.executed = 0  # suite cases run by the baselines of this process
 
     def get(self, profile: str, variants: tuple[str, ...] = ()) -> SuiteResult:
         key = (profile, tuple(variants))
         if key not in self._runs:
             folder = self.root / "-".join(("clean", profile, *variants))
-            self._runs[key] = run_suite(profile, folder, variants=variants)
+            self._runs[key] = run_suite(profile, folder, variants=variants, trace=True)
+            self.executed += self._runs[key].executed
         return self._runs[key]
 
 

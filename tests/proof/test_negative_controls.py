@@ -1,8 +1,10 @@
 """Negative-control matrix: every fault of the reference server is caught by exactly its requirement.
 
-For each fault (in the first profile that claims its requirement's feature and whose clean run judges it) the whole suite runs against the embedded
-server with ``--server-fault ID``: that requirement must FAIL (WARN for a SHOULD), the fault's declared
-``collateral`` may move too, and every other requirement keeps its verdict from the clean run of the profile.
+For each fault (in the first profile that claims its requirement's feature and whose clean run judges it) the suite
+runs against the embedded server with ``--server-fault ID``: that requirement must FAIL (WARN for a SHOULD), the
+fault's declared ``collateral`` may move too, and every other requirement keeps its verdict from the clean run of the
+profile. Only the cases whose requests consulted the fault rerun (the others cannot change: see matrix.run_fault);
+``MATRIX_FULL=1`` reruns the whole suite per fault.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from gateway_spec import load_requirements
 from reference_server.faults import catalogue
 from tests.proof import matrix
 
-# A full suite run per fault: ~8 min on 2 cores with -n 2, so CI's 'tests' env leaves it to 'tox -e matrix'.
+# A (partial) suite run per fault, so CI's 'tests' env leaves it to 'tox -e matrix'.
 pytestmark = pytest.mark.matrix
 
 REGISTRY = load_requirements()
@@ -27,21 +29,26 @@ def test_fault_fails_its_requirement_and_nothing_else(fault_id, baselines, matri
     if fault_id in exemptions.known_broken:  # strict: the row that starts holding must leave known_broken:
         request.applymarker(pytest.mark.xfail(reason=exemptions.known_broken[fault_id], strict=True))
     assert fault_id in REGISTRY, f"fault {fault_id} names no requirement of the registry"
+    executed_before = baselines.executed  # clean runs this row triggers count as its executions
     profile = matrix.choose_profile(REGISTRY[fault_id], baselines)
     assert profile, f"no bundled profile claims feature {REGISTRY[fault_id].feature!r} of {fault_id}"
     baseline = baselines.get(profile)
-    run = matrix.run_suite(profile, matrix_dir / f"fault-{fault_id}", faults=(fault_id,))
+    full = matrix.full_mode()
+    run = matrix.run_fault(baseline, matrix_dir / f"fault-{fault_id}", (fault_id,), full=full)
+    executed = run.executed
     stray = _stray(baseline, run, fault)
     flaky: list[str] = []
     if stray:  # a timing check can move under CPU load: a stray counts only when a second run shows it again
-        again = _stray(baseline, matrix.run_suite(profile, matrix_dir / f"fault-{fault_id}-again",
-                                                  faults=(fault_id,)), fault)
+        second = matrix.run_fault(baseline, matrix_dir / f"fault-{fault_id}-again", (fault_id,), full=full)
+        executed += second.executed
+        again = _stray(baseline, second, fault)
         flaky = sorted(set(stray) - set(again))
         stray = {rid: c for rid, c in stray.items() if rid in again}
     before, after = baseline.verdicts.get(fault_id, "NOT_RUN"), run.verdicts.get(fault_id, "NOT_RUN")
     expected = matrix.expected_verdict(REGISTRY[fault_id])
     status = _status(before, after, expected, stray)
-    record_row(kind="fault", id=fault_id, profile=profile, verdict=after, flaky=flaky,
+    record_row(kind="fault", id=fault_id, profile=profile, verdict=after, flaky=flaky, rerun=run.executed,
+               executed=executed + baselines.executed - executed_before, suite_cases=len(baseline.cases), full=full,
                status=f"{status} (known_broken:)" if status != "holds" and fault_id in exemptions.known_broken
                else status)
 
