@@ -3,14 +3,29 @@ and the response headers every surface carries (``x-request-id``)."""
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import os
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from reference_server import auth, chat, control, embeddings, errors, faults, limits, models, ollama
+from reference_server import (
+    answer_cache,
+    auth,
+    chat,
+    control,
+    embeddings,
+    errors,
+    faults,
+    limits,
+    models,
+    ollama,
+)
 from reference_server.config import ServerConfig
+from reference_server.context import server_config
 
 FAULT_NO_REQUEST_ID = faults.declare("HEADERS-001", "Successful responses lack x-request-id.")
 FAULT_NO_REQUEST_ID_ERRORS = faults.declare("HEADERS-002", "Error responses and streams lack x-request-id.")
@@ -26,7 +41,7 @@ _REQUEST_ID_PREFIX = os.urandom(12).hex()
 
 def add_request_id(resp: Response) -> Response:
     """after_request: a fresh ``x-request-id`` on every API response (different for every request, HEADERS-003)."""
-    config = current_app.config["SERVER"]
+    config = server_config()
     is_error = resp.status_code >= 400 or resp.mimetype == "text/event-stream"
     if config.fault(FAULT_NO_REQUEST_ID) and not is_error:
         return resp
@@ -41,7 +56,7 @@ def add_request_id(resp: Response) -> Response:
 
 def unusual_header_case(resp: Response) -> Response:
     """after_request (variant ``header-case``): header names upper-cased; HTTP names are case-insensitive."""
-    if current_app.config["SERVER"].variant("header-case"):
+    if server_config().variant("header-case"):
         items = list(resp.headers.items())
         resp.headers.clear()
         for name, value in items:
@@ -63,10 +78,31 @@ def refuse_oversized_body() -> None:
 
 def reject_stainless() -> None:
     """before_request (fault HEADERS-007 only): refuse the SDK's own headers."""
-    if current_app.config["SERVER"].fault(FAULT_STAINLESS_REJECTED) and any(
+    if server_config().fault(FAULT_STAINLESS_REJECTED) and any(
         name.lower().startswith("x-stainless-") for name in request.headers.keys()
     ):
         raise errors.ApiError(400, "Unrecognized request header X-Stainless-Lang.")
+
+
+class ReferenceFlask(Flask):
+    """Flask with one change: whether a view or hook is a coroutine function is asked once per function.
+
+    Flask asks ``inspect.iscoroutinefunction`` for every hook on every request (a dozen here); functions do not
+    change, so the answer is remembered.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync_functions: dict[Callable, Callable] = {}
+
+    def ensure_sync(self, func: Callable) -> Callable:
+        """The sync callable Flask would use for ``func``, worked out once per plain function."""
+        sync = self._sync_functions.get(func)
+        if sync is None:
+            sync = super().ensure_sync(func)
+            if inspect.isfunction(func):  # bound methods are new objects on each access: not worth keeping
+                self._sync_functions[func] = sync
+        return sync
 
 
 def create_app(config: ServerConfig | None = None) -> Flask:
@@ -79,12 +115,13 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     from reference_server import variants  # variants imports nothing of the app; kept local for clarity
 
     variants.validate(config.variants)
-    app = Flask(__name__)
+    app = ReferenceFlask(__name__)
     app.config["SERVER"] = config
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
     app.json.compact = True
     errors.init_app(app)
+    answer_cache.init_app(app)
     app.before_request(refuse_oversized_body)
     app.after_request(unusual_header_case)  # after_request hooks run in reverse: this one runs last
     app.after_request(add_request_id)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Flask, current_app, g, request
+from flask import Flask, g, request
 
 from reference_server import faults
+from reference_server.context import server_config
 from reference_server.errors import ApiError
 
 # CORS-007 can only be provoked by the keyless 401 this fault removes (a CORS check has no other safe error).
@@ -48,11 +49,11 @@ def mask_key(key: str) -> str:
 
 def known_keys() -> dict[str, dict[str, Any]]:
     """Accepted key -> settings, for the current app."""
-    return current_app.config["SERVER"].keys
+    return server_config().keys
 
 
 def _fault(fault: faults.Fault) -> bool:
-    return current_app.config["SERVER"].fault(fault)
+    return server_config().fault(fault)
 
 
 def is_open_path(path: str) -> bool:
@@ -60,7 +61,7 @@ def is_open_path(path: str) -> bool:
     profile documents without auth."""
     if path == "/" or path == "/healthz" or path.startswith("/_mock/"):
         return True
-    profile = current_app.config["SERVER"].profile
+    profile = server_config().profile
     base = profile.ollama_base_path
     if base and not profile.get("ollama.auth_required") and (path == base or path.startswith(base + "/")):
         return True
@@ -88,7 +89,7 @@ def bearer_token(header: str | None) -> str:
 
 def check_key(token: str) -> dict[str, Any]:
     """Settings of an accepted key, or raise 401 (AUTH-003 pattern, AUTH-004 unknown)."""
-    profile = current_app.config["SERVER"].profile
+    profile = server_config().profile
     shown = token if _fault(FAULT_ECHO_KEY) else mask_key(token)
     pattern = profile.get("auth.key_pattern")
     if pattern and not re.fullmatch(pattern, token):

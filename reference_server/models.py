@@ -11,10 +11,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
 from gateway_spec import Profile
 from reference_server import faults
+from reference_server.context import server_config
 from reference_server.errors import ApiError
 
 bp = Blueprint("models", __name__)
@@ -78,11 +79,11 @@ class ResolvedModel:
 
 
 def _profile() -> Profile:
-    return current_app.config["SERVER"].profile
+    return server_config().profile
 
 
 def _fault(requirement: str) -> bool:
-    return current_app.config["SERVER"].fault(requirement)
+    return server_config().fault(requirement)
 
 
 def model_entries(profile: Profile, kind: str) -> list[dict[str, Any]]:
