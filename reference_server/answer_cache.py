@@ -82,12 +82,13 @@ class AnswerCache:
 
 def request_key(surface: str) -> CacheKey | None:
     """The cache key of the current request, or None when its answer must not be cached or reused."""
-    if server_config().faults or not request.is_json:
+    req = request._get_current_object()
+    if server_config().faults or not req.is_json:
         return None
-    raw = request.get_data(cache=True)
+    raw = req.get_data(cache=True)
     if len(raw) > MAX_KEY_BYTES:
         return None
-    return surface, request.path, request.headers.get("X-Mock-Provider"), raw
+    return surface, req.path, req.environ.get("HTTP_X_MOCK_PROVIDER"), raw
 
 
 def lookup(key: CacheKey | None) -> CachedAnswer | None:

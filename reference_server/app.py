@@ -71,8 +71,9 @@ def refuse_oversized_body() -> None:
     while the error response is being finalized, which would turn it into a 500.
     """
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    if limit and request.content_length is not None and request.content_length > limit:
-        request._cached_data = b""
+    req = request._get_current_object()
+    if limit and req.content_length is not None and req.content_length > limit:
+        req._cached_data = b""
         raise RequestEntityTooLarge()
 
 

@@ -107,9 +107,10 @@ def check_key(token: str) -> dict[str, Any]:
 
 def authenticate() -> None:
     """before_request: reject unauthenticated calls to the API surfaces; remember the key on ``g``."""
-    if request.method == "OPTIONS" or is_open_path(request.path):
+    req = request._get_current_object()  # one proxy look-up, not one per attribute (this runs on every request)
+    if req.method == "OPTIONS" or is_open_path(req.path):
         return
-    header = request.headers.get("Authorization")
+    header = req.headers.get("Authorization")
     if header is None and _fault(FAULT_NO_AUTH):
         g.key = {"role": "anonymous"}
         return
@@ -117,10 +118,10 @@ def authenticate() -> None:
     if not token and _fault(FAULT_EMPTY_TOKEN):  # served as no key at all, since no key can match ""
         g.key = {"role": "anonymous"}
         return
-    if _fault(FAULT_BODY_FIRST) and request.is_json and request.get_json(silent=True) is None:
+    if _fault(FAULT_BODY_FIRST) and req.is_json and req.get_json(silent=True) is None:
         raise ApiError(400, "We could not parse the JSON body of your request.")
     settings = check_key(token)
-    if _fault(FAULT_TEST_KEY_403) and settings.get("role") == "test" and request.path.endswith("/models"):
+    if _fault(FAULT_TEST_KEY_403) and settings.get("role") == "test" and req.path.endswith("/models"):
         raise ApiError(403, "This key may not access this route.", code="forbidden")
     g.api_key = token
     g.key = settings

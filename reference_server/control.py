@@ -196,7 +196,8 @@ def is_control_path(path: str) -> bool:
 
 def apply_mock_controls() -> None:
     """before_request: parse X-Mock-* into ``g.mock`` and act on the ones that decide the whole answer."""
-    if is_control_path(request.path) or request.method == "OPTIONS":
+    req = request._get_current_object()
+    if is_control_path(req.path) or req.method == "OPTIONS":
         g.mock = MockControls()
         return
     mock = parse_mock_controls(server_config().extra)

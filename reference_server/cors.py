@@ -115,11 +115,12 @@ def init_app(app: Flask) -> None:
     def _headers(resp: Response) -> Response:
         if not _enabled():
             return resp
-        if is_preflight() and _fault(FAULT_PREFLIGHT_AUTH):
+        preflight = is_preflight()
+        if preflight and _fault(FAULT_PREFLIGHT_AUTH):
             # the 401 from auth still carries the preflight headers, so only CORS-001 is the visible break
             for name, value in preflight_response().headers.items():
                 if name.lower().startswith("access-control-"):
                     resp.headers[name] = value
-        elif not is_preflight():
+        elif not preflight:
             add_cors_headers(resp)
         return resp
