@@ -9,10 +9,9 @@ import json
 import uuid
 from dataclasses import replace
 
-from flask import current_app
-
 from reference_server import faults
 from reference_server.chat_request import ChatRequest
+from reference_server.context import server_config
 from reference_server.providers import Generation, text_answer, tool_calls
 
 F = faults.declare
@@ -42,12 +41,12 @@ FAULT_PARALLEL_IGNORED = F("TOOLS-017", "parallel_tool_calls false still calls e
 
 
 def _fault(fault: faults.Fault) -> bool:
-    return current_app.config["SERVER"].fault(fault)
+    return server_config().fault(fault)
 
 
 def distort(gen: Generation, req: ChatRequest, index: int, provider: str) -> Generation:
     """Apply the active answer faults to one finalized choice (no-op when none is on)."""
-    if not current_app.config["SERVER"].fault_questions_matter():
+    if not server_config().fault_questions_matter():
         return gen
     gen = _params(gen, req)
     gen = _structured(gen, req)

@@ -3,14 +3,29 @@ and the response headers every surface carries (``x-request-id``)."""
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import os
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from reference_server import auth, chat, control, embeddings, errors, faults, limits, models, ollama
+from reference_server import (
+    answer_cache,
+    auth,
+    chat,
+    control,
+    embeddings,
+    errors,
+    faults,
+    limits,
+    models,
+    ollama,
+)
 from reference_server.config import ServerConfig
+from reference_server.context import server_config
 
 FAULT_NO_REQUEST_ID = faults.declare("HEADERS-001", "Successful responses lack x-request-id.")
 # APIStatusError.request_id is read from the error response's x-request-id (openai _exceptions.py): SDK-017.
@@ -33,7 +48,7 @@ _REQUEST_ID_PREFIX = os.urandom(12).hex()
 
 def add_request_id(resp: Response) -> Response:
     """after_request: a fresh ``x-request-id`` on every API response (different for every request, HEADERS-003)."""
-    config = current_app.config["SERVER"]
+    config = server_config()
     is_error = resp.status_code >= 400 or resp.mimetype == "text/event-stream"
     if not is_error and config.fault(FAULT_NO_REQUEST_ID):
         return resp
@@ -50,7 +65,7 @@ def add_request_id(resp: Response) -> Response:
 
 def unusual_header_case(resp: Response) -> Response:
     """after_request (variant ``header-case``): header names upper-cased; HTTP names are case-insensitive."""
-    if current_app.config["SERVER"].variant("header-case"):
+    if server_config().variant("header-case"):
         items = list(resp.headers.items())
         resp.headers.clear()
         for name, value in items:
@@ -65,16 +80,38 @@ def refuse_oversized_body() -> None:
     while the error response is being finalized, which would turn it into a 500.
     """
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    if limit and request.content_length is not None and request.content_length > limit:
-        request._cached_data = b""
+    req = request._get_current_object()
+    if limit and req.content_length is not None and req.content_length > limit:
+        req._cached_data = b""
         raise RequestEntityTooLarge()
 
 
 def reject_stainless() -> None:
     """before_request (fault HEADERS-007 only): refuse the SDK's own headers."""
     if any(name.lower().startswith("x-stainless-") for name in request.headers.keys()) and \
-            current_app.config["SERVER"].fault(FAULT_STAINLESS_REJECTED):
+            server_config().fault(FAULT_STAINLESS_REJECTED):
         raise errors.ApiError(400, "Unrecognized request header X-Stainless-Lang.")
+
+
+class ReferenceFlask(Flask):
+    """Flask with one change: whether a view or hook is a coroutine function is asked once per function.
+
+    Flask asks ``inspect.iscoroutinefunction`` for every hook on every request (a dozen here); functions do not
+    change, so the answer is remembered.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync_functions: dict[Callable, Callable] = {}
+
+    def ensure_sync(self, func: Callable) -> Callable:
+        """The sync callable Flask would use for ``func``, worked out once per plain function."""
+        sync = self._sync_functions.get(func)
+        if sync is None:
+            sync = super().ensure_sync(func)
+            if inspect.isfunction(func):  # bound methods are new objects on each access: not worth keeping
+                self._sync_functions[func] = sync
+        return sync
 
 
 def create_app(config: ServerConfig | None = None) -> Flask:
@@ -87,7 +124,7 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     from reference_server import variants  # variants imports nothing of the app; kept local for clarity
 
     variants.validate(config.variants)
-    app = Flask(__name__)
+    app = ReferenceFlask(__name__)
     app.config["SERVER"] = config
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
@@ -95,6 +132,7 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     if config.fault_trace is not None:  # first of all hooks: every fault a request consults lands in its trace
         app.before_request(config.fault_trace.begin_request)
     errors.init_app(app)
+    answer_cache.init_app(app)
     app.before_request(refuse_oversized_body)
     app.after_request(unusual_header_case)  # after_request hooks run in reverse: this one runs last
     app.after_request(add_request_id)

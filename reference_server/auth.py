@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Flask, current_app, g, request
+from flask import Flask, g, request
 
 from reference_server import faults
+from reference_server.context import server_config
 from reference_server.errors import ApiError
 
 # CORS-007 can only be provoked by the keyless 401 this fault removes (a CORS check has no other safe error).
@@ -50,11 +51,11 @@ def mask_key(key: str) -> str:
 
 def known_keys() -> dict[str, dict[str, Any]]:
     """Accepted key -> settings, for the current app."""
-    return current_app.config["SERVER"].keys
+    return server_config().keys
 
 
 def _fault(fault: faults.Fault) -> bool:
-    return current_app.config["SERVER"].fault(fault)
+    return server_config().fault(fault)
 
 
 def is_open_path(path: str) -> bool:
@@ -62,7 +63,7 @@ def is_open_path(path: str) -> bool:
     profile documents without auth."""
     if path == "/" or path == "/healthz" or path.startswith("/_mock/"):
         return True
-    profile = current_app.config["SERVER"].profile
+    profile = server_config().profile
     base = profile.ollama_base_path
     if base and not profile.get("ollama.auth_required") and (path == base or path.startswith(base + "/")):
         return True
@@ -90,7 +91,7 @@ def bearer_token(header: str | None) -> str:
 
 def check_key(token: str) -> dict[str, Any]:
     """Settings of an accepted key, or raise 401 (AUTH-003 pattern, AUTH-004 unknown)."""
-    profile = current_app.config["SERVER"].profile
+    profile = server_config().profile
     pattern = profile.get("auth.key_pattern")
     if pattern and not re.fullmatch(pattern, token):
         status = 400 if _fault(FAULT_NO_PATTERN) else 401
@@ -112,9 +113,10 @@ def _shown(token: str) -> str:
 
 def authenticate() -> None:
     """before_request: reject unauthenticated calls to the API surfaces; remember the key on ``g``."""
-    if request.method == "OPTIONS" or is_open_path(request.path):
+    req = request._get_current_object()  # one proxy look-up, not one per attribute (this runs on every request)
+    if req.method == "OPTIONS" or is_open_path(req.path):
         return
-    header = request.headers.get("Authorization")
+    header = req.headers.get("Authorization")
     if header is None and _fault(FAULT_NO_AUTH):
         g.key = {"role": "anonymous"}
         return
@@ -122,10 +124,10 @@ def authenticate() -> None:
     if not token and _fault(FAULT_EMPTY_TOKEN):  # served as no key at all, since no key can match ""
         g.key = {"role": "anonymous"}
         return
-    if request.is_json and _fault(FAULT_BODY_FIRST) and request.get_json(silent=True) is None:
+    if req.is_json and _fault(FAULT_BODY_FIRST) and req.get_json(silent=True) is None:
         raise ApiError(400, "We could not parse the JSON body of your request.")
     settings = check_key(token)
-    if settings.get("role") == "test" and request.path.endswith("/models") and _fault(FAULT_TEST_KEY_403):
+    if settings.get("role") == "test" and req.path.endswith("/models") and _fault(FAULT_TEST_KEY_403):
         raise ApiError(403, "This key may not access this route.", code="forbidden")
     g.api_key = token
     g.key = settings

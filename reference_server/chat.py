@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
-from reference_server import answer_faults, faults, limits, streaming
+from reference_server import answer_cache, answer_faults, faults, limits, streaming
 from reference_server.chat_request import ChatRequest, parse_chat_request, read_json_body
+from reference_server.context import server_config
 from reference_server.errors import ApiError
 from reference_server.logprobs import content_logprobs
 from reference_server.providers import Generation, finalize, generate, text_provider
@@ -67,12 +68,19 @@ FAULT_EMPTY_LOGPROBS = F("PARAMS-020", 'Without logprobs, choices[].logprobs is 
 
 
 def _fault(fault: faults.Fault) -> bool:
-    return current_app.config["SERVER"].fault(fault)
+    return server_config().fault(fault)
 
 
 @bp.post("/chat/completions")
 def create_chat_completion():
     """Answer one chat completion request (JSON, or SSE when ``stream`` is true)."""
+    key = answer_cache.request_key("chat")
+    cached = answer_cache.lookup(key)
+    if cached is not None:  # the same bytes were validated and answered before: only the per-request work is left
+        limits.admit(cached.model_id, cached.prompt_tokens)
+        if cached.frames:
+            return streaming.replay_response(cached.frames)
+        return Response(cached.body, mimetype="application/json")
     try:
         body = read_json_body()
     except ApiError as err:
@@ -88,15 +96,20 @@ def create_chat_completion():
     if req.max_tokens_param == "max_completion_tokens" and _fault(FAULT_MAX_COMPLETION_IGNORED):
         req.max_tokens = req.body.get("max_tokens")
     provider = text_provider()
-    limits.admit(req.model.id, count_prompt_tokens(req.messages, req.tools))
+    prompt_tokens = count_prompt_tokens(req.messages, req.tools)
+    limits.admit(req.model.id, prompt_tokens)
     generations = [answer_faults.distort(finalize(generate(req, i, provider), req), req, i, provider)
                    for i in range(req.n)]
     # req.body, not body: under fault ERRORS-023 an array body is served as the messages of a built object.
     if req.stream or (req.body.get("stream") is False and _fault(FAULT_STREAM_ANYWAY)):
-        return streaming.stream_response(req, generations)
+        def remember(frames: tuple[bytes, ...]) -> None:
+            answer_cache.store(key, answer_cache.CachedAnswer(req.model.id, prompt_tokens, frames=frames))
+
+        return streaming.stream_response(req, generations, remember if key else None)
     resp = jsonify(build_completion(req, generations))
     if _fault(FAULT_NOT_JSON_TYPE):
         resp.mimetype = "text/plain"
+    answer_cache.store(key, answer_cache.CachedAnswer(req.model.id, prompt_tokens, body=resp.get_data()))
     return resp
 
 
@@ -172,7 +185,7 @@ def finish_reason(req: ChatRequest, gen: Generation) -> str:
 
 def build_completion(req: ChatRequest, generations: list[Generation]) -> dict[str, Any]:
     """The ``CreateChatCompletionResponse`` body."""
-    config = current_app.config["SERVER"]
+    config = server_config()
     shown = generations[:1] if _fault(FAULT_N_IGNORED) else generations
     choices = []
     for index, gen in enumerate(shown):

@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import current_app, request
+from flask import request
 
 from reference_server import faults
+from reference_server.context import server_config
 from reference_server.errors import ApiError
 from reference_server.models import ResolvedModel, resolve_model
 
@@ -107,7 +108,7 @@ class ChatRequest:
 
 
 def _fault(fault: faults.Fault) -> bool:
-    return current_app.config["SERVER"].fault(fault)
+    return server_config().fault(fault)
 
 
 def invalid(message: str, param: str | None, status: int = 400, code: str | None = None) -> ApiError:
@@ -344,7 +345,7 @@ def _response_format(body: dict) -> dict | None:
 def _model(body: dict) -> ResolvedModel:
     name = body.get("model")
     if name is None:
-        default = current_app.config["SERVER"].profile.get("models.default_chat")
+        default = server_config().profile.get("models.default_chat")
         if _fault(FAULT_NO_MODEL):
             return resolve_model(default)
         param = None if _fault(FAULT_NO_MODEL_PARAM) else "model"
@@ -360,14 +361,14 @@ def _usage_flags(body: dict, stream: bool) -> tuple[bool, bool]:
     if options is not None and not isinstance(options, dict):
         raise invalid("Invalid type for 'stream_options': expected an object.", "stream_options")
     asked = _boolean(options or {}, "include_usage", False)
-    auto = bool(current_app.config["SERVER"].profile.get("stream.auto_include_usage"))
+    auto = bool(server_config().profile.get("stream.auto_include_usage"))
     return stream and (asked or auto), asked
 
 
 def parse_chat_request(body: Any) -> ChatRequest:
     """Validate a parsed body into a ``ChatRequest`` or raise the ``ApiError`` the first problem deserves."""
     if isinstance(body, list) and _fault(FAULT_ARRAY_BODY):
-        body = {"model": current_app.config["SERVER"].profile.get("models.default_chat"), "messages": body}
+        body = {"model": server_config().profile.get("models.default_chat"), "messages": body}
     if not isinstance(body, dict):
         raise invalid("Invalid request body: expected a JSON object.", None)
     if set(body) - KNOWN_FIELDS and _fault(FAULT_EXTRA_FIELDS):

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 
 from reference_server import cors, faults, limits
+from reference_server.context import extension, server_config
 from reference_server.errors import ApiError
-from reference_server.journal import MAX_BODY_CHARS, RequestJournal
+from reference_server.journal import MAX_BODY_CHARS, RequestJournal, environ_headers
 
 bp = Blueprint("control", __name__)
 
@@ -105,19 +106,36 @@ def _tps_header(default: float | None) -> float | None:
     return value
 
 
+# The WSGI environ keys of the headers parse_mock_controls reads: a request carrying none of them gets the server
+# defaults without a dozen header look-ups (the common case; X-Mock-Provider is chat's, not a control here).
+CONTROL_ENVIRON_KEYS = frozenset(
+    "HTTP_" + name.upper().replace("-", "_")
+    for name in ("X-Mock-Status", "X-Mock-Latency-Ms", "X-Mock-Fail-Times", "X-Mock-Fail-Key", "X-Mock-Retry-After-Ms",
+                 "X-Mock-Stream-Cut-After", "X-Mock-Stream-Stall-After", "X-Mock-TTFT-Ms", "X-Mock-Tokens-Per-Second",
+                 "X-Mock-Error-After", "X-Mock-Upstream-Timeout")
+)
+
+
 def parse_mock_controls(extra: dict) -> MockControls:
     """Read the X-Mock-* headers of the current request over the server defaults; bad values raise 400."""
+    defaults = MockControls(
+        latency_ms=int(extra.get("mock_latency_ms", 0)), fail_times=int(extra.get("mock_fail_times", 0)),
+        stall_seconds=float(extra.get("mock_stall_seconds", DEFAULT_STALL_SECONDS)),
+        ttft_ms=int(extra.get("mock_ttft_ms", 0)), tokens_per_second=extra.get("mock_tokens_per_second"),
+    )
+    if CONTROL_ENVIRON_KEYS.isdisjoint(request.environ):
+        return defaults
     return MockControls(
         status=_int_header("X-Mock-Status", None, low=400, high=599),
-        latency_ms=_int_header("X-Mock-Latency-Ms", int(extra.get("mock_latency_ms", 0)), high=MAX_LATENCY_MS),
-        fail_times=_int_header("X-Mock-Fail-Times", int(extra.get("mock_fail_times", 0)), high=1000),
+        latency_ms=_int_header("X-Mock-Latency-Ms", defaults.latency_ms, high=MAX_LATENCY_MS),
+        fail_times=_int_header("X-Mock-Fail-Times", defaults.fail_times, high=1000),
         fail_key=request.headers.get("X-Mock-Fail-Key") or None,
         retry_after_ms=_int_header("X-Mock-Retry-After-Ms", None, high=MAX_LATENCY_MS),
         cut_after=_int_header("X-Mock-Stream-Cut-After", None),
         stall_after=_int_header("X-Mock-Stream-Stall-After", None),
-        stall_seconds=float(extra.get("mock_stall_seconds", DEFAULT_STALL_SECONDS)),
-        ttft_ms=_int_header("X-Mock-TTFT-Ms", int(extra.get("mock_ttft_ms", 0)), high=MAX_LATENCY_MS),
-        tokens_per_second=_tps_header(extra.get("mock_tokens_per_second")),
+        stall_seconds=defaults.stall_seconds,
+        ttft_ms=_int_header("X-Mock-TTFT-Ms", defaults.ttft_ms, high=MAX_LATENCY_MS),
+        tokens_per_second=_tps_header(defaults.tokens_per_second),
         error_after=_int_header("X-Mock-Error-After", None),
         upstream_timeout=_bool_header("X-Mock-Upstream-Timeout"),
     )
@@ -155,7 +173,7 @@ def injected_error(status: int, mock: MockControls) -> ApiError:
     message, code = STATUS_MESSAGES.get(status, (f"Injected error (X-Mock-Status: {status}).", None))
     headers: dict[str, str] = {}
     if status in (429, 503):
-        documented = current_app.config["SERVER"].profile.get("rate_limits.retry_after")
+        documented = server_config().profile.get("rate_limits.retry_after")
         headers["Retry-After"] = str(documented or 1)
         if mock.retry_after_ms is not None:
             headers["retry-after-ms"] = str(mock.retry_after_ms)
@@ -167,7 +185,7 @@ FAULT_UPSTREAM_TIMEOUT = faults.declare("ERRORS-018", "Upstream timeouts answer 
 
 def upstream_timeout_error() -> ApiError:
     """504 naming the documented upstream limit, answered at once (a test must not wait for it)."""
-    config = current_app.config["SERVER"]
+    config = server_config()
     seconds = config.profile.get("timeouts.upstream_seconds") or 600
     return ApiError(502 if config.fault(FAULT_UPSTREAM_TIMEOUT) else 504, f"Upstream request timed out after {seconds} seconds.", code="upstream_timeout")
 
@@ -178,19 +196,20 @@ def is_control_path(path: str) -> bool:
 
 def apply_mock_controls() -> None:
     """before_request: parse X-Mock-* into ``g.mock`` and act on the ones that decide the whole answer."""
-    if is_control_path(request.path) or request.method == "OPTIONS":
+    req = request._get_current_object()
+    if is_control_path(req.path) or req.method == "OPTIONS":
         g.mock = MockControls()
         return
-    mock = parse_mock_controls(current_app.config["SERVER"].extra)
+    mock = parse_mock_controls(server_config().extra)
     g.mock = mock
     if mock.latency_ms:
         time.sleep(mock.latency_ms / 1000)
     if mock.upstream_timeout:
         raise upstream_timeout_error()
     if mock.fail_times:
-        attempts: AttemptCounter = current_app.extensions["mock_attempts"]
+        attempts: AttemptCounter = extension("mock_attempts")
         attempt_key = mock.fail_key or request_fingerprint()
-        trace = current_app.config["SERVER"].fault_trace
+        trace = server_config().fault_trace
         if trace is not None:  # whether this attempt fails depends on the earlier attempts under the same key
             trace.couple(("mock-attempts", attempt_key), inherit=True)
         if attempts.next_attempt(attempt_key) <= mock.fail_times:
@@ -201,16 +220,17 @@ def apply_mock_controls() -> None:
 
 def journal_response(resp: Response) -> Response:
     """after_request (runs last): record the exchange, with credentials redacted."""
-    if is_control_path(request.path):
+    req = request._get_current_object()  # one proxy look-up instead of one per attribute
+    if is_control_path(req.path):
         return resp
-    body = request.get_data(cache=True)
-    current_app.extensions["journal"].record(
+    body = req.get_data(cache=True)
+    extension("journal").record(
         {
             "time": time.time(),
-            "method": request.method,
-            "path": request.path,
-            "query": request.query_string.decode("latin-1"),
-            "raw_headers": list(request.headers.items()),
+            "method": req.method,
+            "path": req.path,
+            "query": req.query_string.decode("latin-1"),
+            "raw_environ": environ_headers(req.environ),
             "raw_body": body if len(body) <= MAX_BODY_CHARS else None,  # a full ring of huge bodies stays bounded
             "body_bytes": len(body),
             "status": resp.status_code,
@@ -242,14 +262,14 @@ def init_app(app: Flask) -> None:
 @bp.get("/healthz")
 def healthz():
     """Liveness plus the profile being served."""
-    return jsonify({"status": "ok", "profile": current_app.config["SERVER"].profile.name})
+    return jsonify({"status": "ok", "profile": server_config().profile.name})
 
 
 @bp.post("/_mock/reset")
 def reset():
     """Reset rate-limit, quota and balance counters and the fail-times attempt counts."""
     limits.reset(current_app)
-    current_app.extensions["mock_attempts"].reset()
+    extension("mock_attempts").reset()
     return jsonify({"status": "reset"})
 
 
@@ -257,14 +277,14 @@ def reset():
 def list_requests():
     """The last N journal records (``?limit=N``), oldest first."""
     limit = request.args.get("limit", type=int)
-    trace = current_app.config["SERVER"].fault_trace
+    trace = server_config().fault_trace
     if trace is not None:  # this answer shows earlier requests: it depends on whatever they consulted
         trace.inherit_everything()
-    entries = current_app.extensions["journal"].entries(limit if limit and limit > 0 else None)
+    entries = extension("journal").entries(limit if limit and limit > 0 else None)
     return jsonify({"object": "list", "data": entries})
 
 
 @bp.delete("/_mock/requests")
 def clear_requests():
-    current_app.extensions["journal"].clear()
+    extension("journal").clear()
     return Response(status=204)

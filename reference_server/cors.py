@@ -6,9 +6,10 @@ cookies), and owning it lets faults break single parts of it (e.g. a preflight t
 
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, request
 
 from reference_server import faults
+from reference_server.context import server_config
 from reference_server.errors import ApiError
 
 ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
@@ -41,14 +42,15 @@ EXPOSE_HEADERS = (
     "X-RateLimit-Remaining",
     "X-RateLimit-Reset",
 )
+EXPOSED = ", ".join(EXPOSE_HEADERS)
 
 
 def _enabled() -> bool:
-    return bool(current_app.config["SERVER"].profile.get("cors"))
+    return bool(server_config().profile.get("cors"))
 
 
 def _fault(fault: faults.Fault) -> bool:
-    return current_app.config["SERVER"].fault(fault)
+    return server_config().fault(fault)
 
 
 def is_preflight() -> bool:
@@ -90,10 +92,11 @@ def preflight_response() -> Response:
 def add_cors_headers(resp: Response) -> Response:
     """Headers every actual response needs so browser code can read it (errors included)."""
     is_error = resp.status_code >= 400
+    # Appended, not set: only this hook writes these names on actual responses, and set() scans every header.
     if not (_fault(FAULT_ERRORS_NO_ORIGIN if is_error else FAULT_ACTUAL_NO_ORIGIN)):
-        resp.headers["Access-Control-Allow-Origin"] = "*"
+        resp.headers.add("Access-Control-Allow-Origin", "*")
     if not _fault(FAULT_NO_EXPOSE):
-        resp.headers["Access-Control-Expose-Headers"] = ", ".join(EXPOSE_HEADERS)
+        resp.headers.add("Access-Control-Expose-Headers", EXPOSED)
     return resp
 
 
@@ -112,11 +115,12 @@ def init_app(app: Flask) -> None:
     def _headers(resp: Response) -> Response:
         if not _enabled():
             return resp
-        if is_preflight() and _fault(FAULT_PREFLIGHT_AUTH):
+        preflight = is_preflight()
+        if preflight and _fault(FAULT_PREFLIGHT_AUTH):
             # the 401 from auth still carries the preflight headers, so only CORS-001 is the visible break
             for name, value in preflight_response().headers.items():
                 if name.lower().startswith("access-control-"):
                     resp.headers[name] = value
-        elif not is_preflight():
+        elif not preflight:
             add_cors_headers(resp)
         return resp

@@ -14,9 +14,10 @@ import math
 import sys
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, request
 
-from reference_server import faults, limits
+from reference_server import answer_cache, faults, limits
+from reference_server.context import server_config
 from reference_server.errors import ApiError
 from reference_server.models import resolve_model
 from reference_server.tokenizer import count_tokens
@@ -57,7 +58,7 @@ KNOWN_FIELDS = frozenset({"model", "input", "encoding_format", "dimensions", "us
 
 
 def _fault(fault: faults.Fault) -> bool:
-    return current_app.config["SERVER"].fault(fault)
+    return server_config().fault(fault)
 
 
 # ---------------------------------------------------------------- vectors
@@ -210,8 +211,13 @@ def embedding_items(model_id: str, inputs: list, dims: int, native: int, encodin
 @bp.post("/embeddings")
 def create_embeddings():
     """Create embeddings for one or many inputs (OpenAI ``CreateEmbeddingRequest``)."""
-    if not current_app.config["SERVER"].profile.claims("embeddings"):
+    if not server_config().profile.claims("embeddings"):
         abort(404)
+    key = answer_cache.request_key("embeddings")
+    cached = answer_cache.lookup(key)
+    if cached is not None:  # the same bytes were validated and answered before: only the token charge is left
+        limits.admit(cached.model_id, tokens=cached.prompt_tokens)
+        return Response(cached.body, mimetype="application/json")
     body = json_body()
     if set(body) - KNOWN_FIELDS and _fault(FAULT_STRICT_FIELDS):
         raise ApiError(400, f"Unrecognized request argument supplied: {sorted(set(body) - KNOWN_FIELDS)[0]}")
@@ -240,4 +246,5 @@ def create_embeddings():
     resp: Response = jsonify(payload)
     if _fault(FAULT_CONTENT_TYPE):
         resp.mimetype = "text/plain"
+    answer_cache.store(key, answer_cache.CachedAnswer(model.id, prompt_tokens, body=resp.get_data()))
     return resp

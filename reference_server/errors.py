@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, current_app, has_app_context, jsonify
+from flask import Flask, Response, has_app_context, jsonify
 from werkzeug.exceptions import HTTPException
 
 from reference_server import faults
+from reference_server.context import server_config
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class ApiError(Exception):
 
 
 def _fault(fault: faults.Fault) -> bool:
-    return has_app_context() and current_app.config["SERVER"].fault(fault)
+    return has_app_context() and server_config().fault(fault)
 
 
 def error_response(err: ApiError) -> Response:

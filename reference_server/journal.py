@@ -28,6 +28,19 @@ def redact_secret(value: str) -> str:
     return f"{scheme} {shown}" if scheme else shown
 
 
+def environ_headers(environ: Any) -> list[tuple[str, str]]:
+    """The request headers of a WSGI environ as (name, value) pairs, named the way werkzeug's ``request.headers``
+    names them (``Content-Type``, ``X-Mock-Provider``); only strings are kept, so a record holds no socket or stream."""
+    return [(k, v) for k, v in environ.items() if k.startswith("HTTP_") or (k in _CONTENT_KEYS and v)]
+
+
+_CONTENT_KEYS = ("CONTENT_TYPE", "CONTENT_LENGTH")
+
+
+def _header_name(environ_key: str) -> str:
+    return environ_key.removeprefix("HTTP_").replace("_", "-").title()
+
+
 def redact_headers(headers: Any) -> dict[str, str]:
     """A plain dict of the headers with credentials redacted."""
     out: dict[str, str] = {}
@@ -82,11 +95,17 @@ def render(entry: dict[str, Any]) -> dict[str, Any]:
     """
     if "raw_body" not in entry:  # already rendered (or recorded by a caller that did the work itself)
         return entry
-    out = {k: v for k, v in entry.items() if k not in ("raw_body", "raw_headers", "time", "body_bytes", "trace")}
+    out = {k: v for k, v in entry.items()
+           if k not in ("raw_body", "raw_headers", "raw_environ", "time", "body_bytes", "trace")}
     if "trace" in entry:  # fault tracing: the live set of a request that may still be streaming, copied now
         out["faults_consulted"] = sorted(entry["trace"].copy())
     out["timestamp"] = dt.datetime.fromtimestamp(entry["time"], dt.timezone.utc).isoformat(timespec="milliseconds")
-    out["headers"] = redact_headers(dict(entry["raw_headers"]))
+    if "raw_environ" in entry:  # recorded by the request path: names are converted here, off that path
+        pairs = [(_header_name(k), v) for k, v in entry["raw_environ"]
+                 if k not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH")]
+    else:
+        pairs = entry["raw_headers"]
+    out["headers"] = redact_headers(dict(pairs))
     raw = entry["raw_body"]
     parsed = None
     if raw and len(raw) <= MAX_BODY_CHARS:

@@ -21,9 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, Response, current_app, g
+from flask import Flask, Response, g
 
 from reference_server import faults
+from reference_server.context import extension, server_config
 from reference_server.errors import ApiError
 from reference_server.fault_trace import UNKEYED
 
@@ -211,11 +212,11 @@ class RateLimiter:
 
 
 def _server():
-    return current_app.config["SERVER"]
+    return server_config()
 
 
 def _fault(fault: faults.Fault) -> bool:
-    return current_app.config["SERVER"].fault(fault)
+    return server_config().fault(fault)
 
 
 def current_key() -> str | None:
@@ -224,8 +225,16 @@ def current_key() -> str | None:
 
 
 def _policy(key: str) -> KeyPolicy:
-    settings = g.get("key") or _server().keys.get(key) or {}
-    return policy_for(key, settings, _server().profile)
+    config = _server()
+    settings = g.get("key") or config.keys.get(key) or {}
+    if settings is not config.keys.get(key):  # settings made up for this request (e.g. keys any gateway accepts)
+        return policy_for(key, settings, config.profile)
+    # A configured key's policy never changes: work it out once per app, not twice per request.
+    cache: dict[str, KeyPolicy] = extension("limit_policies")
+    policy = cache.get(key)
+    if policy is None:
+        policy = cache[key] = policy_for(key, settings, config.profile)
+    return policy
 
 
 def retry_after_seconds(snapshot: Snapshot) -> int:
@@ -261,7 +270,7 @@ def before_request() -> None:
     if key is None:
         return
     policy = _policy(key)
-    allowed, snapshot = current_app.extensions["limits"].hit(key, policy)
+    allowed, snapshot = extension("limits").hit(key, policy)
     g.rate_limit = snapshot
     _trace_state(key, policy, snapshot, refused=not allowed)
     if not allowed:
@@ -308,7 +317,7 @@ def admit(model_id: str, tokens: int = 0) -> None:
     ):
         raise ApiError(403, f"This API key has no access to model '{model_id}' (model allowlist).",
                        code="model_not_allowed")
-    reason, snapshot = current_app.extensions["limits"].charge(key, policy, tokens)
+    reason, snapshot = extension("limits").charge(key, policy, tokens)
     g.rate_limit = snapshot
     _trace_state(key, policy, snapshot, refused=reason is not None)
     if reason == "balance" and profile.claims("billing") and not _fault(FAULT_BALANCE_IGNORED):
@@ -353,7 +362,7 @@ def add_headers(resp: Response) -> Response:
     if style == "openai":
         add_openai_headers(resp, snapshot, limit, remaining, success)
     elif style == "x-ratelimit" and not (success and _fault(FAULT_NO_X_HEADERS)):
-        reset_at = current_app.extensions["limits"].wall_clock() + snapshot.reset_seconds
+        reset_at = extension("limits").wall_clock() + snapshot.reset_seconds
         resp.headers["X-RateLimit-Limit"] = str(limit)
         as_float = _fault(FAULT_X_REMAINING_FLOAT) and remaining > 0
         resp.headers["X-RateLimit-Remaining"] = f"{remaining}.0" if as_float else str(remaining)
@@ -364,17 +373,17 @@ def add_headers(resp: Response) -> Response:
 def add_openai_headers(resp: Response, snapshot: Snapshot, limit: int, remaining: int, success: bool) -> None:
     """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``, resets as Go durations."""
     reset = str(round(snapshot.reset_seconds)) if _fault(FAULT_RESET_SECONDS) else go_duration(snapshot.reset_seconds)
+    # Appended, not set: no view writes these names, and set() scans every header for each one.
+    pairs: list[tuple[str, str]] = []
     if not (success and _fault(FAULT_NO_REQUEST_HEADERS)):
-        resp.headers["x-ratelimit-limit-requests"] = str(limit)
-        resp.headers["x-ratelimit-remaining-requests"] = str(remaining)
-        resp.headers["x-ratelimit-reset-requests"] = reset
+        pairs += [("x-ratelimit-limit-requests", str(limit)), ("x-ratelimit-remaining-requests", str(remaining)),
+                  ("x-ratelimit-reset-requests", reset)]
     if not (success and _fault(FAULT_NO_TOKEN_HEADERS)):
         tokens_left = snapshot.remaining_tokens
-        resp.headers["x-ratelimit-limit-tokens"] = str(snapshot.limit_tokens)
-        resp.headers["x-ratelimit-remaining-tokens"] = (
-            f"{tokens_left}.0" if _fault(FAULT_TOKENS_FLOAT) else str(tokens_left)
-        )
-        resp.headers["x-ratelimit-reset-tokens"] = reset
+        pairs += [("x-ratelimit-limit-tokens", str(snapshot.limit_tokens)),
+                  ("x-ratelimit-remaining-tokens", f"{tokens_left}.0" if _fault(FAULT_TOKENS_FLOAT) else str(tokens_left)),
+                  ("x-ratelimit-reset-tokens", reset)]
+    resp.headers.extend(pairs)
 
 
 def reset(app: Flask) -> None:
@@ -385,6 +394,7 @@ def reset(app: Flask) -> None:
 def init_app(app: Flask) -> None:
     """Install the limiter (``app.extensions["limits"]``) and its hooks; runs after auth's before_request."""
     app.extensions["limits"] = RateLimiter()
+    app.extensions["limit_policies"] = {}
     app.before_request(before_request)
     app.after_request(add_headers)
 

@@ -11,10 +11,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
 from gateway_spec import Profile
 from reference_server import faults
+from reference_server.context import server_config
 from reference_server.errors import ApiError
 
 bp = Blueprint("models", __name__)
@@ -83,11 +84,11 @@ class ResolvedModel:
 
 
 def _profile() -> Profile:
-    return current_app.config["SERVER"].profile
+    return server_config().profile
 
 
 def _fault(requirement: str) -> bool:
-    return current_app.config["SERVER"].fault(requirement)
+    return server_config().fault(requirement)
 
 
 def model_entries(profile: Profile, kind: str) -> list[dict[str, Any]]:
@@ -112,7 +113,7 @@ def _match(name: str, profile: Profile, kind: str) -> dict[str, Any] | None:
     """The profile's entry ``name`` names: its id or an alias, case-folded where the profile says so."""
     entries = model_entries(profile, kind)
     case_insensitive = bool(profile.get("models.case_insensitive"))
-    if not current_app.config["SERVER"].fault_questions_matter():
+    if not server_config().fault_questions_matter():
         return _find(name, entries, case_insensitive, True)
 
     # Ask the MODELS-016/014 faults only when their answer changes the match, so a fault trace ties them to the

@@ -17,9 +17,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from reference_server import faults, limits, schema_values
+from reference_server.context import server_config
 from reference_server.embeddings import shorten, unit_vector
 from reference_server.errors import ApiError
 from reference_server.tokenizer import count_prompt_tokens, count_tokens, tokenize
@@ -72,11 +73,11 @@ PHANTOM = {"name": "phantom:latest", "family": "phantom", "parameter_size": "1B"
 
 
 def _fault(fault: faults.Fault) -> bool:
-    return current_app.config["SERVER"].fault(fault)
+    return server_config().fault(fault)
 
 
 def _profile():
-    return current_app.config["SERVER"].profile
+    return server_config().profile
 
 
 # ---------------------------------------------------------------- errors, auth, endpoints
@@ -161,7 +162,7 @@ def admit(entry: dict[str, Any], tokens: int) -> None:
 
 def timestamp(seconds: float | None = None) -> str:
     """RFC 3339 UTC from the config clock (``2023-11-14T22:13:20Z``)."""
-    seconds = current_app.config["SERVER"].clock if seconds is None else seconds
+    seconds = server_config().clock if seconds is None else seconds
     if _fault(FAULT_EPOCH_TIMES):  # still a string: the shape MUSTs (OLLAMA-003/007/011) hold, only the format breaks
         return str(int(seconds))
     return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -329,7 +330,7 @@ def tags():
 
 @bp.get("/ps")
 def ps():
-    expires = timestamp(current_app.config["SERVER"].clock + 300)
+    expires = timestamp(server_config().clock + 300)
     return jsonify({"models": [{**tag_item(e), "expires_at": expires, "size_vram": tag_item(e)["size"]}
                                for e in served_models()]})
 

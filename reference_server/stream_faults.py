@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import copy
 
-from flask import current_app
-
 from reference_server import faults
 from reference_server.chat_request import ChatRequest
+from reference_server.context import server_config
 
 F = faults.declare
 SCHEMA = "CHAT-STREAM-017"
@@ -65,7 +64,7 @@ FAULT_JSON_FENCE = F("STRUCTURED-OUTPUT-002", "Streamed json_object content star
 
 
 def _on(fault: faults.Fault) -> bool:
-    return current_app.config["SERVER"].fault(fault)
+    return server_config().fault(fault)
 
 
 def plain_request(req: ChatRequest) -> bool:
@@ -94,7 +93,7 @@ def _without_content(chunk: dict) -> dict:
 
 def distort_chunks(req: ChatRequest, chunks: list[dict], usage_chunk: dict | None, spare_usage: dict) -> list[dict]:
     """Apply the stream faults; returns the final chunk list (usage chunk included when due)."""
-    if not current_app.config["SERVER"].fault_questions_matter():
+    if not server_config().fault_questions_matter():
         return chunks + ([usage_chunk] if usage_chunk else [])
     chunks = copy.deepcopy(chunks)
     chunks = _content_faults(req, chunks)

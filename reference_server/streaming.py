@@ -13,14 +13,16 @@ from __future__ import annotations
 import itertools
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import Response, current_app, g, stream_with_context
+from flask import Response, g, stream_with_context
 
 from reference_server import faults, sse
+from reference_server.answer_cache import recording
 from reference_server.chat_request import ChatRequest
 from reference_server.config import ServerConfig
+from reference_server.context import server_config
 from reference_server.logprobs import content_logprobs
 from reference_server.providers import Generation
 from reference_server.stream_faults import distort_chunks, plain_request
@@ -81,7 +83,7 @@ def choice_steps(req: ChatRequest, gen: Generation, index: int, config: ServerCo
 
 def build_chunks(req: ChatRequest, generations: list[Generation], model: str, chunk_id: str) -> list[dict]:
     """The whole chunk sequence (choices interleaved, usage chunk last when asked), faults applied."""
-    config: ServerConfig = current_app.config["SERVER"]
+    config: ServerConfig = server_config()
     per_choice = [choice_steps(req, gen, i, config) for i, gen in enumerate(generations)]
     interleaved = [item for group in itertools.zip_longest(*per_choice) for item in group if item is not None]
     base = {"id": chunk_id, "object": "chat.completion.chunk", "created": config.clock, "model": model}
@@ -133,14 +135,29 @@ def _gzipped(frames: Iterator[bytes]) -> Iterator[bytes]:
     yield compressor.flush()
 
 
-def stream_response(req: ChatRequest, generations: list[Generation]) -> Response:
-    """The event-stream ``Response`` for a request; the body is generated lazily, frame by frame."""
+def stream_response(req: ChatRequest, generations: list[Generation],
+                    remember: Callable[[tuple[bytes, ...]], None] | None = None) -> Response:
+    """The event-stream ``Response`` for a request; the body is generated lazily, frame by frame.
+
+    ``remember`` receives every frame once the whole stream was produced (for the answer cache).
+    """
     from reference_server.chat import completion_id, response_model  # chat imports this module
 
-    config: ServerConfig = current_app.config["SERVER"]
+    config: ServerConfig = server_config()
     chunks = build_chunks(req, generations, response_model(req), completion_id(req))
     encoder = sse.SseEncoder(config, plain=plain_request(req))
-    body: Iterator[bytes] = _paced(_frames(chunks, encoder), encoder, config)
+    frames = _frames(chunks, encoder)
+    return _event_stream(recording(frames, remember) if remember else frames, encoder, config)
+
+
+def replay_response(frames: tuple[bytes, ...]) -> Response:
+    """The event-stream ``Response`` for frames produced earlier for the same request, paced for this one."""
+    config: ServerConfig = server_config()
+    return _event_stream(iter(frames), sse.SseEncoder(config), config)
+
+
+def _event_stream(frames: Iterator[bytes], encoder: sse.SseEncoder, config: ServerConfig) -> Response:
+    body: Iterator[bytes] = _paced(frames, encoder, config)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     if config.fault(FAULT_NO_CACHE_CONTROL):
         del headers["Cache-Control"]
@@ -155,7 +172,7 @@ def stream_response(req: ChatRequest, generations: list[Generation]) -> Response
 
 def stream_error_response(err_body: dict[str, Any]) -> Response:
     """Fault SSE-013: a rejected streaming request answered 200 with an in-stream error and [DONE]."""
-    config: ServerConfig = current_app.config["SERVER"]
+    config: ServerConfig = server_config()
     encoder = sse.SseEncoder(config)
     payload = encoder.error(err_body["error"]) + encoder.done()
     return Response(payload, content_type=sse.content_type(config))

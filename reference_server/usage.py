@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
-
 from reference_server import faults
 from reference_server.chat_request import ChatRequest
+from reference_server.context import server_config
 from reference_server.providers import Generation
 from reference_server.tokenizer import count_prompt_tokens, count_tokens, message_text
 
@@ -32,7 +31,7 @@ FAULT_COMPLETION_ZERO = F("USAGE-015", "completion_tokens is 0 even when content
 
 
 def _fault(fault: faults.Fault) -> bool:
-    return current_app.config["SERVER"].fault(fault)
+    return server_config().fault(fault)
 
 
 def _has_cache_marker(req: ChatRequest) -> bool:
@@ -55,7 +54,7 @@ def cached_tokens(req: ChatRequest) -> int:
 
 def build_usage(req: ChatRequest, generations: list[Generation], *, streamed: bool = False) -> dict[str, Any]:
     """The ``usage`` object for all choices of the request."""
-    profile = current_app.config["SERVER"].profile
+    profile = server_config().profile
     prompt = 0 if _fault(FAULT_PROMPT_ZERO) else count_prompt_tokens(req.messages, req.tools)
     completion = 0 if _fault(FAULT_COMPLETION_ZERO) else sum(g.completion_tokens for g in generations)
     if streamed and _fault(FAULT_STREAM_DIFFERS):

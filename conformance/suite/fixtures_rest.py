@@ -19,11 +19,22 @@ from conformance.ndjson import NdjsonTranscript, read_ndjson
 from gateway_spec.openapi import schema_errors
 
 __all__ = ["rest_shared", "rest", "RestExchange", "RestSession", "envelope_problems",
-           "ollama_error_problems", "json_or_none", "CHAT_PROMPT", "ORIGIN"]
+           "ollama_error_problems", "json_or_none", "browser_headers", "CHAT_PROMPT", "EMBEDDING_TEXTS", "ORIGIN"]
 
 CHAT_PROMPT = [{"role": "user", "content": "Say OK."}]
+# The batch most embeddings checks share (one request for the shape, index, base64 and same-vector checks).
+EMBEDDING_TEXTS = ["The quick brown fox.", "Conformance checks."]
 # A browser page's origin; no gateway knows it, so an echo proves the gateway reflects rather than allow-lists.
 ORIGIN = "https://conformance-suite.example"
+
+
+def browser_headers(profile) -> dict[str, str]:
+    """``Origin`` for a profile claiming CORS (a browser sends it on every cross-origin call), else nothing.
+
+    The shared one-token completion, the keyless 401 and the plain stream carry it, so the CORS checks of actual
+    responses judge exchanges that other checks need anyway instead of spending requests of their own.
+    """
+    return {"Origin": ORIGIN} if profile.claims("cors") else {}
 
 
 def json_or_none(response: Response) -> Any:
@@ -77,7 +88,6 @@ class RestShared:
         self.client = client
         self.stream_timeout = stream_timeout
         self._memo: dict[str, RestExchange] = {}
-        self.pairs: dict[str, tuple[RestExchange, RestExchange]] = {}
 
     def fetch(self, method: str, url: str, body: Any, headers: dict | None, auth: bool, fresh: bool,
               stream: bool = False) -> RestExchange:
@@ -122,14 +132,6 @@ class RestSession:
                 self._sink.transcript.append(item)
         return exchange
 
-    def chat_pair(self, model: str) -> tuple[RestExchange, RestExchange]:
-        """Two identical one-token chat completions sent back to back (memoised as a pair)."""
-        key = f"pair:{model}"
-        if key not in self._shared.pairs:
-            first = self.chat(model, fresh=True)
-            self._shared.pairs[key] = (first, self.chat(model, fresh=True))
-        return tuple(self.attach(e) for e in self._shared.pairs[key])
-
     def get(self, path: str, **kw) -> RestExchange:
         return self.request("GET", path, **kw)
 
@@ -138,9 +140,18 @@ class RestSession:
 
     def chat(self, model: str, *, max_tokens: int = 1, headers: dict | None = None, fresh: bool = False,
              **extra) -> RestExchange:
-        """A minimal chat completion (one short prompt, ``max_tokens`` tokens)."""
+        """A minimal chat completion (one short prompt, ``max_tokens`` tokens). Without ``headers`` it carries
+        ``browser_headers``: the one-token completion of the run's model then serves the model, rate-limit and
+        CORS checks as one exchange."""
         body = {"model": model, "messages": CHAT_PROMPT, "max_tokens": max_tokens, **extra}
-        return self.post("/chat/completions", body, headers=headers, fresh=fresh)
+        headers = browser_headers(self.profile) if headers is None else headers
+        return self.post("/chat/completions", body, headers=headers or None, fresh=fresh)
+
+    def keyless_chat(self, model: str) -> RestExchange:
+        """The one-token completion without Authorization (with ``browser_headers``): the 401 that AUTH-001 and
+        the CORS check of error responses (CORS-007) both judge."""
+        body = {"model": model, "messages": CHAT_PROMPT, "max_tokens": 1}
+        return self.post("/chat/completions", body, headers=browser_headers(self.profile) or None, auth=False)
 
     # -- the Ollama surface: paths under ``ollama.base_path``, auth only where the profile requires it -----------
     def ollama_url(self, route: str) -> str:

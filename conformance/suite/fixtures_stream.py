@@ -5,7 +5,9 @@ fixture of the same name (without the leading underscore) hands it to a test and
 test's transcript, so a failing check still points at the bytes it judged.
 
 Public fixtures other groups use: ``stream_exchange_with_usage`` (one streamed chat with
-``stream_options.include_usage``) and ``stream_exchange_plain`` (the same without it), both :class:`StreamExchange`.
+``stream_options.include_usage``, greedy and seeded) and ``stream_exchange_plain`` (a plain stream), both
+:class:`StreamExchange`; ``twin_body`` is the non-streamed request equal to the usage stream, which the checks that
+compare streamed with non-streamed answers (content, usage) and need a second plain body share as one exchange.
 """
 
 from __future__ import annotations
@@ -21,10 +23,18 @@ import pytest
 from conformance.client import Exchange, GatewayClient
 from conformance.plugin import CLIENTS
 from conformance.sse import Finding, SseTranscript, read_stream, validate_chat_stream
+from conformance.suite.fixtures_rest import browser_headers
 
 STREAM_MAX_TOKENS = 16
 TOOL_MAX_TOKENS = 60
 PROMPT = "Say hello to the conformance suite in a few words."
+# Greedy and seeded, so the usage stream and its non-streamed twin give the same text on a real model too
+# (CHAT-STREAM-014). Temperature 0 keeps the seed faults out: they act on sampled requests only.
+GREEDY = {"temperature": 0, "seed": 7}
+# Room for the usage stream and its twin to end on their own (the reference server's answers are 13-21 tokens), so
+# the faults that act on max_tokens cuts (PARAMS-001/002) stay out of the checks comparing the two.
+TWIN_MAX_TOKENS = 24
+TWIN = "stream-twin"  # the chat_calls name of the non-streamed twin of the usage stream
 
 # Shared tool exchanges use tool_choice "auto" and a prompt that names the tool, so that only the tool-choice
 # checks depend on tool_choice being honoured.
@@ -180,17 +190,25 @@ def _cached(name: str, make):
 
 
 # -- plain streams ----------------------------------------------------------------------------------------
+def twin_body(model: str) -> dict[str, Any]:
+    """The non-streamed request equal to ``stream_exchange_with_usage`` without ``stream`` and ``stream_options``."""
+    return chat_body(model, stream=False, max_tokens=TWIN_MAX_TOKENS, **GREEDY)
+
+
 def _stream_with_usage(stream_session_client, chat_model) -> StreamExchange:
-    """One streamed chat exchange with ``stream_options.include_usage`` true."""
-    return open_stream(stream_session_client, chat_body(chat_model, stream=True,
-                                                        stream_options={"include_usage": True}))
+    """One streamed chat exchange with ``stream_options.include_usage`` true (greedy and seeded: ``twin_body``)."""
+    return open_stream(stream_session_client, {**twin_body(chat_model), "stream": True,
+                                               "stream_options": {"include_usage": True}})
 
 
 def _stream_plain(stream_session_client, chat_model, conformance) -> StreamExchange:
     """One streamed chat exchange without include_usage. On the embedded server it is paced (the
-    X-Mock-Tokens-Per-Second control) so that buffering (HEADERS-006) becomes visible."""
-    headers = {"X-Mock-Tokens-Per-Second": "50"} if is_embedded(conformance) else None
-    return open_stream(stream_session_client, chat_body(chat_model, stream=True), headers)
+    X-Mock-Tokens-Per-Second control) so that buffering (HEADERS-006) becomes visible. For a profile claiming
+    CORS it carries a browser's Origin, so the CORS check of streams (CORS-005) judges it without a stream of its
+    own."""
+    headers = {"X-Mock-Tokens-Per-Second": "50"} if is_embedded(conformance) else {}
+    headers.update(browser_headers(conformance.profile))
+    return open_stream(stream_session_client, chat_body(chat_model, stream=True), headers or None)
 
 
 stream_exchange_with_usage_cached, stream_exchange_with_usage = _cached("stream_exchange_with_usage", _stream_with_usage)

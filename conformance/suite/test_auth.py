@@ -13,6 +13,7 @@ import string
 import pytest
 
 from conformance.suite.fixtures_chat import ENVELOPE, check_error_envelope
+from conformance.suite.fixtures_rest import EMBEDDING_TEXTS
 
 TINY = [{"role": "user", "content": "Say hi."}]
 
@@ -68,10 +69,10 @@ def unknown_key(profile, api_key) -> str:
 
 
 @pytest.mark.requirement("AUTH-001", *ENVELOPE)
-def test_no_authorization_header(client, chat_model, profile, expect):
+def test_no_authorization_header(rest, chat_model, profile, expect):
     skip_if_key_ignored(profile)
-    response = client.post_json("/chat/completions", tiny_body(chat_model), auth=False)
-    _unauthorized(expect, "AUTH-001", response, profile)
+    # The shared keyless completion: CORS-007 judges the same 401.
+    _unauthorized(expect, "AUTH-001", rest.keyless_chat(chat_model).response, profile)
 
 
 @pytest.mark.requirement("AUTH-002", "AUTH-006", *ENVELOPE)
@@ -117,13 +118,14 @@ def _accepted(expect, response, where: str) -> None:
 
 
 @pytest.mark.requirement("AUTH-005")
-def test_test_key_accepted_on_every_route(client, chat_basic, models, profile, expect):
+def test_test_key_accepted_on_every_route(rest, chat_basic, models, profile, expect):
+    # Exchanges the model and embeddings checks judge as well: this check spends no request of its own.
     _accepted(expect, chat_basic, "POST /chat/completions")
-    _accepted(expect, client.get("/models"), "GET /models")
+    _accepted(expect, rest.get("/models").response, "GET /models")
     if profile.claims("models-retrieve"):
-        _accepted(expect, client.get(f"/models/{models.chat}"), "GET /models/{id}")
+        _accepted(expect, rest.get(f"/models/{models.chat}").response, "GET /models/{id}")
     if profile.claims("embeddings") and models.embedding:
-        _accepted(expect, client.post_json("/embeddings", {"model": models.embedding, "input": "hi"}),
+        _accepted(expect, rest.post("/embeddings", {"model": models.embedding, "input": EMBEDDING_TEXTS}).response,
                   "POST /embeddings")
 
 

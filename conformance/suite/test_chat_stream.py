@@ -10,13 +10,14 @@ import pytest
 
 from conformance.expect import StopCase
 from conformance.suite.fixtures_stream import (
+    TWIN,
     attach,
     chat_body,
     delta_of,
     items_by_choice,
     open_stream,
-    post_chat,
     streamed_text,
+    twin_body,
 )
 from gateway_spec.openapi import schema_errors
 
@@ -176,19 +177,18 @@ def test_every_choice_is_streamed(stream_session_client, chat_model, request, ex
 
 
 @pytest.mark.requirement("CHAT-STREAM-014")
-def test_streamed_content_matches_non_streamed(stream_session_client, chat_model, request, expect):
-    body = chat_body(chat_model, stream=False, max_tokens=8, seed=7, temperature=0)
-    plain = post_chat(stream_session_client, body)
-    ex = open_stream(stream_session_client, {**body, "stream": True})
-    attach(request, plain, ex)
+def test_streamed_content_matches_non_streamed(stream_exchange_with_usage, chat_calls, chat_model, expect):
+    # The greedy, seeded usage stream and its non-streamed twin (which USAGE-009 compares too).
+    plain = chat_calls.post(TWIN, twin_body(chat_model))
     try:
         expected = plain.body["choices"][0]["message"]["content"]
     except (TypeError, KeyError, IndexError):
         expect.untestable("CHAT-STREAM-014", f"the non-streamed answer has no content: HTTP {plain.status}")
         raise StopCase("CHAT-STREAM-014") from None
+    ex = stream_exchange_with_usage
     streamed = streamed_text(items_by_choice(chunks_or_stop(expect, ex, ["CHAT-STREAM-014"])).get(0, []))
     expect("CHAT-STREAM-014", streamed == expected, expected=repr(expected), received=repr(streamed),
-           note="same request and seed 7, streamed vs not")
+           note="same request, temperature 0 and seed 7, streamed (with include_usage) vs not")
 
 
 def reasoning_model(profile, kind: str) -> str | None:

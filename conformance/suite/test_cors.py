@@ -1,5 +1,6 @@
 """CORS for browser callers: the preflight, Allow-Origin on actual responses (streams and errors included) and
-Expose-Headers (spec/requirements/cors.yaml). Every request carries an Origin no gateway allow-lists."""
+Expose-Headers (spec/requirements/cors.yaml). Every request carries an Origin no gateway allow-lists; the actual
+responses judged are shared exchanges that carry it (``browser_headers``), so only the preflight is sent here."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def test_preflight_allows_origin_post_and_authorization(rest, expect):
 
 @pytest.mark.requirement("CORS-005", "CORS-006")
 def test_actual_response_allows_origin_and_exposes_headers(rest, expect, chat_model):
-    exchange = rest.chat(chat_model, headers={"Origin": ORIGIN})
+    exchange = rest.chat(chat_model)  # the shared one-token completion, which carries the Origin
     expect("CORS-005", _origin_ok(exchange.headers), expected=f'Access-Control-Allow-Origin "*" or {ORIGIN!r}',
            received=f"HTTP {exchange.status}, {exchange.headers.get(ALLOW_ORIGIN)}")
     exposed = _names(exchange.headers.get("access-control-expose-headers"))
@@ -62,21 +63,17 @@ def test_actual_response_allows_origin_and_exposes_headers(rest, expect, chat_mo
 
 
 @pytest.mark.requirement("CORS-005")
-def test_stream_allows_origin(client, expect, chat_model, profile):
+def test_stream_allows_origin(request, expect, profile):
     if not profile.claims("streaming"):
         pytest.skip("the profile does not claim streaming")
-    body = {"model": chat_model, "messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 5,
-            "stream": True}
-    with client.stream("/chat/completions", body, headers={"Origin": ORIGIN}) as stream:
-        stream.read()
-        expect("CORS-005", _origin_ok(stream.headers), expected=f'Access-Control-Allow-Origin "*" or {ORIGIN!r} '
-               "on the stream", received=f"HTTP {stream.status_code}, {stream.headers.get(ALLOW_ORIGIN)}")
+    stream = request.getfixturevalue("stream_exchange_plain")  # the shared plain stream carries the Origin
+    expect("CORS-005", _origin_ok(stream.headers), expected=f'Access-Control-Allow-Origin "*" or {ORIGIN!r} '
+           "on the stream", received=f"HTTP {stream.status}, {stream.headers.get(ALLOW_ORIGIN)}")
 
 
 @pytest.mark.requirement("CORS-007")
 def test_error_response_allows_origin(rest, expect, chat_model):
-    exchange = rest.request("POST", "/chat/completions", {"model": chat_model, "messages": [
-        {"role": "user", "content": "Say OK."}], "max_tokens": 1}, headers={"Origin": ORIGIN}, auth=False)
+    exchange = rest.keyless_chat(chat_model)  # the 401 that AUTH-001 judges, sent with the Origin
     if exchange.status != 401:
         expect.untestable("CORS-007", f"a request without a key was not refused 401 (HTTP {exchange.status})")
         return

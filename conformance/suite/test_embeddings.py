@@ -11,10 +11,10 @@ import pytest
 
 from conformance.expect import StopCase
 from conformance.sse import check_content_type
-from conformance.suite.fixtures_rest import envelope_problems
+from conformance.suite.fixtures_rest import EMBEDDING_TEXTS, envelope_problems
 from gateway_spec.openapi import schema_validator
 
-TEXTS = ["The quick brown fox.", "Conformance checks."]
+TEXTS = EMBEDDING_TEXTS  # shared with the AUTH-005 check, which sends the same batch
 TOKENS = [791, 4062, 14198]
 TOKEN_ARRAYS = [[791, 4062], [14198]]
 DIMENSIONS = 8

@@ -182,7 +182,9 @@ def test_upstream_timeout(client, chat_model, expect, profile):
 
 @pytest.mark.requirement("ERRORS-019")
 @pytest.mark.parametrize("status", [500, 502, 503])
-def test_server_errors_carry_the_envelope(client, chat_model, status, expect):
+def test_server_errors_carry_the_envelope(client, conformance, chat_model, status, expect):
+    if conformance.options.target_url:  # a gateway ignores the control header: three requests for nothing
+        pytest.skip("5xx answers can only be provoked on the embedded reference server (X-Mock-Status)")
     response = client.post_json("/chat/completions", tiny(chat_model), headers={"X-Mock-Status": str(status)})
     if response.status_code < 500:
         pytest.skip("the target does not simulate server errors (X-Mock-Status)")

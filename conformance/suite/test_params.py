@@ -49,9 +49,16 @@ def _cut_checks(expect, exchange, limit: int, length_id: str, bound_id: str) -> 
            received=f"finish_reason {finish!r}, completion_tokens {tokens}")
 
 
+def max_tokens_probe(chat_calls, chat_model, profile):
+    """The 5-token cut of a long answer. Where the profile claims logprobs it asks for them too, and the logprobs
+    checks judge it: the faults of either side leave the other's fields alone (logprobs do not change the cut)."""
+    logprobs = {"logprobs": True, "top_logprobs": 2} if profile.claims("logprobs") else {}
+    return chat_calls.post("max-tokens-5", {"model": chat_model, "max_tokens": 5, "messages": COUNTING, **logprobs})
+
+
 @pytest.mark.requirement("PARAMS-001", "PARAMS-002")
-def test_max_tokens_cuts_with_length(chat_calls, chat_model, expect):
-    exchange = chat_calls.post("max-tokens-5", {"model": chat_model, "max_tokens": 5, "messages": COUNTING})
+def test_max_tokens_cuts_with_length(chat_calls, chat_model, profile, expect):
+    exchange = max_tokens_probe(chat_calls, chat_model, profile)
     if not _accepted(expect, "PARAMS-001", exchange):
         return
     _cut_checks(expect, exchange, 5, "PARAMS-001", "PARAMS-002")
@@ -172,8 +179,8 @@ def _logprob_item_ok(item) -> bool:
 
 
 @pytest.mark.requirement("PARAMS-012", "PARAMS-013")
-def test_logprobs(chat_calls, chat_model, expect):
-    exchange = chat_calls.post("logprobs", body(chat_model, 5, logprobs=True, top_logprobs=2))
+def test_logprobs(chat_calls, chat_model, profile, expect):
+    exchange = max_tokens_probe(chat_calls, chat_model, profile)  # asks logprobs with top_logprobs 2
     if not _accepted(expect, "PARAMS-012", exchange):
         return
     logprobs = exchange.choice().get("logprobs")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from conformance.suite.fixtures_stream import TWIN
+
 COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
 # Provider cache fields a profile may document (usage.cache_fields); the creation field counts writes, not hits.
 CACHE_READ_FIELDS = ("prompt_tokens_details.cached_tokens", "cache_read_input_tokens", "prompt_cache_hit_tokens")
@@ -188,7 +190,7 @@ def test_streamed_usage_equals_non_streamed(stream_exchange_with_usage, chat_cal
     if streamed is None:
         return  # no usage chunk: USAGE-005's violation
     twin = {k: v for k, v in stream_exchange_with_usage.request.items() if k not in ("stream", "stream_options")}
-    plain = chat_calls.post("usage-stream-twin", twin)
+    plain = chat_calls.post(TWIN, twin)  # twin_body(chat_model): CHAT-STREAM-014 and CHAT-018 judge it too
     if not plain.ok or not isinstance(plain.usage, dict):
         return  # the non-streamed answer's own checks report it
     expect("USAGE-009", {k: streamed.get(k) for k in COUNTS} == {k: plain.usage.get(k) for k in COUNTS},

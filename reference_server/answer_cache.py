@@ -1,0 +1,114 @@
+"""Memo of finished answers: the server is deterministic (same request, same bytes), so a repeated request reuses
+the body or the stream frames it got last time instead of validating, generating and encoding again.
+
+Only what a request's bytes decide is cached: the route, the raw JSON body, and ``X-Mock-Provider``. Everything that
+belongs to one request still happens for each one: authentication, the rate-limit counters and headers, the token
+charge (``limits.admit`` with the cached model and prompt size), X-Mock-* controls and stream pacing, the journal,
+``x-request-id``. A body that failed validation is never stored, so its error is produced again. Apps serving faults
+do not cache at all: some faults are random on purpose (PARAMS-007 appends a uuid) and every fault must act on every
+request it applies to. Nor do apps that trace faults: a replayed answer asks no fault, so its trace would be empty.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from flask import Flask, request
+
+from reference_server.context import extension, server_config
+
+MAX_ENTRIES = 512
+MAX_TOTAL_BYTES = 32 * 1024 * 1024
+# Larger answers (big embedding batches, n=128) are rare and cheap to rebuild relative to their size: not kept.
+MAX_ANSWER_BYTES = 1024 * 1024
+MAX_KEY_BYTES = 64 * 1024
+
+CacheKey = tuple[str, str, str | None, bytes]
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """What a repeat of the request needs: the model and prompt size to charge, and the body or the SSE frames."""
+
+    model_id: str
+    prompt_tokens: int
+    body: bytes = b""
+    frames: tuple[bytes, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + sum(len(frame) for frame in self.frames)
+
+
+class AnswerCache:
+    """Bounded, thread-safe LRU of answers (by entry count and by total bytes)."""
+
+    def __init__(self, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_TOTAL_BYTES) -> None:
+        self._entries: OrderedDict[CacheKey, CachedAnswer] = OrderedDict()
+        self._bytes = 0
+        self._max_entries = max_entries
+        self._max_bytes = max_bytes
+        self._lock = threading.Lock()
+
+    def get(self, key: CacheKey) -> CachedAnswer | None:
+        with self._lock:
+            answer = self._entries.get(key)
+            if answer is not None:
+                self._entries.move_to_end(key)
+            return answer
+
+    def put(self, key: CacheKey, answer: CachedAnswer) -> None:
+        """Keep ``answer`` (unless it is too large), evicting the least recently used beyond the bounds."""
+        size = answer.size
+        if size > MAX_ANSWER_BYTES:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size
+            self._entries[key] = answer
+            self._bytes += size
+            while len(self._entries) > self._max_entries or self._bytes > self._max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= evicted.size
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+
+def request_key(surface: str) -> CacheKey | None:
+    """The cache key of the current request, or None when its answer must not be cached or reused."""
+    req = request._get_current_object()
+    if server_config().fault_questions_matter() or not req.is_json:
+        return None
+    raw = req.get_data(cache=True)
+    if len(raw) > MAX_KEY_BYTES:
+        return None
+    return surface, req.path, req.environ.get("HTTP_X_MOCK_PROVIDER"), raw
+
+
+def lookup(key: CacheKey | None) -> CachedAnswer | None:
+    """The cached answer for ``key`` (None for no key or a miss)."""
+    return extension("answers").get(key) if key is not None else None
+
+
+def store(key: CacheKey | None, answer: CachedAnswer) -> None:
+    if key is not None:
+        extension("answers").put(key, answer)
+
+
+def recording(frames: Iterator[bytes], done: Callable[[tuple[bytes, ...]], None]) -> Iterator[bytes]:
+    """Pass ``frames`` through; hand them all to ``done`` once the last one was produced (not on a cut stream)."""
+    seen: list[bytes] = []
+    for frame in frames:
+        seen.append(frame)
+        yield frame
+    done(tuple(seen))
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["answers"] = AnswerCache()
