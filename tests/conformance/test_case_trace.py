@@ -2,15 +2,11 @@
 
 import json
 
-import httpcore  # noqa: F401  (see below)
 import pytest
 
 from tests.conformance.test_plugin import CONFTEST, PROFILE
 
 pytest_plugins = ["pytester"]
-# The in-process runs below send the first requests of this process: httpx would import httpcore inside them, and
-# pytester drops modules first imported in a run, leaving httpx's exception map with classes of a discarded httpcore
-# (later tests then see raw httpcore errors). Importing it here keeps one httpcore for the whole process.
 
 SOURCE = '''
 import httpx

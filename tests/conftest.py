@@ -1,0 +1,12 @@
+"""Process-wide set-up for the project's own tests.
+
+Several tests run the suite in-process (pytester's ``runpytest_inprocess``, the proof matrix's ``pytest.main``).
+pytester drops every module first imported during such a run, so a library first imported there (httpx imports
+httpcore lazily, the suite imports openai only when an SDK check runs) would leave the process with two copies:
+classes of the discarded one in some maps, of the fresh one elsewhere, and ``pytest.raises(httpx.ConnectError)``
+then sees a raw ``httpcore.ConnectError``. Importing them here, before any test, keeps one copy per process.
+"""
+
+import httpcore  # noqa: F401
+import httpx  # noqa: F401
+import openai  # noqa: F401
