@@ -10,3 +10,20 @@ then sees a raw ``httpcore.ConnectError``. Importing them here, before any test,
 import httpcore  # noqa: F401
 import httpx  # noqa: F401
 import openai  # noqa: F401
+import pytest
+
+import conformance.options
+
+
+@pytest.fixture(autouse=True)
+def _registry_unpatched():
+    """Undo the registry patch that inner suite runs apply (tests/conformance/test_plugin.py CONFTEST).
+
+    Their conftest patches ``conformance.options.load_requirements`` when imported and restores it in
+    ``pytest_unconfigure``, which pytest skips when a run exits before configuring (``--list-requirements``). The
+    patch then outlived the run, and a later suite run in the same worker (the proof matrix) graded fake T-*
+    requirements too.
+    """
+    original = conformance.options.load_requirements
+    yield
+    conformance.options.load_requirements = original
