@@ -13,6 +13,7 @@ import openai  # noqa: F401
 import pytest
 
 import conformance.options
+from tests.proof import summary
 
 
 @pytest.fixture(autouse=True)
@@ -27,3 +28,12 @@ def _registry_unpatched():
     original = conformance.options.load_requirements
     yield
     conformance.options.load_requirements = original
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    summary.register(config)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    """The negative-control matrix's size and state, when matrix rows ran (tests/proof/summary.py)."""
+    summary.terminal_summary(terminalreporter, config)
