@@ -79,8 +79,11 @@ def _other_rows(results: dict[str, Any]) -> list[list[str]]:
         rows.append(["suite wall s (1 process / -n 2)", "", f"{_fmt(suite['single_s'])} / "
                      f"{_fmt(suite['parallel_s'])}", ""])
         rows.append(["suite wall s, -n 2, no plugin autoload", "", _fmt(suite.get("parallel_no_autoload_s")), ""])
-        rows.append(["suite requests / completion tokens", "", f"{_fmt(suite['requests'])} / "
+        rows.append(["black-box run requests / completion tokens", "", f"{_fmt(suite['requests'])} / "
                      f"{_fmt(suite['completion_tokens'])}", ""])
+        if "embedded_requests" in suite:
+            rows.append(["embedded run requests / completion tokens", "", f"{_fmt(suite['embedded_requests'])} / "
+                         f"{_fmt(suite['embedded_completion_tokens'])}", ""])
     return rows
 
 

@@ -1,5 +1,10 @@
 """What the conformance suite costs: wall time of a full run against the embedded server, single process and
-``-n 2``, and the requests and completion tokens a black-box run spends (``run`` in results.json)."""
+``-n 2``, and the requests and completion tokens a black-box run spends (``run`` in results.json).
+
+The black-box run is the suite against the reference server served by gunicorn as a separate process, through
+``--target-url`` and the profile's test key: what a gateway team's CI run costs. It leaves out what only the embedded
+server allows (X-Mock-* probes, the free 429 burst), which the embedded run's figures include.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.servers import ROOT
+import gateway_spec
+from benchmarks.servers import REFERENCE_APP, ROOT, GunicornServer, production_config, reference_env
 
 SUITE_TIMEOUT = 600.0
 
 
-def suite_command(profile: str, report_dir: Path, processes: int, autoload: bool = True) -> list[str]:
+def suite_command(profile: str, report_dir: Path, processes: int, autoload: bool = True,
+                  target: tuple[str, str] | None = None) -> list[str]:
     """The documented suite invocation, plus ``-n N`` for xdist. Without ``autoload`` only the plugins the suite
     needs are loaded (``-p conformance.plugin``, ``-p xdist.plugin``), with PYTEST_DISABLE_PLUGIN_AUTOLOAD set."""
     cmd = [sys.executable, "-m", "pytest"]
@@ -25,15 +32,20 @@ def suite_command(profile: str, report_dir: Path, processes: int, autoload: bool
         cmd += ["-p", "conformance.plugin"] + (["-p", "xdist.plugin"] if processes > 1 else [])
     cmd += ["--pyargs", "conformance.suite", "--profile", profile, "--report-dir", str(report_dir), "-q",
             "-p", "no:cacheprovider"]
+    if target is not None:  # (url, key): a black-box run; the key goes by environment, never on a command line
+        cmd += ["--target-url", target[0]]
     return cmd + (["-n", str(processes)] if processes > 1 else [])
 
 
-def run_suite(profile: str, processes: int, autoload: bool = True) -> dict[str, Any]:
+def run_suite(profile: str, processes: int, autoload: bool = True,
+              target: tuple[str, str] | None = None) -> dict[str, Any]:
     """One timed suite run: wall seconds, pytest's exit code, and the run totals from results.json."""
     env = {**os.environ, **({} if autoload else {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})}
+    if target is not None:
+        env["CONFORMANCE_API_KEY"] = target[1]
     with tempfile.TemporaryDirectory(prefix="bench-suite-") as tmp:
         started = time.perf_counter()
-        proc = subprocess.run(suite_command(profile, Path(tmp), processes, autoload), cwd=ROOT, env=env,
+        proc = subprocess.run(suite_command(profile, Path(tmp), processes, autoload, target), cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=SUITE_TIMEOUT, check=False)
         wall = time.perf_counter() - started
         return {"wall_s": wall, "exit_code": proc.returncode, **read_run_totals(Path(tmp) / "results.json"),
@@ -49,13 +61,22 @@ def read_run_totals(results_json: Path) -> dict[str, Any]:
     return {"requests": run.get("requests"), "completion_tokens": run.get("completion_tokens")}
 
 
+def run_black_box(profile: str) -> dict[str, Any]:
+    """The suite, single process, against the reference server in its own gunicorn (production configuration)."""
+    key = gateway_spec.load_profile(profile).test_key
+    with GunicornServer(REFERENCE_APP, production_config(), env=reference_env(profile)) as server:
+        return run_suite(profile, 1, target=(f"http://{server.host}:{server.port}", key))
+
+
 def measure_suite(profile: str) -> dict[str, Any]:
     """Single process and ``-n 2`` as documented, then ``-n 2`` without entry-point plugin autoloading (which
-    imports schemathesis and hypothesis into every process: most of a run's start-up). The spend figures come
-    from the single-process run."""
+    imports schemathesis and hypothesis into every process: most of a run's start-up), all against the embedded
+    server; then the black-box run, whose spend is the target's figure (the embedded run's is kept beside it)."""
     single = run_suite(profile, 1)
     parallel = run_suite(profile, 2)
     lean = run_suite(profile, 2, autoload=False)
+    black = run_black_box(profile)
     return {"single_s": single["wall_s"], "parallel_s": parallel["wall_s"], "parallel_no_autoload_s": lean["wall_s"],
-            "requests": single["requests"], "completion_tokens": single["completion_tokens"],
-            "runs": {"single": single, "parallel": parallel, "parallel_no_autoload": lean}}
+            "requests": black["requests"], "completion_tokens": black["completion_tokens"],
+            "embedded_requests": single["requests"], "embedded_completion_tokens": single["completion_tokens"],
+            "runs": {"single": single, "parallel": parallel, "parallel_no_autoload": lean, "black_box": black}}

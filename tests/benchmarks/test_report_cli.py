@@ -100,3 +100,20 @@ def test_suite_command_documented_and_lean(tmp_path):
     (tmp_path / "results.json").write_text('{"run": {"requests": 58, "completion_tokens": 240}}')
     assert read_run_totals(tmp_path / "results.json") == {"requests": 58, "completion_tokens": 240}
     assert read_run_totals(tmp_path / "absent.json") == {"requests": None, "completion_tokens": None}
+
+
+def test_black_box_command_names_the_target_but_never_the_key(tmp_path):
+    from benchmarks.suite_cost import suite_command
+
+    command = suite_command("openai", tmp_path, 1, target=("http://127.0.0.1:9", "sk-secret-bench-key"))
+    assert command[command.index("--target-url") + 1] == "http://127.0.0.1:9"
+    assert not any("sk-secret-bench-key" in part for part in command)  # the key travels by CONFORMANCE_API_KEY
+
+
+def test_black_box_run_spends_what_the_suite_reports():
+    """A real black-box run: the suite against the reference server in its own gunicorn, through --target-url."""
+    from benchmarks.suite_cost import run_black_box
+
+    run = run_black_box("openai")
+    assert run["exit_code"] == 0, run["tail"]
+    assert run["requests"] and run["completion_tokens"]
