@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from reference_server import faults
 from reference_server.chat_request import ChatRequest
+from reference_server.context import fault as _fault
 from reference_server.context import server_config
 from reference_server.providers import Generation, text_answer, tool_calls
 
@@ -38,10 +39,6 @@ FAULT_REQUIRED_IGNORED = F("TOOLS-013", 'tool_choice "required" answers in text 
 FAULT_NAMED_IGNORED = F("TOOLS-014", "A named tool_choice calls another declared tool (or none when it is the only one).")
 FAULT_ARGS_OFF_SCHEMA = F("TOOLS-016", 'Tool call arguments are {"unexpected": true}, ignoring the schema.')
 FAULT_PARALLEL_IGNORED = F("TOOLS-017", "parallel_tool_calls false still calls every named tool.")
-
-
-def _fault(fault: faults.Fault) -> bool:
-    return server_config().fault(fault)
 
 
 def distort(gen: Generation, req: ChatRequest, index: int, provider: str) -> Generation:

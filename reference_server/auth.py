@@ -17,6 +17,7 @@ from typing import Any
 from flask import Flask, g, request
 
 from reference_server import faults
+from reference_server.context import fault as _fault
 from reference_server.context import server_config
 from reference_server.errors import ApiError
 
@@ -52,10 +53,6 @@ def mask_key(key: str) -> str:
 def known_keys() -> dict[str, dict[str, Any]]:
     """Accepted key -> settings, for the current app."""
     return server_config().keys
-
-
-def _fault(fault: faults.Fault) -> bool:
-    return server_config().fault(fault)
 
 
 def is_open_path(path: str) -> bool:

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, jsonify
 
 from reference_server import answer_cache, answer_faults, faults, limits, streaming
 from reference_server.chat_request import ChatRequest, parse_chat_request, read_json_body
+from reference_server.context import fault as _fault
 from reference_server.context import server_config
 from reference_server.errors import ApiError
 from reference_server.logprobs import content_logprobs
@@ -65,10 +66,6 @@ FAULT_LOGPROBS_NULL = F("PARAMS-012", "logprobs true returns choices[].logprobs 
 FAULT_TOP_LOGPROBS_EXTRA = F("PARAMS-013", "Each token carries top_logprobs + 1 alternatives.")
 FAULT_MAX_COMPLETION_IGNORED = F("PARAMS-014", "max_completion_tokens is ignored.")
 FAULT_EMPTY_LOGPROBS = F("PARAMS-020", 'Without logprobs, choices[].logprobs is {"content": [], "refusal": null}.')
-
-
-def _fault(fault: faults.Fault) -> bool:
-    return server_config().fault(fault)
 
 
 @bp.post("/chat/completions")

@@ -16,6 +16,7 @@ from typing import Any
 from flask import request
 
 from reference_server import faults
+from reference_server.context import fault as _fault
 from reference_server.context import server_config
 from reference_server.errors import ApiError
 from reference_server.models import ResolvedModel, resolve_model
@@ -105,10 +106,6 @@ class ChatRequest:
     @property
     def tool_names(self) -> list[str]:
         return [t["function"]["name"] for t in self.tools]
-
-
-def _fault(fault: faults.Fault) -> bool:
-    return server_config().fault(fault)
 
 
 def invalid(message: str, param: str | None, status: int = 400, code: str | None = None) -> ApiError:

@@ -243,7 +243,7 @@ def journal_response(resp: Response) -> Response:
 
 def trace_field() -> dict:
     """``{"trace": <the live set>}`` when faults are traced (rendered by ``journal.render``), else nothing."""
-    trace = current_app.config["SERVER"].fault_trace
+    trace = server_config().fault_trace
     consults = trace.current() if trace is not None else None
     return {} if consults is None else {"trace": consults}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Flask, Response, request
 
 from reference_server import faults
+from reference_server.context import fault as _fault
 from reference_server.context import server_config
 from reference_server.errors import ApiError
 
@@ -47,10 +48,6 @@ EXPOSED = ", ".join(EXPOSE_HEADERS)
 
 def _enabled() -> bool:
     return bool(server_config().profile.get("cors"))
-
-
-def _fault(fault: faults.Fault) -> bool:
-    return server_config().fault(fault)
 
 
 def is_preflight() -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request
 
 from reference_server import answer_cache, faults, limits
+from reference_server.context import fault as _fault
 from reference_server.context import server_config
 from reference_server.errors import ApiError
 from reference_server.models import resolve_model
@@ -55,10 +56,6 @@ FAULT_CONTENT_TYPE = F("EMBEDDINGS-020", "Embedding responses are sent as text/p
 FAULT_POSITIONAL = F("EMBEDDINGS-021", "The vector of an input depends on its position in the batch.",
                      collateral=("EMBEDDINGS-003",))
 KNOWN_FIELDS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
-
-
-def _fault(fault: faults.Fault) -> bool:
-    return server_config().fault(fault)
 
 
 # ---------------------------------------------------------------- vectors

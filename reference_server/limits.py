@@ -25,6 +25,7 @@ from flask import Flask, Response, g
 
 from reference_server import faults
 from reference_server.context import extension, server_config
+from reference_server.context import fault as _fault
 from reference_server.errors import ApiError
 from reference_server.fault_trace import UNKEYED
 
@@ -213,10 +214,6 @@ class RateLimiter:
 
 def _server():
     return server_config()
-
-
-def _fault(fault: faults.Fault) -> bool:
-    return server_config().fault(fault)
 
 
 def current_key() -> str | None:

@@ -15,6 +15,7 @@ from flask import Blueprint, jsonify
 
 from gateway_spec import Profile
 from reference_server import faults
+from reference_server.context import fault as _fault
 from reference_server.context import server_config
 from reference_server.errors import ApiError
 
@@ -85,10 +86,6 @@ class ResolvedModel:
 
 def _profile() -> Profile:
     return server_config().profile
-
-
-def _fault(requirement: str) -> bool:
-    return server_config().fault(requirement)
 
 
 def model_entries(profile: Profile, kind: str) -> list[dict[str, Any]]:

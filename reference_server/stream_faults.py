@@ -10,6 +10,7 @@ import copy
 
 from reference_server import faults
 from reference_server.chat_request import ChatRequest
+from reference_server.context import fault as _on
 from reference_server.context import server_config
 
 F = faults.declare
@@ -61,10 +62,6 @@ FAULT_USAGE_EVERYWHERE = F("USAGE-007", "Every chunk carries the final usage obj
 FAULT_USAGE_UNASKED = F("USAGE-008", "A usage chunk is sent without include_usage.", collateral=("CHAT-STREAM-012",))
 FAULT_USAGE_INLINE = F("USAGE-013", "Auto-injected usage rides on the last choice chunk instead of its own chunk.")
 FAULT_JSON_FENCE = F("STRUCTURED-OUTPUT-002", "Streamed json_object content starts with a ```json fence.")
-
-
-def _on(fault: faults.Fault) -> bool:
-    return server_config().fault(fault)
 
 
 def plain_request(req: ChatRequest) -> bool:
