@@ -3,13 +3,14 @@ and the response headers every surface carries (``x-request-id``)."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import os
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from reference_server import (
@@ -23,9 +24,10 @@ from reference_server import (
     limits,
     models,
     ollama,
+    wire_headers,
 )
 from reference_server.config import ServerConfig
-from reference_server.context import server_config
+from reference_server.context import current_request, request_state, server_config
 
 FAULT_NO_REQUEST_ID = faults.declare("HEADERS-001", "Successful responses lack x-request-id.")
 # APIStatusError.request_id is read from the error response's x-request-id (openai _exceptions.py): SDK-017.
@@ -46,50 +48,68 @@ _request_numbers = itertools.count(1)
 _REQUEST_ID_PREFIX = os.urandom(12).hex()
 
 
-def add_request_id(resp: Response) -> Response:
-    """after_request: a fresh ``x-request-id`` on every API response (different for every request, HEADERS-003)."""
-    config = server_config()
-    is_error = resp.status_code >= 400 or resp.mimetype == "text/event-stream"
+def add_request_id(resp: Response, config: ServerConfig | None = None) -> Response:
+    """after_request: a fresh ``x-request-id`` on every API response (different for every request, HEADERS-003).
+
+    ``config`` is bound by ``create_app`` (the current app's when not given).
+    """
+    config = config or server_config()
+    # resp.mimetype parses the whole Content-Type on each read; the media type is all this needs.
+    is_error = resp.status_code >= 400 or \
+        resp.headers.get("Content-Type", "").partition(";")[0].strip().lower() == "text/event-stream"
     if not is_error and config.fault(FAULT_NO_REQUEST_ID):
         return resp
     if is_error and config.fault(FAULT_NO_REQUEST_ID_ERRORS):
         return resp
     if config.fault(FAULT_SAME_REQUEST_ID):
-        resp.headers["x-request-id"] = "req_00000000000000000000000000000000"
+        request_id = "req_00000000000000000000000000000000"
     else:
-        resp.headers["x-request-id"] = f"req_{_REQUEST_ID_PREFIX}{next(_request_numbers):08x}"
+        request_id = f"req_{_REQUEST_ID_PREFIX}{next(_request_numbers):08x}"
+    # Made here: straight to the WSGI server (see wire_headers). The journal reads it on g.
+    wire_headers.add("request-id", [("x-request-id", request_id)])
+    request_state().request_id = request_id
     if config.fault_trace is not None:
-        config.fault_trace.link(resp.headers["x-request-id"])
+        config.fault_trace.link(request_id)
     return resp
 
 
 def unusual_header_case(resp: Response) -> Response:
-    """after_request (variant ``header-case``): header names upper-cased; HTTP names are case-insensitive."""
-    if server_config().variant("header-case"):
-        items = list(resp.headers.items())
-        resp.headers.clear()
-        for name, value in items:
-            resp.headers.add(name.upper(), value)
+    """after_request (installed with variant ``header-case`` only): header names upper-cased; HTTP names are
+    case-insensitive."""
+    items = list(resp.headers.items())
+    resp.headers.clear()
+    for name, value in items:
+        resp.headers.add(name.upper(), value)
+    for group in wire_headers.pending(current_request().environ).values():
+        group[:] = [(name.upper(), value) for name, value in group]
     return resp
 
 
-def refuse_oversized_body() -> None:
-    """before_request: answer 413 for a declared body over the limit before any hook reads it.
+def refuse_oversized_body(limit: int | None = None) -> None:
+    """before_request: answer 413 for a declared body over ``limit`` before any hook reads it.
 
-    The cached empty body keeps later readers (the request journal's after_request) from raising the 413 again
+    ``limit`` is bound by ``create_app`` (``ServerConfig.max_body_bytes``, also Flask's MAX_CONTENT_LENGTH). The
+    cached empty body keeps later readers (the request journal's after_request) from raising the 413 again
     while the error response is being finalized, which would turn it into a 500.
     """
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    req = request._get_current_object()
-    if limit and req.content_length is not None and req.content_length > limit:
+    if limit is None:
+        limit = server_config().max_body_bytes
+    req = current_request()
+    # The declared length as the server passed it: werkzeug's req.content_length parses it on every read, and this
+    # check only needs the early answer (reading the body past MAX_CONTENT_LENGTH still raises 413 in werkzeug).
+    declared = req.environ.get("CONTENT_LENGTH", "").strip()
+    if limit and declared.isdigit() and int(declared) > limit:
         req._cached_data = b""
         raise RequestEntityTooLarge()
 
 
 def reject_stainless() -> None:
-    """before_request (fault HEADERS-007 only): refuse the SDK's own headers."""
-    if any(name.lower().startswith("x-stainless-") for name in request.headers.keys()) and \
-            server_config().fault(FAULT_STAINLESS_REJECTED):
+    """before_request (installed only where a fault may be on or is traced): refuse the SDK's own headers under
+    fault HEADERS-007."""
+    config = server_config()
+    # WSGI names every header HTTP_<NAME> in upper case with "_" for "-".
+    if any(name.startswith("HTTP_X_STAINLESS_") for name in current_request().environ) and \
+            config.fault(FAULT_STAINLESS_REJECTED):
         raise errors.ApiError(400, "Unrecognized request header X-Stainless-Lang.")
 
 
@@ -109,7 +129,9 @@ class ReferenceFlask(Flask):
         sync = self._sync_functions.get(func)
         if sync is None:
             sync = super().ensure_sync(func)
-            if inspect.isfunction(func):  # bound methods are new objects on each access: not worth keeping
+            # Plain functions, bound methods (limits.AppLimits) and partials (hooks bound to their config): the
+            # hook lists hold the same objects request after request (a bound method hashes by object and function).
+            if inspect.isfunction(func) or inspect.ismethod(func) or isinstance(func, functools.partial):
                 self._sync_functions[func] = sync
         return sync
 
@@ -133,15 +155,20 @@ def create_app(config: ServerConfig | None = None) -> Flask:
         app.before_request(config.fault_trace.begin_request)
     errors.init_app(app)
     answer_cache.init_app(app)
-    app.before_request(refuse_oversized_body)
-    app.after_request(unusual_header_case)  # after_request hooks run in reverse: this one runs last
-    app.after_request(add_request_id)
+    # Hooks run on every request, so each takes what it needs from ``config`` now, and hooks that cannot act for
+    # this config (faults and variants are fixed per app) are not installed at all.
+    app.before_request(functools.partial(refuse_oversized_body, config.max_body_bytes))
+    if config.variant("header-case"):
+        app.after_request(unusual_header_case)  # after_request hooks run in reverse: this one runs last
+    app.after_request(functools.partial(add_request_id, config=config))
     # Hook order matters: control (journal, X-Mock-* headers) sees every request first, then auth, then limits.
-    control.init_app(app) if hasattr(control, "init_app") else None
-    app.before_request(reject_stainless)
+    control.init_app(app)
+    if config.fault_questions_matter():
+        app.before_request(reject_stainless)
     auth.init_app(app)
     limits.init_app(app)
     register_blueprints(app, config)
+    app.wsgi_app = wire_headers.Middleware(app.wsgi_app)  # Flask's documented way to wrap the app in middleware
     return app
 
 

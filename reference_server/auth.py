@@ -12,14 +12,17 @@ key (``sk-abc***``), never the key itself. The accepted key is on ``flask.g.api_
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, g, request
+from flask import Flask
 
 from reference_server import faults
+from reference_server.context import current_request, request_state, server_config
 from reference_server.context import fault as _fault
-from reference_server.context import server_config
 from reference_server.errors import ApiError
+
+if TYPE_CHECKING:
+    from reference_server.config import ServerConfig
 
 # CORS-007 can only be provoked by the keyless 401 this fault removes (a CORS check has no other safe error).
 FAULT_NO_AUTH = faults.declare("AUTH-001", "Requests without an Authorization header are served.",
@@ -50,21 +53,16 @@ def mask_key(key: str) -> str:
     return key[:6] + "***" if len(key) > 6 else "***"
 
 
-def known_keys() -> dict[str, dict[str, Any]]:
-    """Accepted key -> settings, for the current app."""
-    return server_config().keys
-
-
-def is_open_path(path: str) -> bool:
+def is_open_path(path: str, config: ServerConfig | None = None) -> bool:
     """Paths that never need a key: health, the mock control surface, ``GET /``, and an Ollama surface the
-    profile documents without auth."""
+    profile documents without auth. ``config`` defaults to the current app's."""
     if path == "/" or path == "/healthz" or path.startswith("/_mock/"):
         return True
-    profile = server_config().profile
+    profile = (config or server_config()).profile
     base = profile.ollama_base_path
     if base and not profile.get("ollama.auth_required") and (path == base or path.startswith(base + "/")):
         return True
-    return path == f"{profile.base_path}/models" and request.method == "GET" and _fault(FAULT_MODELS_OPEN)
+    return current_request().method == "GET" and path == f"{profile.base_path}/models" and _fault(FAULT_MODELS_OPEN)
 
 
 def unauthorized(message: str) -> ApiError:
@@ -86,16 +84,18 @@ def bearer_token(header: str | None) -> str:
     return token
 
 
-def check_key(token: str) -> dict[str, Any]:
-    """Settings of an accepted key, or raise 401 (AUTH-003 pattern, AUTH-004 unknown)."""
-    profile = server_config().profile
+def check_key(token: str, config: ServerConfig | None = None) -> dict[str, Any]:
+    """Settings of an accepted key, or raise 401 (AUTH-003 pattern, AUTH-004 unknown). ``config`` defaults to the
+    current app's."""
+    config = config or server_config()
+    profile = config.profile
     pattern = profile.get("auth.key_pattern")
     if pattern and not re.fullmatch(pattern, token):
         status = 400 if _fault(FAULT_NO_PATTERN) else 401
         err = unauthorized(f"Incorrect API key format: {_shown(token)}. Expected {profile.get('auth.key_format')}.")
         err.status = status
         raise err
-    settings = known_keys().get(token)
+    settings = config.keys.get(token)
     if settings is not None:
         return settings
     if profile.get("auth.key_required_but_ignored") or _fault(FAULT_UNKNOWN_KEY):
@@ -108,28 +108,40 @@ def _shown(token: str) -> str:
     return token if _fault(FAULT_ECHO_KEY) else mask_key(token)
 
 
-def authenticate() -> None:
-    """before_request: reject unauthenticated calls to the API surfaces; remember the key on ``g``."""
-    req = request._get_current_object()  # one proxy look-up, not one per attribute (this runs on every request)
-    if req.method == "OPTIONS" or is_open_path(req.path):
+def authenticate(config: ServerConfig | None = None) -> None:
+    """before_request: reject unauthenticated calls to the API surfaces; remember the key on ``g``.
+
+    ``config`` is bound by ``init_app`` (the current app's when not given).
+    """
+    config = config or server_config()
+    req = current_request()  # one proxy look-up, not one per attribute (this runs on every request)
+    state = request_state()
+    if req.method == "OPTIONS" or is_open_path(req.path, config):
         return
-    header = req.headers.get("Authorization")
+    header = req.environ.get("HTTP_AUTHORIZATION")  # what req.headers.get("Authorization") reads, without its work
     if header is None and _fault(FAULT_NO_AUTH):
-        g.key = {"role": "anonymous"}
+        state.key = {"role": "anonymous"}
         return
     token = bearer_token(header)
     if not token and _fault(FAULT_EMPTY_TOKEN):  # served as no key at all, since no key can match ""
-        g.key = {"role": "anonymous"}
+        state.key = {"role": "anonymous"}
         return
-    if req.is_json and _fault(FAULT_BODY_FIRST) and req.get_json(silent=True) is None:
+    # is_json parses Content-Type: only worth it when a fault may be on (asked in this order so traces stay small).
+    if config.fault_questions_matter() and req.is_json and config.fault(FAULT_BODY_FIRST) \
+            and req.get_json(silent=True) is None:
         raise ApiError(400, "We could not parse the JSON body of your request.")
-    settings = check_key(token)
+    settings = check_key(token, config)
     if settings.get("role") == "test" and req.path.endswith("/models") and _fault(FAULT_TEST_KEY_403):
         raise ApiError(403, "This key may not access this route.", code="forbidden")
-    g.api_key = token
-    g.key = settings
+    state.api_key = token
+    state.key = settings
 
 
 def init_app(app: Flask) -> None:
     """Install the authentication hook (after control's, before limits')."""
-    app.before_request(authenticate)
+    config = app.config["SERVER"]
+
+    def authenticate_request() -> None:
+        authenticate(config)
+
+    app.before_request(authenticate_request)

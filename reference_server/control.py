@@ -28,10 +28,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from reference_server import cors, faults, limits
-from reference_server.context import extension, server_config
+from reference_server.context import current_request, extension, request_state, server_config
 from reference_server.errors import ApiError
 from reference_server.journal import MAX_BODY_CHARS, RequestJournal, environ_headers
 
@@ -116,14 +116,26 @@ CONTROL_ENVIRON_KEYS = frozenset(
 )
 
 
-def parse_mock_controls(extra: dict) -> MockControls:
-    """Read the X-Mock-* headers of the current request over the server defaults; bad values raise 400."""
-    defaults = MockControls(
+NO_CONTROLS = MockControls()
+
+
+def default_controls(extra: dict) -> MockControls:
+    """The server-wide defaults (``ServerConfig.extra``) that X-Mock-* headers override."""
+    return MockControls(
         latency_ms=int(extra.get("mock_latency_ms", 0)), fail_times=int(extra.get("mock_fail_times", 0)),
         stall_seconds=float(extra.get("mock_stall_seconds", DEFAULT_STALL_SECONDS)),
         ttft_ms=int(extra.get("mock_ttft_ms", 0)), tokens_per_second=extra.get("mock_tokens_per_second"),
     )
-    if CONTROL_ENVIRON_KEYS.isdisjoint(request.environ):
+
+
+def parse_mock_controls(extra: dict, defaults: MockControls | None = None) -> MockControls:
+    """Read the X-Mock-* headers of the current request over the server defaults; bad values raise 400.
+
+    ``defaults`` is ``default_controls(extra)`` when the caller already has it (a frozen dataclass of twelve fields
+    costs microseconds to build, on every request).
+    """
+    defaults = defaults or default_controls(extra)
+    if CONTROL_ENVIRON_KEYS.isdisjoint(current_request().environ):
         return defaults
     return MockControls(
         status=_int_header("X-Mock-Status", None, low=400, high=599),
@@ -194,14 +206,17 @@ def is_control_path(path: str) -> bool:
     return path == "/healthz" or path.startswith("/_mock/")
 
 
-def apply_mock_controls() -> None:
-    """before_request: parse X-Mock-* into ``g.mock`` and act on the ones that decide the whole answer."""
-    req = request._get_current_object()
+def apply_mock_controls(config, defaults: MockControls) -> None:
+    """before_request: parse X-Mock-* into ``g.mock`` and act on the ones that decide the whole answer.
+
+    ``config`` and ``defaults`` (its ``default_controls``) are bound by ``init_app``: no look-up per request.
+    """
+    req = current_request()
     if is_control_path(req.path) or req.method == "OPTIONS":
-        g.mock = MockControls()
+        request_state().mock = NO_CONTROLS
         return
-    mock = parse_mock_controls(server_config().extra)
-    g.mock = mock
+    mock = parse_mock_controls(config.extra, defaults)
+    request_state().mock = mock
     if mock.latency_ms:
         time.sleep(mock.latency_ms / 1000)
     if mock.upstream_timeout:
@@ -209,7 +224,7 @@ def apply_mock_controls() -> None:
     if mock.fail_times:
         attempts: AttemptCounter = extension("mock_attempts")
         attempt_key = mock.fail_key or request_fingerprint()
-        trace = server_config().fault_trace
+        trace = config.fault_trace
         if trace is not None:  # whether this attempt fails depends on the earlier attempts under the same key
             trace.couple(("mock-attempts", attempt_key), inherit=True)
         if attempts.next_attempt(attempt_key) <= mock.fail_times:
@@ -218,13 +233,16 @@ def apply_mock_controls() -> None:
         raise injected_error(mock.status, mock)
 
 
-def journal_response(resp: Response) -> Response:
-    """after_request (runs last): record the exchange, with credentials redacted."""
-    req = request._get_current_object()  # one proxy look-up instead of one per attribute
+def journal_response(resp: Response, journal: RequestJournal, config) -> Response:
+    """after_request (runs last): record the exchange in ``journal`` (bound by ``init_app``); credentials are
+    redacted when the journal is read."""
+    req = current_request()  # one proxy look-up instead of one per attribute
     if is_control_path(req.path):
         return resp
     body = req.get_data(cache=True)
-    extension("journal").record(
+    trace = config.fault_trace
+    consults = trace.current() if trace is not None else None
+    journal.record(
         {
             "time": time.time(),
             "method": req.method,
@@ -234,29 +252,32 @@ def journal_response(resp: Response) -> Response:
             "raw_body": body if len(body) <= MAX_BODY_CHARS else None,  # a full ring of huge bodies stays bounded
             "body_bytes": len(body),
             "status": resp.status_code,
-            "request_id": resp.headers.get("x-request-id"),
-            **trace_field(),
+            "request_id": request_state().get("request_id"),  # what add_request_id put on the response
+            # with fault tracing, the live set of faults consulted (rendered by ``journal.render``)
+            **({} if consults is None else {"trace": consults}),
         }
     )
     return resp
 
 
-def trace_field() -> dict:
-    """``{"trace": <the live set>}`` when faults are traced (rendered by ``journal.render``), else nothing."""
-    trace = server_config().fault_trace
-    consults = trace.current() if trace is not None else None
-    return {} if consults is None else {"trace": consults}
-
-
 def init_app(app: Flask) -> None:
     """Install journal, CORS and X-Mock-* hooks. Registered first, so its after_request runs last."""
-    app.extensions["journal"] = RequestJournal(app.config["SERVER"].journal_size)
+    config = app.config["SERVER"]
+    journal = app.extensions["journal"] = RequestJournal(config.journal_size)
     app.extensions["mock_attempts"] = AttemptCounter()
+    defaults = default_controls(config.extra)
+
+    def record_exchange(resp: Response) -> Response:
+        return journal_response(resp, journal, config)
+
+    def mock_controls() -> None:
+        apply_mock_controls(config, defaults)
+
     # after_request hooks run in reverse order of registration; first in the list means run last, so the
     # journal sees the final status and every header (x-request-id, rate limits) whoever registers later.
-    app.after_request_funcs.setdefault(None, []).insert(0, journal_response)
+    app.after_request_funcs.setdefault(None, []).insert(0, record_exchange)
     cors.init_app(app)
-    app.before_request(apply_mock_controls)
+    app.before_request(mock_controls)
 
 
 @bp.get("/healthz")

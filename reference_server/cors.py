@@ -6,11 +6,14 @@ cookies), and owning it lets faults break single parts of it (e.g. a preflight t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Flask, Response, request
 
-from reference_server import faults
+from reference_server import faults, wire_headers
+from reference_server.context import current_request
 from reference_server.context import fault as _fault
-from reference_server.context import server_config
 from reference_server.errors import ApiError
 
 ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
@@ -46,16 +49,13 @@ EXPOSE_HEADERS = (
 EXPOSED = ", ".join(EXPOSE_HEADERS)
 
 
-def _enabled() -> bool:
-    return bool(server_config().profile.get("cors"))
-
-
 def is_preflight() -> bool:
     """A CORS preflight: OPTIONS with an Origin and the method the browser wants to use."""
+    req = current_request()
     return (
-        request.method == "OPTIONS"
-        and "Origin" in request.headers
-        and "Access-Control-Request-Method" in request.headers
+        req.method == "OPTIONS"
+        and "HTTP_ORIGIN" in req.environ
+        and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in req.environ
     )
 
 
@@ -86,38 +86,44 @@ def preflight_response() -> Response:
     return resp
 
 
-def add_cors_headers(resp: Response) -> Response:
+def add_cors_headers(resp: Response, fault: Callable[[Any], bool] = _fault) -> Response:
     """Headers every actual response needs so browser code can read it (errors included)."""
     is_error = resp.status_code >= 400
-    # Appended, not set: only this hook writes these names on actual responses, and set() scans every header.
-    if not (_fault(FAULT_ERRORS_NO_ORIGIN if is_error else FAULT_ACTUAL_NO_ORIGIN)):
-        resp.headers.add("Access-Control-Allow-Origin", "*")
-    if not _fault(FAULT_NO_EXPOSE):
-        resp.headers.add("Access-Control-Expose-Headers", EXPOSED)
+    pairs = []
+    if not fault(FAULT_ERRORS_NO_ORIGIN if is_error else FAULT_ACTUAL_NO_ORIGIN):
+        pairs.append(("Access-Control-Allow-Origin", "*"))
+    if not fault(FAULT_NO_EXPOSE):
+        pairs.append(("Access-Control-Expose-Headers", EXPOSED))
+    wire_headers.add("cors", pairs)  # constants: straight to the WSGI server (see wire_headers)
     return resp
 
 
 def init_app(app: Flask) -> None:
-    """Answer preflights before anything else (auth, limits) sees them, and decorate every response."""
+    """Answer preflights before anything else (auth, limits) sees them, and decorate every response.
+
+    Profiles that do not claim browser access get neither hook (whether one does is fixed per app).
+    """
+    config = app.config["SERVER"]
+    if not config.profile.get("cors"):
+        return
+    fault = config.fault  # bound once: these hooks run on every request
 
     @app.before_request
     def _preflight():
-        if not (_enabled() and is_preflight()):
+        if not is_preflight():
             return None
-        if _fault(FAULT_PREFLIGHT_AUTH):
+        if fault(FAULT_PREFLIGHT_AUTH):
             raise ApiError(401, "You didn't provide an API key.", code="invalid_api_key")
         return preflight_response()
 
     @app.after_request
     def _headers(resp: Response) -> Response:
-        if not _enabled():
-            return resp
         preflight = is_preflight()
-        if preflight and _fault(FAULT_PREFLIGHT_AUTH):
+        if preflight and fault(FAULT_PREFLIGHT_AUTH):
             # the 401 from auth still carries the preflight headers, so only CORS-001 is the visible break
             for name, value in preflight_response().headers.items():
                 if name.lower().startswith("access-control-"):
                     resp.headers[name] = value
         elif not preflight:
-            add_cors_headers(resp)
+            add_cors_headers(resp, fault)
         return resp

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, Response, g
+from flask import Flask, Response
 
-from reference_server import faults
-from reference_server.context import extension, server_config
+from reference_server import faults, wire_headers
+from reference_server.context import extension, request_state, server_config
 from reference_server.context import fault as _fault
 from reference_server.errors import ApiError
 from reference_server.fault_trace import UNKEYED
@@ -110,9 +110,10 @@ class KeyPolicy:
     allowed_models: frozenset[str] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Snapshot:
-    """The key's state after this request, for the rate-limit headers."""
+    """The key's state after this request, for the rate-limit headers (built twice per request: not frozen, which
+    would cost four times as much to construct; nothing changes one after it is made)."""
 
     limit_requests: int
     remaining_requests: int
@@ -218,20 +219,7 @@ def _server():
 
 def current_key() -> str | None:
     """The key auth accepted for this request (``g.api_key``); None on open paths (health, keyless Ollama)."""
-    return g.get("api_key") or None
-
-
-def _policy(key: str) -> KeyPolicy:
-    config = _server()
-    settings = g.get("key") or config.keys.get(key) or {}
-    if settings is not config.keys.get(key):  # settings made up for this request (e.g. keys any gateway accepts)
-        return policy_for(key, settings, config.profile)
-    # A configured key's policy never changes: work it out once per app, not twice per request.
-    cache: dict[str, KeyPolicy] = extension("limit_policies")
-    policy = cache.get(key)
-    if policy is None:
-        policy = cache[key] = policy_for(key, settings, config.profile)
-    return policy
+    return request_state().get("api_key") or None
 
 
 def retry_after_seconds(snapshot: Snapshot) -> int:
@@ -258,73 +246,13 @@ def rate_limit_error(message: str, snapshot: Snapshot, *, type_: str = "requests
     return ApiError(429, message, type=type_, code=code, headers=headers)
 
 
-def before_request() -> None:
-    """Count the request against its key's per-minute limit (429 when exhausted).
-
-    Only requests auth accepted count: preflights, health, ``/_mock/*`` and keyless Ollama routes carry no key.
-    """
-    key = current_key()
-    if key is None:
-        return
-    policy = _policy(key)
-    allowed, snapshot = extension("limits").hit(key, policy)
-    g.rate_limit = snapshot
-    _trace_state(key, policy, snapshot, refused=not allowed)
-    if not allowed:
-        raise rate_limit_error(
-            f"Rate limit reached for requests: limit {policy.requests_per_minute} per minute"
-            f" (tier {policy.tier}). Please try again in {retry_after_seconds(snapshot)}s.",
-            snapshot,
-        )
-
-
-def _trace_state(key: str, policy: KeyPolicy, snapshot: Snapshot, *, refused: bool) -> None:
-    """Fault tracing: this request counts against ``key``; a decision the counters made inherits their writers.
-
-    A refusal was decided by what earlier requests spent. So, under the assumption that one fault cannot double
-    a key's traffic, is an admission once half a limit is spent, and every decision of a daily/balance key. The
-    remaining-* header values are not followed: they move with any earlier request, and checks compare them
-    only within one case's own back-to-back requests.
-    """
-    trace = _server().fault_trace
-    if trace is None:
-        return
-    g.limits_traced = True
-    near = (snapshot.remaining_requests * 2 <= snapshot.limit_requests
-            or snapshot.remaining_tokens * 2 <= snapshot.limit_tokens
-            or policy.daily_requests is not None or policy.balance is not None)
-    trace.couple(("limits", key), inherit=refused or near, also=(UNKEYED,))
-
-
 def admit(model_id: str, tokens: int = 0) -> None:
     """Check the authenticated key may call ``model_id`` now; raise 403/402/429 otherwise.
 
     Called by chat, embeddings and ollama after resolving the model; ``tokens`` is the prompt size to charge.
     Does nothing for unauthenticated requests (e.g. an Ollama surface without auth).
     """
-    key = current_key()
-    if key is None:
-        return
-    policy, profile = _policy(key), _server().profile
-    if (
-        profile.claims("model-allowlist")
-        and policy.allowed_models is not None
-        and model_id.lower() not in policy.allowed_models
-        and not _fault(FAULT_ALLOWLIST_IGNORED)
-    ):
-        raise ApiError(403, f"This API key has no access to model '{model_id}' (model allowlist).",
-                       code="model_not_allowed")
-    reason, snapshot = extension("limits").charge(key, policy, tokens)
-    g.rate_limit = snapshot
-    _trace_state(key, policy, snapshot, refused=reason is not None)
-    if reason == "balance" and profile.claims("billing") and not _fault(FAULT_BALANCE_IGNORED):
-        raise billing_error(profile)
-    if reason == "daily":
-        raise rate_limit_error("Daily limit reached for this API key.", snapshot)
-    if reason == "tokens":
-        raise rate_limit_error(
-            f"Rate limit reached for tokens: limit {policy.tokens_per_minute} per minute.", snapshot, type_="tokens"
-        )
+    extension("limit_hooks").admit(model_id, tokens)
 
 
 def billing_error(profile) -> ApiError:
@@ -339,48 +267,147 @@ def billing_error(profile) -> ApiError:
     )
 
 
-def add_headers(resp: Response) -> Response:
-    """after_request: the profile's rate-limit headers on every authenticated response (429s included)."""
-    snapshot: Snapshot | None = g.get("rate_limit")
-    trace = _server().fault_trace
-    if trace is not None and not g.get("limits_traced"):  # refused before the limiter, or no key: see UNKEYED
-        trace.couple(UNKEYED, inherit=False)
-    style = _server().profile.get("rate_limits.headers") or "none"
-    if resp.status_code == 429 and _fault(FAULT_BARE_429):
-        resp.set_data(b"Too Many Requests")
-        resp.mimetype = "text/plain"
-    if snapshot is None or style == "none" or (resp.status_code == 429 and _fault(FAULT_429_NO_HEADERS)):
+class AppLimits:
+    """One app's limits glue: its config, counters and policies, bound once at ``init_app`` so the hooks that run on
+    every request look none of them up (each app-context look-up costs a third of a microsecond, and these hooks
+    asked a dozen times per request)."""
+
+    def __init__(self, config, limiter: RateLimiter) -> None:
+        self.config = config
+        self.limiter = limiter
+        self.policies: dict[str, KeyPolicy] = {}  # a configured key's policy never changes: worked out once per app
+        self.header_style = config.profile.get("rate_limits.headers") or "none"
+
+    def policy(self, key: str, state) -> KeyPolicy:
+        """The policy of ``key`` for this request (``state`` is ``flask.g``), worked out once per request."""
+        policy = state.get("limit_policy")
+        if policy is not None:
+            return policy
+        configured = self.config.keys.get(key)
+        settings = state.get("key") or configured or {}
+        if settings is not configured:  # settings made up for this request (e.g. keys any gateway accepts)
+            policy = policy_for(key, settings, self.config.profile)
+        else:
+            policy = self.policies.get(key)
+            if policy is None:
+                policy = self.policies[key] = policy_for(key, settings, self.config.profile)
+        state.limit_policy = policy
+        return policy
+
+    def before_request(self) -> None:
+        """Count the request against its key's per-minute limit (429 when exhausted).
+
+        Only requests auth accepted count: preflights, health, ``/_mock/*`` and keyless Ollama routes carry no key.
+        """
+        state = request_state()
+        key = state.get("api_key")
+        if not key:
+            return
+        policy = self.policy(key, state)
+        allowed, snapshot = self.limiter.hit(key, policy)
+        state.rate_limit = snapshot
+        if self.config.fault_trace is not None:
+            self._trace_state(state, key, policy, snapshot, refused=not allowed)
+        if not allowed:
+            raise rate_limit_error(
+                f"Rate limit reached for requests: limit {policy.requests_per_minute} per minute"
+                f" (tier {policy.tier}). Please try again in {retry_after_seconds(snapshot)}s.",
+                snapshot,
+            )
+
+    def _trace_state(self, state, key: str, policy: KeyPolicy, snapshot: Snapshot, *, refused: bool) -> None:
+        """Fault tracing: this request counts against ``key``; a decision the counters made inherits their writers.
+
+        A refusal was decided by what earlier requests spent. So, under the assumption that one fault cannot double
+        a key's traffic, is an admission once half a limit is spent, and every decision of a daily/balance key. The
+        remaining-* header values are not followed: they move with any earlier request, and checks compare them
+        only within one case's own back-to-back requests.
+        """
+        state.limits_traced = True
+        near = (snapshot.remaining_requests * 2 <= snapshot.limit_requests
+                or snapshot.remaining_tokens * 2 <= snapshot.limit_tokens
+                or policy.daily_requests is not None or policy.balance is not None)
+        self.config.fault_trace.couple(("limits", key), inherit=refused or near, also=(UNKEYED,))
+
+    def admit(self, model_id: str, tokens: int) -> None:
+        """See the module's ``admit``."""
+        state = request_state()
+        key = state.get("api_key")
+        if not key:
+            return
+        config = self.config
+        policy, profile = self.policy(key, state), config.profile
+        if (
+            policy.allowed_models is not None
+            and profile.claims("model-allowlist")
+            and model_id.lower() not in policy.allowed_models
+            and not config.fault(FAULT_ALLOWLIST_IGNORED)
+        ):
+            raise ApiError(403, f"This API key has no access to model '{model_id}' (model allowlist).",
+                           code="model_not_allowed")
+        reason, snapshot = self.limiter.charge(key, policy, tokens)
+        state.rate_limit = snapshot
+        if config.fault_trace is not None:
+            self._trace_state(state, key, policy, snapshot, refused=reason is not None)
+        if reason is None:
+            return
+        if reason == "balance" and profile.claims("billing") and not config.fault(FAULT_BALANCE_IGNORED):
+            raise billing_error(profile)
+        if reason == "daily":
+            raise rate_limit_error("Daily limit reached for this API key.", snapshot)
+        if reason == "tokens":
+            raise rate_limit_error(
+                f"Rate limit reached for tokens: limit {policy.tokens_per_minute} per minute.", snapshot,
+                type_="tokens",
+            )
+
+    def add_headers(self, resp: Response) -> Response:
+        """after_request: the profile's rate-limit headers on every authenticated response (429s included)."""
+        config = self.config
+        fault = config.fault
+        state = request_state()
+        snapshot: Snapshot | None = state.get("rate_limit")
+        trace = config.fault_trace
+        if trace is not None and not state.get("limits_traced"):  # refused before the limiter, or no key: UNKEYED
+            trace.couple(UNKEYED, inherit=False)
+        style = self.header_style
+        if resp.status_code == 429 and fault(FAULT_BARE_429):
+            resp.set_data(b"Too Many Requests")
+            resp.mimetype = "text/plain"
+        if snapshot is None or style == "none" or (resp.status_code == 429 and fault(FAULT_429_NO_HEADERS)):
+            return resp
+        success = resp.status_code < 400
+        limit = snapshot.limit_requests * 2 if fault(FAULT_LIMIT_WRONG) else snapshot.limit_requests
+        remaining = snapshot.remaining_requests
+        if fault(FAULT_REMAINING_STUCK) and remaining > 0:
+            remaining = max(0, snapshot.limit_requests - 1)
+        if style == "openai":
+            add_openai_headers(resp, snapshot, limit, remaining, success, fault)
+        elif style == "x-ratelimit" and not (success and fault(FAULT_NO_X_HEADERS)):
+            reset_at = self.limiter.wall_clock() + snapshot.reset_seconds
+            as_float = fault(FAULT_X_REMAINING_FLOAT) and remaining > 0
+            reset = str(int(reset_at)) if fault(FAULT_X_RESET_EPOCH) else iso_utc(reset_at)
+            # Made here from numbers: straight to the WSGI server (see wire_headers).
+            wire_headers.add("rate-limits", [("X-RateLimit-Limit", str(limit)),
+                                             ("X-RateLimit-Remaining", f"{remaining}.0" if as_float else str(remaining)),
+                                             ("X-RateLimit-Reset", reset)])
         return resp
-    success = resp.status_code < 400
-    limit = snapshot.limit_requests * 2 if _fault(FAULT_LIMIT_WRONG) else snapshot.limit_requests
-    remaining = snapshot.remaining_requests
-    if _fault(FAULT_REMAINING_STUCK) and remaining > 0:
-        remaining = max(0, snapshot.limit_requests - 1)
-    if style == "openai":
-        add_openai_headers(resp, snapshot, limit, remaining, success)
-    elif style == "x-ratelimit" and not (success and _fault(FAULT_NO_X_HEADERS)):
-        reset_at = extension("limits").wall_clock() + snapshot.reset_seconds
-        resp.headers["X-RateLimit-Limit"] = str(limit)
-        as_float = _fault(FAULT_X_REMAINING_FLOAT) and remaining > 0
-        resp.headers["X-RateLimit-Remaining"] = f"{remaining}.0" if as_float else str(remaining)
-        resp.headers["X-RateLimit-Reset"] = str(int(reset_at)) if _fault(FAULT_X_RESET_EPOCH) else iso_utc(reset_at)
-    return resp
 
 
-def add_openai_headers(resp: Response, snapshot: Snapshot, limit: int, remaining: int, success: bool) -> None:
+def add_openai_headers(resp: Response, snapshot: Snapshot, limit: int, remaining: int, success: bool,
+                       fault: Callable[[Any], bool]) -> None:
     """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``, resets as Go durations."""
-    reset = str(round(snapshot.reset_seconds)) if _fault(FAULT_RESET_SECONDS) else go_duration(snapshot.reset_seconds)
-    # Appended, not set: no view writes these names, and set() scans every header for each one.
+    reset = str(round(snapshot.reset_seconds)) if fault(FAULT_RESET_SECONDS) else go_duration(snapshot.reset_seconds)
     pairs: list[tuple[str, str]] = []
-    if not (success and _fault(FAULT_NO_REQUEST_HEADERS)):
+    if not (success and fault(FAULT_NO_REQUEST_HEADERS)):
         pairs += [("x-ratelimit-limit-requests", str(limit)), ("x-ratelimit-remaining-requests", str(remaining)),
                   ("x-ratelimit-reset-requests", reset)]
-    if not (success and _fault(FAULT_NO_TOKEN_HEADERS)):
+    if not (success and fault(FAULT_NO_TOKEN_HEADERS)):
         tokens_left = snapshot.remaining_tokens
         pairs += [("x-ratelimit-limit-tokens", str(snapshot.limit_tokens)),
-                  ("x-ratelimit-remaining-tokens", f"{tokens_left}.0" if _fault(FAULT_TOKENS_FLOAT) else str(tokens_left)),
+                  ("x-ratelimit-remaining-tokens", f"{tokens_left}.0" if fault(FAULT_TOKENS_FLOAT) else str(tokens_left)),
                   ("x-ratelimit-reset-tokens", reset)]
-    resp.headers.extend(pairs)
+    wire_headers.add("rate-limits", pairs)  # made here from numbers: straight to the WSGI server (see wire_headers)
 
 
 def reset(app: Flask) -> None:
@@ -390,9 +417,9 @@ def reset(app: Flask) -> None:
 
 def init_app(app: Flask) -> None:
     """Install the limiter (``app.extensions["limits"]``) and its hooks; runs after auth's before_request."""
-    app.extensions["limits"] = RateLimiter()
-    app.extensions["limit_policies"] = {}
-    app.before_request(before_request)
-    app.after_request(add_headers)
+    limiter = app.extensions["limits"] = RateLimiter()
+    hooks = app.extensions["limit_hooks"] = AppLimits(app.config["SERVER"], limiter)
+    app.before_request(hooks.before_request)
+    app.after_request(hooks.add_headers)
 
 

@@ -1,0 +1,103 @@
+"""Per-request headers handed to the WSGI server directly (wire_headers.py), and the hooks bound per app."""
+
+from __future__ import annotations
+
+from flask import Flask, Response
+
+from reference_server import wire_headers
+from reference_server.journal import environ_headers
+from tests.server.conftest import auth_headers, chat_body, make_client
+
+PER_REQUEST = ("x-request-id", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
+               "x-ratelimit-reset-requests", "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens",
+               "x-ratelimit-reset-tokens", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers")
+
+
+def test_a_chat_answer_carries_each_per_request_header_once_after_its_own_headers(client, headers):
+    resp = client.post("/v1/chat/completions", headers=headers, json=chat_body())
+    names = [name.lower() for name, _ in resp.headers.items()]
+    for name in PER_REQUEST:
+        assert names.count(name.lower()) == 1, name
+    assert names.index("content-type") < names.index("x-request-id")
+
+
+def test_errors_and_streams_carry_them_too(client, headers):
+    error = client.post("/v1/chat/completions", headers=headers, json={"model": "gpt-4o-mini"})
+    stream = client.post("/v1/chat/completions", headers=headers, json=chat_body(stream=True))
+    for resp in (error, stream):
+        assert resp.headers["x-request-id"].startswith("req_")
+        assert int(resp.headers["x-ratelimit-remaining-requests"]) >= 0
+    assert stream.get_data().endswith(b"data: [DONE]\n\n")
+
+
+def test_open_paths_get_no_rate_limit_headers(client):
+    resp = client.get("/healthz")
+    assert resp.status_code == 200 and "x-ratelimit-limit-requests" not in resp.headers
+
+
+def _app_adding(*groups: tuple[str, list[tuple[str, str]]]) -> Flask:
+    app = Flask(__name__)
+
+    @app.get("/")
+    def index():
+        for group, headers in groups:
+            wire_headers.add(group, headers)
+        return Response(b"ok", headers={"X-Own": "1"})
+
+    app.wsgi_app = wire_headers.Middleware(app.wsgi_app)
+    return app
+
+
+def test_a_group_added_again_replaces_what_it_set_before():
+    app = _app_adding(("a", [("X-A", "1")]), ("b", [("X-B", "2")]), ("a", [("X-A", "3")]))
+    resp = app.test_client().get("/")
+    assert resp.headers.getlist("X-A") == ["3"] and resp.headers["X-B"] == "2" and resp.headers["X-Own"] == "1"
+
+
+def test_without_pending_groups_the_headers_pass_unchanged():
+    assert list(_app_adding().test_client().get("/").headers.keys()) == ["X-Own", "Content-Type", "Content-Length"]
+
+
+def test_the_middleware_hands_exc_info_through():
+    seen = []
+
+    def app(environ, start_response):
+        environ[wire_headers.ENVIRON_KEY] = {"g": [("X-G", "1")]}
+        start_response("500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")], ("exc", "info", None))
+        return [b""]
+
+    wire_headers.Middleware(app)({}, lambda status, headers, *exc: seen.append((status, headers, exc)))
+    assert seen == [("500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain"), ("X-G", "1")],
+                     (("exc", "info", None),))]
+
+
+def test_header_case_variant_upper_cases_them_too():
+    client = make_client("openai", variants=["header-case"])
+    resp = client.post("/v1/chat/completions", headers=auth_headers(client), json=chat_body())
+    names = [name for name, _ in resp.headers.items()]
+    assert "X-RATELIMIT-REMAINING-TOKENS" in names and "ACCESS-CONTROL-ALLOW-ORIGIN" in names
+
+
+def _hook_names(app: Flask, kind: str) -> set[str]:
+    funcs = (app.before_request_funcs if kind == "before" else app.after_request_funcs)[None]
+    return {getattr(f, "__name__", getattr(getattr(f, "func", None), "__name__", "")) for f in funcs}
+
+
+def test_hooks_that_cannot_act_for_a_config_are_not_installed():
+    plain = make_client("openai").application
+    assert "reject_stainless" not in _hook_names(plain, "before")
+    assert "unusual_header_case" not in _hook_names(plain, "after")
+    assert "reject_stainless" in _hook_names(make_client("openai", faults=["HEADERS-007"]).application, "before")
+    assert "reject_stainless" in _hook_names(make_client("openai", trace_faults=True).application, "before")
+    assert {"_preflight"} <= _hook_names(plain, "before")
+    no_cors = make_client("unifiedai")
+    assert "_preflight" not in _hook_names(no_cors.application, "before")
+    resp = no_cors.post("/v1/chat/completions", headers=auth_headers(no_cors), json=chat_body())
+    assert resp.headers["x-request-id"] and "Access-Control-Allow-Origin" not in resp.headers
+
+
+def test_journal_keeps_request_headers_only_sorted_by_environ_key():
+    environ = {"REQUEST_METHOD": "POST", "HTTP_X_B": "2", "HTTP_AUTHORIZATION": "Bearer k", "CONTENT_TYPE": "a/b",
+               "CONTENT_LENGTH": "", "wsgi.input": object(), "custom.server.object": object(), "HTTP_ACCEPT": "*/*"}
+    assert environ_headers(environ) == [("CONTENT_TYPE", "a/b"), ("HTTP_ACCEPT", "*/*"),
+                                        ("HTTP_AUTHORIZATION", "Bearer k"), ("HTTP_X_B", "2")]
