@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
+import runpy
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -127,3 +130,13 @@ def test_gunicorn_starts_and_answers():
             assert "".join(resp.iter_text()).endswith("data: [DONE]\n\n")
     finally:
         _stop(proc)
+
+
+def test_the_production_config_freezes_what_the_worker_loaded():
+    conf = runpy.run_path(str(Path(__file__).resolve().parents[2] / "reference_server" / "gunicorn_conf.py"))
+    before = gc.get_freeze_count()
+    try:
+        conf["post_worker_init"](worker=None)
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
