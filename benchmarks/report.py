@@ -55,6 +55,9 @@ def _load_rows(results: dict[str, Any]) -> list[list[str]]:
             ratio_key = {"rps": "ratio_rps", "p50_ms": "ratio_p50"}.get(key)
             rows.append([f"{name} {label}", _fmt(bare.get(key), digits), _fmt(ref.get(key), digits),
                          _fmt(section.get(ratio_key), 2) if ratio_key else ""])
+            rounds = [r for r in section.get("ratio_rps_rounds") or [] if not math.isnan(r)]
+            if key == "rps" and rounds:
+                rows.append([f"{name} req/s ratio by round", "", "", f"{min(rounds):.2f}-{max(rounds):.2f}"])
         if "first_byte" in section:
             fb = section["first_byte"]
             for key, label in (("ttfb_p50_ms", "first byte p50 ms"), ("ttfb_p99_ms", "first byte p99 ms"),

@@ -54,6 +54,9 @@ def load_section(servers: dict[str, GunicornServer], name: str, settings: Settin
     result: dict[str, Any] = {name: summarize_runs(r) for name, r in runs.items()}
     result["ratio_rps"] = ratio(result["reference"]["rps"], result["bare"]["rps"])
     result["ratio_p50"] = ratio(result["reference"]["p50_ms"], result["bare"]["p50_ms"])
+    # Each reference run over the bare run just before it: how far the rounds spread on a shared machine.
+    result["ratio_rps_rounds"] = [ratio(ref["rps"], bare["rps"])
+                                  for bare, ref in zip(runs["bare"], runs["reference"], strict=True)]
     result["runs"] = runs
     if name == "stream":
         result["first_byte"] = first_byte_section(servers, settings)

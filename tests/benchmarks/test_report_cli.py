@@ -59,12 +59,19 @@ def test_proc_readings_of_a_child_process():
     assert servers.vm_rss_mib(child.pid) is None
 
 
+def test_render_shows_how_far_the_rounds_spread():
+    sample = sample_report()
+    sample["results"]["nonstream"]["ratio_rps_rounds"] = [0.83, math.nan, 0.78, 0.91]
+    assert "0.78-0.91" in report.render(sample)
+    assert "ratio by round" not in report.render(sample_report())
+
+
 def test_tiny_run_completes(capsys):
     argv = ["--quick", "--only", "nonstream,memory", "--generator", "asyncio", "--duration", "0.3",
             "--workers", "1", "--no-write"]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
-    assert "nonstream req/s" in out and "worker RSS MiB" in out
+    assert "nonstream req/s" in out and "worker RSS MiB" in out and "nonstream req/s ratio by round" in out
 
 
 def test_sync_worker_class_is_given_one_thread():
