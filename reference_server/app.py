@@ -54,13 +54,14 @@ def add_request_id(resp: Response, config: ServerConfig | None = None) -> Respon
     ``config`` is bound by ``create_app`` (the current app's when not given).
     """
     config = config or server_config()
-    # resp.mimetype parses the whole Content-Type on each read; the media type is all this needs.
-    is_error = resp.status_code >= 400 or \
-        resp.headers.get("Content-Type", "").partition(";")[0].strip().lower() == "text/event-stream"
-    if not is_error and config.fault(FAULT_NO_REQUEST_ID):
-        return resp
-    if is_error and config.fault(FAULT_NO_REQUEST_ID_ERRORS):
-        return resp
+    if config.fault_questions_matter():  # which of the two faults applies is only worth working out when one may
+        # resp.mimetype parses the whole Content-Type on each read; the media type is all this needs.
+        is_error = resp.status_code >= 400 or \
+            resp.headers.get("Content-Type", "").partition(";")[0].strip().lower() == "text/event-stream"
+        if not is_error and config.fault(FAULT_NO_REQUEST_ID):
+            return resp
+        if is_error and config.fault(FAULT_NO_REQUEST_ID_ERRORS):
+            return resp
     if config.fault(FAULT_SAME_REQUEST_ID):
         request_id = "req_00000000000000000000000000000000"
     else:

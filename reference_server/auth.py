@@ -62,7 +62,9 @@ def is_open_path(path: str, config: ServerConfig | None = None) -> bool:
     base = profile.ollama_base_path
     if base and not profile.get("ollama.auth_required") and (path == base or path.startswith(base + "/")):
         return True
-    return current_request().method == "GET" and path == f"{profile.base_path}/models" and _fault(FAULT_MODELS_OPEN)
+    if path[-7:] != "/models" or current_request().method != "GET":  # the one keyed route a fault may open
+        return False
+    return path == f"{profile.base_path}/models" and _fault(FAULT_MODELS_OPEN)
 
 
 def unauthorized(message: str) -> ApiError:
