@@ -27,7 +27,7 @@ from reference_server import (
     wire_headers,
 )
 from reference_server.config import ServerConfig
-from reference_server.context import current_request, request_state, server_config
+from reference_server.context import current_request, server_config
 
 FAULT_NO_REQUEST_ID = faults.declare("HEADERS-001", "Successful responses lack x-request-id.")
 # APIStatusError.request_id is read from the error response's x-request-id (openai _exceptions.py): SDK-017.
@@ -66,9 +66,8 @@ def add_request_id(resp: Response, config: ServerConfig | None = None) -> Respon
         request_id = "req_00000000000000000000000000000000"
     else:
         request_id = f"req_{_REQUEST_ID_PREFIX}{next(_request_numbers):08x}"
-    # Made here: straight to the WSGI server (see wire_headers). The journal reads it on g.
+    # Made here: straight to the WSGI server (see wire_headers), where the journal reads it too.
     wire_headers.add("request-id", [("x-request-id", request_id)])
-    request_state().request_id = request_id
     if config.fault_trace is not None:
         config.fault_trace.link(request_id)
     return resp

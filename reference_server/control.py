@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from reference_server import cors, faults, limits
+from reference_server import cors, faults, limits, wire_headers
 from reference_server.context import current_request, extension, request_state, server_config
 from reference_server.errors import ApiError
 from reference_server.journal import MAX_BODY_CHARS, RequestJournal, environ_headers
@@ -252,12 +252,18 @@ def journal_response(resp: Response, journal: RequestJournal, config) -> Respons
             "raw_body": body if len(body) <= MAX_BODY_CHARS else None,  # a full ring of huge bodies stays bounded
             "body_bytes": len(body),
             "status": resp.status_code,
-            "request_id": request_state().get("request_id"),  # what add_request_id put on the response
+            "request_id": sent_request_id(req.environ),
             # with fault tracing, the live set of faults consulted (rendered by ``journal.render``)
             **({} if consults is None else {"trace": consults}),
         }
     )
     return resp
+
+
+def sent_request_id(environ: dict) -> str | None:
+    """The ``x-request-id`` this request's response is about to carry (None when a fault left it out)."""
+    sent = wire_headers.pending(environ).get("request-id")
+    return sent[0][1] if sent else None
 
 
 def init_app(app: Flask) -> None:

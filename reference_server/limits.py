@@ -279,10 +279,14 @@ class AppLimits:
         self.header_style = config.profile.get("rate_limits.headers") or "none"
 
     def policy(self, key: str, state) -> KeyPolicy:
-        """The policy of ``key`` for this request (``state`` is ``flask.g``), worked out once per request."""
-        policy = state.get("limit_policy")
-        if policy is not None:
-            return policy
+        """The policy of ``key`` for this request (``state`` is ``flask.g``), worked out once per request.
+
+        Kept on ``g`` with its key: requests made inside one outer app context (a test's ``app.app_context()``)
+        share that context's ``g``.
+        """
+        remembered = state.get("limit_policy")
+        if remembered is not None and remembered[0] == key:
+            return remembered[1]
         configured = self.config.keys.get(key)
         settings = state.get("key") or configured or {}
         if settings is not configured:  # settings made up for this request (e.g. keys any gateway accepts)
@@ -291,7 +295,7 @@ class AppLimits:
             policy = self.policies.get(key)
             if policy is None:
                 policy = self.policies[key] = policy_for(key, settings, self.config.profile)
-        state.limit_policy = policy
+        state.limit_policy = (key, policy)
         return policy
 
     def before_request(self) -> None:

@@ -101,3 +101,16 @@ def test_journal_keeps_request_headers_only_sorted_by_environ_key():
                "CONTENT_LENGTH": "", "wsgi.input": object(), "custom.server.object": object(), "HTTP_ACCEPT": "*/*"}
     assert environ_headers(environ) == [("CONTENT_TYPE", "a/b"), ("HTTP_ACCEPT", "*/*"),
                                         ("HTTP_AUTHORIZATION", "Bearer k"), ("HTTP_X_B", "2")]
+
+
+def test_requests_inside_one_outer_app_context_keep_their_own_limits_and_ids():
+    keys = {"sk-limit-five": {"requests_per_minute": 5}, "sk-limit-seven": {"requests_per_minute": 7}}
+    client = make_client("openai", keys=keys)
+    app = client.application
+    with app.app_context():  # the requests below reuse this context, and so its flask.g
+        five = client.post("/v1/chat/completions", json=chat_body(), headers={"Authorization": "Bearer sk-limit-five"})
+        seven = client.post("/v1/chat/completions", json=chat_body(),
+                            headers={"Authorization": "Bearer sk-limit-seven"})
+    assert (five.headers["x-ratelimit-limit-requests"], seven.headers["x-ratelimit-limit-requests"]) == ("5", "7")
+    entries = client.get("/_mock/requests").get_json()["data"]
+    assert [e["request_id"] for e in entries[-2:]] == [five.headers["x-request-id"], seven.headers["x-request-id"]]
