@@ -11,7 +11,7 @@ import platform
 import sys
 from typing import Any
 
-from benchmarks import loadgen, report, sections, targets
+from benchmarks import instructions, loadgen, report, sections, targets
 from benchmarks.measure import GENERATORS, pick_generator
 from benchmarks.servers import GUNICORN_CONF, GunicornConfig, production_config
 from benchmarks.workload import NONSTREAM
@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from(args: argparse.Namespace) -> sections.Settings:
     defaults = QUICK if args.quick else {"duration": 5.0, "rounds": 3, "connections": 16}
     chosen = tuple(s for s in args.only if not (args.skip_suite and s == "suite"))
+    if args.quick and args.only is sections.SECTIONS:  # a smoke test: callgrind start-up alone takes half a minute
+        chosen = tuple(s for s in chosen if s != "instructions")
     return sections.Settings(
         gunicorn=GunicornConfig(workers=args.workers, worker_class=args.worker_class, threads=args.threads),
         duration=args.duration or defaults["duration"],
@@ -60,6 +62,7 @@ def settings_from(args: argparse.Namespace) -> sections.Settings:
         generator=pick_generator(args.generator),
         profile=args.profile,
         sections=chosen,
+        instruction_requests=20 if args.quick else instructions.REQUESTS,
     )
 
 

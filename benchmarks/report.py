@@ -77,6 +77,12 @@ def _other_rows(results: dict[str, Any]) -> list[list[str]]:
     if memory:
         rows.append(["worker RSS MiB", ", ".join(_fmt(v) for v in memory.get("bare_mib", [])),
                      ", ".join(_fmt(v) for v in memory.get("reference_mib", [])), ""])
+    counted = results.get("instructions") or {}
+    if "ratio" in counted:
+        rows.append([f"{counted['workload']} instructions/request (callgrind)", _fmt(counted["bare"], 0),
+                     _fmt(counted["reference"], 0), f"{counted['ratio']:.2f} (bare/ref)"])
+    elif counted:
+        rows.append(["instructions/request (callgrind)", "", counted.get("skipped", "-"), ""])
     suite = results.get("suite") or {}
     if suite:
         rows.append(["suite wall s (1 process / -n 2)", "", f"{_fmt(suite['single_s'])} / "

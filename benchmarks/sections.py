@@ -10,12 +10,12 @@ import importlib.util
 from dataclasses import dataclass, replace
 from typing import Any
 
-from benchmarks import loadgen, measure, suite_cost
+from benchmarks import instructions, loadgen, measure, suite_cost
 from benchmarks.servers import BARE_APP, REFERENCE_APP, GunicornConfig, GunicornServer, reference_env
 from benchmarks.stats import ratio, summarize_runs
 from benchmarks.workload import NONSTREAM, STREAM, WORKLOADS, paced_stream
 
-SECTIONS = ("nonstream", "stream", "embeddings", "concurrency", "suite", "memory")
+SECTIONS = ("nonstream", "stream", "embeddings", "concurrency", "suite", "memory", "instructions")
 LOAD_SECTIONS = ("nonstream", "stream", "embeddings")
 STREAM_SECONDS = 1.0
 CONCURRENT_STREAMS = 8
@@ -33,6 +33,7 @@ class Settings:
     generator: str = "asyncio"
     profile: str = "openai"
     sections: tuple[str, ...] = SECTIONS
+    instruction_requests: int = instructions.REQUESTS
 
 
 def _alternate(servers: dict[str, GunicornServer], rounds: int, measure_one) -> dict[str, list[dict]]:
@@ -106,6 +107,19 @@ def memory_section(servers: dict[str, GunicornServer], settings: Settings) -> di
     return {f"{name}_mib": server.worker_rss_mib() for name, server in servers.items()}
 
 
+def instructions_section(settings: Settings) -> dict[str, Any]:
+    """Instructions per non-streamed request of each app under callgrind, and bare/reference (higher is better, as
+    for req/s): the one figure here that the machine's other load does not move."""
+    if not instructions.available():
+        return {"skipped": "valgrind is not installed"}
+    apps = {"bare": (BARE_APP, {}), "reference": (REFERENCE_APP, reference_env(settings.profile))}
+    requests = settings.instruction_requests
+    figures = instructions.measure(apps, settings.gunicorn, NONSTREAM, requests=requests,
+                                   warm_up=min(instructions.WARM_UP, requests))
+    return {**figures, "ratio": ratio(figures["bare"], figures["reference"]), "requests": requests,
+            "workload": NONSTREAM.name}
+
+
 def run_sections(settings: Settings, progress=print) -> dict[str, Any]:
     """Run the chosen sections; the two load servers stay up from the first load section to the memory reading."""
     results: dict[str, Any] = {}
@@ -128,5 +142,8 @@ def run_sections(settings: Settings, progress=print) -> dict[str, Any]:
     if "suite" in settings.sections:
         progress("[suite] full suite, single process and -n 2")
         results["suite"] = suite_cost.measure_suite(settings.profile)
+    if "instructions" in settings.sections:
+        progress(f"[instructions] {settings.instruction_requests} non-streamed requests per app under callgrind")
+        results["instructions"] = instructions_section(settings)
     return results
 

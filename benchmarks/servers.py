@@ -81,6 +81,7 @@ class GunicornServer:
     host: str = "127.0.0.1"
     port: int = 0
     process: subprocess.Popen | None = None
+    start_timeout: float = START_TIMEOUT
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "gunicorn"]
@@ -102,7 +103,7 @@ class GunicornServer:
         self.stop()
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         url = f"http://{self.host}:{self.port}/healthz"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -115,7 +116,7 @@ class GunicornServer:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"gunicorn did not answer {url} within {START_TIMEOUT} s")
+        raise RuntimeError(f"gunicorn did not answer {url} within {self.start_timeout} s")
 
     def worker_pids(self) -> list[int]:
         """PIDs of the master's worker processes."""
