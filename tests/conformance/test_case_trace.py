@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conformance.test_plugin import CONFTEST, PROFILE
+from tests.conformance.test_plugin import inner_suite
 
 pytest_plugins = ["pytester"]
 
@@ -60,15 +60,10 @@ def test_harness_error(client):
 
 @pytest.fixture
 def run(pytester, monkeypatch):
-    for var in ("CONFORMANCE_TARGET_URL", "CONFORMANCE_API_KEY", "CONFORMANCE_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-    pytester.makeconftest(CONFTEST)
-    pytester.makefile(".yaml", profile=PROFILE)
-    path = pytester.makepyfile(test_traced=SOURCE)
+    suite = inner_suite(pytester, monkeypatch)
 
     def run(*args) -> dict:
-        pytester.runpytest(path.name, "--profile", "profile.yaml", "--report-dir", "out", "-p", "no:cacheprovider",
-                           *args)
+        suite(*args, source=SOURCE, name="test_traced")
         data = json.loads((pytester.path / "out" / "results.json").read_text())
         return {c["id"].split("::")[-1]: c for c in data["cases"]} | {"run": data["run"]}
     return run

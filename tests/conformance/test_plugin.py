@@ -95,9 +95,9 @@ EXPECTED_CASES = {
 }
 
 
-@pytest.fixture
-def suite(pytester, monkeypatch):
-    """A pytester dir with the fake registry conftest and profile; returns a runner with the common options."""
+def inner_suite(pytester, monkeypatch):
+    """A pytester dir with the fake registry conftest and profile; returns a runner with the common options
+    (shared with test_case_trace.py)."""
     for var in ("CONFORMANCE_TARGET_URL", "CONFORMANCE_API_KEY", "CONFORMANCE_PROFILE"):
         monkeypatch.delenv(var, raising=False)
     pytester.makeconftest(CONFTEST)
@@ -110,6 +110,11 @@ def suite(pytester, monkeypatch):
         return (pytester.runpytest_subprocess if subprocess else pytester.runpytest)(*argv)
     run.pytester = pytester
     return run
+
+
+@pytest.fixture
+def suite(pytester, monkeypatch):
+    return inner_suite(pytester, monkeypatch)
 
 
 def results(pytester) -> dict:
