@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchmarks import loadgen
@@ -59,12 +59,14 @@ def _control(option: str, pid: int) -> None:
                    timeout=CONTROL_TIMEOUT)
 
 
-def _send(port: int, workload: Workload, count: int) -> None:
+def _send(port: int, workload: Workload, count: int) -> int:
+    """Send about ``count`` requests one at a time (in pairs on one keep-alive connection); returns how many."""
     raw = workload.raw_request("127.0.0.1", port)
     pairs = loadgen.paired_latencies("127.0.0.1", port, raw, raw, max(1, count // 2), timeout=REQUEST_TIMEOUT)
     statuses = {status for pair in pairs for status, _, _ in pair}
     if statuses != {200}:
         raise RuntimeError(f"callgrind run answered {sorted(statuses)}, not only 200")
+    return 2 * len(pairs)
 
 
 def instructions_per_request(server: CallgrindServer, workload: Workload, requests: int = REQUESTS,
@@ -73,19 +75,19 @@ def instructions_per_request(server: CallgrindServer, workload: Workload, reques
     worker = server.worker_pids()[0]
     _send(server.port, workload, warm_up)
     _control("--zero", worker)
-    _send(server.port, workload, requests)
+    sent = _send(server.port, workload, requests)
     before = set(server.out_dir.glob(f"callgrind.{worker}.*"))
     _control("--dump", worker)
     dumps = sorted(set(server.out_dir.glob(f"callgrind.{worker}.*")) - before)
     if not dumps:
         raise RuntimeError(f"callgrind wrote no dump for worker {worker}")
-    return dump_total(dumps[-1].read_text(errors="replace")) / (2 * max(1, requests // 2))
+    return dump_total(dumps[-1].read_text(errors="replace")) / sent
 
 
 def measure(apps: dict[str, tuple[str, dict[str, str]]], config, workload: Workload,
             requests: int = REQUESTS, warm_up: int = WARM_UP) -> dict[str, float]:
     """``{name: instructions per request}`` for each ``name: (wsgi app, environment)``, one worker each."""
-    single = type(config)(workers=1, worker_class=config.worker_class, threads=config.threads)
+    single = replace(config, workers=1)
     figures = {}
     for name, (app, env) in apps.items():
         with tempfile.TemporaryDirectory(prefix="callgrind-") as tmp, \

@@ -48,12 +48,9 @@ _request_numbers = itertools.count(1)
 _REQUEST_ID_PREFIX = os.urandom(12).hex()
 
 
-def add_request_id(resp: Response, config: ServerConfig | None = None) -> Response:
+def add_request_id(resp: Response, config: ServerConfig) -> Response:
     """after_request: a fresh ``x-request-id`` on every API response (different for every request, HEADERS-003).
-
-    ``config`` is bound by ``create_app`` (the current app's when not given).
-    """
-    config = config or server_config()
+    ``config`` is bound by ``create_app``."""
     if config.fault_questions_matter():  # which of the two faults applies is only worth working out when one may
         # resp.mimetype parses the whole Content-Type on each read; the media type is all this needs.
         is_error = resp.status_code >= 400 or \
@@ -85,15 +82,13 @@ def unusual_header_case(resp: Response) -> Response:
     return resp
 
 
-def refuse_oversized_body(limit: int | None = None) -> None:
+def refuse_oversized_body(limit: int) -> None:
     """before_request: answer 413 for a declared body over ``limit`` before any hook reads it.
 
     ``limit`` is bound by ``create_app`` (``ServerConfig.max_body_bytes``, also Flask's MAX_CONTENT_LENGTH). The
     cached empty body keeps later readers (the request journal's after_request) from raising the 413 again
     while the error response is being finalized, which would turn it into a 500.
     """
-    if limit is None:
-        limit = server_config().max_body_bytes
     req = current_request()
     # The declared length as the server passed it: werkzeug's req.content_length parses it on every read, and this
     # check only needs the early answer (reading the body past MAX_CONTENT_LENGTH still raises 413 in werkzeug).
@@ -125,7 +120,7 @@ class ReferenceFlask(Flask):
         self._sync_functions: dict[Callable, Callable] = {}
 
     def ensure_sync(self, func: Callable) -> Callable:
-        """The sync callable Flask would use for ``func``, worked out once per plain function."""
+        """The sync callable Flask would use for ``func``, worked out once per hook or view."""
         sync = self._sync_functions.get(func)
         if sync is None:
             sync = super().ensure_sync(func)

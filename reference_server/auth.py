@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 
 from reference_server import faults
-from reference_server.context import current_request, request_state, server_config
+from reference_server.context import current_request, request_state
 from reference_server.context import fault as _fault
 from reference_server.errors import ApiError
 
@@ -53,12 +53,12 @@ def mask_key(key: str) -> str:
     return key[:6] + "***" if len(key) > 6 else "***"
 
 
-def is_open_path(path: str, config: ServerConfig | None = None) -> bool:
+def is_open_path(path: str, config: ServerConfig) -> bool:
     """Paths that never need a key: health, the mock control surface, ``GET /``, and an Ollama surface the
-    profile documents without auth. ``config`` defaults to the current app's."""
+    profile documents without auth."""
     if path == "/" or path == "/healthz" or path.startswith("/_mock/"):
         return True
-    profile = (config or server_config()).profile
+    profile = config.profile
     base = profile.ollama_base_path
     if base and not profile.get("ollama.auth_required") and (path == base or path.startswith(base + "/")):
         return True
@@ -86,10 +86,8 @@ def bearer_token(header: str | None) -> str:
     return token
 
 
-def check_key(token: str, config: ServerConfig | None = None) -> dict[str, Any]:
-    """Settings of an accepted key, or raise 401 (AUTH-003 pattern, AUTH-004 unknown). ``config`` defaults to the
-    current app's."""
-    config = config or server_config()
+def check_key(token: str, config: ServerConfig) -> dict[str, Any]:
+    """Settings of an accepted key, or raise 401 (AUTH-003 pattern, AUTH-004 unknown)."""
     profile = config.profile
     pattern = profile.get("auth.key_pattern")
     if pattern and not re.fullmatch(pattern, token):
@@ -110,12 +108,9 @@ def _shown(token: str) -> str:
     return token if _fault(FAULT_ECHO_KEY) else mask_key(token)
 
 
-def authenticate(config: ServerConfig | None = None) -> None:
-    """before_request: reject unauthenticated calls to the API surfaces; remember the key on ``g``.
-
-    ``config`` is bound by ``init_app`` (the current app's when not given).
-    """
-    config = config or server_config()
+def authenticate(config: ServerConfig) -> None:
+    """before_request: reject unauthenticated calls to the API surfaces; remember the key on ``g``. ``config`` is
+    bound by ``init_app``."""
     req = current_request()  # one proxy look-up, not one per attribute (this runs on every request)
     state = request_state()
     if req.method == "OPTIONS" or is_open_path(req.path, config):

@@ -86,8 +86,9 @@ def preflight_response() -> Response:
     return resp
 
 
-def add_cors_headers(resp: Response, fault: Callable[[Any], bool] = _fault) -> Response:
-    """Headers every actual response needs so browser code can read it (errors included)."""
+def add_cors_headers(resp: Response, fault: Callable[[Any], bool]) -> Response:
+    """Headers every actual response needs so browser code can read it (errors included); ``fault`` is the app's
+    ``ServerConfig.fault``."""
     is_error = resp.status_code >= 400
     pairs = []
     if not fault(FAULT_ERRORS_NO_ORIGIN if is_error else FAULT_ACTUAL_NO_ORIGIN):

@@ -213,18 +213,9 @@ class RateLimiter:
 # ---------------------------------------------------------------- Flask glue
 
 
-def _server():
-    return server_config()
-
-
-def current_key() -> str | None:
-    """The key auth accepted for this request (``g.api_key``); None on open paths (health, keyless Ollama)."""
-    return request_state().get("api_key") or None
-
-
 def retry_after_seconds(snapshot: Snapshot) -> int:
     """The profile's documented Retry-After, else the whole seconds until the window resets (at least 1)."""
-    documented = _server().profile.get("rate_limits.retry_after")
+    documented = server_config().profile.get("rate_limits.retry_after")
     if documented:
         return int(documented)
     return max(1, math.ceil(snapshot.reset_seconds))
