@@ -10,19 +10,29 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask
+from flask.ctx import RequestContext as FlaskRequestContext
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from reference_server import faults
 from reference_server.config import ServerConfig
-from reference_server.context import current_request, server_config
+from reference_server.context import (
+    ReferenceRequest,
+    RequestContext,
+    Server,
+    current_request,
+    request_context,
+    server_config,
+)
 from reference_server.control import endpoints as control
+from reference_server.control import mock_controls
+from reference_server.control.journal import RequestJournal
 from reference_server.faults import variants
 from reference_server.mock import answer_cache
 from reference_server.policy import auth, limits
 from reference_server.surfaces import chat, embeddings, models, ollama
-from reference_server.wire import errors
-from reference_server.wire import headers as wire_headers
+from reference_server.wire import cors, errors
+from reference_server.wire.headers import ReferenceResponse
 
 FAULT_NO_REQUEST_ID = faults.declare("HEADERS-001", "Successful responses lack x-request-id.")
 # APIStatusError.request_id is read from the error response's x-request-id (openai _exceptions.py): SDK-017.
@@ -43,7 +53,7 @@ _request_numbers = itertools.count(1)
 _REQUEST_ID_PREFIX = os.urandom(12).hex()
 
 
-def add_request_id(resp: Response, config: ServerConfig) -> Response:
+def add_request_id(resp: ReferenceResponse, config: ServerConfig) -> ReferenceResponse:
     """after_request: a fresh ``x-request-id`` on every API response (different for every request, HEADERS-003).
     ``config`` is bound by ``create_app``."""
     if config.fault_questions_matter():  # which of the two faults applies is only worth working out when one may
@@ -58,21 +68,21 @@ def add_request_id(resp: Response, config: ServerConfig) -> Response:
         request_id = "req_00000000000000000000000000000000"
     else:
         request_id = f"req_{_REQUEST_ID_PREFIX}{next(_request_numbers):08x}"
-    # Made here: straight to the WSGI server (see wire_headers), where the journal reads it too.
-    wire_headers.add("request-id", [("x-request-id", request_id)])
+    request_context().request_id = request_id  # what the journal records
+    resp.send("request-id", [("x-request-id", request_id)])  # made here: straight to the WSGI server
     if config.fault_trace is not None:
         config.fault_trace.link(request_id)
     return resp
 
 
-def unusual_header_case(resp: Response) -> Response:
+def unusual_header_case(resp: ReferenceResponse) -> ReferenceResponse:
     """after_request (installed with variant ``header-case`` only): header names upper-cased; HTTP names are
     case-insensitive."""
     items = list(resp.headers.items())
     resp.headers.clear()
     for name, value in items:
         resp.headers.add(name.upper(), value)
-    for group in wire_headers.pending(current_request().environ).values():
+    for group in (resp.sent_groups or {}).values():
         group[:] = [(name.upper(), value) for name, value in group]
     return resp
 
@@ -104,22 +114,34 @@ def reject_stainless() -> None:
 
 
 class ReferenceFlask(Flask):
-    """Flask with one change: whether a view or hook is a coroutine function is asked once per function.
+    """Flask with the server's typed state: every request carries a ``RequestContext``, every response is a
+    ``ReferenceResponse`` (server-made headers straight to the WSGI server), and ``server`` holds what the app owns.
 
-    Flask asks ``inspect.iscoroutinefunction`` for every hook on every request (a dozen here); functions do not
-    change, so the answer is remembered.
+    One more change: whether a view or hook is a coroutine function is asked once per function. Flask asks
+    ``inspect.iscoroutinefunction`` for every hook on every request (a dozen here); functions do not change, so the
+    answer is remembered.
     """
+
+    request_class = ReferenceRequest
+    response_class = ReferenceResponse
+    server: Server
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._sync_functions: dict[Callable, Callable] = {}
+
+    def request_context(self, environ: dict) -> FlaskRequestContext:
+        """Flask's request context, with the request's own ``RequestContext`` attached before any hook runs."""
+        flask_context = super().request_context(environ)
+        flask_context.request.context = RequestContext(self.server, flask_context.request)
+        return flask_context
 
     def ensure_sync(self, func: Callable) -> Callable:
         """The sync callable Flask would use for ``func``, worked out once per hook or view."""
         sync = self._sync_functions.get(func)
         if sync is None:
             sync = super().ensure_sync(func)
-            # Plain functions, bound methods (limits.AppLimits) and partials (hooks bound to their config): the
+            # Plain functions, bound methods (limits.Limits) and partials (hooks bound to their config): the
             # hook lists hold the same objects request after request (a bound method hashes by object and function).
             if inspect.isfunction(func) or inspect.ismethod(func) or isinstance(func, functools.partial):
                 self._sync_functions[func] = sync
@@ -135,6 +157,8 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     faults.validate(config.faults)
     variants.validate(config.variants)
     app = ReferenceFlask(__name__)
+    app.server = Server(config=config, limits=limits.Limits(config), journal=RequestJournal(config.journal_size),
+                        attempts=mock_controls.AttemptCounter(), answers=answer_cache.AnswerCache())
     app.config["SERVER"] = config
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
@@ -142,21 +166,22 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     if config.fault_trace is not None:  # first of all hooks: every fault a request consults lands in its trace
         app.before_request(config.fault_trace.begin_request)
     errors.init_app(app)
-    answer_cache.init_app(app)
     # Hooks run on every request, so each takes what it needs from ``config`` now, and hooks that cannot act for
     # this config (faults and variants are fixed per app) are not installed at all.
     app.before_request(functools.partial(refuse_oversized_body, config.max_body_bytes))
     if config.variant("header-case"):
         app.after_request(unusual_header_case)  # after_request hooks run in reverse: this one runs last
     app.after_request(functools.partial(add_request_id, config=config))
-    # Hook order matters: control (journal, X-Mock-* headers) sees every request first, then auth, then limits.
+    # Hook order matters: the journal sees every request (its after_request runs last), CORS answers preflights
+    # before anything else, the X-Mock-* controls act next, then auth, then limits.
     control.init_app(app)
+    cors.init_app(app)
+    mock_controls.init_app(app, config)
     if config.fault_questions_matter():
         app.before_request(reject_stainless)
     auth.init_app(app)
-    limits.init_app(app)
+    limits.init_app(app, app.server.limits)
     register_blueprints(app, config)
-    app.wsgi_app = wire_headers.Middleware(app.wsgi_app)  # Flask's documented way to wrap the app in middleware
     return app
 
 

@@ -1,26 +1,72 @@
-"""The running app's ``ServerConfig``, reached without ``current_app``'s per-attribute proxy lookups.
+"""Typed state: what one app owns (``Server``) and what one request carries (``RequestContext``).
 
-Every surface asks "is fault X on?" dozens of times per request. ``current_app.config`` resolves the proxy through
-werkzeug's descriptor machinery on each access (about a fifth of a request's CPU when counted); calling the proxy's
-documented ``_get_current_object()`` once per question skips that and still follows the active app context, so
-several apps (tests, the negative-control matrix) can live in one process.
+Every request gets a ``RequestContext`` when Flask builds its request (``ReferenceFlask.request_context``), reached
+from anywhere in the request with :func:`request_context`. Hooks fill it in request order: the X-Mock-* controls,
+the accepted key and its settings, the key's policy and rate-limit snapshot, the ``x-request-id`` given to the
+response. Views and streamed bodies read it; nothing about a request is kept on ``flask.g`` (which requests made
+inside one outer app context share) or in the WSGI environ.
+
+The per-app services (limits, journal, attempt counts, answer cache) hang off ``RequestContext.server``, so a view
+reaches the limiter through the request it serves, never through ``app.extensions``.
+
+The lookup helpers resolve Flask's proxies once per question: each attribute read through the ``request`` or
+``current_app`` proxy costs about 2 µs (werkzeug binds a new lookup on every access), twenty times the read itself.
+This module imports nothing of the server at run time: it sits below every other module.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flask import current_app, g, request
+from flask import Request, current_app, request
 
 if TYPE_CHECKING:
-    from flask import Request
-    from flask.ctx import _AppCtxGlobals
-
     from reference_server.config import ServerConfig
+    from reference_server.control.journal import RequestJournal
+    from reference_server.control.mock_controls import AttemptCounter, MockControls
+    from reference_server.mock.answer_cache import AnswerCache
+    from reference_server.policy.limits import KeyPolicy, Limits, Snapshot
 
 _current_app = current_app._get_current_object
 _current_request = request._get_current_object
-_current_g = g._get_current_object
+
+
+@dataclass(eq=False)
+class Server:
+    """What one app owns besides its routes, built once by ``create_app``."""
+
+    config: ServerConfig
+    limits: Limits  # per-key counters and policies (policy/limits.py)
+    journal: RequestJournal  # the last requests answered (GET /_mock/requests)
+    attempts: AttemptCounter  # X-Mock-Fail-Times attempt counts
+    answers: AnswerCache  # finished answers by request bytes (mock/answer_cache.py)
+
+
+@dataclass(slots=True, eq=False)
+class RequestContext:
+    """The state of one request, filled in by the hooks in the order they run."""
+
+    server: Server
+    request: Request
+    mock: MockControls | None = None  # X-Mock-* controls (control/mock_controls.py); None before they are read
+    api_key: str | None = None  # the key auth accepted; None on open paths and before auth
+    key: dict[str, Any] | None = None  # that key's settings (tier, balance, allowed_models, ...)
+    policy: KeyPolicy | None = None  # the key's limits policy, worked out once per request
+    rate_limit: Snapshot | None = None  # the key's counters after this request, for the rate-limit headers
+    limits_traced: bool = False  # fault tracing: the limiter already coupled this request to its key's channel
+    request_id: str | None = None  # the x-request-id the response carries (None when a fault leaves it out)
+
+
+class ReferenceRequest(Request):
+    """Flask's request with the server's typed per-request state attached."""
+
+    context: RequestContext
+
+
+def request_context() -> RequestContext:
+    """The state of the request being served (AttributeError/RuntimeError outside one)."""
+    return _current_request().context
 
 
 def server_config() -> ServerConfig:
@@ -33,20 +79,6 @@ def fault(requirement: Any) -> bool:
     return _current_app().config["SERVER"].fault(requirement)
 
 
-def extension(name: str) -> Any:
-    """``current_app.extensions[name]`` (the journal, the rate limiter, the answer cache, ...)."""
-    return _current_app().extensions[name]
-
-
-def current_request() -> Request:
-    """The request being handled: ``flask.request`` resolved once.
-
-    Each attribute read through the ``request`` proxy costs about 2 µs (werkzeug binds a new lookup on every
-    access), twenty times the read itself; hooks that run on every request resolve it once and read the object.
-    """
+def current_request() -> ReferenceRequest:
+    """The request being handled: ``flask.request`` resolved once."""
     return _current_request()
-
-
-def request_state() -> _AppCtxGlobals:
-    """``flask.g`` resolved once (what hooks leave for later hooks: the key, rate-limit snapshot, X-Mock-* controls)."""
-    return _current_g()

@@ -15,10 +15,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from flask import Flask, request
-
-from reference_server.context import extension, server_config
+if TYPE_CHECKING:
+    from reference_server.context import RequestContext
 
 MAX_ENTRIES = 512
 MAX_TOTAL_BYTES = 32 * 1024 * 1024
@@ -80,10 +80,10 @@ class AnswerCache:
             return len(self._entries)
 
 
-def request_key(surface: str) -> CacheKey | None:
-    """The cache key of the current request, or None when its answer must not be cached or reused."""
-    req = request._get_current_object()
-    if server_config().fault_questions_matter() or not req.is_json:
+def request_key(ctx: RequestContext, surface: str) -> CacheKey | None:
+    """The cache key of the request, or None when its answer must not be cached or reused."""
+    req = ctx.request
+    if ctx.server.config.fault_questions_matter() or not req.is_json:
         return None
     raw = req.get_data(cache=True)
     if len(raw) > MAX_KEY_BYTES:
@@ -91,14 +91,14 @@ def request_key(surface: str) -> CacheKey | None:
     return surface, req.path, req.environ.get("HTTP_X_MOCK_PROVIDER"), raw
 
 
-def lookup(key: CacheKey | None) -> CachedAnswer | None:
+def lookup(ctx: RequestContext, key: CacheKey | None) -> CachedAnswer | None:
     """The cached answer for ``key`` (None for no key or a miss)."""
-    return extension("answers").get(key) if key is not None else None
+    return ctx.server.answers.get(key) if key is not None else None
 
 
-def store(key: CacheKey | None, answer: CachedAnswer) -> None:
+def store(ctx: RequestContext, key: CacheKey | None, answer: CachedAnswer) -> None:
     if key is not None:
-        extension("answers").put(key, answer)
+        ctx.server.answers.put(key, answer)
 
 
 def recording(frames: Iterator[bytes], done: Callable[[tuple[bytes, ...]], None]) -> Iterator[bytes]:
@@ -108,7 +108,3 @@ def recording(frames: Iterator[bytes], done: Callable[[tuple[bytes, ...]], None]
         seen.append(frame)
         yield frame
     done(tuple(seen))
-
-
-def init_app(app: Flask) -> None:
-    app.extensions["answers"] = AnswerCache()

@@ -5,8 +5,9 @@ Accepted keys: the profile's ``auth.test_key`` and ``auth.extra_test_keys`` plus
 also match ``auth.key_pattern``. Profiles with ``auth.key_required_but_ignored`` accept any non-empty key.
 
 Every rejection is a 401 envelope with code ``invalid_api_key`` whose message shows at most a masked prefix of the
-key (``sk-abc***``), never the key itself. The accepted key is on ``flask.g.api_key`` and its settings on
-``flask.g.key`` (a dict: ``tier``, ``balance``, ``allowed_models``, ...), which ``limits`` reads.
+key (``sk-abc***``), never the key itself. The accepted key is on the request context (``RequestContext.api_key``)
+and its settings on ``RequestContext.key`` (a dict: ``tier``, ``balance``, ``allowed_models``, ...), which
+``limits`` reads.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 
 from reference_server import faults
-from reference_server.context import current_request, request_state
+from reference_server.context import current_request, request_context
 from reference_server.context import fault as _fault
 from reference_server.wire.errors import ApiError
 
@@ -109,19 +110,19 @@ def _shown(token: str) -> str:
 
 
 def authenticate(config: ServerConfig) -> None:
-    """before_request: reject unauthenticated calls to the API surfaces; remember the key on ``g``. ``config`` is
-    bound by ``init_app``."""
-    req = current_request()  # one proxy look-up, not one per attribute (this runs on every request)
-    state = request_state()
+    """before_request: reject unauthenticated calls to the API surfaces; remember the key on the request context.
+    ``config`` is bound by ``init_app``."""
+    ctx = request_context()
+    req = ctx.request
     if req.method == "OPTIONS" or is_open_path(req.path, config):
         return
     header = req.environ.get("HTTP_AUTHORIZATION")  # what req.headers.get("Authorization") reads, without its work
     if header is None and _fault(FAULT_NO_AUTH):
-        state.key = {"role": "anonymous"}
+        ctx.key = {"role": "anonymous"}
         return
     token = bearer_token(header)
     if not token and _fault(FAULT_EMPTY_TOKEN):  # served as no key at all, since no key can match ""
-        state.key = {"role": "anonymous"}
+        ctx.key = {"role": "anonymous"}
         return
     # is_json parses Content-Type: only worth it when a fault may be on (asked in this order so traces stay small).
     if config.fault_questions_matter() and req.is_json and config.fault(FAULT_BODY_FIRST) \
@@ -130,8 +131,8 @@ def authenticate(config: ServerConfig) -> None:
     settings = check_key(token, config)
     if settings.get("role") == "test" and req.path.endswith("/models") and _fault(FAULT_TEST_KEY_403):
         raise ApiError(403, "This key may not access this route.", code="forbidden")
-    state.api_key = token
-    state.key = settings
+    ctx.api_key = token
+    ctx.key = settings
 
 
 def init_app(app: Flask) -> None:

@@ -1,7 +1,7 @@
 """Per-key rate limits, token quotas, daily limits, wallet balance and model allowlists, with their headers.
 
 Every authenticated request counts against its key's requests-per-minute (profile ``rate_limits.tiers``, tier from
-the key's settings or a ``tier-<name>`` key); surfaces call :func:`admit` after resolving the model, which applies
+the key's settings or a ``tier-<name>`` key); surfaces call :meth:`Limits.admit` after resolving the model, which applies
 the allowlist (403, ``model-allowlist``), the wallet (402, ``billing``), the daily limit and the token quota (429).
 Every authenticated response carries the profile's rate-limit headers (``rate_limits.headers``).
 
@@ -21,14 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask
 
 from reference_server import faults
-from reference_server.context import extension, request_state, server_config
+from reference_server.context import RequestContext, request_context, server_config
 from reference_server.context import fault as _fault
 from reference_server.faults.trace import UNKEYED
-from reference_server.wire import headers as wire_headers
 from reference_server.wire.errors import ApiError
+from reference_server.wire.headers import ReferenceResponse
 
 WINDOW_SECONDS = 60.0
 DAY_SECONDS = 86_400.0
@@ -238,15 +238,6 @@ def rate_limit_error(message: str, snapshot: Snapshot, *, type_: str = "requests
     return ApiError(429, message, type=type_, code=code, headers=headers)
 
 
-def admit(model_id: str, tokens: int = 0) -> None:
-    """Check the authenticated key may call ``model_id`` now; raise 403/402/429 otherwise.
-
-    Called by chat, embeddings and ollama after resolving the model; ``tokens`` is the prompt size to charge.
-    Does nothing for unauthenticated requests (e.g. an Ollama surface without auth).
-    """
-    extension("limit_hooks").admit(model_id, tokens)
-
-
 def billing_error(profile) -> ApiError:
     """The profile's answer to an empty wallet (``billing.status``: 402, or 429 for quota-style gateways)."""
     billing = profile.get("billing") or {}
@@ -259,51 +250,51 @@ def billing_error(profile) -> ApiError:
     )
 
 
-class AppLimits:
-    """One app's limits glue: its config, counters and policies, bound once at ``init_app`` so the hooks that run on
-    every request look none of them up (each app-context look-up costs a third of a microsecond, and these hooks
-    asked a dozen times per request)."""
+class Limits:
+    """One app's limits: its config, counters and policies, bound once at ``create_app`` so the hooks that run on
+    every request look none of them up. Per-request values (the key's policy, its snapshot) live on the
+    ``RequestContext``; surfaces call :meth:`admit` through it (``ctx.server.limits.admit(ctx, ...)``)."""
 
-    def __init__(self, config, limiter: RateLimiter) -> None:
+    def __init__(self, config, limiter: RateLimiter | None = None) -> None:
         self.config = config
-        self.limiter = limiter
+        self.limiter = limiter or RateLimiter()
         self.policies: dict[str, KeyPolicy] = {}  # a configured key's policy never changes: worked out once per app
         self.header_style = config.profile.get("rate_limits.headers") or "none"
 
-    def policy(self, key: str, state) -> KeyPolicy:
-        """The policy of ``key`` for this request (``state`` is ``flask.g``), worked out once per request.
+    def reset(self) -> None:
+        """Forget every key's counters (``POST /_mock/reset``)."""
+        self.limiter.reset()
 
-        Kept on ``g`` with its key: requests made inside one outer app context (a test's ``app.app_context()``)
-        share that context's ``g``.
-        """
-        remembered = state.get("limit_policy")
-        if remembered is not None and remembered[0] == key:
-            return remembered[1]
+    def policy(self, ctx: RequestContext, key: str) -> KeyPolicy:
+        """The policy of ``key`` for this request, worked out once per request."""
+        remembered = ctx.policy
+        if remembered is not None:
+            return remembered
         configured = self.config.keys.get(key)
-        settings = state.get("key") or configured or {}
+        settings = ctx.key or configured or {}
         if settings is not configured:  # settings made up for this request (e.g. keys any gateway accepts)
             policy = policy_for(key, settings, self.config.profile)
         else:
             policy = self.policies.get(key)
             if policy is None:
                 policy = self.policies[key] = policy_for(key, settings, self.config.profile)
-        state.limit_policy = (key, policy)
+        ctx.policy = policy
         return policy
 
-    def before_request(self) -> None:
-        """Count the request against its key's per-minute limit (429 when exhausted).
+    def count_request(self) -> None:
+        """before_request: count the request against its key's per-minute limit (429 when exhausted).
 
         Only requests auth accepted count: preflights, health, ``/_mock/*`` and keyless Ollama routes carry no key.
         """
-        state = request_state()
-        key = state.get("api_key")
+        ctx = request_context()
+        key = ctx.api_key
         if not key:
             return
-        policy = self.policy(key, state)
+        policy = self.policy(ctx, key)
         allowed, snapshot = self.limiter.hit(key, policy)
-        state.rate_limit = snapshot
+        ctx.rate_limit = snapshot
         if self.config.fault_trace is not None:
-            self._trace_state(state, key, policy, snapshot, refused=not allowed)
+            self._trace_state(ctx, key, policy, snapshot, refused=not allowed)
         if not allowed:
             raise rate_limit_error(
                 f"Rate limit reached for requests: limit {policy.requests_per_minute} per minute"
@@ -311,7 +302,8 @@ class AppLimits:
                 snapshot,
             )
 
-    def _trace_state(self, state, key: str, policy: KeyPolicy, snapshot: Snapshot, *, refused: bool) -> None:
+    def _trace_state(self, ctx: RequestContext, key: str, policy: KeyPolicy, snapshot: Snapshot, *,
+                     refused: bool) -> None:
         """Fault tracing: this request counts against ``key``; a decision the counters made inherits their writers.
 
         A refusal was decided by what earlier requests spent. So, under the assumption that one fault cannot double
@@ -319,20 +311,23 @@ class AppLimits:
         remaining-* header values are not followed: they move with any earlier request, and checks compare them
         only within one case's own back-to-back requests.
         """
-        state.limits_traced = True
+        ctx.limits_traced = True
         near = (snapshot.remaining_requests * 2 <= snapshot.limit_requests
                 or snapshot.remaining_tokens * 2 <= snapshot.limit_tokens
                 or policy.daily_requests is not None or policy.balance is not None)
         self.config.fault_trace.couple(("limits", key), inherit=refused or near, also=(UNKEYED,))
 
-    def admit(self, model_id: str, tokens: int) -> None:
-        """See the module's ``admit``."""
-        state = request_state()
-        key = state.get("api_key")
+    def admit(self, ctx: RequestContext, model_id: str, tokens: int = 0) -> None:
+        """Check the authenticated key may call ``model_id`` now; raise 403/402/429 otherwise.
+
+        Called by chat, embeddings and ollama after resolving the model; ``tokens`` is the prompt size to charge.
+        Does nothing for unauthenticated requests (e.g. an Ollama surface without auth).
+        """
+        key = ctx.api_key
         if not key:
             return
         config = self.config
-        policy, profile = self.policy(key, state), config.profile
+        policy, profile = self.policy(ctx, key), config.profile
         if (
             policy.allowed_models is not None
             and profile.claims("model-allowlist")
@@ -342,9 +337,9 @@ class AppLimits:
             raise ApiError(403, f"This API key has no access to model '{model_id}' (model allowlist).",
                            code="model_not_allowed")
         reason, snapshot = self.limiter.charge(key, policy, tokens)
-        state.rate_limit = snapshot
+        ctx.rate_limit = snapshot
         if config.fault_trace is not None:
-            self._trace_state(state, key, policy, snapshot, refused=reason is not None)
+            self._trace_state(ctx, key, policy, snapshot, refused=reason is not None)
         if reason is None:
             return
         if reason == "balance" and profile.claims("billing") and not config.fault(FAULT_BALANCE_IGNORED):
@@ -357,14 +352,14 @@ class AppLimits:
                 type_="tokens",
             )
 
-    def add_headers(self, resp: Response) -> Response:
+    def add_headers(self, resp: ReferenceResponse) -> ReferenceResponse:
         """after_request: the profile's rate-limit headers on every authenticated response (429s included)."""
         config = self.config
         fault = config.fault
-        state = request_state()
-        snapshot: Snapshot | None = state.get("rate_limit")
+        ctx = request_context()
+        snapshot = ctx.rate_limit
         trace = config.fault_trace
-        if trace is not None and not state.get("limits_traced"):  # refused before the limiter, or no key: UNKEYED
+        if trace is not None and not ctx.limits_traced:  # refused before the limiter, or no key: UNKEYED
             trace.couple(UNKEYED, inherit=False)
         style = self.header_style
         if resp.status_code == 429 and fault(FAULT_BARE_429):
@@ -383,14 +378,14 @@ class AppLimits:
             reset_at = self.limiter.wall_clock() + snapshot.reset_seconds
             as_float = fault(FAULT_X_REMAINING_FLOAT) and remaining > 0
             reset = str(int(reset_at)) if fault(FAULT_X_RESET_EPOCH) else iso_utc(reset_at)
-            # Made here from numbers: straight to the WSGI server (see wire_headers).
-            wire_headers.add("rate-limits", [("X-RateLimit-Limit", str(limit)),
-                                             ("X-RateLimit-Remaining", f"{remaining}.0" if as_float else str(remaining)),
-                                             ("X-RateLimit-Reset", reset)])
+            # Made here from numbers: straight to the WSGI server (see wire/headers.py).
+            resp.send("rate-limits", [("X-RateLimit-Limit", str(limit)),
+                                      ("X-RateLimit-Remaining", f"{remaining}.0" if as_float else str(remaining)),
+                                      ("X-RateLimit-Reset", reset)])
         return resp
 
 
-def add_openai_headers(resp: Response, snapshot: Snapshot, limit: int, remaining: int, success: bool,
+def add_openai_headers(resp: ReferenceResponse, snapshot: Snapshot, limit: int, remaining: int, success: bool,
                        fault: Callable[[Any], bool]) -> None:
     """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``, resets as Go durations."""
     reset = str(round(snapshot.reset_seconds)) if fault(FAULT_RESET_SECONDS) else go_duration(snapshot.reset_seconds)
@@ -403,19 +398,10 @@ def add_openai_headers(resp: Response, snapshot: Snapshot, limit: int, remaining
         pairs += [("x-ratelimit-limit-tokens", str(snapshot.limit_tokens)),
                   ("x-ratelimit-remaining-tokens", f"{tokens_left}.0" if fault(FAULT_TOKENS_FLOAT) else str(tokens_left)),
                   ("x-ratelimit-reset-tokens", reset)]
-    wire_headers.add("rate-limits", pairs)  # made here from numbers: straight to the WSGI server (see wire_headers)
+    resp.send("rate-limits", pairs)  # made here from numbers: straight to the WSGI server (see wire/headers.py)
 
 
-def reset(app: Flask) -> None:
-    """Forget every key's counters (``POST /_mock/reset``)."""
-    app.extensions["limits"].reset()
-
-
-def init_app(app: Flask) -> None:
-    """Install the limiter (``app.extensions["limits"]``) and its hooks; runs after auth's before_request."""
-    limiter = app.extensions["limits"] = RateLimiter()
-    hooks = app.extensions["limit_hooks"] = AppLimits(app.config["SERVER"], limiter)
-    app.before_request(hooks.before_request)
-    app.after_request(hooks.add_headers)
-
-
+def init_app(app: Flask, limits: Limits) -> None:
+    """Install the limits hooks; runs after auth's before_request."""
+    app.before_request(limits.count_request)
+    app.after_request(limits.add_headers)

@@ -13,14 +13,13 @@ from flask import Blueprint, Response, jsonify
 
 from reference_server import faults
 from reference_server.context import fault as _fault
-from reference_server.context import server_config
+from reference_server.context import request_context, server_config
 from reference_server.faults import answer as answer_faults
 from reference_server.mock import answer_cache
 from reference_server.mock.logprobs import content_logprobs
 from reference_server.mock.providers import Generation, finalize, generate, text_provider
 from reference_server.mock.tokenizer import count_prompt_tokens, tokenize
 from reference_server.mock.usage import FAULT_INSIDE_CHOICES, FAULT_NO_USAGE, build_usage
-from reference_server.policy import limits
 from reference_server.surfaces import streaming
 from reference_server.surfaces.chat_request import ChatRequest, parse_chat_request, read_json_body
 from reference_server.wire.errors import ApiError
@@ -75,10 +74,11 @@ FAULT_EMPTY_LOGPROBS = F("PARAMS-020", 'Without logprobs, choices[].logprobs is 
 @bp.post("/chat/completions")
 def create_chat_completion():
     """Answer one chat completion request (JSON, or SSE when ``stream`` is true)."""
-    key = answer_cache.request_key("chat")
-    cached = answer_cache.lookup(key)
+    ctx = request_context()
+    key = answer_cache.request_key(ctx, "chat")
+    cached = answer_cache.lookup(ctx, key)
     if cached is not None:  # the same bytes were validated and answered before: only the per-request work is left
-        limits.admit(cached.model_id, cached.prompt_tokens)
+        ctx.server.limits.admit(ctx, cached.model_id, cached.prompt_tokens)
         if cached.frames:
             return streaming.replay_response(cached.frames)
         return Response(cached.body, mimetype="application/json")
@@ -98,20 +98,20 @@ def create_chat_completion():
         req.max_tokens = req.body.get("max_tokens")
     provider = text_provider()
     prompt_tokens = count_prompt_tokens(req.messages, req.tools)
-    limits.admit(req.model.id, prompt_tokens)
+    ctx.server.limits.admit(ctx, req.model.id, prompt_tokens)
     generations = [answer_faults.distort(finalize(generate(req, i, provider), req), req, i, provider)
                    for i in range(req.n)]
     # req.body, not body: under fault ERRORS-023 an array body is served as the messages of a built object.
     if req.stream or (req.body.get("stream") is False and _fault(FAULT_STREAM_ANYWAY)):
         def remember(frames: tuple[bytes, ...]) -> None:
-            answer_cache.store(key, answer_cache.CachedAnswer(req.model.id, prompt_tokens, frames=frames))
+            answer_cache.store(ctx, key, answer_cache.CachedAnswer(req.model.id, prompt_tokens, frames=frames))
 
         return streaming.stream_response(req, generations, response_model(req), completion_id(req),
                                          remember if key else None)
     resp = jsonify(build_completion(req, generations))
     if _fault(FAULT_NOT_JSON_TYPE):
         resp.mimetype = "text/plain"
-    answer_cache.store(key, answer_cache.CachedAnswer(req.model.id, prompt_tokens, body=resp.get_data()))
+    answer_cache.store(ctx, key, answer_cache.CachedAnswer(req.model.id, prompt_tokens, body=resp.get_data()))
     return resp
 
 

@@ -18,10 +18,9 @@ from flask import Blueprint, Response, abort, jsonify, request
 
 from reference_server import faults
 from reference_server.context import fault as _fault
-from reference_server.context import server_config
+from reference_server.context import request_context, server_config
 from reference_server.mock import answer_cache
 from reference_server.mock.tokenizer import count_tokens
-from reference_server.policy import limits
 from reference_server.surfaces.models import resolve_model
 from reference_server.wire.errors import ApiError
 
@@ -212,10 +211,11 @@ def create_embeddings():
     """Create embeddings for one or many inputs (OpenAI ``CreateEmbeddingRequest``)."""
     if not server_config().profile.claims("embeddings"):
         abort(404)
-    key = answer_cache.request_key("embeddings")
-    cached = answer_cache.lookup(key)
+    ctx = request_context()
+    key = answer_cache.request_key(ctx, "embeddings")
+    cached = answer_cache.lookup(ctx, key)
     if cached is not None:  # the same bytes were validated and answered before: only the token charge is left
-        limits.admit(cached.model_id, tokens=cached.prompt_tokens)
+        ctx.server.limits.admit(ctx, cached.model_id, tokens=cached.prompt_tokens)
         return Response(cached.body, mimetype="application/json")
     body = json_body()
     if set(body) - KNOWN_FIELDS and _fault(FAULT_STRICT_FIELDS):
@@ -230,7 +230,7 @@ def create_embeddings():
             raise ApiError(400, f"This model's maximum context length is {MAX_TOKENS_PER_INPUT} tokens per input.",
                            param="input")
     prompt_tokens = sum(input_tokens(item) for item in inputs)
-    limits.admit(model.id, tokens=prompt_tokens)
+    ctx.server.limits.admit(ctx, model.id, tokens=prompt_tokens)
     usage: dict[str, int] = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}
     if _fault(FAULT_TOTAL_TOKENS):
         usage["total_tokens"] = prompt_tokens + 1
@@ -245,5 +245,5 @@ def create_embeddings():
     resp: Response = jsonify(payload)
     if _fault(FAULT_CONTENT_TYPE):
         resp.mimetype = "text/plain"
-    answer_cache.store(key, answer_cache.CachedAnswer(model.id, prompt_tokens, body=resp.get_data()))
+    answer_cache.store(ctx, key, answer_cache.CachedAnswer(model.id, prompt_tokens, body=resp.get_data()))
     return resp

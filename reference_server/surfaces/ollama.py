@@ -17,13 +17,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from reference_server import faults
-from reference_server.context import server_config
+from reference_server.context import request_context, server_config
 from reference_server.mock import schema_values
 from reference_server.mock.tokenizer import count_prompt_tokens, count_tokens, tokenize
-from reference_server.policy import limits
 from reference_server.surfaces.embeddings import shorten, unit_vector
 from reference_server.wire.errors import ApiError
 
@@ -159,7 +158,8 @@ def resolve(name: Any) -> dict[str, Any]:
 
 def admit(entry: dict[str, Any], tokens: int) -> None:
     """Rate limits, allowlists and wallets apply when the surface is authenticated (limits no-ops otherwise)."""
-    limits.admit(entry.get("routes_to") or entry["name"], tokens=tokens)
+    ctx = request_context()
+    ctx.server.limits.admit(ctx, entry.get("routes_to") or entry["name"], tokens=tokens)
 
 
 def timestamp(seconds: float | None = None) -> str:
@@ -245,8 +245,8 @@ def metrics(prompt_tokens: int, eval_count: int) -> dict[str, Any]:
 
 
 def ndjson_response(lines: list[dict[str, Any]], *, content_type: str = NDJSON) -> Response:
-    """Stream one JSON object per line, honouring the X-Mock-* stream controls on ``g.mock``."""
-    mock = g.get("mock")
+    """Stream one JSON object per line, honouring the X-Mock-* stream controls of the request."""
+    mock = request_context().mock
     final_newline = not _fault(FAULT_NO_FINAL_NEWLINE)
     # A mid-stream error line is OLLAMA-020's alone: the OLLAMA-013 envelope fault acts on HTTP error bodies only.
     message = "an error was encountered while running the model"

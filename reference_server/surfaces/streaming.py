@@ -5,7 +5,7 @@ delta per token, tool-call deltas (id, type and name on the first fragment, then
 finish_reason on the last delta (on a separate empty-delta chunk under the ``finish-separate`` variant). Choices
 are interleaved round-robin so clients must merge by ``index``. With ``include_usage`` one usage chunk with
 ``choices: []`` comes right before ``[DONE]``. The response body is a generator: each frame leaves when built, paced
-by ``flask.g.mock`` (``ttft_ms``, ``tokens_per_second``, ``cut_after``, ``stall_after``, ``error_after``).
+by the request's X-Mock-* controls (``ttft_ms``, ``tokens_per_second``, ``cut_after``, ``stall_after``, ``error_after``).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import Response, g, stream_with_context
+from flask import Response, stream_with_context
 
 from reference_server import faults
 from reference_server.config import ServerConfig
-from reference_server.context import server_config
+from reference_server.context import request_context, server_config
 from reference_server.faults.stream import distort_chunks, plain_request
 from reference_server.mock.answer_cache import recording
 from reference_server.mock.logprobs import content_logprobs
@@ -97,8 +97,9 @@ def build_chunks(req: ChatRequest, generations: list[Generation], model: str, ch
 
 
 def _paced(frames: Iterator[bytes], encoder: sse.SseEncoder, config: ServerConfig) -> Iterator[bytes]:
-    """Apply g.mock timing and interruption controls to the chunk frames (the last frame is [DONE])."""
-    mock = getattr(g, "mock", None)
+    """Apply the request's X-Mock-* timing and interruption controls to the chunk frames (the last frame is
+    [DONE])."""
+    mock = request_context().mock
     ttft = getattr(mock, "ttft_ms", 0) or 0
     tps = getattr(mock, "tokens_per_second", None)
     cut, stall, error_after = (getattr(mock, name, None) for name in ("cut_after", "stall_after", "error_after"))

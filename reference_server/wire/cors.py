@@ -14,8 +14,8 @@ from flask import Flask, Response, request
 from reference_server import faults
 from reference_server.context import current_request
 from reference_server.context import fault as _fault
-from reference_server.wire import headers as wire_headers
 from reference_server.wire.errors import ApiError
+from reference_server.wire.headers import ReferenceResponse
 
 ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
 # Authorization is listed by name: a wildcard in Access-Control-Allow-Headers does not cover it (Fetch standard).
@@ -87,7 +87,7 @@ def preflight_response() -> Response:
     return resp
 
 
-def add_cors_headers(resp: Response, fault: Callable[[Any], bool]) -> Response:
+def add_cors_headers(resp: ReferenceResponse, fault: Callable[[Any], bool]) -> ReferenceResponse:
     """Headers every actual response needs so browser code can read it (errors included); ``fault`` is the app's
     ``ServerConfig.fault``."""
     is_error = resp.status_code >= 400
@@ -96,7 +96,7 @@ def add_cors_headers(resp: Response, fault: Callable[[Any], bool]) -> Response:
         pairs.append(("Access-Control-Allow-Origin", "*"))
     if not fault(FAULT_NO_EXPOSE):
         pairs.append(("Access-Control-Expose-Headers", EXPOSED))
-    wire_headers.add("cors", pairs)  # constants: straight to the WSGI server (see wire_headers)
+    resp.send("cors", pairs)  # constants: straight to the WSGI server (see wire/headers.py)
     return resp
 
 
@@ -119,7 +119,7 @@ def init_app(app: Flask) -> None:
         return preflight_response()
 
     @app.after_request
-    def _headers(resp: Response) -> Response:
+    def _headers(resp: ReferenceResponse) -> ReferenceResponse:
         preflight = is_preflight()
         if preflight and fault(FAULT_PREFLIGHT_AUTH):
             # the 401 from auth still carries the preflight headers, so only CORS-001 is the visible break

@@ -7,50 +7,38 @@ CR/LF when added and again when werkzeug copies the headers for the WSGI server 
 durations, request ids and constant lists, built here and never taken from a request, so they cannot hold CR/LF; the
 WSGI server still validates every header it sends (gunicorn matches each value against its own pattern).
 
-Hooks call :func:`add` with a group name; :class:`Middleware` (wrapping ``app.wsgi_app``) appends the groups to the
-header list of ``start_response``, after the response's own headers. A group is replaced, not extended, when its hook
-runs again (Flask runs the after_request hooks a second time when it answers an error raised by one of them).
+Hooks call :meth:`ReferenceResponse.send` with a group name; the response appends the groups to the header list it
+hands to ``start_response``, after its own headers. A group is replaced, not extended, when its hook runs again.
+Every response the app sends is a ``ReferenceResponse``: it is the app's ``response_class``, and Flask turns any
+other werkzeug response a view returns into it (``force_type``), which keeps the object and sets no attribute: hence
+the class-level ``None`` default of ``sent_groups``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from typing import Any
 
-from reference_server.context import current_request
-
-ENVIRON_KEY = "reference_server.wire.headers"
+from flask import Response
 
 Header = tuple[str, str]
 
 
-def add(group: str, headers: Iterable[Header]) -> None:
-    """Send ``headers`` with the current response, as ``group`` (replacing what that group set before)."""
-    environ = current_request().environ
-    groups = environ.get(ENVIRON_KEY)
-    if groups is None:
-        groups = environ[ENVIRON_KEY] = {}
-    groups[group] = list(headers)
+class ReferenceResponse(Response):
+    """Flask's response plus groups of server-made headers that go to the WSGI server as they are."""
 
+    sent_groups: dict[str, list[Header]] | None = None
 
-def pending(environ: dict[str, Any]) -> dict[str, list[Header]]:
-    """The groups waiting to be sent with this request's response (empty when none); hooks may edit them."""
-    return environ.get(ENVIRON_KEY) or {}
+    def send(self, group: str, headers: list[Header]) -> None:
+        """Send ``headers`` with this response, as ``group`` (replacing what that group set before)."""
+        groups = self.sent_groups
+        if groups is None:
+            groups = self.sent_groups = {}
+        groups[group] = headers
 
-
-class Middleware:
-    """WSGI middleware: appends the request's pending groups to the headers the app starts its response with."""
-
-    def __init__(self, wsgi_app: Callable) -> None:
-        self.wsgi_app = wsgi_app
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Any:
-        def start(status: str, headers: list[Header], exc_info: Any = None) -> Any:
-            groups = environ.pop(ENVIRON_KEY, None)
-            if groups:
-                headers = [*headers, *(header for group in groups.values() for header in group)]
-            if exc_info is None:
-                return start_response(status, headers)
-            return start_response(status, headers, exc_info)
-
-        return self.wsgi_app(environ, start)
+    def get_wsgi_response(self, environ: dict[str, Any]) -> tuple[Any, str, list[Header]]:
+        """werkzeug's status, headers and body for the WSGI server, the sent groups after the headers."""
+        app_iter, status, headers = super().get_wsgi_response(environ)
+        groups = self.sent_groups
+        if groups:
+            headers = [*headers, *(header for group in groups.values() for header in group)]
+        return app_iter, status, headers

@@ -14,7 +14,7 @@ EMBED = {"model": "text-embedding-3-small", "input": "hello"}
 
 
 def answers(client) -> AnswerCache:
-    return client.application.extensions["answers"]
+    return client.application.server.answers
 
 
 def post(client, path: str, body, **headers):

@@ -124,7 +124,7 @@ def test_gunicorn_starts_and_answers():
                           json={"model": "gpt-4o-mini", "stream": True,
                                 "messages": [{"role": "user", "content": "hi"}]}) as resp:
             assert resp.headers["content-type"] == "text/event-stream; charset=utf-8"
-            # per-request headers reach gunicorn through wire_headers' middleware, past its own header checks
+            # per-request headers reach gunicorn through ReferenceResponse's sent groups, past its own header checks
             assert resp.headers["x-request-id"].startswith("req_")
             assert resp.headers["x-ratelimit-remaining-requests"].isdigit()
             assert "".join(resp.iter_text()).endswith("data: [DONE]\n\n")

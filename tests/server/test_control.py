@@ -6,12 +6,13 @@ import threading
 import time
 
 import pytest
-from flask import g, jsonify
+from flask import jsonify
 
 from gateway_spec import Profile, load_profile
 from reference_server import ServerConfig, create_app
-from reference_server.control.endpoints import MockControls
+from reference_server.context import request_context
 from reference_server.control.journal import RequestJournal, redact_secret
+from reference_server.control.mock_controls import MockControls
 
 KEY = load_profile("openai").test_key
 
@@ -20,7 +21,7 @@ def make_app(profile: Profile | None = None, **config):
     app = create_app(ServerConfig(profile=profile or load_profile("openai"), **config))
 
     def probe():
-        return jsonify({"mock": repr(g.mock)})
+        return jsonify({"mock": repr(request_context().mock)})
 
     app.add_url_rule("/v1/_probe", "probe", probe, methods=["GET", "POST"])
     return app

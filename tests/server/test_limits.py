@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 
 from gateway_spec import Profile, load_profile
 from reference_server import ServerConfig, create_app
-from reference_server.policy import limits
+from reference_server.context import request_context
 from reference_server.policy.limits import go_duration, iso_utc, policy_for
 
 GO_DURATION = re.compile(r"^(\d+h)?(\d+m)?(\d+(\.\d+)?s)?$|^\d+ms$")
@@ -43,13 +43,13 @@ def build(profile: Profile, keys=None):
     """App with a probe route that behaves like a model surface: admit() after 'resolving' the model."""
     app = create_app(ServerConfig(profile=profile, keys=keys or {}))
     clock = FakeClock()
-    app.extensions["limits"].clock = clock
-    app.extensions["limits"].wall_clock = lambda: 1_700_000_000.0
+    app.server.limits.limiter.clock = clock
+    app.server.limits.limiter.wall_clock = lambda: 1_700_000_000.0
 
     def probe():
-        from flask import request
-
-        limits.admit(request.args.get("model", "gpt-4o-mini"), tokens=int(request.args.get("tokens", 0)))
+        ctx = request_context()
+        args = ctx.request.args
+        ctx.server.limits.admit(ctx, args.get("model", "gpt-4o-mini"), tokens=int(args.get("tokens", 0)))
         return jsonify({"ok": True})
 
     app.add_url_rule(f"{profile.base_path}/_probe", "probe", probe, methods=["GET"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response
 
 from reference_server.control.journal import environ_headers
-from reference_server.wire import headers as wire_headers
+from reference_server.wire.headers import ReferenceResponse
 from tests.server.conftest import auth_headers, chat_body, make_client
 
 PER_REQUEST = ("x-request-id", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
@@ -37,14 +37,19 @@ def test_open_paths_get_no_rate_limit_headers(client):
 
 def _app_adding(*groups: tuple[str, list[tuple[str, str]]]) -> Flask:
     app = Flask(__name__)
+    app.response_class = ReferenceResponse
 
     @app.get("/")
     def index():
-        for group, headers in groups:
-            wire_headers.add(group, headers)
-        return Response(b"ok", headers={"X-Own": "1"})
+        resp = Response(b"ok", headers={"X-Own": "1"})  # a plain Flask response: the app turns it into its class
+        return resp
 
-    app.wsgi_app = wire_headers.Middleware(app.wsgi_app)
+    @app.after_request
+    def send(resp: ReferenceResponse) -> ReferenceResponse:
+        for group, headers in groups:
+            resp.send(group, headers)
+        return resp
+
     return app
 
 
@@ -54,21 +59,15 @@ def test_a_group_added_again_replaces_what_it_set_before():
     assert resp.headers.getlist("X-A") == ["3"] and resp.headers["X-B"] == "2" and resp.headers["X-Own"] == "1"
 
 
-def test_without_pending_groups_the_headers_pass_unchanged():
+def test_without_sent_groups_the_headers_pass_unchanged():
     assert list(_app_adding().test_client().get("/").headers.keys()) == ["X-Own", "Content-Type", "Content-Length"]
 
 
-def test_the_middleware_hands_exc_info_through():
-    seen = []
-
-    def app(environ, start_response):
-        environ[wire_headers.ENVIRON_KEY] = {"g": [("X-G", "1")]}
-        start_response("500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")], ("exc", "info", None))
-        return [b""]
-
-    wire_headers.Middleware(app)({}, lambda status, headers, *exc: seen.append((status, headers, exc)))
-    assert seen == [("500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain"), ("X-G", "1")],
-                     (("exc", "info", None),))]
+def test_the_groups_follow_the_response_own_headers_to_the_wsgi_server():
+    resp = ReferenceResponse(b"x", headers={"X-Own": "1"})
+    resp.send("g", [("X-G", "1")])
+    _, status, headers = resp.get_wsgi_response({"REQUEST_METHOD": "GET"})
+    assert status == "200 OK" and headers[0] == ("X-Own", "1") and headers[-1] == ("X-G", "1")
 
 
 def test_header_case_variant_upper_cases_them_too():
@@ -107,7 +106,7 @@ def test_requests_inside_one_outer_app_context_keep_their_own_limits_and_ids():
     keys = {"sk-limit-five": {"requests_per_minute": 5}, "sk-limit-seven": {"requests_per_minute": 7}}
     client = make_client("openai", keys=keys)
     app = client.application
-    with app.app_context():  # the requests below reuse this context, and so its flask.g
+    with app.app_context():  # the requests below share this app context (and its flask.g)
         five = client.post("/v1/chat/completions", json=chat_body(), headers={"Authorization": "Bearer sk-limit-five"})
         seven = client.post("/v1/chat/completions", json=chat_body(),
                             headers={"Authorization": "Bearer sk-limit-seven"})
