@@ -16,7 +16,7 @@ FAULT_MODULES = (
     "reference_server.wire.errors",
     "reference_server.policy.auth",
     "reference_server.surfaces.models",
-    "reference_server.surfaces.chat",
+    "reference_server.faults.completion",
     "reference_server.surfaces.chat_request",
     "reference_server.faults.answer",
     "reference_server.mock.usage",

@@ -1,17 +1,24 @@
-"""Faults that act on the chunk sequence of a chat stream (CHAT-STREAM-*, streamed TOOLS-*, USAGE-* chunks).
+"""Faults that act on the chunk sequence of a chat stream (CHAT-STREAM-*, streamed TOOLS-*, USAGE-* chunks): the
+``CHUNKS`` seam (faults/seams.py), each transform ``(stream, req) -> stream``.
 
-``distort_chunks`` receives the correct sequence from ``streaming.build_chunks`` and returns it broken in exactly
-the ways the active faults ask for; with no fault on it only appends the usage chunk.
+``streaming.build_chunks`` passes the correct sequence as a :class:`ChunkStream` (the choice chunks, the usage chunk
+when it is due, and the one it would send unasked); the seam deep-copies it before the first transform that
+applies, so transforms edit it in place. The chunks sent are ``stream.chunks`` then ``stream.usage``.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from reference_server import faults
-from reference_server.context import fault as _on
-from reference_server.context import server_config
-from reference_server.surfaces.chat_request import ChatRequest
+from reference_server.faults.completion import FAULT_SAME_ID, FAULT_SNAPSHOT_MODEL, SNAPSHOT_SUFFIX
+from reference_server.faults.seams import CHUNKS
+
+if TYPE_CHECKING:
+    from reference_server.surfaces.chat_request import ChatRequest
 
 F = faults.declare
 SCHEMA = "CHAT-STREAM-017"
@@ -64,6 +71,26 @@ FAULT_USAGE_INLINE = F("USAGE-013", "Auto-injected usage rides on the last choic
 FAULT_JSON_FENCE = F("STRUCTURED-OUTPUT-002", "Streamed json_object content starts with a ```json fence.")
 
 
+
+
+@dataclass
+class ChunkStream:
+    """The chunks of one chat stream: ``chunks`` (one choice item each), then ``usage`` when due; ``spare`` is the
+    usage chunk the stream would carry had it been asked for."""
+
+    chunks: list[dict[str, Any]]
+    usage: dict[str, Any] | None
+    spare: dict[str, Any]
+
+    def every_chunk(self) -> Iterator[dict[str, Any]]:
+        yield from self.chunks
+        yield from (c for c in (self.usage, self.spare) if c is not None)
+
+
+CHUNKS.prepare = copy.deepcopy
+at = CHUNKS.transform
+
+
 def plain_request(req: ChatRequest) -> bool:
     """No tools, response_format or logprobs: where faults that alter content act, so the checks of tool calls,
     structured output and logprobs keep judging their own requirements. The raw body, as ``chat.plain_answer``:
@@ -73,6 +100,10 @@ def plain_request(req: ChatRequest) -> bool:
 
 def _delta(chunk: dict) -> dict:
     return chunk["choices"][0]["delta"] if chunk["choices"] else {}
+
+
+def _item(chunk: dict) -> dict:
+    return chunk["choices"][0]
 
 
 def _is_bare_content(chunk: dict) -> bool:
@@ -88,130 +119,277 @@ def _without_content(chunk: dict) -> dict:
     return chunk
 
 
-def distort_chunks(req: ChatRequest, chunks: list[dict], usage_chunk: dict | None, spare_usage: dict) -> list[dict]:
-    """Apply the stream faults; returns the final chunk list (usage chunk included when due)."""
-    if not server_config().fault_questions_matter():
-        return chunks + ([usage_chunk] if usage_chunk else [])
-    chunks = copy.deepcopy(chunks)
-    chunks = _content_faults(req, chunks)
-    chunks = _tool_faults(chunks)
-    _field_faults(chunks)
-    _choice_faults(chunks)
-    return _usage_faults(req, chunks, usage_chunk, spare_usage)
+def _copy_of_first(stream: ChunkStream, **item: Any) -> dict:
+    """A copy of the first chunk whose choice item is updated with ``item``."""
+    extra = copy.deepcopy(stream.chunks[0])
+    extra["choices"][0].update(item)
+    return extra
 
 
-def _content_faults(req: ChatRequest, chunks: list[dict]) -> list[dict]:
-    plain = not req.response_format and not req.tools
-    if plain and _on(FAULT_NO_CONTENT):
-        chunks = [_without_content(c) for c in chunks if not _is_bare_content(c)]
-    if (req.response_format or {}).get("type") == "json_object" and _on(FAULT_JSON_FENCE):
-        fence = copy.deepcopy(chunks[0])
-        fence["choices"][0].update({"delta": {"content": "```json\n"}, "finish_reason": None})
-        chunks.insert(1, fence)
-    if _on(FAULT_STREAM_DIFFERS) and plain_request(req):
-        extra = copy.deepcopy(chunks[0])
-        extra["choices"][0].update({"delta": {"content": " (streamed)"}, "finish_reason": None})
-        chunks.insert(len(chunks) - 1, extra)
-    if _on(FAULT_REASONING_LATE):
-        late = [c for c in chunks if "reasoning_content" in _delta(c) and "role" not in _delta(c)]
-        rest = [c for c in chunks if c not in late]
-        chunks = rest[:-1] + late + rest[-1:]
-    if _on(FAULT_THINK_OPEN):
-        texts = [_delta(c).get("content") for c in chunks]
-        for i in range(1, len(chunks) - 1):
-            if texts[i] == "/" and texts[i - 1] == "<" and texts[i + 1] == "think":
-                _delta(chunks[i])["content"] = ""
-    if _on(FAULT_ONLY_FIRST):
-        chunks = [c for c in chunks if c["choices"][0]["index"] == 0]
-    return chunks
+def _any_chunk(test: Any) -> Any:
+    return lambda stream, req: any(test(chunk) for chunk in stream.chunks)
 
 
-def _tool_faults(chunks: list[dict]) -> list[dict]:
-    heads: dict[int, dict] = {}
+def _calls(chunk: dict) -> list[dict]:
+    return _delta(chunk).get("tool_calls") or []
+
+
+def _any_call(test: Any) -> Any:
+    return lambda stream, req: any(test(call) for chunk in stream.chunks for call in _calls(chunk))
+
+
+# ---------------------------------------------------------------- id and model (the chat surface's faults)
+
+
+@at(FAULT_SAME_ID)
+def _same_id(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    for chunk in stream.every_chunk():
+        chunk["id"] = "chatcmpl-mock"
+    return stream
+
+
+@at(FAULT_SNAPSHOT_MODEL)
+def _snapshot_model(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    for chunk in stream.every_chunk():
+        chunk["model"] = req.model.id + SNAPSHOT_SUFFIX
+    return stream
+
+
+# ---------------------------------------------------------------- content
+
+
+@at(FAULT_NO_CONTENT, lambda stream, req: not req.response_format and not req.tools)
+def _no_content(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    stream.chunks = [_without_content(c) for c in stream.chunks if not _is_bare_content(c)]
+    return stream
+
+
+@at(FAULT_JSON_FENCE, lambda stream, req: (req.response_format or {}).get("type") == "json_object")
+def _json_fence(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    stream.chunks.insert(1, _copy_of_first(stream, delta={"content": "```json\n"}, finish_reason=None))
+    return stream
+
+
+@at(FAULT_STREAM_DIFFERS, lambda stream, req: plain_request(req))
+def _stream_differs(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    stream.chunks.insert(len(stream.chunks) - 1,
+                         _copy_of_first(stream, delta={"content": " (streamed)"}, finish_reason=None))
+    return stream
+
+
+@at(FAULT_REASONING_LATE)
+def _reasoning_late(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    chunks = stream.chunks
+    late = [c for c in chunks if "reasoning_content" in _delta(c) and "role" not in _delta(c)]
+    rest = [c for c in chunks if c not in late]
+    stream.chunks = rest[:-1] + late + rest[-1:]
+    return stream
+
+
+@at(FAULT_THINK_OPEN)
+def _think_open(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    chunks = stream.chunks
+    texts = [_delta(c).get("content") for c in chunks]
+    for i in range(1, len(chunks) - 1):
+        if texts[i] == "/" and texts[i - 1] == "<" and texts[i + 1] == "think":
+            _delta(chunks[i])["content"] = ""
+    return stream
+
+
+@at(FAULT_ONLY_FIRST)
+def _only_first(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    stream.chunks = [c for c in stream.chunks if _item(c)["index"] == 0]
+    return stream
+
+
+# ---------------------------------------------------------------- tool calls
+
+
+@at(FAULT_ARGS_CUT)
+def _args_cut(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
     last_fragment: dict[int, dict] = {}
-    for chunk in chunks:
-        for call in _delta(chunk).get("tool_calls") or []:
-            if "id" in call:
-                heads[call["index"]] = call
-            else:
+    for chunk in stream.chunks:
+        for call in _calls(chunk):
+            if "id" not in call:
                 last_fragment[call["index"]] = chunk
-    if _on(FAULT_ARGS_CUT):
-        for chunk in last_fragment.values():
-            _delta(chunk)["tool_calls"][0]["function"]["arguments"] = ""
-    for chunk in chunks:
-        item = chunk["choices"][0]
-        if item["finish_reason"] == "tool_calls" and _on(FAULT_TOOL_FINISH_STOP):
-            item["finish_reason"] = "stop"
-        for call in _delta(chunk).get("tool_calls") or []:
-            head = heads.get(call["index"], {})
-            if "id" in call and _on(FAULT_NO_TOOL_ID):
-                del call["id"]
-            elif "id" not in call and _on(FAULT_TOOL_REPEAT):
+    for chunk in last_fragment.values():
+        _delta(chunk)["tool_calls"][0]["function"]["arguments"] = ""
+    return stream
+
+
+@at(FAULT_TOOL_FINISH_STOP, _any_chunk(lambda chunk: _item(chunk)["finish_reason"] == "tool_calls"))
+def _tool_finish_stop(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    for chunk in stream.chunks:
+        if _item(chunk)["finish_reason"] == "tool_calls":
+            _item(chunk)["finish_reason"] = "stop"
+    return stream
+
+
+@at(FAULT_NO_TOOL_ID, _any_call(lambda call: "id" in call))
+def _no_tool_id(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    for chunk in stream.chunks:
+        for call in _calls(chunk):
+            call.pop("id", None)
+    return stream
+
+
+@at(FAULT_TOOL_REPEAT, _any_call(lambda call: "id" not in call))
+def _tool_repeat(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    heads = {call["index"]: call for chunk in stream.chunks for call in _calls(chunk) if "id" in call}
+    for chunk in stream.chunks:
+        for call in _calls(chunk):
+            if "id" not in call:
+                head = heads.get(call["index"], {})
                 call.update({"id": head.get("id"), "type": "function"})
                 call["function"]["name"] = head.get("function", {}).get("name")
-            if _on(FAULT_NO_TOOL_INDEX):
-                del call["index"]
-    return chunks
+    return stream
 
 
-def _field_faults(chunks: list[dict]) -> None:
-    for number, chunk in enumerate(chunks):
-        if _on(FAULT_OBJECT):
-            chunk["object"] = "chat.completion"
-        if _on(FAULT_ID_CHANGES):
-            chunk["id"] = f"{chunk['id']}-{number}"
-        if _on(FAULT_CREATED_CHANGES):
-            chunk["created"] += number
-        if number and _on(FAULT_MODEL_CHANGES):
-            chunk["model"] = f"{chunk['model']}-upstream"
-        if _on(FAULT_BAD_FINGERPRINT):
-            chunk["system_fingerprint"] = 42
+@at(FAULT_NO_TOOL_INDEX, _any_call(lambda call: True))
+def _no_tool_index(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    for chunk in stream.chunks:
+        for call in _calls(chunk):
+            del call["index"]
+    return stream
 
 
-def _choice_faults(chunks: list[dict]) -> None:
+# ---------------------------------------------------------------- chunk fields
+
+
+def _each_chunk(change: Any) -> Any:
+    """A transform applying ``change(chunk, number)`` to every choice chunk; asked for any stream with chunks."""
+    def transform(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+        for number, chunk in enumerate(stream.chunks):
+            change(chunk, number)
+        return stream
+    return transform
+
+
+_has_chunks = _any_chunk(lambda chunk: True)
+at(FAULT_OBJECT, _has_chunks)(_each_chunk(lambda chunk, n: chunk.update(object="chat.completion")))
+at(FAULT_ID_CHANGES, _has_chunks)(_each_chunk(lambda chunk, n: chunk.update(id=f"{chunk['id']}-{n}")))
+at(FAULT_CREATED_CHANGES, _has_chunks)(_each_chunk(lambda chunk, n: chunk.update(created=chunk["created"] + n)))
+at(FAULT_MODEL_CHANGES, lambda stream, req: len(stream.chunks) > 1)(
+    _each_chunk(lambda chunk, n: n and chunk.update(model=f"{chunk['model']}-upstream")))
+at(FAULT_BAD_FINGERPRINT, _has_chunks)(_each_chunk(lambda chunk, n: chunk.update(system_fingerprint=42)))
+
+
+# ---------------------------------------------------------------- choice items
+
+
+def _first_of_each_choice(stream: ChunkStream) -> list[dict]:
+    """The first chunk of every choice."""
     seen: set[int] = set()
-    for chunk in chunks:
-        item = chunk["choices"][0]
-        first = item["index"] not in seen
-        seen.add(item["index"])
-        delta = item["delta"]
-        if first and _on(FAULT_NO_ROLE):
-            delta.pop("role", None)
-        if first and _on(FAULT_ROLE_EMPTY):
-            delta["role"] = ""
-        if not first and _on(FAULT_ROLE_REPEATED):
-            delta["role"] = "assistant"
-        if item["finish_reason"] is None and _on(FAULT_FINISH_MISSING):
-            del item["finish_reason"]
-        elif item["finish_reason"] not in (None, "tool_calls") and _on(FAULT_FINISH_EMPTY):
-            item["finish_reason"] = ""
-        if "finish_reason" in item and _on(FAULT_FINISH_NEVER):
-            item["finish_reason"] = None
-    if _on(FAULT_NO_INDEX):
-        for chunk in chunks:
-            chunk["choices"][0].pop("index", None)
-    if _on(FAULT_AFTER_FINISH):
-        trailing = copy.deepcopy(chunks[0])
-        trailing["choices"][0].update({"delta": {"content": ""}, "finish_reason": None, "index": 0})
-        chunks.append(trailing)
-    if _on(FAULT_EMPTY_CHOICES):
-        empty = {k: v for k, v in chunks[0].items() if k not in ("choices", "usage")}
-        chunks.insert(1, {**empty, "choices": []})
+    firsts = []
+    for chunk in stream.chunks:
+        if _item(chunk)["index"] not in seen:
+            seen.add(_item(chunk)["index"])
+            firsts.append(chunk)
+    return firsts
 
 
-def _usage_faults(req: ChatRequest, chunks: list[dict], usage_chunk: dict | None, spare: dict) -> list[dict]:
-    if usage_chunk is None:
-        if _on(FAULT_USAGE_UNASKED):
-            return chunks + [spare]
-        return chunks
-    if not req.usage_requested and _on(FAULT_USAGE_INLINE):
-        chunks[-1]["usage"] = usage_chunk["usage"]
-        return chunks
-    if _on(FAULT_USAGE_EVERYWHERE):
-        for chunk in chunks:
-            chunk["usage"] = usage_chunk["usage"]
-    if _on(FAULT_USAGE_EARLY):
-        return chunks[:-1] + [usage_chunk] + chunks[-1:]
-    if _on(FAULT_USAGE_TWICE):
-        return chunks + [usage_chunk, usage_chunk]
-    return chunks + [usage_chunk]
+@at(FAULT_NO_ROLE, _has_chunks)
+def _no_role(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    for chunk in _first_of_each_choice(stream):
+        _delta(chunk).pop("role", None)
+    return stream
+
+
+@at(FAULT_ROLE_EMPTY, _has_chunks)
+def _role_empty(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    for chunk in _first_of_each_choice(stream):
+        _delta(chunk)["role"] = ""
+    return stream
+
+
+@at(FAULT_ROLE_REPEATED, lambda stream, req: len(_first_of_each_choice(stream)) < len(stream.chunks))
+def _role_repeated(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    firsts = _first_of_each_choice(stream)
+    for chunk in stream.chunks:
+        if not any(chunk is first for first in firsts):
+            _delta(chunk)["role"] = "assistant"
+    return stream
+
+
+@at(FAULT_FINISH_MISSING, _any_chunk(lambda chunk: _item(chunk)["finish_reason"] is None))
+def _finish_missing(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    for chunk in stream.chunks:
+        if _item(chunk)["finish_reason"] is None:
+            del _item(chunk)["finish_reason"]
+    return stream
+
+
+@at(FAULT_FINISH_EMPTY, _any_chunk(lambda chunk: _item(chunk).get("finish_reason") not in (None, "tool_calls")))
+def _finish_empty(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    for chunk in stream.chunks:
+        if _item(chunk).get("finish_reason") not in (None, "tool_calls"):
+            _item(chunk)["finish_reason"] = ""
+    return stream
+
+
+@at(FAULT_FINISH_NEVER, _any_chunk(lambda chunk: "finish_reason" in _item(chunk)))
+def _finish_never(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    for chunk in stream.chunks:
+        if "finish_reason" in _item(chunk):
+            _item(chunk)["finish_reason"] = None
+    return stream
+
+
+@at(FAULT_NO_INDEX)
+def _no_index(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    for chunk in stream.chunks:
+        _item(chunk).pop("index", None)
+    return stream
+
+
+@at(FAULT_AFTER_FINISH)
+def _after_finish(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    stream.chunks.append(_copy_of_first(stream, delta={"content": ""}, finish_reason=None, index=0))
+    return stream
+
+
+@at(FAULT_EMPTY_CHOICES)
+def _empty_choices(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    empty = {k: v for k, v in stream.chunks[0].items() if k not in ("choices", "usage")}
+    stream.chunks.insert(1, {**empty, "choices": []})
+    return stream
+
+
+# ---------------------------------------------------------------- the usage chunk
+
+
+@at(FAULT_USAGE_UNASKED, lambda stream, req: stream.usage is None)
+def _usage_unasked(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    stream.usage = stream.spare
+    return stream
+
+
+@at(FAULT_USAGE_INLINE, lambda stream, req: stream.usage is not None and not req.usage_requested)
+def _usage_inline(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    stream.chunks[-1]["usage"] = stream.usage["usage"]
+    stream.usage = None
+    return stream
+
+
+def _usage_due(stream: ChunkStream, req: ChatRequest) -> bool:
+    return stream.usage is not None
+
+
+@at(FAULT_USAGE_EVERYWHERE, _usage_due)
+def _usage_everywhere(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    for chunk in stream.chunks:
+        chunk["usage"] = stream.usage["usage"]
+    return stream
+
+
+@at(FAULT_USAGE_EARLY, _usage_due)
+def _usage_early(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    stream.chunks.insert(len(stream.chunks) - 1, stream.usage)
+    stream.usage = None
+    return stream
+
+
+@at(FAULT_USAGE_TWICE, _usage_due)
+def _usage_twice(stream: ChunkStream, req: ChatRequest) -> ChunkStream:
+    stream.chunks.append(stream.usage)
+    return stream

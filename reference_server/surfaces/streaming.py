@@ -21,7 +21,8 @@ from flask import Response, stream_with_context
 from reference_server import faults
 from reference_server.config import ServerConfig
 from reference_server.context import request_context, server_config
-from reference_server.faults.stream import distort_chunks, plain_request
+from reference_server.faults import seams
+from reference_server.faults.stream import ChunkStream, plain_request
 from reference_server.mock.answer_cache import recording
 from reference_server.mock.logprobs import content_logprobs
 from reference_server.mock.providers import Generation
@@ -83,7 +84,7 @@ def choice_steps(req: ChatRequest, gen: Generation, index: int, config: ServerCo
 
 
 def build_chunks(req: ChatRequest, generations: list[Generation], model: str, chunk_id: str) -> list[dict]:
-    """The whole chunk sequence (choices interleaved, usage chunk last when asked), faults applied."""
+    """The whole chunk sequence (choices interleaved, usage chunk last when asked), through the ``CHUNKS`` seam."""
     config: ServerConfig = server_config()
     per_choice = [choice_steps(req, gen, i, config) for i, gen in enumerate(generations)]
     interleaved = [item for group in itertools.zip_longest(*per_choice) for item in group if item is not None]
@@ -93,7 +94,8 @@ def build_chunks(req: ChatRequest, generations: list[Generation], model: str, ch
     with_usage_key = req.include_usage and not config.variant("usage-omitted")
     chunks = [{**base, "choices": [item], **({"usage": None} if with_usage_key else {})} for item in interleaved]
     usage_chunk = {**base, "choices": [], "usage": build_usage(req, generations, streamed=True)}
-    return distort_chunks(req, chunks, usage_chunk if req.include_usage else None, usage_chunk)
+    stream = seams.CHUNKS(config, ChunkStream(chunks, usage_chunk if req.include_usage else None, usage_chunk), req)
+    return stream.chunks + ([stream.usage] if stream.usage is not None else [])
 
 
 def _paced(frames: Iterator[bytes], encoder: sse.SseEncoder, config: ServerConfig) -> Iterator[bytes]:

@@ -202,7 +202,7 @@ def observe(fault_ids: list[str], name: str):
         "req_" + "0" * 32)
 
 
-OWNERS = ("app", "wire.errors", "policy.auth", "surfaces.models", "surfaces.chat", "surfaces.chat_request",
+OWNERS = ("app", "wire.errors", "policy.auth", "surfaces.models", "faults.completion", "surfaces.chat_request",
           "faults.answer", "mock.usage", "surfaces.streaming", "faults.stream", "wire.sse")
 MINE = sorted(
     fault.requirement

@@ -1,0 +1,90 @@
+"""The seams of the request path where faults act, so the correct path reads without fault branches.
+
+A seam is a point where one value of the request path is complete: the parsed request, one generated choice, the
+usage object, the rendered answer body, the chunk sequence of a stream. The surface builds the correct value and
+passes it through its seam; each fault module registers, at import time, a transform for the fault it implements::
+
+    @seams.COMPLETION.transform(FAULT_EMPTY_ID)
+    def _empty_id(body, req, generations):
+        body["id"] = ""
+        return body
+
+A transform may give an ``applies`` predicate: a cheap, pure test of whether the fault could change this value at
+all. The fault is asked about (``config.fault``) only where the predicate holds, so fault tracing (faults/trace.py)
+ties a fault to exactly the requests it can change. Transforms run in registration order; with no fault on and none
+traced (``config.fault_questions_matter()`` false) a seam returns its value untouched without looking at them.
+
+This module imports nothing of the server: surfaces and fault modules both import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from reference_server.config import ServerConfig
+    from reference_server.faults import Fault
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Transform:
+    """One fault's change at one seam; ``applies`` (None: always) says whether it could change this value."""
+
+    fault: Fault
+    apply: Callable[..., Any]
+    applies: Callable[..., bool] | None = None
+
+
+class Seam(Generic[T]):
+    """A value of the request path that faults may transform; call it with the config, the value and its context.
+
+    ``prepare`` runs once before the first transform that applies (e.g. a deep copy, so transforms may edit the
+    value in place while the correct value stays as it was built).
+    """
+
+    def __init__(self, name: str, prepare: Callable[[T], T] | None = None) -> None:
+        self.name = name
+        self.prepare = prepare
+        self.transforms: list[Transform] = []
+
+    def transform(self, fault: Fault, applies: Callable[..., bool] | None = None) -> Callable:
+        """Decorator: register ``fn(value, *context) -> value`` for ``fault`` at this seam."""
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.transforms.append(Transform(fault, fn, applies))
+            return fn
+
+        return register
+
+    def __call__(self, config: ServerConfig, value: T, *context: Any) -> T:
+        if not config.fault_questions_matter():
+            return value
+        fault = config.fault
+        prepared = self.prepare is None
+        for t in self.transforms:
+            if (t.applies is None or t.applies(value, *context)) and fault(t.fault):
+                if not prepared:
+                    value, prepared = self.prepare(value), True
+                value = t.apply(value, *context)
+        return value
+
+    def __repr__(self) -> str:
+        return f"<Seam {self.name}: {len(self.transforms)} transforms>"
+
+
+# request -> parsed request: ChatRequest, context ()
+CHAT_REQUEST: Seam = Seam("chat request")
+# answer -> answer: one generated choice (mock/providers.Generation), context (req, index, provider)
+GENERATION: Seam = Seam("generation")
+# answer -> answer: the usage object, context (req, generations, streamed)
+USAGE: Seam = Seam("usage")
+# answer -> answer: the chat.completion body, context (req, generations)
+COMPLETION: Seam = Seam("completion")
+# chunk sequence -> chunk sequence: faults/stream.ChunkStream, context (req,)
+CHUNKS: Seam = Seam("chunks")
+# headers: the JSON chat answer's Response, context (req,)
+CHAT_RESPONSE: Seam = Seam("chat response")
