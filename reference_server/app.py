@@ -29,7 +29,9 @@ from reference_server.control import mock_controls
 from reference_server.control.journal import RequestJournal
 from reference_server.faults import answer as _answer_faults  # noqa: F401  (registers its transforms at the seams)
 from reference_server.faults import completion as _completion_faults  # noqa: F401  (the same)
+from reference_server.faults import sse as _sse_faults  # noqa: F401  (the same)
 from reference_server.faults import stream as _stream_faults  # noqa: F401  (the same)
+from reference_server.faults import usage as _usage_faults  # noqa: F401  (the same)
 from reference_server.faults import variants
 from reference_server.mock import answer_cache
 from reference_server.policy import auth, limits

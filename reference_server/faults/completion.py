@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from reference_server import faults
 from reference_server.faults.seams import CHAT_REQUEST, CHAT_RESPONSE, COMPLETION
+from reference_server.faults.usage import FAULT_INSIDE_CHOICES, FAULT_NO_USAGE
 from reference_server.mock.logprobs import content_logprobs
 from reference_server.mock.tokenizer import tokenize
-from reference_server.mock.usage import FAULT_INSIDE_CHOICES, FAULT_NO_USAGE
 
 if TYPE_CHECKING:
     from flask import Response

@@ -19,7 +19,7 @@ This module imports nothing of the server: surfaces and fault modules both impor
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -88,3 +88,21 @@ COMPLETION: Seam = Seam("completion")
 CHUNKS: Seam = Seam("chunks")
 # headers: the JSON chat answer's Response, context (req,)
 CHAT_RESPONSE: Seam = Seam("chat response")
+# frames -> bytes: the SSE frames of a chat stream (one per chunk, then [DONE]), lazily; context (req, encoder,
+# chunks). A transform wraps the iterator and changes bytes within frames, never their number (X-Mock-* pacing
+# counts frames).
+SSE_FRAMES: Seam = Seam("sse frames")
+# frames -> bytes: the mid-stream error event X-Mock-Error-After sends, context ()
+MID_STREAM_ERROR: Seam = Seam("mid-stream error")
+
+
+@dataclass(slots=True)
+class StreamBody:
+    """An event stream as it leaves: the paced body and the response headers (Content-Type included)."""
+
+    frames: Iterator[bytes]
+    headers: dict[str, str]
+
+
+# frames -> bytes, headers: the paced body of an event stream and its headers, context ()
+STREAM_BODY: Seam = Seam("stream body")

@@ -8,31 +8,15 @@ user message count as cached (OpenAI ``prompt_tokens_details.cached_tokens``; Un
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reference_server import faults
 from reference_server.context import server_config
-from reference_server.mock.providers import Generation
+from reference_server.faults.seams import USAGE
 from reference_server.mock.tokenizer import count_prompt_tokens, count_tokens, message_text
-from reference_server.surfaces.chat_request import ChatRequest
 
-F = faults.declare
-FAULT_NO_USAGE = F("USAGE-001", "Non-streaming completions carry no usage.",
-                   collateral=("USAGE-002", "USAGE-003", "USAGE-009", "USAGE-012", "USAGE-015"))
-FAULT_FLOAT_COUNTS = F("USAGE-002", "Non-streamed usage counts are floats (12.0).", collateral=("CHAT-019",))
-FAULT_ARITHMETIC = F("USAGE-003", "total_tokens is prompt_tokens + completion_tokens + 1.")
-FAULT_INSIDE_CHOICES = F("USAGE-004", "A copy of usage sits inside choices[0] as well.")
-FAULT_STREAM_DIFFERS = F("USAGE-009", "Streamed usage counts one completion token more than the non-streamed answer.")
-FAULT_CACHED_OVER = F("USAGE-010", "cached_tokens exceeds prompt_tokens.")
-FAULT_REASONING_OVER = F("USAGE-011", "reasoning_tokens exceeds completion_tokens.")
-FAULT_PROMPT_ZERO = F("USAGE-012", "prompt_tokens is 0.")
-FAULT_CACHE_MISSED = F("USAGE-016", "Requests marked cacheable report cached_tokens 0 (no cache hit, ever).")
-FAULT_COMPLETION_ZERO = F("USAGE-015", "completion_tokens is 0 even when content is not empty.")
-
-
-def _fault(fault: faults.Fault) -> bool:
-    return server_config().fault(fault)
-
+if TYPE_CHECKING:
+    from reference_server.mock.providers import Generation
+    from reference_server.surfaces.chat_request import ChatRequest
 
 def _has_cache_marker(req: ChatRequest) -> bool:
     if req.body.get("prompt_cache_key"):
@@ -53,28 +37,18 @@ def cached_tokens(req: ChatRequest) -> int:
 
 
 def build_usage(req: ChatRequest, generations: list[Generation], *, streamed: bool = False) -> dict[str, Any]:
-    """The ``usage`` object for all choices of the request."""
-    profile = server_config().profile
-    prompt = 0 if _fault(FAULT_PROMPT_ZERO) else count_prompt_tokens(req.messages, req.tools)
-    completion = 0 if _fault(FAULT_COMPLETION_ZERO) else sum(g.completion_tokens for g in generations)
-    if streamed and _fault(FAULT_STREAM_DIFFERS):
-        completion += 1
-    reasoning = sum(g.reasoning_tokens for g in generations)
-    if _fault(FAULT_REASONING_OVER):
-        reasoning = completion + 5
+    """The ``usage`` object for all choices of the request, through the ``USAGE`` seam."""
+    config = server_config()
+    profile = config.profile
+    prompt = count_prompt_tokens(req.messages, req.tools)
+    completion = sum(g.completion_tokens for g in generations)
     cached = cached_tokens(req) if profile.claims("prompt-cache-usage") else 0
-    if cached and _fault(FAULT_CACHE_MISSED):  # asked only where a hit could be missed
-        cached = 0
-    if _fault(FAULT_CACHED_OVER):
-        cached = prompt + 5
-    total = prompt + completion + (1 if _fault(FAULT_ARITHMETIC) else 0)
-    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
-    if not streamed and _fault(FAULT_FLOAT_COUNTS):
-        usage = {k: float(v) for k, v in usage.items()}
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
     usage["prompt_tokens_details"] = {"cached_tokens": cached, "audio_tokens": 0}
-    usage["completion_tokens_details"] = {"reasoning_tokens": reasoning, "audio_tokens": 0,
-                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+    usage["completion_tokens_details"] = {"reasoning_tokens": sum(g.reasoning_tokens for g in generations),
+                                          "audio_tokens": 0, "accepted_prediction_tokens": 0,
+                                          "rejected_prediction_tokens": 0}
     if "cache_read_input_tokens" in (profile.get("usage.cache_fields") or []):
         usage["cache_creation_input_tokens"] = 0
         usage["cache_read_input_tokens"] = cached
-    return usage
+    return USAGE(config, usage, req, generations, streamed)

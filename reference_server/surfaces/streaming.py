@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,7 +21,8 @@ from reference_server import faults
 from reference_server.config import ServerConfig
 from reference_server.context import request_context, server_config
 from reference_server.faults import seams
-from reference_server.faults.stream import ChunkStream, plain_request
+from reference_server.faults.seams import StreamBody
+from reference_server.faults.stream import ChunkStream
 from reference_server.mock.answer_cache import recording
 from reference_server.mock.logprobs import content_logprobs
 from reference_server.mock.providers import Generation
@@ -32,13 +32,6 @@ from reference_server.surfaces.chat_request import ChatRequest
 from reference_server.wire import sse
 
 F = faults.declare
-FAULT_NO_CACHE_CONTROL = F("HEADERS-004", "Streams carry no Cache-Control header.")
-FAULT_NO_ACCEL = F("HEADERS-005", "Streams carry no X-Accel-Buffering header.")
-FAULT_BUFFERED = F("HEADERS-006", "The whole stream is produced before its first byte is sent.")
-FAULT_GZIP = F("HEADERS-008", "Streams are gzip-compressed (Content-Encoding: gzip).")
-# openai-python raises APIError only for an event whose data holds "error" (_streaming.py): SDK-014.
-FAULT_SILENT_CLOSE = F("SSE-008", "A mid-stream error closes the stream silently instead of sending an error event.",
-                       collateral=("SDK-014",))
 FAULT_STREAM_200 = F("SSE-013", "Streaming requests for an unknown model get 200 and an in-stream error.")
 
 ARGUMENT_FRAGMENT_TOKENS = 3
@@ -107,7 +100,7 @@ def _paced(frames: Iterator[bytes], encoder: sse.SseEncoder, config: ServerConfi
     cut, stall, error_after = (getattr(mock, name, None) for name in ("cut_after", "stall_after", "error_after"))
     if ttft:
         time.sleep(ttft / 1000)
-    keepalive = config.variant("sse-keepalive") or config.fault(sse.FAULT_KEEPALIVE_FIELD)
+    keepalive = config.variant("sse-keepalive")
     for sent, frame in enumerate(frames):
         if cut is not None and sent >= cut:
             return
@@ -115,9 +108,7 @@ def _paced(frames: Iterator[bytes], encoder: sse.SseEncoder, config: ServerConfi
             time.sleep(min(float(getattr(mock, "stall_seconds", 30.0)), MAX_STALL_SECONDS))
             return
         if error_after is not None and sent >= error_after:
-            if not config.fault(FAULT_SILENT_CLOSE):
-                yield encoder.error({"message": "The upstream provider failed mid-stream (X-Mock-Error-After).",
-                                     "type": "server_error", "param": None, "code": "upstream_error"})
+            yield seams.MID_STREAM_ERROR(config, encoder.error(MID_STREAM_ERROR))
             return
         if keepalive:
             yield encoder.keepalive()
@@ -126,17 +117,14 @@ def _paced(frames: Iterator[bytes], encoder: sse.SseEncoder, config: ServerConfi
             time.sleep(1 / tps)
 
 
+MID_STREAM_ERROR = {"message": "The upstream provider failed mid-stream (X-Mock-Error-After).",
+                    "type": "server_error", "param": None, "code": "upstream_error"}
+
+
 def _frames(chunks: list[dict], encoder: sse.SseEncoder) -> Iterator[bytes]:
     for chunk in chunks:
         yield encoder.chunk(chunk)
-    yield encoder.done(chunks[0] if chunks else None)
-
-
-def _gzipped(frames: Iterator[bytes]) -> Iterator[bytes]:
-    compressor = zlib.compressobj(wbits=31)
-    for frame in frames:
-        yield compressor.compress(frame) + compressor.flush(zlib.Z_SYNC_FLUSH)
-    yield compressor.flush()
+    yield encoder.done()
 
 
 def stream_response(req: ChatRequest, generations: list[Generation], model: str, chunk_id: str,
@@ -149,8 +137,8 @@ def stream_response(req: ChatRequest, generations: list[Generation], model: str,
     """
     config: ServerConfig = server_config()
     chunks = build_chunks(req, generations, model, chunk_id)
-    encoder = sse.SseEncoder(config, plain=plain_request(req))
-    frames = _frames(chunks, encoder)
+    encoder = sse.SseEncoder(config)
+    frames = seams.SSE_FRAMES(config, _frames(chunks, encoder), req, encoder, chunks)
     return _event_stream(recording(frames, remember) if remember else frames, encoder, config)
 
 
@@ -161,17 +149,10 @@ def replay_response(frames: tuple[bytes, ...]) -> Response:
 
 
 def _event_stream(frames: Iterator[bytes], encoder: sse.SseEncoder, config: ServerConfig) -> Response:
-    body: Iterator[bytes] = _paced(frames, encoder, config)
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    if config.fault(FAULT_NO_CACHE_CONTROL):
-        del headers["Cache-Control"]
-    if config.fault(FAULT_NO_ACCEL):
-        del headers["X-Accel-Buffering"]
-    if config.fault(FAULT_GZIP):
-        body, headers["Content-Encoding"] = _gzipped(body), "gzip"
-    if config.fault(FAULT_BUFFERED):
-        body = iter([b"".join(body)])
-    return Response(stream_with_context(body), headers=headers, content_type=sse.content_type(config))
+    body = StreamBody(_paced(frames, encoder, config),
+                      {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Content-Type": sse.content_type(config)})
+    body = seams.STREAM_BODY(config, body)
+    return Response(stream_with_context(body.frames), headers=body.headers)
 
 
 def stream_error_response(err_body: dict[str, Any]) -> Response:

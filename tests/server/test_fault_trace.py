@@ -17,12 +17,13 @@ def consulted(trace, resp) -> set[str]:
 
 def test_a_streamed_answer_keeps_recording_while_its_body_is_sent():
     client, trace = traced()
-    resp = client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=auth_headers(client))
+    resp = client.post("/v1/chat/completions", json={**CHAT, "stream": True},
+                       headers={**auth_headers(client), "X-Mock-Error-After": "2"})
     before = consulted(trace, resp)
     resp.get_data()  # the test client generates the streamed body only now, after the view returned
     after = consulted(trace, resp)
-    assert {"SSE-002", "SSE-003"} <= after - before  # [DONE] and what follows it: asked while streaming
-    assert "CHAT-STREAM-002" in after and before <= after
+    assert "SSE-008" in after - before  # the mid-stream error event: asked when the stream reaches it
+    assert {"CHAT-STREAM-002", "SSE-002", "SSE-003"} <= before <= after  # the frames' faults: asked at their seam
 
 
 def test_other_surfaces_do_not_consult_chat_faults():
