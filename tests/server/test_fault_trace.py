@@ -23,7 +23,8 @@ def test_a_streamed_answer_keeps_recording_while_its_body_is_sent():
     resp.get_data()  # the test client generates the streamed body only now, after the view returned
     after = consulted(trace, resp)
     assert "SSE-008" in after - before  # the mid-stream error event: asked when the stream reaches it
-    assert {"CHAT-STREAM-002", "SSE-002", "SSE-003"} <= before <= after  # the frames' faults: asked at their seam
+    assert {"CHAT-STREAM-002", "SSE-001", "SSE-011"} <= before <= after  # the frames' faults: asked at their seam
+    assert "SSE-002" not in after  # the error ends the stream before its [DONE] frame is made
 
 
 def test_other_surfaces_do_not_consult_chat_faults():
