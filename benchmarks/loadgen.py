@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -92,11 +93,15 @@ class LoadResult:
         return self.requests / self.duration if self.duration else 0.0
 
 
+Request = bytes | Callable[[], bytes]  # one request sent again and again, or a function giving each one
+
+
 class _Connection(asyncio.Protocol):
     """Sends ``request`` again as soon as the previous answer is complete, until the run's deadline."""
 
-    def __init__(self, request: bytes, deadline: float, result: LoadResult, done: asyncio.Future) -> None:
+    def __init__(self, request: Request, deadline: float, result: LoadResult, done: asyncio.Future) -> None:
         self.request, self.deadline, self.result, self.done = request, deadline, result, done
+        self.next_request = (lambda: request) if isinstance(request, bytes) else request
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:
@@ -107,7 +112,7 @@ class _Connection(asyncio.Protocol):
         self.parser = ResponseParser()
         self.started = time.perf_counter()
         self.first_byte: float | None = None
-        self.transport.write(self.request)
+        self.transport.write(self.next_request())
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -140,7 +145,7 @@ class _Connection(asyncio.Protocol):
         self.transport.close()
 
 
-async def _run(host: str, port: int, request: bytes, connections: int, duration: float) -> LoadResult:
+async def _run(host: str, port: int, request: Request, connections: int, duration: float) -> LoadResult:
     loop = asyncio.get_running_loop()
     result = LoadResult(duration=duration)
     start = time.perf_counter()
@@ -156,8 +161,9 @@ async def _run(host: str, port: int, request: bytes, connections: int, duration:
     return result
 
 
-def run_load(host: str, port: int, request: bytes, connections: int, duration: float) -> LoadResult:
-    """Keep ``connections`` keep-alive connections busy with ``request`` for ``duration`` seconds."""
+def run_load(host: str, port: int, request: Request, connections: int, duration: float) -> LoadResult:
+    """Keep ``connections`` keep-alive connections busy with ``request`` for ``duration`` seconds (a function:
+    called for each request sent)."""
     return asyncio.run(_run(host, port, request, connections, duration))
 
 

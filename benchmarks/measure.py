@@ -24,7 +24,7 @@ def load_run(port: int, workload: Workload, connections: int, duration: float, g
         res = wrk.run_wrk("127.0.0.1", port, workload, connections, duration)
         return {"rps": res.rps, "p50_ms": res.p50 * 1e3, "p99_ms": res.p99 * 1e3, "requests": res.requests,
                 "failed": res.errors + res.bad_status}
-    res = loadgen.run_load("127.0.0.1", port, workload.raw_request("127.0.0.1", port), connections, duration)
+    res = loadgen.run_load("127.0.0.1", port, workload.request_source("127.0.0.1", port), connections, duration)
     return {"rps": res.rps, "p50_ms": percentile(res.latencies, 50) * 1e3,
             "p99_ms": percentile(res.latencies, 99) * 1e3, "requests": res.requests,
             "failed": res.errors + res.bad_status}

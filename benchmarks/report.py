@@ -46,7 +46,7 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 def _load_rows(results: dict[str, Any]) -> list[list[str]]:
     rows = []
-    for name in ("nonstream", "stream", "embeddings"):
+    for name in ("nonstream", "first-seen", "stream", "embeddings"):
         section = results.get(name)
         if not section:
             continue

@@ -15,8 +15,8 @@ from benchmarks.servers import BARE_APP, REFERENCE_APP, GunicornConfig, Gunicorn
 from benchmarks.stats import ratio, summarize_runs
 from benchmarks.workload import NONSTREAM, STREAM, WORKLOADS, paced_stream
 
-SECTIONS = ("nonstream", "stream", "embeddings", "concurrency", "suite", "memory", "instructions")
-LOAD_SECTIONS = ("nonstream", "stream", "embeddings")
+SECTIONS = ("nonstream", "first-seen", "stream", "embeddings", "concurrency", "suite", "memory", "instructions")
+LOAD_SECTIONS = ("nonstream", "first-seen", "stream", "embeddings")
 STREAM_SECONDS = 1.0
 CONCURRENT_STREAMS = 8
 FIRST_BYTE_PAIRS_PER_SECOND = 40  # ~100 pairs per round at the default 5 s: a stable median, a few seconds

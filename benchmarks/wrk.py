@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.workload import Workload
+from benchmarks.workload import SERIAL_MARK, SERIAL_WIDTH, Workload
 
 UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
@@ -39,9 +39,22 @@ def available() -> bool:
 
 
 def lua_script(workload: Workload) -> str:
-    """The wrk script that turns every request into the workload's POST."""
+    """The wrk script that turns every request into the workload's POST (a first-seen workload: a body with a
+    serial unique across wrk's threads on each request, as ``Workload.request_source`` makes them)."""
     lines = ['wrk.method = "POST"', f"wrk.body = {_lua_string(workload.body_bytes().decode())}"]
     lines += [f"wrk.headers[{_lua_string(n)}] = {_lua_string(v)}" for n, v in workload.headers()]
+    if workload.first_seen:
+        head, _, tail = workload.body_bytes().decode().partition(SERIAL_MARK)
+        lines += [
+            "local threads = 0",
+            "function setup(thread) thread:set(\"tid\", threads); threads = threads + 1 end",
+            "local sent = 0",
+            "function request()",
+            "  sent = sent + 1",
+            f"  local serial = string.format(\"v%03d%0{SERIAL_WIDTH - 3}d\", tid, sent)",
+            f"  return wrk.format(nil, nil, nil, {_lua_string(head)} .. serial .. {_lua_string(tail)})",
+            "end",
+        ]
     return "\n".join(lines) + "\n"
 
 

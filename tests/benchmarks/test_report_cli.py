@@ -32,7 +32,7 @@ def test_write_report_writes_timestamped_and_latest_with_nan_as_null(tmp_path):
 def test_render_shows_figures_ratio_and_verdicts():
     text = report.render(sample_report())
     assert "nonstream req/s" in text and "0.85" in text
-    assert "PASS     reference non-streaming chat >= 0.8x bare" in text
+    assert "PASS     reference non-streaming chat, a repeated request >= 0.8x bare" in text
 
 
 def test_only_keeps_run_order_and_rejects_unknown_sections():

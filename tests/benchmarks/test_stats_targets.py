@@ -33,13 +33,14 @@ def verdicts(results):
 def test_targets_pass_miss_and_not_measured():
     results = {
         "nonstream": {"ratio_rps": 0.79},
+        "first-seen": {"ratio_rps": 0.71},
         "stream": {"first_byte": {"reference": {"delta_ms": 1.9}}},
         "concurrency": {"production_eight_s": 1.2},
         "memory": {"reference_mib": [40.0, 96.0]},
         "suite": {"parallel_s": 25.0, "requests": 100, "completion_tokens": 3001},
     }
     assert verdicts(results) == {
-        "nonstream-ratio": "MISS", "first-byte-delta": "PASS", "concurrent-streams": "PASS",
+        "nonstream-ratio": "MISS", "first-seen-ratio": "PASS", "first-byte-delta": "PASS", "concurrent-streams": "PASS",
         "worker-rss": "MISS",  # 96 MiB is more than 100 MB
         "suite-parallel": "MISS", "suite-requests": "PASS", "suite-tokens": "MISS",
     }

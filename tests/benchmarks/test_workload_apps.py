@@ -6,7 +6,16 @@ import pytest
 
 from benchmarks import bare_app
 from benchmarks.servers import reference_env
-from benchmarks.workload import EMBEDDINGS, NONSTREAM, PROMPT, STREAM, STREAM_CHUNKS, WORKLOADS, paced_stream
+from benchmarks.workload import (
+    EMBEDDINGS,
+    FIRST_SEEN,
+    NONSTREAM,
+    PROMPT,
+    STREAM,
+    STREAM_CHUNKS,
+    WORKLOADS,
+    paced_stream,
+)
 from reference_server import create_app
 from reference_server.settings import config_from_env
 
@@ -62,3 +71,23 @@ def test_bodies_are_of_comparable_size():
 
 def test_paced_stream_asks_for_the_rate_that_lasts_the_given_time():
     assert dict(paced_stream(0.5).extra_headers)["X-Mock-Tokens-Per-Second"] == "200"
+
+
+def test_first_seen_bodies_differ_every_time_and_miss_the_answer_cache():
+    source = FIRST_SEEN.request_source("127.0.0.1", 8080)
+    requests = [source() for _ in range(3)]
+    assert len(set(requests)) == 3 and len({len(r) for r in requests}) == 1  # Content-Length stays right
+    head, _, body = requests[0].partition(b"\r\n\r\n")
+    assert f"Content-Length: {len(body)}".encode() in head
+    app = reference_app()
+    client = app.test_client()
+    for raw in requests:
+        resp = client.post(FIRST_SEEN.path, data=raw.partition(b"\r\n\r\n")[2], headers=FIRST_SEEN.headers())
+        assert resp.status_code == 200
+        assert resp.get_json()["usage"]["prompt_tokens"] == post(client, NONSTREAM).get_json()["usage"]["prompt_tokens"]
+    cached = {key[3] for key in app.server.answers._entries}
+    assert all(raw.partition(b"\r\n\r\n")[2] in cached for raw in requests)  # each stored once, never hit
+
+
+def test_repeated_workloads_send_one_request():
+    assert NONSTREAM.request_source("127.0.0.1", 8080) == NONSTREAM.raw_request("127.0.0.1", 8080)

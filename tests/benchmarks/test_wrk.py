@@ -3,7 +3,7 @@
 import pytest
 
 from benchmarks import wrk
-from benchmarks.workload import STREAM
+from benchmarks.workload import FIRST_SEEN, STREAM
 
 OUTPUT = """Running 5s test @ http://127.0.0.1:8000/v1/chat/completions
   1 threads and 16 connections
@@ -46,3 +46,8 @@ def test_lua_script_escapes_body_and_sets_headers():
     assert 'wrk.method = "POST"' in script
     assert '\\"stream\\":true' in script
     assert 'wrk.headers["X-Mock-Provider"] = "echo"' in script
+
+
+def test_lua_script_of_a_first_seen_workload_makes_a_body_per_request():
+    script = wrk.lua_script(FIRST_SEEN)
+    assert "function request()" in script and "thread:set" in script and "word0" not in script.split("function")[-1]
