@@ -25,13 +25,16 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from flask import request
 
 from reference_server.mock import schema_values
 from reference_server.mock.tokenizer import count_tokens, message_text, tokenize
-from reference_server.surfaces.chat_request import ChatRequest
 from reference_server.wire.errors import ApiError
+
+if TYPE_CHECKING:
+    from reference_server.surfaces.chat_request import ChatRequest
 
 REFUSAL_TRIGGER = "REFUSE"
 REFUSAL_TEXT = "I'm sorry, but I can't help with that request."

@@ -8,6 +8,9 @@ Every authenticated response carries the profile's rate-limit headers (``rate_li
 Counters live in this process. Under gunicorn with several workers each worker counts on its own, so a limit of L
 admits up to L x workers; exact multi-worker limits would need a shared store (Redis ``INCR``+``EXPIRE`` or a
 SQLite file updated in ``BEGIN IMMEDIATE`` transactions). Use one worker with threads (gthread) for exact limits.
+
+Just over 400 lines: the counters (``RateLimiter``), the per-key policy and the Flask glue with its headers are one
+role; the counters could move out if the module grows.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Every problem a client can cause answers 400 with the envelope and the offending field in ``param``; a body sent
 with a non-JSON Content-Type answers 415 (Unsupported Media Type, the status HTTP defines for it; ERRORS-005 allows
 400 or 415), always, whatever the body holds. Unknown extra fields are tolerated because SDKs send new fields first.
+
+Just over 400 lines: one validator per body field, all of one request type; its faults (still branches here, not yet
+transforms at a seam) make up a third of it.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ integer nanosecond durations derived from token counts (1 ms per token), so the 
 Errors are ``{"error": "<string>"}``. Text comes from a small deterministic generator (a hash of the request picks
 the words), because the chat surface's providers are OpenAI-shaped; tool calls and ``format`` reuse
 ``schema_values`` so arguments and JSON answers are valid against the request's schemas.
+
+Over 400 lines on purpose: Ollama's native API is one surface whose routes (chat, generate, embed, tags, show, ps,
+version) share model resolution, option handling, NDJSON streaming and the native error shape; split by route,
+each piece would import most of the others.
 """
 
 from __future__ import annotations
