@@ -32,6 +32,7 @@ from reference_server.faults import completion as _completion_faults  # noqa: F4
 from reference_server.faults import sse as _sse_faults  # noqa: F401  (the same)
 from reference_server.faults import stream as _stream_faults  # noqa: F401  (the same)
 from reference_server.faults import usage as _usage_faults  # noqa: F401  (the same)
+from reference_server.faults import validation as _validation_faults  # noqa: F401  (the same)
 from reference_server.faults import variants
 from reference_server.mock import answer_cache
 from reference_server.policy import auth, limits

@@ -4,8 +4,9 @@ Every problem a client can cause answers 400 with the envelope and the offending
 with a non-JSON Content-Type answers 415 (Unsupported Media Type, the status HTTP defines for it; ERRORS-005 allows
 400 or 415), always, whatever the body holds. Unknown extra fields are tolerated because SDKs send new fields first.
 
-Just over 400 lines: one validator per body field, all of one request type; its faults (still branches here, not yet
-transforms at a seam) make up a third of it.
+The faults that refuse a valid request act on the validated ``ChatRequest`` at the ``CHAT_REQUEST`` seam
+(faults/validation.py); those that accept an invalid one, or change the error a problem gets, are still branches here
+(``_fault``), where the check they skip or the error they shape is made.
 """
 
 from __future__ import annotations
@@ -48,28 +49,16 @@ FAULT_UNKNOWN_ROLE = F("ERRORS-020", "Messages with an unknown role are served."
 FAULT_NO_CONTENT = F("ERRORS-021", "A user message without content is served.")
 FAULT_ARRAY_BODY = F("ERRORS-023", "A JSON array body is served as the messages list.")
 FAULT_TRACEBACK = F("ERRORS-024", "The invalid-JSON error message carries a Python traceback with file paths.")
-FAULT_ASSISTANT_REJECTED = F("CHAT-015", "Conversations holding an assistant message answer 400.",
-                             collateral=("TOOLS-015",))
-FAULT_DEVELOPER_REJECTED = F("CHAT-016", 'Messages with role "developer" answer 400.')
-FAULT_PARTS_REJECTED = F("CHAT-017", "User content given as an array of text parts answers 400.")
-FAULT_STOP_ARRAY = F("PARAMS-004", "stop given as an array answers 400.")
 FAULT_STOP_STRING = F("PARAMS-022", "stop given as a single string is ignored.")
 FAULT_STOP_MANY = F("PARAMS-005", "stop with more than 4 sequences is accepted.")
 FAULT_TEMPERATURE = F("PARAMS-008", "temperature outside 0..2 is accepted.")
 FAULT_TOP_P = F("PARAMS-009", "top_p outside 0..1 is accepted.")
 FAULT_N = F("PARAMS-010", "n outside 1..128 is accepted (clamped).")
-FAULT_SEED_REJECTED = F("PARAMS-024", "An integer seed on a sampled request (temperature not 0) answers 400.")
 FAULT_PARAM_NULL = F("PARAMS-011", "Out-of-range and mistyped sampling-parameter errors carry param null.")
-FAULT_EXTRA_FIELDS = F("PARAMS-015", "Unknown top-level request fields answer 400.")
 FAULT_WRONG_TYPE = F("PARAMS-016", 'A mistyped temperature (e.g. "hot") is ignored and served.')
-FAULT_BOUNDS = F("PARAMS-017", "The inclusive bounds temperature 2 and top_p 1 are rejected.")
-FAULT_PENALTIES = F("PARAMS-018", "Non-zero presence_penalty / frequency_penalty answer 400.")
-FAULT_NULLS = F("PARAMS-019", "An explicit null temperature answers 400.")
 FAULT_TOP_LOGPROBS = F("PARAMS-021", "top_logprobs outside 0..20 is accepted.")
-FAULT_TEXT_FORMAT = F("STRUCTURED-OUTPUT-005", 'response_format {"type": "text"} answers 400.')
 FAULT_FORMAT_TYPE = F("STRUCTURED-OUTPUT-007", "An unknown response_format type is accepted as text.")
 FAULT_SCHEMA_NAME = F("STRUCTURED-OUTPUT-008", "A json_schema name breaking ^[a-zA-Z0-9_-]{1,64}$ is accepted.")
-FAULT_TOOL_FOLLOWUP = F("TOOLS-015", "A follow-up holding tool results answers 400.")
 
 KNOWN_FIELDS = frozenset({
     "model", "messages", "temperature", "top_p", "n", "stop", "max_tokens", "max_completion_tokens",
@@ -105,6 +94,7 @@ class ChatRequest:
     usage_requested: bool = False
     request_hash: str = ""
     content_key: str = ""
+    unknown_fields: tuple[str, ...] = ()  # top-level fields the server does not know (and ignores), sorted
 
     @property
     def tool_names(self) -> list[str]:
@@ -152,18 +142,12 @@ def read_json_body() -> Any:
 def _number(body: dict, name: str, low: float, high: float) -> float | None:
     value = body.get(name)
     if value is None:
-        if name in body and name == "temperature" and _fault(FAULT_NULLS):
-            raise invalid("temperature must not be null.", name)
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         if name == "temperature" and _fault(FAULT_WRONG_TYPE):
             return None
         raise invalid(f"Invalid type for '{name}': expected a number, got {type(value).__name__}.", name)
     lenient = {"temperature": FAULT_TEMPERATURE, "top_p": FAULT_TOP_P}.get(name)
-    if name in ("presence_penalty", "frequency_penalty") and value != 0 and _fault(FAULT_PENALTIES):
-        raise invalid(f"'{name}' is not supported.", name)
-    if name in ("temperature", "top_p") and value == high and _fault(FAULT_BOUNDS):
-        raise invalid(f"'{name}' must be lower than {high}.", name)
     if not low <= value <= high and not (lenient and _fault(lenient)):
         raise invalid(f"Invalid '{name}': {value} is out of range; expected {low} to {high}.", name)
     return float(value)
@@ -205,8 +189,6 @@ def _check_content(message: dict, index: int) -> None:
     if isinstance(content, str):
         return
     if isinstance(content, list):
-        if role == "user" and _fault(FAULT_PARTS_REJECTED):
-            raise invalid("Content parts are not supported.", param)
         for j, part in enumerate(content):
             if not isinstance(part, dict) or not isinstance(part.get("type"), str):
                 raise invalid(f"Invalid content part: '{param}[{j}]' must be an object with a type.", f"{param}[{j}]")
@@ -223,13 +205,7 @@ def _check_message(message: Any, index: int) -> None:
     if role not in ROLES and not (isinstance(role, str) and _fault(FAULT_UNKNOWN_ROLE)):
         raise invalid(f"Invalid value for 'messages[{index}].role': {str(role)[:32]!r}; expected one of "
                       f"{', '.join(ROLES)}.", f"messages[{index}].role")
-    if role == "developer" and _fault(FAULT_DEVELOPER_REJECTED):
-        raise invalid("Unsupported role 'developer'.", f"messages[{index}].role")
-    if role == "assistant" and _fault(FAULT_ASSISTANT_REJECTED):
-        raise invalid("Assistant messages are not supported.", f"messages[{index}].role")
     if role == "tool":
-        if _fault(FAULT_TOOL_FOLLOWUP):
-            raise invalid("Tool messages are not supported.", f"messages[{index}].role")
         if not isinstance(message.get("tool_call_id"), str):
             raise invalid(f"Missing required parameter: 'messages[{index}].tool_call_id'.",
                           f"messages[{index}].tool_call_id")
@@ -265,8 +241,6 @@ def _stop(body: dict) -> list[str]:
         return [] if _fault(FAULT_STOP_STRING) else [stop]
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
         raise invalid("Invalid type for 'stop': expected a string or an array of strings.", "stop")
-    if _fault(FAULT_STOP_ARRAY):
-        raise invalid("'stop' must be a string.", "stop")
     if len(stop) > 4 and not _fault(FAULT_STOP_MANY):
         raise invalid(f"Invalid 'stop': array too long. Expected at most 4 sequences, got {len(stop)}.", "stop")
     return [s for s in stop if s]
@@ -319,8 +293,6 @@ def _response_format(body: dict) -> dict | None:
         raise invalid("Invalid type for 'response_format': expected an object.", "response_format")
     kind = fmt.get("type")
     if kind == "text":
-        if _fault(FAULT_TEXT_FORMAT):
-            raise invalid("response_format text is not supported.", "response_format")
         return None
     if kind == "json_object":
         return fmt
@@ -371,8 +343,6 @@ def parse_chat_request(body: Any) -> ChatRequest:
         body = {"model": server_config().profile.get("models.default_chat"), "messages": body}
     if not isinstance(body, dict):
         raise invalid("Invalid request body: expected a JSON object.", None)
-    if set(body) - KNOWN_FIELDS and _fault(FAULT_EXTRA_FIELDS):
-        raise invalid(f"Unrecognized request argument supplied: {sorted(set(body) - KNOWN_FIELDS)[0]}", None)
     model = _model(body)
     messages = _messages(body)
     for name, low, high in (("temperature", 0, 2), ("top_p", 0, 1), ("presence_penalty", -2, 2),
@@ -388,9 +358,6 @@ def parse_chat_request(body: Any) -> ChatRequest:
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise invalid("Invalid type for 'seed': expected an integer.", "seed")
-    # Scoped to sampling: greedy requests (CHAT-STREAM-014's streamed-vs-not pair) send a seed too.
-    if seed is not None and body.get("temperature") != 0 and _fault(FAULT_SEED_REJECTED):
-        raise invalid("'seed' is not supported by this model.", "seed")
     limits = {p: _integer(body, p, 1) for p in ("max_completion_tokens", "max_tokens")}
     bound = min(((v, p) for p, v in limits.items() if v is not None), default=(None, None))
     req = ChatRequest(
@@ -400,6 +367,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
         tool_choice=_tool_choice(body, [t["function"]["name"] for t in tools]),
         parallel_tool_calls=_boolean(body, "parallel_tool_calls", True), response_format=_response_format(body),
         include_usage=include_usage, usage_requested=asked, request_hash=canonical_hash([request.path, body]),
+        unknown_fields=tuple(sorted(body.keys() - KNOWN_FIELDS)),
     )
     # Parsed values, not raw ones: {"type": "text"} and an absent response_format must give the same text.
     shaping = {name: getattr(req, name) for name in CONTENT_FIELDS}

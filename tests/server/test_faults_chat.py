@@ -203,7 +203,7 @@ def observe(fault_ids: list[str], name: str):
 
 
 OWNERS = ("app", "wire.errors", "policy.auth", "surfaces.models", "faults.completion", "surfaces.chat_request",
-          "faults.answer", "faults.usage", "surfaces.streaming", "faults.stream", "faults.sse")
+          "faults.validation", "faults.answer", "faults.usage", "surfaces.streaming", "faults.stream", "faults.sse")
 MINE = sorted(
     fault.requirement
     for module in OWNERS
