@@ -22,37 +22,23 @@ from reference_server.context import (
     Server,
     current_request,
     request_context,
-    server_config,
 )
 from reference_server.control import endpoints as control
 from reference_server.control import mock_controls
 from reference_server.control.journal import RequestJournal
 from reference_server.faults import answer as _answer_faults  # noqa: F401  (registers its transforms at the seams)
 from reference_server.faults import completion as _completion_faults  # noqa: F401  (the same)
+from reference_server.faults import headers as header_faults
+from reference_server.faults import seams, variants
 from reference_server.faults import sse as _sse_faults  # noqa: F401  (the same)
 from reference_server.faults import stream as _stream_faults  # noqa: F401  (the same)
 from reference_server.faults import usage as _usage_faults  # noqa: F401  (the same)
 from reference_server.faults import validation as _validation_faults  # noqa: F401  (the same)
-from reference_server.faults import variants
 from reference_server.mock import answer_cache
 from reference_server.policy import auth, limits
 from reference_server.surfaces import chat, embeddings, models, ollama
 from reference_server.wire import cors, errors
 from reference_server.wire.headers import ReferenceResponse
-
-FAULT_NO_REQUEST_ID = faults.declare("HEADERS-001", "Successful responses lack x-request-id.")
-# APIStatusError.request_id is read from the error response's x-request-id (openai _exceptions.py): SDK-017.
-FAULT_NO_REQUEST_ID_ERRORS = faults.declare("HEADERS-002", "Error responses and streams lack x-request-id.",
-                                            collateral=("SDK-017",))
-FAULT_SAME_REQUEST_ID = faults.declare("HEADERS-003", "Every response carries the same x-request-id.")
-# openai-python sends X-Stainless-* on every request (_base_client.py platform_headers), so every SDK check that
-# expects anything but a 400 breaks. Not SDK-008 (it expects a 400), SDK-014 (the 400 is an APIError too),
-# SDK-017 (the 400 carries x-request-id), nor SDK-010/019 (X-Mock-Status is answered before this hook).
-FAULT_STAINLESS_REJECTED = faults.declare(
-    "HEADERS-007", "Requests carrying X-Stainless-* headers are answered 400.",
-    collateral=("SDK-001", "SDK-002", "SDK-003", "SDK-004", "SDK-005", "SDK-006", "SDK-007", "SDK-009", "SDK-012",
-                "SDK-013", "SDK-015", "SDK-016", "SDK-018", "SDK-020"),
-)
 
 _request_numbers = itertools.count(1)
 # One random prefix per process plus a counter: unique per request without a uuid4() system call on each response.
@@ -60,20 +46,11 @@ _REQUEST_ID_PREFIX = os.urandom(12).hex()
 
 
 def add_request_id(resp: ReferenceResponse, config: ServerConfig) -> ReferenceResponse:
-    """after_request: a fresh ``x-request-id`` on every API response (different for every request, HEADERS-003).
-    ``config`` is bound by ``create_app``."""
-    if config.fault_questions_matter():  # which of the two faults applies is only worth working out when one may
-        # resp.mimetype parses the whole Content-Type on each read; the media type is all this needs.
-        is_error = resp.status_code >= 400 or \
-            resp.headers.get("Content-Type", "").partition(";")[0].strip().lower() == "text/event-stream"
-        if not is_error and config.fault(FAULT_NO_REQUEST_ID):
-            return resp
-        if is_error and config.fault(FAULT_NO_REQUEST_ID_ERRORS):
-            return resp
-    if config.fault(FAULT_SAME_REQUEST_ID):
-        request_id = "req_00000000000000000000000000000000"
-    else:
-        request_id = f"req_{_REQUEST_ID_PREFIX}{next(_request_numbers):08x}"
+    """after_request: a fresh ``x-request-id`` on every API response (different for every request, HEADERS-003),
+    through the ``REQUEST_ID`` seam (a fault may leave it out). ``config`` is bound by ``create_app``."""
+    request_id = seams.REQUEST_ID(config, f"req_{_REQUEST_ID_PREFIX}{next(_request_numbers):08x}", resp)
+    if request_id is None:
+        return resp
     request_context().request_id = request_id  # what the journal records
     resp.send("request-id", [("x-request-id", request_id)])  # made here: straight to the WSGI server
     if config.fault_trace is not None:
@@ -107,16 +84,6 @@ def refuse_oversized_body(limit: int) -> None:
     if limit and declared.isdigit() and int(declared) > limit:
         req._cached_data = b""
         raise RequestEntityTooLarge()
-
-
-def reject_stainless() -> None:
-    """before_request (installed only where a fault may be on or is traced): refuse the SDK's own headers under
-    fault HEADERS-007."""
-    config = server_config()
-    # WSGI names every header HTTP_<NAME> in upper case with "_" for "-".
-    if any(name.startswith("HTTP_X_STAINLESS_") for name in current_request().environ) and \
-            config.fault(FAULT_STAINLESS_REJECTED):
-        raise errors.ApiError(400, "Unrecognized request header X-Stainless-Lang.")
 
 
 class ReferenceFlask(Flask):
@@ -184,7 +151,7 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     cors.init_app(app)
     mock_controls.init_app(app, config)
     if config.fault_questions_matter():
-        app.before_request(reject_stainless)
+        app.before_request(header_faults.reject_stainless)
     auth.init_app(app)
     limits.init_app(app, app.server.limits)
     register_blueprints(app, config)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 # Modules that declare faults; imported by catalogue() so the list does not depend on what happened to be imported.
 FAULT_MODULES = (
-    "reference_server.app",
+    "reference_server.faults.headers",
     "reference_server.wire.errors",
     "reference_server.policy.auth",
     "reference_server.surfaces.models",

@@ -106,3 +106,5 @@ class StreamBody:
 
 # frames -> bytes, headers: the paced body of an event stream and its headers, context ()
 STREAM_BODY: Seam = Seam("stream body")
+# headers: the x-request-id an answer carries (None: left out), context (resp,)
+REQUEST_ID: Seam = Seam("request id")
