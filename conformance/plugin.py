@@ -15,10 +15,12 @@ import pytest
 
 from conformance import report as reports
 from conformance.case_trace import CaseTracer, request_ids
-from conformance.client import GatewayClient, HarnessError
+from conformance.client import Exchange, GatewayClient, HarnessError
 from conformance.embedded import EmbeddedServer
+from conformance.exchanges import ExchangeStore, PlanContext, planned_entries
 from conformance.expect import Expect, StopCase, Violation, failure_message
 from conformance.options import SUITE_DIR, ConformanceOptions, RunState, add_options
+from conformance.wire import RECORDING_DIR, Secrets, TargetHealth, Wire, WireTransport, process_name
 from conformance.outcomes import (
     ERROR,
     WARN,
@@ -34,10 +36,43 @@ from conformance.outcomes import (
 
 STATE = pytest.StashKey[RunState]()
 IDS = pytest.StashKey[tuple]()
-CLIENTS = pytest.StashKey[list]()
+TRANSCRIPT = pytest.StashKey["CaseTranscript"]()
 EXPECT = pytest.StashKey[Expect]()
 TRACER = pytest.StashKey[CaseTracer]()
+WIRE = pytest.StashKey[Wire]()
+ITEMS = pytest.StashKey[list]()
+TARGET_DOWN_EXIT = pytest.ExitCode.INTERRUPTED  # the run was cut short: the target stopped answering
 
+
+class CaseTranscript:
+    """The exchanges a case judged, in order: the ones it sent (its clients) and the recorded ones it read."""
+
+    def __init__(self) -> None:
+        self._sources: list = []
+        self._exchanges: list[Exchange] = []
+
+    def add(self, exchanges) -> None:
+        """Exchanges recorded elsewhere (the exchange store) that this case judged; each joins once."""
+        for ex in exchanges:
+            if not any(ex is seen for seen in self._exchanges):
+                self._exchanges.append(ex)
+
+    def add_source(self, source) -> None:
+        """Something with ``take_transcript()`` (a client) whose exchanges join when the case is graded."""
+        self._sources.append(source)
+
+    def take(self) -> list[Exchange]:
+        out, self._exchanges = self._exchanges, []
+        for source in self._sources:
+            for ex in source.take_transcript():
+                if not any(ex is seen for seen in out):
+                    out.append(ex)
+        return out
+
+
+def case_transcript(node: pytest.Item) -> CaseTranscript:
+    """The transcript of the case ``node`` (created on first use)."""
+    return node.stash.setdefault(TRANSCRIPT, CaseTranscript())
 
 def run_state(config: pytest.Config) -> RunState:
     """The conformance state of this pytest run (options, profile, registry, results)."""
@@ -101,8 +136,13 @@ def _enable_outputs(config: pytest.Config, state: RunState) -> None:
                 shutil.rmtree(allure_dir)  # ours: clean it here, never per worker (they would race)
             config.option.allure_report_dir = str(allure_dir)
         state.allure_enabled = True
+    if not worker and not state.options.replay:
+        recordings = state.report_dir / RECORDING_DIR
+        if recordings.is_dir():
+            shutil.rmtree(recordings)  # a recording is one run's: never mix two (cleaned once, by the controller)
     if not worker:
         config.pluginmanager.register(reports.ResultsRecorder(state), "llm-gateway-conformance-results")
+        config.pluginmanager.register(TargetDownWatch(state), "llm-gateway-conformance-target-down")
 
 
 def pytest_report_header(config: pytest.Config):
@@ -149,6 +189,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+    config.stash[ITEMS] = list(items)  # the plan of the exchange store: what these items use
 
 
 # -- fixtures -----------------------------------------------------------------------------------------------
@@ -172,7 +213,11 @@ def requirements(conformance: RunState):
 
 @pytest.fixture(scope="session")
 def target(conformance: RunState, request: pytest.FixtureRequest):
-    """Base URL of the gateway; without ``--target-url`` the embedded reference server (one per process)."""
+    """Base URL of the gateway; without ``--target-url`` the embedded reference server (one per process);
+    replaying, the URL the recording was made against (nothing is sent to it)."""
+    if conformance.options.replay:
+        yield conformance.recording.header["target_url"]
+        return
     if conformance.options.target_url:
         yield conformance.options.target_url
         return
@@ -194,22 +239,97 @@ def api_key(conformance: RunState, target: str) -> str | None:
     return conformance.api_key
 
 
+@pytest.fixture(scope="session")
+def wire(conformance: RunState, target: str, request: pytest.FixtureRequest):
+    """What every client of this process shares: the target's health, the recording of every exchange (in
+    ``<report-dir>/exchanges/``), or with ``--replay`` the recording the answers come from."""
+    opts = conformance.options
+    replay = conformance.recording if opts.replay else None
+    record_to = None if replay else conformance.report_dir / RECORDING_DIR / f"{process_name()}.jsonl"
+    shared = Wire(TargetHealth(None if replay else target, opts.request_timeout), Secrets(conformance.secrets),
+                  record_to=record_to, replay=replay, header=conformance.recording_header(target))
+    shared.case_scope = conformance.case_scope
+    request.config.stash[WIRE] = shared
+    yield shared
+    shared.close()
+
+
 @pytest.fixture
-def make_client(request: pytest.FixtureRequest, conformance: RunState, target: str, api_key):
+def transcript(request: pytest.FixtureRequest) -> CaseTranscript:
+    """This case's transcript: ``transcript.add(exchanges)`` for exchanges it judged that it did not send itself,
+    ``transcript.add_source(obj)`` for another client (anything with ``take_transcript()``)."""
+    return case_transcript(request.node)
+
+
+@pytest.fixture
+def make_client(transcript: CaseTranscript, conformance: RunState, target: str, api_key, wire: Wire):
     """Factory for extra clients (other keys, headers); each one's transcript joins the case's."""
-    clients = request.node.stash.setdefault(CLIENTS, [])
+    clients = []
 
     def factory(**overrides) -> GatewayClient:
         settings = conformance.client_settings(target, api_key)
         settings.update(overrides)
         settings["redactor"] = conformance.redactor_with(settings.get("api_key"))
+        settings.setdefault("wire", wire)
         client = GatewayClient(**settings)
         clients.append(client)
+        transcript.add_source(client)
         return client
 
     yield factory
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def make_transport(conformance: RunState, wire: Wire):
+    """An httpx transport for a client the suite does not build itself (the openai SDK): its exchanges are
+    recorded (or replayed) and the target's health applies; ``redact_key`` is one more secret to mask."""
+    made = []
+
+    def factory(redact_key: str | None = None) -> WireTransport:
+        transport = WireTransport(wire, conformance.redactor_with(redact_key), conformance.accounting)
+        made.append(transport)
+        return transport
+
+    yield factory
+    for transport in made:
+        transport.close()
+
+
+@pytest.fixture(scope="session")
+def plan_context(conformance: RunState, api_key) -> PlanContext:
+    """What exchange builders may read: profile, options, models, key, capabilities."""
+    opts, profile = conformance.options, conformance.profile
+    return PlanContext(profile, opts, opts.model or profile.get("models.default_chat"),
+                       opts.embedding_model or profile.get("models.default_embedding"), api_key,
+                       conformance.capabilities)
+
+
+@pytest.fixture(scope="session")
+def capabilities(conformance: RunState):
+    """What the target can do beyond the contract (``conformance.options.Capabilities``)."""
+    return conformance.capabilities
+
+
+@pytest.fixture(scope="session")
+def exchange_store(request: pytest.FixtureRequest, conformance: RunState, target: str, api_key, wire: Wire,
+                   plan_context: PlanContext):
+    """The run's exchange store (``conformance.exchanges``): the planned exchanges of the selected cases, sent
+    concurrently on first use, each once per process."""
+    opts = conformance.options
+
+    def make(key: str | None) -> GatewayClient:
+        settings = conformance.client_settings(target, key or api_key)
+        settings.update(redactor=conformance.redactor_with(key), wire=wire, keep_transcript=False)
+        return GatewayClient(**settings)
+
+    items = request.config.stash.get(ITEMS, [])
+    store = ExchangeStore(plan_context, make, wire, lambda node, exchanges: case_transcript(node).add(exchanges),
+                          concurrency=opts.concurrency, plan=lambda: planned_entries(items),
+                          read_limits=(opts.stream_timeout, opts.request_timeout))
+    yield store
+    store.close()
 
 
 @pytest.fixture
@@ -227,6 +347,16 @@ def expect(request: pytest.FixtureRequest, conformance: RunState) -> Expect:
 
 
 # -- grading ------------------------------------------------------------------------------------------------
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Requests sent from here on belong to this case (recording and replay scope)."""
+    state = run_state(item.config)
+    state.case_scope = f"case:{case_id(item)}"
+    shared = item.config.stash.get(WIRE, None)
+    if shared is not None:
+        shared.case_scope = state.case_scope
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
     state = run_state(item.config)
@@ -266,6 +396,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if IDS not in item.stash:
         return report
     state = run_state(item.config)
+    shared = item.config.stash.get(WIRE, None)
+    if shared is not None and shared.health.down and not state.target_down:
+        state.target_down = shared.health.down
+        item.session.shouldstop = f"{shared.health.down} (the run stops here: every later request would fail)"
     report.sections = [(name, state.redactor.text(text)) for name, text in report.sections]  # captured output
     grade = _grade_phase(item, call, report)
     if grade is not None:
@@ -325,7 +459,7 @@ def _setup_stop_violations(exc: StopCase, ids, recorded, redactor) -> list[Viola
 def _apply_grade(item, report, grade) -> None:
     """Turn the grade into the pytest outcome and attach the JSON-able record (it survives xdist)."""
     state = run_state(item.config)
-    exchanges = [ex for client in item.stash.get(CLIENTS, []) for ex in client.take_transcript()]
+    exchanges = case_transcript(item).take()
     transcript = "\n\n".join(ex.render() for ex in exchanges)
     hint = (str(state.report_dir / "transcripts" / reports.transcript_name(case_id(item))) if transcript
             else "no HTTP exchange was recorded")
@@ -376,7 +510,31 @@ def pytest_report_teststatus(report, config):
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """On an xdist worker: hand the request/token counts to the controller."""
+    """On an xdist worker: hand the request/token counts (and a target found down) to the controller."""
     state = session.config.stash.get(STATE, None)
     if state is not None and state.active and _is_worker(session.config):
         session.config.workeroutput["conformance_accounting"] = state.accounting.as_dict()
+        session.config.workeroutput["conformance_target_down"] = state.target_down
+
+
+class TargetDownWatch:
+    """Controller side: a target that stopped answering ends the run with ``TARGET_DOWN_EXIT`` and one line
+    saying why, instead of one timeout per remaining case."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+
+    def pytest_testnodedown(self, node, error) -> None:
+        down = getattr(node, "workeroutput", {}).get("conformance_target_down")
+        if down and not self.state.target_down:
+            self.state.target_down = down
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.state.target_down:
+            session.exitstatus = TARGET_DOWN_EXIT
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.state.target_down:
+            terminalreporter.write_line(f"conformance: {self.state.target_down}; verdicts incomplete "
+                                        f"(exit code {int(TARGET_DOWN_EXIT)})", red=True, bold=True)

@@ -7,38 +7,12 @@ rejected key are skipped there, and AUTH-005 instead checks that an arbitrary ke
 
 from __future__ import annotations
 
-import re
-import string
-
 import pytest
 
-from conformance.suite.fixtures_chat import ENVELOPE, check_error_envelope
+from conformance.suite.fixtures_chat import ENVELOPE, check_error_envelope, unknown_key_like
 from conformance.suite.fixtures_rest import EMBEDDING_TEXTS
 
 TINY = [{"role": "user", "content": "Say hi."}]
-
-
-def _rotate(ch: str) -> str:
-    """The next character of the same class (digit, a-f, other lower case letter, upper case letter)."""
-    for alphabet in (string.digits, "abcdef", "ghijklmnopqrstuvwxyz", string.ascii_uppercase):
-        if ch in alphabet:
-            return alphabet[(alphabet.index(ch) + 1) % len(alphabet)]
-    return ch
-
-
-def unknown_key_like(key: str, pattern: str | None) -> str:
-    """A key of the same shape as ``key`` that still matches ``pattern`` but differs in every character it can.
-
-    Changing every changeable character (not just one) keeps a real ``--api-key`` out of the transcript: the
-    derived key shares the key's format, not its secret part.
-    """
-    chars = list(key)
-    for i in range(len(chars)):
-        original = chars[i]
-        chars[i] = _rotate(original)
-        if pattern and not re.fullmatch(pattern, "".join(chars)):
-            chars[i] = original
-    return "".join(chars)
 
 
 def skip_if_key_ignored(profile) -> None:

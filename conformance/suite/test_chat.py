@@ -10,7 +10,6 @@ import pytest
 
 from conformance.expect import StopCase
 from conformance.suite.fixtures_chat import chat_basic_body
-from conformance.suite.fixtures_stream import TWIN, twin_body
 from gateway_spec.openapi import schema_errors
 
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_call")
@@ -163,9 +162,8 @@ def test_user_content_as_text_parts(chat_calls, chat_model, expect):
 
 
 @pytest.mark.requirement("CHAT-018")
-def test_different_bodies_get_different_ids(chat_calls, chat_model, expect):
-    first = chat_calls.post("basic", chat_basic_body(chat_model))
-    second = chat_calls.post(TWIN, twin_body(chat_model))  # another plain body the stream checks need anyway
+def test_different_bodies_get_different_ids(chat_basic, stream_twin, expect):
+    first, second = chat_basic, stream_twin  # another plain body the stream checks need anyway
     if not (first.ok and second.ok):
         expect.untestable("CHAT-018", f"needs two answers: {first.summary()} / {second.summary()}")
         return

@@ -10,14 +10,12 @@ import pytest
 
 from conformance.expect import StopCase
 from conformance.suite.fixtures_stream import (
-    TWIN,
     attach,
     chat_body,
     delta_of,
     items_by_choice,
     open_stream,
     streamed_text,
-    twin_body,
 )
 from gateway_spec.openapi import schema_errors
 
@@ -177,9 +175,9 @@ def test_every_choice_is_streamed(stream_session_client, chat_model, request, ex
 
 
 @pytest.mark.requirement("CHAT-STREAM-014")
-def test_streamed_content_matches_non_streamed(stream_exchange_with_usage, chat_calls, chat_model, expect):
+def test_streamed_content_matches_non_streamed(stream_exchange_with_usage, stream_twin, expect):
     # The greedy, seeded usage stream and its non-streamed twin (which USAGE-009 compares too).
-    plain = chat_calls.post(TWIN, twin_body(chat_model))
+    plain = stream_twin
     try:
         expected = plain.body["choices"][0]["message"]["content"]
     except (TypeError, KeyError, IndexError):

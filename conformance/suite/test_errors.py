@@ -124,9 +124,9 @@ def test_oversize_body(client, chat_model, expect, profile):
     _rejected(expect, "ERRORS-014", client.post_json("/chat/completions", body), profile, 413)
 
 
-def _role_key(conformance, profile, role: str) -> str:
-    """The profile's test key of ``role``; only the embedded server knows them (no option supplies one)."""
-    if conformance.options.target_url:
+def _role_key(capabilities, profile, role: str) -> str:
+    """The profile's test key of ``role``; only a target that knows the profile's test keys has them."""
+    if not capabilities.role_keys:
         pytest.skip(f"no option supplies a '{role}' key for a real gateway")
     key = (profile.get("auth.extra_test_keys") or {}).get(role)
     if not key:
@@ -135,9 +135,9 @@ def _role_key(conformance, profile, role: str) -> str:
 
 
 @pytest.mark.requirement("ERRORS-016", *ENVELOPE)
-def test_insufficient_balance(make_client, conformance, chat_model, expect, profile):
+def test_insufficient_balance(make_client, capabilities, chat_model, expect, profile):
     skip_unless_claimed(profile, "billing")
-    key = _role_key(conformance, profile, "no-balance")
+    key = _role_key(capabilities, profile, "no-balance")
     response = make_client(api_key=key).post_json("/chat/completions", tiny(chat_model))
     _rejected(expect, "ERRORS-016", response, profile, profile.get("billing.status") or 402)
 
@@ -153,9 +153,9 @@ def _outside_allowlist(profile, models) -> tuple[str, dict] | None:
 
 
 @pytest.mark.requirement("ERRORS-017", *ENVELOPE)
-def test_model_outside_allowlist(make_client, conformance, models, expect, profile):
+def test_model_outside_allowlist(make_client, capabilities, models, expect, profile):
     skip_unless_claimed(profile, "model-allowlist")
-    key = _role_key(conformance, profile, "restricted")
+    key = _role_key(capabilities, profile, "restricted")
     target = _outside_allowlist(profile, models)
     if target is None:
         expect.untestable("ERRORS-017", "the profile documents no second model to ask for")
@@ -182,8 +182,8 @@ def test_upstream_timeout(client, chat_model, expect, profile):
 
 @pytest.mark.requirement("ERRORS-019")
 @pytest.mark.parametrize("status", [500, 502, 503])
-def test_server_errors_carry_the_envelope(client, conformance, chat_model, status, expect):
-    if conformance.options.target_url:  # a gateway ignores the control header: three requests for nothing
+def test_server_errors_carry_the_envelope(client, capabilities, chat_model, status, expect):
+    if not capabilities.mock_controls:  # a gateway ignores the control header: three requests for nothing
         pytest.skip("5xx answers can only be provoked on the embedded reference server (X-Mock-Status)")
     response = client.post_json("/chat/completions", tiny(chat_model), headers={"X-Mock-Status": str(status)})
     if response.status_code < 500:

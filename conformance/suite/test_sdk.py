@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from conformance.client import Exchange, HarnessError, RequestTimedOut, TargetUnreachable, shared_ssl_context
-from conformance.suite.fixtures_stream import PROMPT, TOOL_PROMPT, WEATHER_TOOL, is_embedded
-from conformance.suite.test_auth import unknown_key_like
+from conformance.client import HarnessError, RequestTimedOut, TargetUnreachable
+from conformance.suite.fixtures_chat import unknown_key_like
+from conformance.suite.fixtures_stream import PROMPT, TOOL_PROMPT, WEATHER_TOOL
 
 
 class _ImportedOnUse:
@@ -38,45 +38,18 @@ MAX_TOKENS = 8
 SHORT_PROMPT = "Reply with just the word ok."
 
 
-class _SdkRecorder:
-    """httpx event hooks: each SDK request joins the test's transcript and the run's request accounting."""
-
-    def __init__(self, redactor, accounting) -> None:
-        self.redactor, self.accounting, self.transcript = redactor, accounting, []
-
-    def on_request(self, req: httpx.Request) -> None:
-        self.accounting.charge()
-        body = req.content.decode("utf-8", "replace") if req.content else ""
-        self.transcript.append(Exchange(req.method, str(req.url), self.redactor.headers(req.headers.multi_items()),
-                                        self.redactor.text(body)))
-
-    def on_response(self, resp: httpx.Response) -> None:
-        if self.transcript:
-            self.transcript[-1].status = resp.status_code
-            self.transcript[-1].response_headers = self.redactor.headers(resp.headers.multi_items())
-
-    def take_transcript(self) -> list[Exchange]:
-        out, self.transcript = self.transcript, []
-        return out
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
-def make_sdk(request, conformance, target, api_key):
-    """Factory for ``openai.OpenAI`` clients on the target (base URL + profile base path), retries off."""
-    from conformance.plugin import CLIENTS
+def make_sdk(conformance, target, api_key, make_transport, transcript):
+    """Factory for ``openai.OpenAI`` clients on the target (base URL + profile base path), retries off. Their
+    requests go through the run's wire (recorded, replayable, target health) and join the case's transcript."""
     opts, made = conformance.options, []
 
     def factory(key: str | None = None, max_retries: int = 0) -> openai.OpenAI:
         key = key or api_key or "conformance-no-key"
-        recorder = _SdkRecorder(conformance.redactor_with(key), conformance.accounting)
-        request.node.stash.setdefault(CLIENTS, []).append(recorder)
+        transport = make_transport(key)
+        transcript.add_source(transport)
         timeout = httpx.Timeout(opts.stream_timeout, connect=min(10.0, opts.request_timeout))
-        # The process's one TLS context: a default one loads the CA bundle again for every client (~35 ms each).
-        http = httpx.Client(timeout=timeout, verify=shared_ssl_context(),
-                            event_hooks={"request": [recorder.on_request], "response": [recorder.on_response]})
+        http = httpx.Client(timeout=timeout, transport=transport)
         made.append(http)
         return openai.OpenAI(api_key=key, base_url=target.rstrip("/") + conformance.profile.base_path,
                              max_retries=max_retries, timeout=timeout, http_client=http)
@@ -148,11 +121,11 @@ def test_stream_iteration(sdk, chat_model, profile, expect):
 
 
 @pytest.mark.requirement("SDK-003")
-def test_stream_helper_final_completion(sdk, conformance, chat_model, expect):
+def test_stream_helper_final_completion(sdk, capabilities, chat_model, expect):
     pieces = []
     # the helper raises LengthFinishReasonError on a length cut: ask for an answer that ends by itself
     # (the embedded server's echo provider repeats the prompt)
-    extra = {"X-Mock-Provider": "echo"} if is_embedded(conformance) else None
+    extra = {"X-Mock-Provider": "echo"} if capabilities.mock_controls else None
     try:
         with sdk.chat.completions.stream(model=chat_model, messages=messages(SHORT_PROMPT), max_tokens=20,
                                          extra_headers=extra) as stream:
@@ -269,8 +242,8 @@ def raised(call) -> Exception | None:
     return None
 
 
-def embedded_only(conformance, what: str) -> None:
-    if not is_embedded(conformance):
+def embedded_only(capabilities, what: str) -> None:
+    if not capabilities.mock_controls:
         pytest.skip(f"{what} can only be provoked on the embedded reference server (X-Mock-Status)")
 
 
@@ -320,24 +293,24 @@ def test_unknown_model_exception(sdk, profile, expect):
 
 
 @pytest.mark.requirement("SDK-010")
-def test_429_is_rate_limit_error(sdk, conformance, chat_model, expect):
-    embedded_only(conformance, "a 429")
+def test_429_is_rate_limit_error(sdk, capabilities, chat_model, expect):
+    embedded_only(capabilities, "a 429")
     exc = raised(lambda: sdk.chat.completions.create(model=chat_model, messages=messages(), max_tokens=5,
                                                      extra_headers={"X-Mock-Status": "429"}))
     check_class(expect, "SDK-010", exc, openai.RateLimitError)
 
 
 @pytest.mark.requirement("SDK-019")
-def test_5xx_is_internal_server_error(sdk, conformance, chat_model, expect):
-    embedded_only(conformance, "a 5xx")
+def test_5xx_is_internal_server_error(sdk, capabilities, chat_model, expect):
+    embedded_only(capabilities, "a 5xx")
     exc = raised(lambda: sdk.chat.completions.create(model=chat_model, messages=messages(), max_tokens=5,
                                                      extra_headers={"X-Mock-Status": "502"}))
     check_class(expect, "SDK-019", exc, openai.InternalServerError)
 
 
 @pytest.mark.requirement("SDK-014")
-def test_mid_stream_error_raises(sdk, conformance, chat_model, expect):
-    embedded_only(conformance, "a mid-stream upstream failure")
+def test_mid_stream_error_raises(sdk, capabilities, chat_model, expect):
+    embedded_only(capabilities, "a mid-stream upstream failure")
     seen = []
 
     def iterate():
@@ -349,26 +322,26 @@ def test_mid_stream_error_raises(sdk, conformance, chat_model, expect):
     check_class(expect, "SDK-014", exc, openai.APIError)
 
 
-def keyed_status(make_sdk, conformance, profile, key_name, model):
+def keyed_status(make_sdk, capabilities, profile, key_name, model):
     """The exception for a request with one of the profile's special test keys (embedded server only)."""
     key = profile.get(f"auth.extra_test_keys.{key_name}")
-    if not is_embedded(conformance) or not key:
+    if not capabilities.role_keys or not key:
         pytest.skip(f"needs a '{key_name}' key: only the embedded server's profile keys are known")
     client = make_sdk(key=key)
     return raised(lambda: client.chat.completions.create(model=model, messages=messages(), max_tokens=5))
 
 
 @pytest.mark.requirement("SDK-018")
-def test_403_is_permission_denied(make_sdk, conformance, profile, chat_model, expect):
+def test_403_is_permission_denied(make_sdk, capabilities, profile, chat_model, expect):
     # the embedded server's restricted key may use only the default chat model: ask for another documented one
     others = [m["id"] for m in profile.get("models.chat", []) if m["id"] != chat_model]
     if not others:
         pytest.skip("the profile documents a single chat model: no model outside an allowlist to ask for")
-    exc = keyed_status(make_sdk, conformance, profile, "restricted", others[0])
+    exc = keyed_status(make_sdk, capabilities, profile, "restricted", others[0])
     check_class(expect, "SDK-018", exc, openai.PermissionDeniedError)
 
 
 @pytest.mark.requirement("SDK-020")
-def test_402_is_api_status_error(make_sdk, conformance, profile, chat_model, expect):
-    exc = keyed_status(make_sdk, conformance, profile, "no-balance", chat_model)
+def test_402_is_api_status_error(make_sdk, capabilities, profile, chat_model, expect):
+    exc = keyed_status(make_sdk, capabilities, profile, "no-balance", chat_model)
     check_class(expect, "SDK-020", exc, openai.APIStatusError, status=402)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.suite.fixtures_stream import TWIN
 
 COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
 # Provider cache fields a profile may document (usage.cache_fields); the creation field counts writes, not hits.
@@ -184,13 +183,12 @@ def test_injected_usage_chunk_shape(stream_exchange_plain, profile, expect):
 
 
 @pytest.mark.requirement("USAGE-009")
-def test_streamed_usage_equals_non_streamed(stream_exchange_with_usage, chat_calls, expect):
+def test_streamed_usage_equals_non_streamed(stream_exchange_with_usage, stream_twin, expect):
     chunks = _stream_chunks(expect, stream_exchange_with_usage, ("USAGE-009",))
     streamed = next((c["usage"] for c in reversed(chunks or []) if _is_usage_chunk(c)), None)
     if streamed is None:
         return  # no usage chunk: USAGE-005's violation
-    twin = {k: v for k, v in stream_exchange_with_usage.request.items() if k not in ("stream", "stream_options")}
-    plain = chat_calls.post(TWIN, twin)  # twin_body(chat_model): CHAT-STREAM-014 and CHAT-018 judge it too
+    plain = stream_twin  # the request without stream and stream_options: CHAT-STREAM-014 and CHAT-018 judge it too
     if not plain.ok or not isinstance(plain.usage, dict):
         return  # the non-streamed answer's own checks report it
     expect("USAGE-009", {k: streamed.get(k) for k in COUNTS} == {k: plain.usage.get(k) for k in COUNTS},

@@ -1,0 +1,454 @@
+"""The exchange store: collect, then judge.
+
+Checks declare the exchanges they judge as named builders; the run's plan is every builder a selected case uses
+(directly or through another fixture); the store sends the plan concurrently (``--concurrency N``), each exchange
+once per process, and the checks judge what it recorded.
+
+Declaring one (in a check module or the suite's conftest)::
+
+    @exchange(view=ChatExchange.of)
+    def chat_conversation(plan):            # the fixture name; plan: PlanContext (profile, models, capabilities)
+        return Spec.post("/chat/completions", {...})   # or a list of Specs, or None (nothing to send)
+
+    def test_x(chat_conversation, expect): ...         # the recorded exchange, through the view
+
+``needs=(other,)``: built and sent after ``other`` (its recorded exchange is passed to the builder by name), for
+bodies made from an earlier answer and for probes whose order matters (a remaining-count decrement, a cache
+repeat). A builder returning a list sends it concurrently, or in order with ``sequential=True`` (a burst). A
+builder may ``pytest.skip``: every case using it is skipped. Transcripts of what a case judged join the case's
+record (``request_ids``) through ``attach``.
+
+Sending: the first planned exchange goes alone (a target that does not answer then costs one timeout, not one per
+worker thread), the rest under the cap. A 429 of an exchange that does not ask for one is retried after its
+Retry-After (at most ``MAX_RETRY_AFTER_S`` each, ``MAX_429_RETRIES`` times); every attempt stays in the transcript.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conformance.client import Exchange, GatewayClient, HarnessError, Response
+from conformance.ndjson import NdjsonTranscript, read_ndjson
+from conformance.sse import SseTranscript, read_stream
+from conformance.wire import TargetDown, replay_chunks
+
+DEFAULT_CONCURRENCY = 8
+MAX_429_RETRIES = 2
+MAX_RETRY_AFTER_S = 30.0
+READS = ("buffered", "sse", "sse-or-json", "ndjson")
+
+
+# -- what to send ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Spec:
+    """One request: method, path (under the profile's base path, or the target's origin with ``root``), a JSON
+    ``body`` or raw ``content``, extra ``headers`` (a None value removes a default one), ``auth`` (send the key at
+    all), ``key`` (another key than the run's), how to ``read`` the answer, and whether a 429 is the point."""
+
+    method: str = "POST"
+    path: str = "/chat/completions"
+    body: Any = None
+    content: bytes | None = None
+    headers: dict[str, str | None] = field(default_factory=dict)
+    auth: bool = True
+    key: str | None = None
+    root: bool = False
+    read: str = "buffered"
+    wants_429: bool = False
+
+    def __post_init__(self) -> None:
+        if self.read not in READS:
+            raise ValueError(f"read must be one of {READS}, not {self.read!r}")
+
+    @classmethod
+    def post(cls, path: str, body: Any, **kw: Any) -> Spec:
+        return cls("POST", path, body, **kw)
+
+    @classmethod
+    def get(cls, path: str, **kw: Any) -> Spec:
+        return cls("GET", path, **kw)
+
+    @property
+    def streamed(self) -> bool:
+        return self.read != "buffered"
+
+
+@dataclass
+class PlanContext:
+    """What a builder may use: the profile, the options, the models to exercise and what the target can do."""
+
+    profile: Any
+    options: Any
+    chat_model: str | None
+    embedding_model: str | None
+    api_key: str | None
+    capabilities: Any
+
+
+# -- what was recorded --------------------------------------------------------------------------------------
+class _ChunkClock:
+    """The clock of a recorded body: reading it back gives each chunk the arrival time it was recorded with."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+        self.now = (exchange.headers_ms or 0.0) / 1000
+
+    def __call__(self) -> float:
+        return self.now
+
+    def chunks(self) -> Iterator[bytes]:
+        for (at, _), chunk in zip(self.exchange.marks, replay_chunks(self.exchange)):
+            self.now = at
+            yield chunk
+        self.now = max(self.now, (self.exchange.elapsed_ms or 0.0) / 1000)
+
+
+@dataclass(eq=False)
+class Recorded:
+    """A sent spec: every attempt's exchange (``exchanges``, the last one answered), or the harness error."""
+
+    name: str
+    spec: Spec
+    exchanges: list[Exchange]
+    error: HarnessError | None = None
+    read_limits: tuple[float, float] = (60.0, 30.0)  # (stream deadline, idle timeout): the run's timeouts
+
+    @property
+    def last(self) -> Exchange:
+        if self.error is not None:
+            raise self.error
+        return self.exchanges[-1]
+
+    @property
+    def status(self) -> int:
+        return self.last.status
+
+    @functools.cached_property
+    def headers(self) -> httpx.Headers:
+        return httpx.Headers(self.last.response_headers)
+
+    @property
+    def raw(self) -> bytes:
+        return bytes(self.last.raw_body)
+
+    @property
+    def headers_s(self) -> float:
+        return (self.last.headers_ms or 0.0) / 1000
+
+    @functools.cached_property
+    def response(self) -> Response:
+        return Response(self.status, self.headers, self.raw, self.last)
+
+    def sse(self) -> SseTranscript:
+        """The body read as SSE, each event stamped with the time its bytes arrived."""
+        clock = _ChunkClock(self.last)
+        deadline, idle = self.read_limits
+        return read_stream(clock.chunks(), deadline_s=deadline, idle_timeout_s=idle, clock=clock)
+
+    def ndjson(self) -> NdjsonTranscript:
+        clock = _ChunkClock(self.last)
+        return read_ndjson(clock.chunks(), deadline_s=self.read_limits[0], clock=clock)
+
+
+# -- declaring exchanges ---------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class Entry:
+    """A named builder: the key it is recorded under, its dependencies, how lists are sent, the view."""
+
+    key: str
+    build: Callable[..., Any]
+    needs: tuple[Entry, ...]
+    sequential: bool
+    view: Callable[[Recorded], Any] | None
+    until: Callable[[Recorded], bool] | None = None
+    prefetch: Any = True  # bool, or a function of the PlanContext: False sends it when a case first asks
+
+
+def exchange(func: Callable | None = None, *, needs: Iterable[Any] = (), sequential: bool = False,
+             view: Callable[[Recorded], Any] | None = None, until: Callable[[Recorded], bool] | None = None,
+             prefetch: Any = True):
+    """Declare a named exchange: returns a function-scoped fixture (of the builder's name) giving its recording.
+
+    ``until`` (sequential lists): stop sending after the first recording it accepts (a burst up to its 429).
+    ``prefetch`` False (or a function of the PlanContext returning False): not sent with the plan but when a case
+    first asks (what spends a shared quota, e.g. a burst on the run's own key, goes last)."""
+
+    def wrap(build: Callable) -> Any:
+        entry = Entry(f"{Path(inspect.getfile(build)).stem}.{build.__name__}", build,
+                      tuple(_entry_of(n) for n in needs), sequential, view, until, prefetch)
+
+        def fixture(request: pytest.FixtureRequest, exchange_store: ExchangeStore) -> Any:
+            return exchange_store.fetch(entry, request.node)
+
+        fixture.__doc__ = build.__doc__
+        fixture.exchange_entry = entry
+        defined = pytest.fixture(name=build.__name__)(fixture)
+        defined.exchange_entry = entry
+        return defined
+
+    return wrap(func) if func is not None else wrap
+
+
+def _entry_of(obj: Any) -> Entry:
+    entry = getattr(obj, "exchange_entry", obj)
+    if not isinstance(entry, Entry):
+        raise TypeError(f"needs= takes exchanges declared with @exchange, not {obj!r}")
+    return entry
+
+
+def planned_entries(items: Iterable[pytest.Item]) -> list[Entry]:
+    """Every exchange the items use (through any fixture), with their dependencies, each once, in first-use order.
+
+    Items marked skip at collection (an unclaimed feature) plan nothing."""
+    seen: dict[str, Entry] = {}
+
+    def add(entry: Entry) -> None:
+        for dep in entry.needs:
+            add(dep)
+        seen.setdefault(entry.key, entry)
+
+    for item in items:
+        if any(mark.name == "skip" for mark in item.iter_markers()):
+            continue
+        info = getattr(item, "_fixtureinfo", None)
+        for name in getattr(item, "fixturenames", ()):
+            defs = info.name2fixturedefs.get(name) if info is not None else None
+            entry = getattr(defs[-1].func, "exchange_entry", None) if defs else None
+            if entry is not None:
+                add(entry)
+    return list(seen.values())
+
+
+# -- the store ---------------------------------------------------------------------------------------------------
+class ExchangeStore:
+    """Sends each declared exchange once per process, concurrently under ``concurrency``, and records it."""
+
+    def __init__(self, context: PlanContext, make_client: Callable[[str | None], GatewayClient], wire: Any,
+                 attach: Callable[[Any, list[Exchange]], None], *, concurrency: int = DEFAULT_CONCURRENCY,
+                 plan: Callable[[], list[Entry]] = list, read_limits: tuple[float, float] = (60.0, 30.0)) -> None:
+        self.context, self.wire, self._attach = context, wire, attach
+        self.concurrency = max(1, concurrency)
+        self._plan, self._read_limits = plan, read_limits
+        self._make_client = make_client
+        self._clients: dict[str | None, GatewayClient] = {}
+        self._futures: dict[str, Future] = {}
+        self._built: dict[str, Any] = {}
+        self._views: dict[str, Any] = {}
+        self._adhoc: dict[str, Entry] = {}
+        self._lock = threading.RLock()
+        self._started = False
+        self._pool: ThreadPoolExecutor | None = None
+
+    # -- the case side ------------------------------------------------------------------------------------------
+    def fetch(self, entry: Entry, node: Any) -> Any:
+        """The recorded exchange(s) of ``entry`` (through its view), attached to ``node``'s transcript; a harness
+        error while sending is raised here (ERROR), a builder's skip skips."""
+        self.start()
+        result = self._result(entry)
+        self._attach(node, self.exchanges_of(entry))
+        if isinstance(result, BaseException):
+            raise result
+        if entry.key not in self._views:
+            self._views[entry.key] = self._view(entry, result)
+        return self._views[entry.key]
+
+    def adhoc(self, name: str, spec: Spec, node: Any, view: Callable[[Recorded], Any] | None = None) -> Any:
+        """A named exchange a case asks for while it runs (not planned: sent now, in the calling case's time, then
+        kept under ``name`` for every later case asking for it)."""
+        with self._lock:
+            entry = self._adhoc.get(name)
+            if entry is None:
+                entry = self._adhoc[name] = Entry(f"adhoc.{name}", lambda _plan: spec, (), False, view)
+        return self.fetch(entry, node)
+
+    def client(self, key: str | None = None) -> GatewayClient:
+        """The store's client for ``key`` (None: the run's key), e.g. to build URLs the way it sends them."""
+        return self._client(key)
+
+    def exchanges_of(self, entry: Entry) -> list[Exchange]:
+        """The exchanges behind ``entry``: its dependencies' first, then its own."""
+        out = [ex for dep in entry.needs for ex in self.exchanges_of(dep)]
+        result = self._result(entry)
+        for rec in (result if isinstance(result, list) else [result] if isinstance(result, Recorded) else []):
+            out += rec.exchanges
+        return out
+
+    def _view(self, entry: Entry, result: Any) -> Any:
+        if result is None:
+            return None
+        for rec in result if isinstance(result, list) else [result]:
+            if rec.error is not None:
+                raise rec.error
+        if entry.view is None:
+            return result
+        return [entry.view(rec) for rec in result] if isinstance(result, list) else entry.view(result)
+
+    # -- sending ------------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Send the whole plan (once): the first exchange alone, then the rest under the cap; wait for all."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+            entries = [e for e in self._plan() if self._prefetched(e)]
+            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="conformance-exchange")
+            if entries:
+                self._submit(entries[0])
+        if entries:
+            self._futures[entries[0].key].exception()
+        with self._lock:
+            for entry in entries[1:]:
+                self._submit(entry)
+        for entry in entries:
+            self._futures[entry.key].exception()
+
+    def _prefetched(self, entry: Entry) -> bool:
+        wanted = entry.prefetch(self.context) if callable(entry.prefetch) else entry.prefetch
+        return bool(wanted) and all(self._prefetched(dep) for dep in entry.needs)
+
+    def _result(self, entry: Entry) -> Any:
+        with self._lock:
+            if entry.key not in self._futures:
+                self._submit(entry)  # not in the plan (a case outside the selection asked): send it now
+        future = self._futures[entry.key]
+        return future.exception() or future.result()
+
+    def _submit(self, entry: Entry) -> None:
+        """Schedule ``entry`` once its dependencies are recorded (callers hold the lock). No pool thread ever waits
+        for another task: an entry is launched from the callback of its last dependency."""
+        if entry.key in self._futures:
+            return
+        for dep in entry.needs:
+            self._submit(dep)
+        future: Future = Future()
+        self._futures[entry.key] = future
+        deps = [self._futures[d.key] for d in entry.needs]
+        pending = [len(deps)]
+
+        def dep_done(_: Future) -> None:
+            with self._lock:
+                pending[0] -= 1
+                ready = pending[0] == 0
+            if ready:
+                self._launch(entry, future)
+
+        if not deps:
+            self._launch(entry, future)
+        for dep in deps:
+            dep.add_done_callback(dep_done)
+
+    def _launch(self, entry: Entry, future: Future) -> None:
+        """Build ``entry``'s spec(s) from its dependencies' recordings and hand the sending to the pool."""
+        try:
+            needed = {dep.build.__name__: self._view(dep, self._futures[dep.key].result()) for dep in entry.needs}
+            built = entry.build(self.context, **needed)
+        except BaseException as exc:  # noqa: BLE001 - a skip or a harness error belongs to the cases using it
+            future.set_exception(exc)
+            return
+        if built is None:
+            future.set_result(None)
+            return
+        if isinstance(built, Spec):
+            self._pool.submit(self._settle, future, lambda: self._send(f"spec:{entry.key}", entry.key, built))
+            return
+        specs = list(built)
+        if entry.sequential or len(specs) < 2:
+            self._pool.submit(self._settle, future, lambda: self._send_in_order(entry, specs))
+            return
+        parts = [Future() for _ in specs]
+        for i, (spec, part) in enumerate(zip(specs, parts)):
+            self._pool.submit(self._settle, part, functools.partial(self._send, f"spec:{entry.key}#{i}", entry.key,
+                                                                    spec))
+        remaining = [len(parts)]
+
+        def part_done(_: Future) -> None:
+            with self._lock:
+                remaining[0] -= 1
+                done = remaining[0] == 0
+            if done:
+                self._settle(future, lambda: [p.result() for p in parts])
+
+        for part in parts:
+            part.add_done_callback(part_done)
+
+    def _send_in_order(self, entry: Entry, specs: list[Spec]) -> list[Recorded]:
+        out = []
+        for i, spec in enumerate(specs):
+            out.append(self._send(f"spec:{entry.key}#{i}", entry.key, spec))
+            if out[-1].error is not None or (entry.until is not None and entry.until(out[-1])):
+                break
+        return out
+
+    @staticmethod
+    def _settle(future: Future, work: Callable[[], Any]) -> None:
+        try:
+            future.set_result(work())
+        except BaseException as exc:  # noqa: BLE001
+            future.set_exception(exc)
+
+    def _send(self, scope: str, name: str, spec: Spec) -> Recorded:
+        """One spec, with the 429 back-off; a harness error is recorded, not raised."""
+        client = self._client(spec.key)
+        self.wire.scope = scope
+        attempts: list[Exchange] = []
+        try:
+            for attempt in range(MAX_429_RETRIES + 1):
+                try:
+                    attempts.append(client.send_and_read(
+                        spec.method, client.url(spec.path) if spec.root else spec.path, json_body=spec.body,
+                        content=spec.content, headers=spec.headers, auth=spec.auth, stream=spec.streamed))
+                except HarnessError as exc:
+                    attempts += [exc.exchange] if getattr(exc, "exchange", None) is not None else []
+                    return Recorded(name, spec, attempts, exc, self._read_limits)
+                wait = retry_after(attempts[-1]) if attempts[-1].status == 429 and not spec.wants_429 else None
+                if wait is None or attempt == MAX_429_RETRIES or self.wire.replaying:
+                    break
+                time.sleep(wait)
+        finally:
+            self.wire.scope = None
+        return Recorded(name, spec, attempts, None, self._read_limits)
+
+    def _client(self, key: str | None) -> GatewayClient:
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self._make_client(key)
+            return self._clients[key]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        for client in self._clients.values():
+            client.close()
+
+
+def retry_after(exchange: Exchange) -> float | None:
+    """Seconds a 429 asks to wait (Retry-After, or retry-after-ms), bounded by ``MAX_RETRY_AFTER_S``; 1 s when it
+    names none; None when it asks for longer than the bound (then the 429 stands as the answer)."""
+    headers = httpx.Headers(exchange.response_headers)
+    seconds: float | None = None
+    try:
+        if headers.get("retry-after-ms") is not None:
+            seconds = float(headers["retry-after-ms"]) / 1000
+        elif headers.get("retry-after") is not None:
+            seconds = float(headers["retry-after"])
+    except ValueError:
+        seconds = None
+    if seconds is None or math.isnan(seconds):
+        return 1.0
+    return max(0.0, seconds) if seconds <= MAX_RETRY_AFTER_S else None
+
+
+__all__ = ["DEFAULT_CONCURRENCY", "ExchangeStore", "PlanContext", "Recorded", "Spec", "TargetDown", "exchange",
+           "planned_entries"]
