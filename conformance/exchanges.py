@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import math
 import threading
 import time
@@ -174,20 +175,24 @@ class Entry:
     view: Callable[[Recorded], Any] | None
     until: Callable[[Recorded], bool] | None = None
     prefetch: Any = True  # bool, or a function of the PlanContext: False sends it when a case first asks
+    indexed: bool = True  # ``ExchangeStore.shared`` requests of the same content reuse its recording(s)
+    hint: bool = False  # only a plan: the fixture gives None; the cases get each recording by content (``shared``)
 
 
 def exchange(func: Callable | None = None, *, needs: Iterable[Any] = (), sequential: bool = False,
              view: Callable[[Recorded], Any] | None = None, until: Callable[[Recorded], bool] | None = None,
-             prefetch: Any = True):
+             prefetch: Any = True, hint: bool = False):
     """Declare a named exchange: returns a function-scoped fixture (of the builder's name) giving its recording.
 
     ``until`` (sequential lists): stop sending after the first recording it accepts (a burst up to its 429).
     ``prefetch`` False (or a function of the PlanContext returning False): not sent with the plan but when a case
-    first asks (what spends a shared quota, e.g. a burst on the run's own key, goes last)."""
+    first asks (what spends a shared quota, e.g. a burst on the run's own key, goes last). ``hint``: the builder
+    only plans requests a case then makes by content (``rest.get(...)``, through ``ExchangeStore.shared``), each
+    attached to the case that asks for it; the fixture itself gives None."""
 
     def wrap(build: Callable) -> Any:
         entry = Entry(f"{Path(inspect.getfile(build)).stem}.{build.__name__}", build,
-                      tuple(_entry_of(n) for n in needs), sequential, view, until, prefetch)
+                      tuple(_entry_of(n) for n in needs), sequential, view, until, prefetch, hint=hint)
 
         def fixture(request: pytest.FixtureRequest, exchange_store: ExchangeStore) -> Any:
             return exchange_store.fetch(entry, request.node)
@@ -247,6 +252,7 @@ class ExchangeStore:
         self._built: dict[str, Any] = {}
         self._views: dict[str, Any] = {}
         self._adhoc: dict[str, Entry] = {}
+        self._content: dict[str, Future] = {}  # what was sent (content_key) -> its recording: sent once
         self._lock = threading.RLock()
         self._started = False
         self._pool: ThreadPoolExecutor | None = None
@@ -257,6 +263,8 @@ class ExchangeStore:
         error while sending is raised here (ERROR), a builder's skip skips."""
         self.start()
         result = self._result(entry)
+        if entry.hint:
+            return None
         self._attach(node, self.exchanges_of(entry))
         if isinstance(result, BaseException):
             raise result
@@ -264,14 +272,40 @@ class ExchangeStore:
             self._views[entry.key] = self._view(entry, result)
         return self._views[entry.key]
 
-    def adhoc(self, name: str, spec: Spec, node: Any, view: Callable[[Recorded], Any] | None = None) -> Any:
+    def adhoc(self, name: str, spec: Spec, node: Any, view: Callable[[Recorded], Any] | None = None, *,
+              index: bool = False) -> Any:
         """A named exchange a case asks for while it runs (not planned: sent now, in the calling case's time, then
-        kept under ``name`` for every later case asking for it)."""
+        kept under ``name`` for every later case asking for it). ``index``: later ``shared`` requests of the same
+        content get it too (named ones are not: two names may send one body twice on purpose)."""
         with self._lock:
             entry = self._adhoc.get(name)
             if entry is None:
-                entry = self._adhoc[name] = Entry(f"adhoc.{name}", lambda _plan: spec, (), False, view)
+                entry = self._adhoc[name] = Entry(f"adhoc.{name}", lambda _plan: spec, (), False, view,
+                                                  indexed=index)
         return self.fetch(entry, node)
+
+    def shared(self, spec: Spec, node: Any, view: Callable[[Recorded], Any] | None = None) -> Any:
+        """The recording of a request with exactly this content (method, URL, body, headers, key, read), whoever
+        declared or sent it first; sent now when nobody did."""
+        self.start()
+        key = self.content_key(spec)
+        with self._lock:
+            future = self._content.get(key)
+        if future is None:
+            return self.adhoc(f"shared:{key}", spec, node, view, index=True)
+        rec = future.exception() or future.result()
+        if isinstance(rec, BaseException):
+            raise rec
+        self._attach(node, rec.exchanges)
+        if rec.error is not None:
+            raise rec.error
+        return view(rec) if view is not None else rec
+
+    def content_key(self, spec: Spec) -> str:
+        client = self._client(spec.key)
+        url = client.url(spec.path) if spec.root else client.api(spec.path)
+        return json.dumps([spec.method, url, spec.body, spec.content.hex() if spec.content else None,
+                           sorted(spec.headers.items()), spec.auth, spec.key, spec.read], default=str)
 
     def client(self, key: str | None = None) -> GatewayClient:
         """The store's client for ``key`` (None: the run's key), e.g. to build URLs the way it sends them."""
@@ -361,6 +395,7 @@ class ExchangeStore:
             future.set_result(None)
             return
         if isinstance(built, Spec):
+            self._index(entry, built, future)
             self._pool.submit(self._settle, future, lambda: self._send(f"spec:{entry.key}", entry.key, built))
             return
         specs = list(built)
@@ -368,6 +403,8 @@ class ExchangeStore:
             self._pool.submit(self._settle, future, lambda: self._send_in_order(entry, specs))
             return
         parts = [Future() for _ in specs]
+        for spec, part in zip(specs, parts):
+            self._index(entry, spec, part)
         for i, (spec, part) in enumerate(zip(specs, parts)):
             self._pool.submit(self._settle, part, functools.partial(self._send, f"spec:{entry.key}#{i}", entry.key,
                                                                     spec))
@@ -382,6 +419,12 @@ class ExchangeStore:
 
         for part in parts:
             part.add_done_callback(part_done)
+
+    def _index(self, entry: Entry, spec: Spec, future: Future) -> None:
+        if entry.indexed:
+            key = self.content_key(spec)
+            with self._lock:
+                self._content.setdefault(key, future)
 
     def _send_in_order(self, entry: Entry, specs: list[Spec]) -> list[Recorded]:
         out = []

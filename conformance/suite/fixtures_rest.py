@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from conformance.client import Exchange, Response
-from conformance.exchanges import Recorded, Spec
+from conformance.exchanges import Recorded, Spec, exchange
 from conformance.ndjson import NdjsonTranscript
+from conformance.suite.fixtures_chat import chat_basic
 from gateway_spec.openapi import schema_errors
 
-__all__ = ["rest", "RestExchange", "RestSession", "envelope_problems",
+__all__ = ["rest", "one_token_chat", "keyless_chat", "models_listing", "embedding_batch", "RestExchange", "RestSession", "envelope_problems",
            "ollama_error_problems", "json_or_none", "browser_headers", "CHAT_PROMPT", "EMBEDDING_TEXTS", "ORIGIN"]
 
 CHAT_PROMPT = [{"role": "user", "content": "Say OK."}]
@@ -102,13 +103,12 @@ class RestSession:
         return self._fetch(Spec(method, self.client.api(path), body, headers=headers or {}, auth=auth), fresh)
 
     def _fetch(self, spec: Spec, fresh: bool) -> RestExchange:
-        """The exchange for this request (``fresh``: always send a new one)."""
-        key = json.dumps([spec.method, spec.path, spec.body, spec.headers, spec.auth, spec.read], sort_keys=True,
-                         default=str)
+        """The exchange for this request, whoever asked for it first (``fresh``: always send a new one)."""
         if fresh:
             self._fresh += 1
-            key += f"#fresh{self._fresh}@{id(self._node)}"
-        return self._store.adhoc(f"rest.{key}", spec, self._node, RestExchange.of)
+            return self._store.adhoc(f"rest.fresh{self._fresh}@{self._node.nodeid}", spec, self._node,
+                                     RestExchange.of)
+        return self._store.shared(spec, self._node, RestExchange.of)
 
     def attach(self, exchange: RestExchange) -> RestExchange:
         """Copy an exchange into this test's transcript (the store already does for what it hands out)."""
@@ -174,3 +174,42 @@ def listed_models(rest: RestSession, expect, req_id: str) -> list[dict]:
         expect.untestable(req_id, f"GET /models gave no list of models (HTTP {exchange.status})")
         return []
     return [m for m in data if isinstance(m, dict)]
+
+
+# -- shared exchanges the rest checks judge (``rest`` requests of the same content get these recordings) -----------
+def rest_chat_spec(plan, model: str, *, auth: bool = True) -> Spec:
+    """What ``RestSession.chat(model)`` (``keyless_chat`` with ``auth=False``) sends."""
+    body = {"model": model, "messages": CHAT_PROMPT, "max_tokens": 1}
+    return Spec.post("/chat/completions", body, headers=browser_headers(plan.profile), auth=auth)
+
+
+@exchange(view=RestExchange.of, needs=(chat_basic,))
+def one_token_chat(plan, chat_basic) -> Spec:
+    """The one-token completion of the run's model (model, rate-limit and CORS checks judge it); sent after
+    ``chat_basic``, so the two show a remaining-requests count going down (RATE-LIMITS-012)."""
+    return rest_chat_spec(plan, plan.chat_model)
+
+
+@exchange(view=RestExchange.of)
+def keyless_chat(plan) -> Spec:
+    """The one-token completion without Authorization: the 401 that AUTH-001 and CORS-007 judge."""
+    return rest_chat_spec(plan, plan.chat_model, auth=False)
+
+
+@exchange(view=RestExchange.of)
+def models_listing(plan) -> Spec:
+    """``GET {base}/models``."""
+    return Spec.get("/models")
+
+
+def embedding_spec(plan, **fields) -> Spec:
+    """What the embeddings checks' ``rest.post("/embeddings", ...)`` sends for the run's embedding model."""
+    return Spec.post("/embeddings", {"model": plan.embedding_model, **fields})
+
+
+@exchange(view=RestExchange.of)
+def embedding_batch(plan) -> Spec | None:
+    """The batch most embeddings checks share (``EMBEDDING_TEXTS``); None without an embedding model."""
+    if not plan.profile.claims("embeddings") or not plan.embedding_model:
+        return None
+    return embedding_spec(plan, input=EMBEDDING_TEXTS)

@@ -52,7 +52,7 @@ def _int(value) -> int | None:
 
 
 @pytest.mark.requirement("RATE-LIMITS-005", "RATE-LIMITS-008")
-def test_openai_headers_are_sent(rest, chat_model, expect):
+def test_openai_headers_are_sent(one_token_chat, rest, chat_model, expect):
     first = _probe(rest, chat_model, expect, "RATE-LIMITS-005")
     expect("RATE-LIMITS-005", not _missing(first.headers, OPENAI_REQUEST_HEADERS), expected=OPENAI_REQUEST_HEADERS,
            received=f"missing {_missing(first.headers, OPENAI_REQUEST_HEADERS)}")
@@ -61,7 +61,7 @@ def test_openai_headers_are_sent(rest, chat_model, expect):
 
 
 @pytest.mark.requirement("RATE-LIMITS-006", "RATE-LIMITS-007")
-def test_openai_header_values(rest, chat_model, expect):
+def test_openai_header_values(one_token_chat, rest, chat_model, expect):
     first = _probe(rest, chat_model, expect, "RATE-LIMITS-006")
     for budget in ("requests", "tokens"):
         limit, remaining = (first.headers.get(f"x-ratelimit-{k}-{budget}") for k in ("limit", "remaining"))
@@ -83,7 +83,7 @@ def _iso_datetime(text: str) -> bool:
 
 
 @pytest.mark.requirement("RATE-LIMITS-009", "RATE-LIMITS-010", "RATE-LIMITS-011")
-def test_x_ratelimit_headers(rest, chat_model, expect):
+def test_x_ratelimit_headers(one_token_chat, rest, chat_model, expect):
     first = _probe(rest, chat_model, expect, "RATE-LIMITS-009")
     missing = _missing(first.headers, X_HEADERS)
     expect("RATE-LIMITS-009", not missing, expected=X_HEADERS, received=f"missing {missing}")
@@ -105,7 +105,7 @@ def _request_headers(profile) -> tuple[str, str]:
 
 
 @pytest.mark.requirement("RATE-LIMITS-012")
-def test_remaining_decreases(rest, chat_basic, chat_model, expect, profile):
+def test_remaining_decreases(one_token_chat, rest, chat_basic, chat_model, expect, profile):
     _, remaining_name = _request_headers(profile)
     # Two completions of the same key, the basic one first (the suite's first requests): no request of its own.
     first, second = chat_basic, _probe(rest, chat_model, expect, "RATE-LIMITS-012")
@@ -125,7 +125,7 @@ def _documented_limit(profile, tier: str | None = None) -> int | None:
 
 
 @pytest.mark.requirement("RATE-LIMITS-013")
-def test_limit_matches_the_documented_tier(rest, chat_model, expect, profile):
+def test_limit_matches_the_documented_tier(one_token_chat, rest, chat_model, expect, profile):
     limit_name, _ = _request_headers(profile)
     documented = _documented_limit(profile)
     if documented is None:
