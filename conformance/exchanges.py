@@ -177,6 +177,7 @@ class Entry:
     prefetch: Any = True  # bool, or a function of the PlanContext: False sends it when a case first asks
     indexed: bool = True  # ``ExchangeStore.shared`` requests of the same content reuse its recording(s)
     hint: bool = False  # only a plan: the fixture gives None; the cases get each recording by content (``shared``)
+    spec: Spec | None = None  # named (adhoc) exchanges: what they send
 
 
 def exchange(func: Callable | None = None, *, needs: Iterable[Any] = (), sequential: bool = False,
@@ -282,6 +283,12 @@ class ExchangeStore:
             if entry is None:
                 entry = self._adhoc[name] = Entry(f"adhoc.{name}", lambda _plan: spec, (), False, view,
                                                   indexed=index)
+                entry.spec = spec
+            elif self.content_key(entry.spec) != self.content_key(spec):
+                raise ValueError(f"suite bug: exchange {name!r} was planned with another request than the one "
+                                 "a case asks for")
+        if entry.view is None and view is not None:
+            entry.view = view
         return self.fetch(entry, node)
 
     def shared(self, spec: Spec, node: Any, view: Callable[[Recorded], Any] | None = None) -> Any:
@@ -394,6 +401,22 @@ class ExchangeStore:
         if built is None:
             future.set_result(None)
             return
+        if isinstance(built, dict):  # a hint of named exchanges (``adhoc`` names): each sent on its own
+            futures = [self._declare_named(name, spec) for name, spec in built.items()]
+            remaining = [len(futures)]
+
+            def named_done(_: Future) -> None:
+                with self._lock:
+                    remaining[0] -= 1
+                    done = remaining[0] == 0
+                if done:
+                    future.set_result(None)
+
+            for named in futures:
+                named.add_done_callback(named_done)
+            if not futures:
+                future.set_result(None)
+            return
         if isinstance(built, Spec):
             self._index(entry, built, future)
             self._pool.submit(self._settle, future, lambda: self._send(f"spec:{entry.key}", entry.key, built))
@@ -419,6 +442,17 @@ class ExchangeStore:
 
         for part in parts:
             part.add_done_callback(part_done)
+
+    def _declare_named(self, name: str, spec: Spec) -> Future:
+        """Plan the exchange a case will ask for as ``adhoc(name, spec)``."""
+        with self._lock:
+            entry = self._adhoc.get(name)
+            if entry is None:
+                entry = self._adhoc[name] = Entry(f"adhoc.{name}", lambda _plan: spec, (), False, None,
+                                                  indexed=False)
+                entry.spec = spec
+            self._submit(entry)
+            return self._futures[entry.key]
 
     def _index(self, entry: Entry, spec: Spec, future: Future) -> None:
         if entry.indexed:

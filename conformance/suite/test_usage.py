@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from conformance.exchanges import Spec, exchange
+
 
 COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
 # Provider cache fields a profile may document (usage.cache_fields); the creation field counts writes, not hits.
@@ -113,11 +115,20 @@ def cache_request(model: str, profile) -> dict:
     return body
 
 
+def _cache_view(rec):
+    from conformance.suite.fixtures_chat import ChatExchange
+    return ChatExchange.of(rec)
+
+
+@exchange(sequential=True, view=_cache_view)
+def usage_cache_pair(plan):
+    """The cacheable request twice, in order (a sequential group): the second may hit the cache the first filled."""
+    return [Spec.post("/chat/completions", cache_request(plan.chat_model, plan.profile))] * 2
+
+
 @pytest.mark.requirement("USAGE-016")
-def test_repeated_prompt_hits_the_cache(chat_calls, chat_model, profile, expect):
-    body = cache_request(chat_model, profile)
-    chat_calls.post("cache-warm", body)
-    second = chat_calls.post("cache-hit", body)
+def test_repeated_prompt_hits_the_cache(usage_cache_pair, profile, expect):
+    second = usage_cache_pair[1]
     usage = usage_of(expect, second, ("USAGE-016",))
     if usage is None:
         return
