@@ -110,8 +110,9 @@ class _ChunkClock:
         return self.now
 
     def chunks(self) -> Iterator[bytes]:
-        for (at, _), chunk in zip(self.exchange.marks, replay_chunks(self.exchange)):
-            self.now = at
+        marks = self.exchange.marks
+        for n, chunk in enumerate(replay_chunks(self.exchange)):
+            self.now = marks[n][0] if n < len(marks) else self.now
             yield chunk
         self.now = max(self.now, (self.exchange.elapsed_ms or 0.0) / 1000)
 
@@ -426,9 +427,9 @@ class ExchangeStore:
             self._pool.submit(self._settle, future, lambda: self._send_in_order(entry, specs))
             return
         parts = [Future() for _ in specs]
-        for spec, part in zip(specs, parts):
+        for spec, part in zip(specs, parts, strict=True):
             self._index(entry, spec, part)
-        for i, (spec, part) in enumerate(zip(specs, parts)):
+        for i, (spec, part) in enumerate(zip(specs, parts, strict=True)):
             self._pool.submit(self._settle, part, functools.partial(self._send, f"spec:{entry.key}#{i}", entry.key,
                                                                     spec))
         remaining = [len(parts)]

@@ -20,7 +20,6 @@ from conformance.embedded import EmbeddedServer
 from conformance.exchanges import ExchangeStore, PlanContext, planned_entries
 from conformance.expect import Expect, StopCase, Violation, failure_message
 from conformance.options import SUITE_DIR, ConformanceOptions, RunState, add_options
-from conformance.wire import RECORDING_DIR, Secrets, TargetHealth, Wire, WireTransport, process_name
 from conformance.outcomes import (
     ERROR,
     WARN,
@@ -33,6 +32,7 @@ from conformance.outcomes import (
     xfail_reason,
     xpass_message,
 )
+from conformance.wire import RECORDING_DIR, Secrets, TargetHealth, Wire, WireTransport, process_name
 
 STATE = pytest.StashKey[RunState]()
 IDS = pytest.StashKey[tuple]()

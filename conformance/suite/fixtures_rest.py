@@ -8,7 +8,6 @@ when an earlier test sent them.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 

@@ -11,13 +11,11 @@ compare streamed with non-streamed answers (content, usage) and need a second pl
 
 from __future__ import annotations
 
-import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import pytest
 
 from conformance.client import Exchange
 from conformance.exchanges import Recorded, Spec, exchange
@@ -49,7 +47,7 @@ TIME_TOOL = {"type": "function", "function": {
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
                    "required": ["city"], "additionalProperties": False}}}
 TOOL_PROMPT = "Use the get_weather tool to get the weather in Paris in celsius."
-__all__ = ["stream_session_client", "stream_exchange_with_usage", "stream_exchange_plain", "stream_twin",
+__all__ = ["stream_exchange_with_usage", "stream_exchange_plain", "stream_twin",
            "stream_exchange_unknown_model", "stream_tool_call", "stream_tool_stream", "stream_tool_parallel"]
 
 PARALLEL_PROMPT = "In one turn, call get_weather for Paris in celsius and get_time for Paris, both at once."
@@ -119,34 +117,6 @@ class JsonExchange:
                    rec.last)
 
 
-class StreamCalls:
-    """One test's own stream-group requests, sent through the run's exchange store."""
-
-    _count = itertools.count()
-
-    def __init__(self, store, node) -> None:
-        self.store, self.node = store, node
-
-    def send(self, spec: Spec, view):
-        return self.store.adhoc(f"stream.{next(self._count)}:{self.node.nodeid}", spec, self.node, view)
-
-
-def attach(request: pytest.FixtureRequest, *exchanges: Any) -> None:
-    """Add the wire records of exchanges (``StreamExchange``/``JsonExchange``) to the running test's transcript
-    (those handed out by the store are attached already; this keeps the order explicit)."""
-    request.getfixturevalue("transcript").add([e.exchange for e in exchanges if e is not None])
-
-
-def open_stream(calls: StreamCalls, body: dict[str, Any], headers: dict[str, str] | None = None) -> StreamExchange:
-    """POST a streaming chat request and read it with the SSE reader (any status; non-200 bodies kept raw)."""
-    return calls.send(Spec.post("/chat/completions", body, headers=headers or {}, read="sse"), StreamExchange.of)
-
-
-def post_chat(calls: StreamCalls, body: dict[str, Any], headers: dict[str, str] | None = None) -> JsonExchange:
-    """POST a non-streamed chat request; the body is parsed when it is JSON."""
-    return calls.send(Spec.post("/chat/completions", body, headers=headers or {}), JsonExchange.of)
-
-
 def stream_spec(body: dict[str, Any], headers: dict[str, str] | None = None) -> Spec:
     return Spec.post("/chat/completions", body, headers=headers or {}, read="sse")
 
@@ -161,13 +131,6 @@ def chat_body(model: str, *, stream: bool, max_tokens: int = STREAM_MAX_TOKENS, 
     return body
 
 
-
-
-# -- the case's own requests ------------------------------------------------------------------------------
-@pytest.fixture
-def stream_session_client(exchange_store, request) -> StreamCalls:
-    """This test's own stream-group requests (``open_stream``/``post_chat``), sent through the store."""
-    return StreamCalls(exchange_store, request.node)
 
 
 # -- plain streams ----------------------------------------------------------------------------------------

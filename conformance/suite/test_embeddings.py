@@ -9,9 +9,9 @@ import struct
 
 import pytest
 
+from conformance.exchanges import Spec, exchange
 from conformance.expect import StopCase
 from conformance.sse import check_content_type
-from conformance.exchanges import Spec, exchange
 from conformance.suite.fixtures_rest import EMBEDDING_TEXTS, embedding_spec, envelope_problems
 from gateway_spec.openapi import schema_validator
 

@@ -10,7 +10,6 @@ import pytest
 
 from conformance.exchanges import Spec, exchange
 
-
 COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
 # Provider cache fields a profile may document (usage.cache_fields); the creation field counts writes, not hits.
 CACHE_READ_FIELDS = ("prompt_tokens_details.cached_tokens", "cache_read_input_tokens", "prompt_cache_hit_tokens")
