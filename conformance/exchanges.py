@@ -86,12 +86,41 @@ class Spec:
         return self.read != "buffered"
 
 
+@dataclass(frozen=True, eq=False)
+class Call:
+    """An interaction that is not one request the store can send: a client the suite does not build (the openai
+    SDK, with its own retries and stream parsing). ``run(transport)`` runs in the pool, its requests going through
+    ``transport`` (an httpx transport on the run's wire: recorded, replayed, health-checked; ``key`` is masked);
+    what it returns or raises is what the cases judge (``CallResult.result()``)."""
+
+    run: Callable[[Any], Any]
+    key: str | None = None
+
+
+@dataclass(eq=False)
+class CallResult:
+    """A ``Call`` that ran: its exchanges and its value, or the exception it raised."""
+
+    name: str
+    exchanges: list[Exchange]
+    value: Any = None
+    raised: BaseException | None = None
+    error: None = None  # a Call's failures are its result (the case decides what a harness error is)
+
+    def result(self) -> Any:
+        """The value, or the exception raised again (in the case's thread)."""
+        if self.raised is not None:
+            raise self.raised
+        return self.value
+
+
 @dataclass
 class PlanContext:
     """What a builder may use: the profile, the options, the models to exercise and what the target can do."""
 
     profile: Any
     options: Any
+    target: str
     chat_model: str | None
     embedding_model: str | None
     api_key: str | None
@@ -244,8 +273,10 @@ class ExchangeStore:
 
     def __init__(self, context: PlanContext, make_client: Callable[[str | None], GatewayClient], wire: Any,
                  attach: Callable[[Any, list[Exchange]], None], *, concurrency: int = DEFAULT_CONCURRENCY,
-                 plan: Callable[[], list[Entry]] = list, read_limits: tuple[float, float] = (60.0, 30.0)) -> None:
+                 plan: Callable[[], list[Entry]] = list, read_limits: tuple[float, float] = (60.0, 30.0),
+                 make_transport: Callable[[str | None], Any] | None = None) -> None:
         self.context, self.wire, self._attach = context, wire, attach
+        self._make_transport = make_transport
         self.concurrency = max(1, concurrency)
         self._plan, self._read_limits = plan, read_limits
         self._make_client = make_client
@@ -323,8 +354,8 @@ class ExchangeStore:
         """The exchanges behind ``entry``: its dependencies' first, then its own."""
         out = [ex for dep in entry.needs for ex in self.exchanges_of(dep)]
         result = self._result(entry)
-        for rec in (result if isinstance(result, list) else [result] if isinstance(result, Recorded) else []):
-            out += rec.exchanges
+        for rec in (result if isinstance(result, list) else [result] if result is not None else []):
+            out += getattr(rec, "exchanges", [])
         return out
 
     def _view(self, entry: Entry, result: Any) -> Any:
@@ -418,6 +449,9 @@ class ExchangeStore:
             if not futures:
                 future.set_result(None)
             return
+        if isinstance(built, Call):
+            self._pool.submit(self._settle, future, lambda: self._run_call(f"spec:{entry.key}", entry.key, built))
+            return
         if isinstance(built, Spec):
             self._index(entry, built, future)
             self._pool.submit(self._settle, future, lambda: self._send(f"spec:{entry.key}", entry.key, built))
@@ -497,6 +531,19 @@ class ExchangeStore:
         finally:
             self.wire.scope = None
         return Recorded(name, spec, attempts, None, self._read_limits)
+
+    def _run_call(self, scope: str, name: str, call: Call) -> CallResult:
+        transport = self._make_transport(call.key)
+        self.wire.scope = scope
+        value, raised = None, None
+        try:
+            value = call.run(transport)
+        except Exception as exc:  # noqa: BLE001 - what the interaction raised is its result
+            raised = exc
+        finally:
+            self.wire.scope = None
+        transport.close()
+        return CallResult(name, transport.take_transcript(), value, raised)
 
     def _client(self, key: str | None) -> GatewayClient:
         with self._lock:

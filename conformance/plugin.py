@@ -298,10 +298,10 @@ def make_transport(conformance: RunState, wire: Wire):
 
 
 @pytest.fixture(scope="session")
-def plan_context(conformance: RunState, api_key) -> PlanContext:
-    """What exchange builders may read: profile, options, models, key, capabilities."""
+def plan_context(conformance: RunState, target: str, api_key) -> PlanContext:
+    """What exchange builders may read: profile, options, target URL, models, key, capabilities."""
     opts, profile = conformance.options, conformance.profile
-    return PlanContext(profile, opts, opts.model or profile.get("models.default_chat"),
+    return PlanContext(profile, opts, target, opts.model or profile.get("models.default_chat"),
                        opts.embedding_model or profile.get("models.default_embedding"), api_key,
                        conformance.capabilities)
 
@@ -327,7 +327,9 @@ def exchange_store(request: pytest.FixtureRequest, conformance: RunState, target
     items = request.config.stash.get(ITEMS, [])
     store = ExchangeStore(plan_context, make, wire, lambda node, exchanges: case_transcript(node).add(exchanges),
                           concurrency=opts.concurrency, plan=lambda: planned_entries(items),
-                          read_limits=(opts.stream_timeout, opts.request_timeout))
+                          read_limits=(opts.stream_timeout, opts.request_timeout),
+                          make_transport=lambda key: WireTransport(wire, conformance.redactor_with(key),
+                                                                   conformance.accounting))
     yield store
     store.close()
 
