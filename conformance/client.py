@@ -4,11 +4,16 @@ httpx with explicit connect/read/write/pool timeouts, a total deadline per reque
 profile-aware path joining, a redacted transcript of every exchange, and request/token accounting with an
 optional request budget. Transport failures raise ``HarnessError`` subclasses, which the plugin grades ERROR
 (the harness or the network broke, not the gateway).
+
+Longer than 400 lines on purpose: one class and the records it produces. The live path and the replay path
+(``--replay``, through ``conformance.wire``) share ``_open``, so a replayed exchange is read, capped and
+transcribed by the very code that read it live.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 import ssl
@@ -51,6 +56,10 @@ class ResponseTooLarge(HarnessError):
 
 class BudgetExhausted(HarnessError):
     """``--request-budget`` requests were already issued in this process."""
+
+
+_KINDS = {kind.__name__: kind for kind in (HarnessError, TargetUnreachable, HarnessRequestInvalid, RequestTimedOut,
+                                           ResponseTooLarge, BudgetExhausted)}
 
 
 @dataclass
@@ -227,9 +236,30 @@ class StreamResponse:
         yield from self._replayed
         kind = self.exchange.error_kind
         if kind is not None and kind != "truncated":
-            from conformance.wire import error_class  # the wire module imports this one
             raise error_class(kind)(self.exchange.error or kind)
         self.truncated = kind == "truncated"
+
+
+def fingerprint(method: str, url: str, content: bytes | None) -> str:
+    """What a replayed request must match: method, path and query, body (the origin may differ between runs)."""
+    parsed = httpx.URL(url)
+    digest = hashlib.sha256(content or b"").hexdigest()[:16]
+    return f"{method} {parsed.raw_path.decode('ascii', 'replace')} {digest}"
+
+
+def replay_chunks(exchange: Exchange) -> Iterator[bytes]:
+    """The recorded body in the chunks it arrived in."""
+    body, start = bytes(exchange.raw_body), 0
+    for _, end in exchange.marks:
+        yield body[start:end]
+        start = end
+    if start < len(body):
+        yield body[start:]
+
+
+def error_class(name: str | None) -> type[HarnessError]:
+    """The harness error kind an exchange recorded (replay raises the same one)."""
+    return _KINDS.get(name or "", HarnessError)
 
 
 @functools.cache
@@ -360,7 +390,6 @@ class GatewayClient:
             with self._live(method, url, hdrs, content, exchange, total) as stream:
                 yield stream
             return
-        from conformance.wire import fingerprint  # the wire module imports this one
         wire.health.check()
         print_, scope = fingerprint(method, url, content), wire.scope
         seq = wire.next_seq(scope)
@@ -406,8 +435,7 @@ class GatewayClient:
 
     def _replayed(self, wire: Any, scope: str, print_: str) -> StreamResponse:
         """The recorded answer to this request (``--replay``): no request is sent or charged."""
-        from conformance.wire import error_class, from_record, replay_chunks
-        exchange = from_record(wire.replay.take(scope, print_), wire.secrets, self.redactor)
+        exchange = wire.replayed(scope, print_, self.redactor)
         if self.keep_transcript:
             self.transcript.append(exchange)
         if exchange.status is None:  # it failed before any answer: the same harness error again

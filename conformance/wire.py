@@ -24,14 +24,20 @@ import json
 import os
 import threading
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from conformance import client as client_module
-from conformance.client import Exchange, HarnessError, RequestTimedOut, TargetUnreachable
+from conformance.client import (
+    Exchange,
+    HarnessError,
+    RequestTimedOut,
+    TargetUnreachable,
+    fingerprint,
+)
 
 RECORDING_DIR = "exchanges"
 FORMAT = 1
@@ -128,13 +134,6 @@ class Secrets:
         return self.unmask(text.encode("utf-8", "surrogateescape")).decode("utf-8", "surrogateescape")
 
 
-def fingerprint(method: str, url: str, content: bytes | None) -> str:
-    """What a replayed request must match: method, path and query, body (the origin may differ between runs)."""
-    parsed = httpx.URL(url)
-    digest = hashlib.sha256(content or b"").hexdigest()[:16]
-    return f"{method} {parsed.raw_path.decode('ascii', 'replace')} {digest}"
-
-
 def to_record(scope: str, seq: int, print_: str, ex: Exchange, secrets: Secrets) -> dict[str, Any]:
     raw = bytes(ex.raw_body)
     return {"scope": scope, "seq": seq, "fingerprint": print_, "method": ex.method, "url": ex.url,
@@ -154,11 +153,6 @@ def from_record(record: dict[str, Any], secrets: Secrets, redactor: Any) -> Exch
                   record["first_byte_ms"], record["elapsed_ms"], record["streamed"], record["error"])
     ex.error_kind, ex.marks = record.get("error_kind"), [tuple(m) for m in record.get("marks") or []]
     return ex
-
-
-def error_class(name: str | None) -> type[HarnessError]:
-    found = getattr(client_module, name or "", None) or globals().get(name or "")
-    return found if isinstance(found, type) and issubclass(found, HarnessError) else HarnessError
 
 
 # -- the wire ---------------------------------------------------------------------------------------------
@@ -210,6 +204,10 @@ class Wire:
             self._file.close()
             self._file = None
 
+    def replayed(self, scope: str, print_: str, redactor: Any) -> Exchange:
+        """Replay: the recorded exchange answering this request (``ReplayDiverged`` when there is none)."""
+        return from_record(self.replay.take(scope, print_), self.secrets, redactor)
+
 
 class ReplayLog:
     """The exchanges of a recording, by scope, each scope in the order it was sent."""
@@ -248,16 +246,6 @@ class ReplayLog:
         if record["fingerprint"] != print_:
             raise ReplayDiverged(f"replay diverged in {scope}: recorded {record['fingerprint']}, asked {print_}")
         return record
-
-
-def replay_chunks(exchange: Exchange) -> Iterator[bytes]:
-    """The recorded body in the chunks it arrived in."""
-    body, start = bytes(exchange.raw_body), 0
-    for _, end in exchange.marks:
-        yield body[start:end]
-        start = end
-    if start < len(body):
-        yield body[start:]
 
 
 def process_name() -> str:

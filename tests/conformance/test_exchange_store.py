@@ -264,3 +264,30 @@ def test_replay_of_a_directory_without_a_recording_is_a_usage_error(suite):
     result = suite("--replay", "nowhere", source=REPLAY_SUITE)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--replay*holds no recording*"])
+
+
+def test_replay_of_the_bundled_suite_gives_the_same_verdicts(tmp_path):
+    """A recorded run of the bundled suite (streams with their arrival times, SDK calls, key checks, the 429
+    burst) replayed offline: every case gets the verdicts it got live."""
+    import subprocess
+    import sys
+
+    selection = []
+    for glob in ("CHAT-STREAM-*", "HEADERS-*", "SDK-*", "AUTH-*", "RATE-LIMITS-*", "USAGE-*"):
+        selection += ["--requirement", glob]
+    base = [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "--profile", "openai", "-q",
+            "-p", "no:cacheprovider", *selection]
+    live = subprocess.run([*base, "--report-dir", str(tmp_path / "live")], cwd=tmp_path, capture_output=True,
+                          text=True, check=False)
+    assert live.returncode == 0, live.stdout[-2000:]
+    replay = subprocess.run([*base, "--report-dir", str(tmp_path / "replay"), "--replay", str(tmp_path / "live")],
+                            cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert replay.returncode == 0, replay.stdout[-2000:]
+
+    def verdicts(name):
+        data = json.loads((tmp_path / name / "results.json").read_text())
+        return {c["id"]: c["verdicts"] for c in data["cases"]}, data["run"]["requests"]
+
+    (live_verdicts, live_requests), (replayed, replay_requests) = verdicts("live"), verdicts("replay")
+    assert replayed == live_verdicts and len(live_verdicts) > 40
+    assert live_requests > 30 and replay_requests == 0  # nothing was sent
