@@ -11,7 +11,7 @@ import platform
 import sys
 from typing import Any
 
-from benchmarks import instructions, loadgen, report, sections, targets
+from benchmarks import instructions, loadgen, report, sections, suite_cost, targets
 from benchmarks.measure import GENERATORS, pick_generator
 from benchmarks.servers import GUNICORN_CONF, GunicornConfig, production_config
 from benchmarks.workload import NONSTREAM
@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="load generator: wrk when installed (auto), or the built-in asyncio client")
     parser.add_argument("--profile", default="openai", help="profile the reference server serves (default openai)")
     parser.add_argument("--skip-suite", action="store_true", help="do not time the conformance suite")
+    parser.add_argument("--black-box-latency-ms", type=float, default=suite_cost.BLACK_BOX_LATENCY_MS,
+                        help="suite section: also run the black-box suite against answers delayed this long "
+                             f"(default {suite_cost.BLACK_BOX_LATENCY_MS:g}; 0 leaves it out)")
     parser.add_argument("--only", type=parse_only, default=sections.SECTIONS,
                         help=f"comma-separated sections: {','.join(sections.SECTIONS)}")
     parser.add_argument("--no-write", action="store_true", help="print only; do not write reports/benchmarks/")
@@ -63,6 +66,7 @@ def settings_from(args: argparse.Namespace) -> sections.Settings:
         profile=args.profile,
         sections=chosen,
         instruction_requests=20 if args.quick else instructions.REQUESTS,
+        black_box_latency_ms=args.black_box_latency_ms,
     )
 
 

@@ -90,6 +90,9 @@ def _other_rows(results: dict[str, Any]) -> list[list[str]]:
         rows.append(["suite wall s, -n 2, no plugin autoload", "", _fmt(suite.get("parallel_no_autoload_s")), ""])
         rows.append(["black-box run requests / completion tokens", "", f"{_fmt(suite['requests'])} / "
                      f"{_fmt(suite['completion_tokens'])}", ""])
+        if "latency_multiple" in suite:
+            rows.append([f"black-box run, {_fmt(suite['black_box_latency_ms'])} ms answers: wall s (x latency)", "",
+                         f"{_fmt(suite['black_box_delayed_s'])} ({_fmt(suite['latency_multiple'])}x)", ""])
         if "embedded_requests" in suite:
             rows.append(["embedded run requests / completion tokens", "", f"{_fmt(suite['embedded_requests'])} / "
                          f"{_fmt(suite['embedded_completion_tokens'])}", ""])

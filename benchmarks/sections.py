@@ -34,6 +34,7 @@ class Settings:
     profile: str = "openai"
     sections: tuple[str, ...] = SECTIONS
     instruction_requests: int = instructions.REQUESTS
+    black_box_latency_ms: float = suite_cost.BLACK_BOX_LATENCY_MS
 
 
 def _alternate(servers: dict[str, GunicornServer], rounds: int, measure_one) -> dict[str, list[dict]]:
@@ -141,7 +142,7 @@ def run_sections(settings: Settings, progress=print) -> dict[str, Any]:
         results["concurrency"] = concurrency_section(settings)
     if "suite" in settings.sections:
         progress("[suite] full suite, single process and -n 2")
-        results["suite"] = suite_cost.measure_suite(settings.profile)
+        results["suite"] = suite_cost.measure_suite(settings.profile, settings.black_box_latency_ms)
     if "instructions" in settings.sections:
         progress(f"[instructions] {settings.instruction_requests} non-streamed requests per app under callgrind")
         results["instructions"] = instructions_section(settings)

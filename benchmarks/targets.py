@@ -46,6 +46,8 @@ TARGETS = (
            _max_rss, lambda v: v < 100 * 1e6 / 2**20, "MiB"),
     Target("suite-parallel", "full suite < 20 s with -n 2",
            lambda r: _get(r, "suite", "parallel_s"), lambda v: v < 20.0, "s"),
+    Target("suite-latency", "black-box run against 500 ms answers <= 20x the latency",
+           lambda r: _get(r, "suite", "latency_multiple"), lambda v: v <= 20.0, "x"),
     Target("suite-requests", "a black-box run spends <= 100 requests",
            lambda r: _get(r, "suite", "requests"), lambda v: v <= 100),
     Target("suite-tokens", "a black-box run spends <= 3,000 completion tokens",

@@ -4,14 +4,20 @@ httpx with explicit connect/read/write/pool timeouts, a total deadline per reque
 profile-aware path joining, a redacted transcript of every exchange, and request/token accounting with an
 optional request budget. Transport failures raise ``HarnessError`` subclasses, which the plugin grades ERROR
 (the harness or the network broke, not the gateway).
+
+Longer than 400 lines on purpose: one class and the records it produces. The live path and the replay path
+(``--replay``, through ``conformance.wire``) share ``_open``, so a replayed exchange is read, capped and
+transcribed by the very code that read it live.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,6 +58,10 @@ class BudgetExhausted(HarnessError):
     """``--request-budget`` requests were already issued in this process."""
 
 
+_KINDS = {kind.__name__: kind for kind in (HarnessError, TargetUnreachable, HarnessRequestInvalid, RequestTimedOut,
+                                           ResponseTooLarge, BudgetExhausted)}
+
+
 @dataclass
 class Accounting:
     """Requests issued and tokens reported by the gateway (``usage``), plus the optional request budget."""
@@ -60,12 +70,15 @@ class Accounting:
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def charge(self) -> None:
-        """Count one request, or raise ``BudgetExhausted`` when the budget is spent."""
-        if self.budget is not None and self.requests >= self.budget:
-            raise BudgetExhausted(f"budget exhausted: --request-budget {self.budget} requests already issued")
-        self.requests += 1
+        """Count one request, or raise ``BudgetExhausted`` when the budget is spent (thread-safe: the exchange
+        store sends concurrently)."""
+        with self._lock:
+            if self.budget is not None and self.requests >= self.budget:
+                raise BudgetExhausted(f"budget exhausted: --request-budget {self.budget} requests already issued")
+            self.requests += 1
 
     def add_usage(self, usage: Any) -> None:
         """Add a ``usage`` object's token counts; anything malformed is ignored (checks judge it, not this)."""
@@ -74,7 +87,8 @@ class Accounting:
         for key in ("prompt_tokens", "completion_tokens"):
             value = usage.get(key)
             if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-                setattr(self, key, getattr(self, key) + value)
+                with self._lock:
+                    setattr(self, key, getattr(self, key) + value)
 
     def as_dict(self) -> dict[str, int]:
         return {"requests": self.requests, "prompt_tokens": self.prompt_tokens,
@@ -103,6 +117,10 @@ class Exchange:
     elapsed_ms: float | None = None
     streamed: bool = False
     error: str | None = None
+    # (seconds since the request was sent, body length so far) after each chunk: replay re-creates the chunks and
+    # their arrival times from these.
+    marks: list = field(default_factory=list, repr=False)
+    error_kind: str | None = None  # the HarnessError subclass a failure raised (replay raises it again)
 
     @property
     def response_body(self) -> bytes:
@@ -165,12 +183,13 @@ class StreamResponse:
     judge), while timeouts and the size cap raise ``HarnessError``.
     """
 
-    def __init__(self, client: GatewayClient, response: httpx.Response, exchange: Exchange, started: float,
-                 deadline: float) -> None:
+    def __init__(self, client: GatewayClient, response: httpx.Response | None, exchange: Exchange, started: float,
+                 deadline: float, replayed: Iterator[bytes] | None = None) -> None:
         self._client, self._response, self.exchange = client, response, exchange
+        self._replayed = replayed
         self._started, self._deadline = started, deadline
-        self.status_code = response.status_code
-        self.headers = response.headers
+        self.status_code = exchange.status
+        self.headers = response.headers if response is not None else httpx.Headers(exchange.response_headers)
         self.truncated = False
 
     def chunks(self) -> Iterator[bytes]:
@@ -186,12 +205,18 @@ class StreamResponse:
 
     def _receive(self) -> Iterator[bytes]:
         """Append each chunk to the exchange's one body buffer, enforcing the cap and the total deadline."""
+        if self._replayed is not None:
+            yield from self._replay()
+            return
         buf = self.exchange.raw_body = bytearray()
+        marks = self.exchange.marks
         try:
             for chunk in self._response.iter_bytes():
+                now = time.monotonic() - self._started
                 if self.exchange.first_byte_ms is None:
-                    self.exchange.first_byte_ms = (time.monotonic() - self._started) * 1000
+                    self.exchange.first_byte_ms = now * 1000
                 buf += chunk
+                marks.append((round(now, 6), len(buf)))
                 self._client._check_limits(len(buf), self._deadline, self.exchange)
                 yield chunk
         except httpx.TimeoutException as exc:
@@ -199,10 +224,42 @@ class StreamResponse:
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
             self.truncated = True
             self.exchange.error = self._client.redactor.text(f"body ended abnormally: {exc}")
+            self.exchange.error_kind = "truncated"
         finally:
             self.exchange.elapsed_ms = (time.monotonic() - self._started) * 1000
             if "event-stream" in self.headers.get("content-type", ""):
                 self._client._account_stream(buf)
+
+
+    def _replay(self) -> Iterator[bytes]:
+        """A recorded body, chunk by chunk, ending as the recorded one did (a harness error is raised again)."""
+        yield from self._replayed
+        kind = self.exchange.error_kind
+        if kind is not None and kind != "truncated":
+            raise error_class(kind)(self.exchange.error or kind)
+        self.truncated = kind == "truncated"
+
+
+def fingerprint(method: str, url: str, content: bytes | None) -> str:
+    """What a replayed request must match: method, path and query, body (the origin may differ between runs)."""
+    parsed = httpx.URL(url)
+    digest = hashlib.sha256(content or b"").hexdigest()[:16]
+    return f"{method} {parsed.raw_path.decode('ascii', 'replace')} {digest}"
+
+
+def replay_chunks(exchange: Exchange) -> Iterator[bytes]:
+    """The recorded body in the chunks it arrived in."""
+    body, start = bytes(exchange.raw_body), 0
+    for _, end in exchange.marks:
+        yield body[start:end]
+        start = end
+    if start < len(body):
+        yield body[start:]
+
+
+def error_class(name: str | None) -> type[HarnessError]:
+    """The harness error kind an exchange recorded (replay raises the same one)."""
+    return _KINDS.get(name or "", HarnessError)
 
 
 @functools.cache
@@ -219,7 +276,8 @@ class GatewayClient:
                  headers: tuple[tuple[str, str], ...] | list = (), request_timeout: float = 30.0,
                  stream_timeout: float = 60.0, max_body_bytes: int = 8 * 1024 * 1024,
                  accounting: Accounting | None = None, redactor: Redactor | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, wire: Any = None,
+                 keep_transcript: bool = True) -> None:
         self.base_url = base_url.rstrip("/")
         self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
         self.api_key = api_key
@@ -236,6 +294,8 @@ class GatewayClient:
         self._http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False,
                                   verify=shared_ssl_context())
         self._sockets = SocketWatch()
+        self.wire = wire  # conformance.wire.Wire: target health, recording, replay (None: plain client)
+        self.keep_transcript = keep_transcript  # False: callers take each exchange from send_and_read
 
     # -- URLs ---------------------------------------------------------------------------------------------
     def url(self, path: str) -> str:
@@ -267,12 +327,27 @@ class GatewayClient:
         with self._open(method, path, json_body, content, headers, auth, self.request_timeout) as stream:
             body = stream.read()
             response = Response(stream.status_code, stream.headers, body, stream.exchange)
-        if "json" in stream.headers.get("content-type", "") and b'"usage"' in body:
+        self._account_json(stream.headers, body)
+        return response
+
+    def send_and_read(self, method: str, path: str, *, json_body: Any = None, content: bytes | None = None,
+                      headers: dict[str, str] | None = None, auth: bool = True, stream: bool = False) -> Exchange:
+        """Send one request and read its whole body (``stream``: within the stream deadline); the finished
+        exchange, whose ``marks`` keep when each chunk arrived (the exchange store judges streams from them)."""
+        total = self.stream_timeout if stream else self.request_timeout
+        with self._open(method, path, json_body, content, headers, auth, total) as response:
+            response.exchange.streamed = stream
+            body = response.read()
+        if not stream:
+            self._account_json(response.headers, body)
+        return response.exchange
+
+    def _account_json(self, headers: httpx.Headers, body: bytes) -> None:
+        if "json" in headers.get("content-type", "") and b'"usage"' in body:
             try:
                 self.accounting.add_usage(json.loads(body).get("usage"))
             except (ValueError, AttributeError):
                 pass
-        return response
 
     @contextmanager
     def stream(self, path: str, body: Any, *, headers: dict[str, str] | None = None,
@@ -309,10 +384,40 @@ class GatewayClient:
         if json_body is not None:
             content = json.dumps(json_body).encode()
             hdrs.setdefault("Content-Type", "application/json")
+        wire = self.wire
+        if wire is None:
+            exchange = self._new_exchange(method, url, hdrs, content)
+            with self._live(method, url, hdrs, content, exchange, total) as stream:
+                yield stream
+            return
+        wire.health.check()
+        print_, scope = fingerprint(method, url, content), wire.scope
+        seq = wire.next_seq(scope)
+        if wire.replaying:
+            yield self._replayed(wire, scope, print_)
+            return
+        exchange = self._new_exchange(method, url, hdrs, content)
+        try:
+            with self._live(method, url, hdrs, content, exchange, total) as stream:
+                yield stream
+        except HarnessError as exc:
+            wire.health.failed(exc)
+            raise
+        else:
+            wire.health.answered()
+        finally:
+            wire.record(scope, seq, print_, exchange)
+
+    def _new_exchange(self, method: str, url: str, hdrs: dict[str, str], content: bytes | None) -> Exchange:
         exchange = Exchange(method, url, self.redactor.headers(hdrs),
                             self.redactor.text((content or b"").decode("utf-8", errors="replace")),
                             redactor=self.redactor)
-        self.transcript.append(exchange)
+        if self.keep_transcript:
+            self.transcript.append(exchange)
+        return exchange
+
+    @contextmanager
+    def _live(self, method, url, hdrs, content, exchange: Exchange, total) -> Iterator[StreamResponse]:
         self.accounting.charge()
         started = time.monotonic()
         response = self._send(method, url, hdrs, content, exchange, total)
@@ -327,6 +432,17 @@ class GatewayClient:
         finally:
             self._sockets.release(busy)
             response.close()
+
+    def _replayed(self, wire: Any, scope: str, print_: str) -> StreamResponse:
+        """The recorded answer to this request (``--replay``): no request is sent or charged."""
+        exchange = wire.replayed(scope, print_, self.redactor)
+        if self.keep_transcript:
+            self.transcript.append(exchange)
+        if exchange.status is None:  # it failed before any answer: the same harness error again
+            err = error_class(exchange.error_kind)(exchange.error or "recorded failure")
+            err.exchange = exchange
+            raise err
+        return StreamResponse(self, None, exchange, 0.0, float("inf"), replayed=replay_chunks(exchange))
 
     def _send(self, method: str, url: str, hdrs: dict[str, str], content: bytes | None, exchange: Exchange,
               total: float) -> httpx.Response:
@@ -368,8 +484,10 @@ class GatewayClient:
 
     def _fail(self, exchange: Exchange, kind: type[HarnessError], message: str) -> HarnessError:
         message = self.redactor.text(message)
-        exchange.error = message
-        return kind(message)
+        exchange.error, exchange.error_kind = message, kind.__name__
+        err = kind(message)
+        err.exchange = exchange  # the exchange store keeps the failed attempt in the transcript
+        return err
 
     def _account_stream(self, raw: bytes | bytearray) -> None:
         """Token accounting for SSE bodies: the usage chunk, wherever it is (no judgement here).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import fnmatch
 import functools
+import hashlib
 import importlib.metadata
 import os
 from dataclasses import dataclass, field
@@ -14,9 +15,11 @@ import pytest
 
 from conformance.baseline import Baseline, BaselineError
 from conformance.client import Accounting
-from conformance.embedded import BURST_LIMIT
+from conformance.embedded import BURST_LIMIT, burst_key
+from conformance.exchanges import DEFAULT_CONCURRENCY
 from conformance.redact import Redactor
-from gateway_spec import Profile, Requirement, load_profile, load_requirements
+from conformance.wire import RecordingMismatch, ReplayLog
+from gateway_spec import Profile, Requirement, load_profile, load_requirements, spec_dir
 
 GROUP = "llm-gateway-conformance"
 DEFAULT_PROFILE = "openai"
@@ -34,7 +37,7 @@ ENV_FALLBACKS = {
 # a shell must not hijack an unrelated ``pytest`` invocation.
 RUN_SELECTING = (
     "conformance", "target_url", "profile", "requirement", "baseline", "server_fault", "server_variant", "model", "fuzz",
-    "server_trace_faults",
+    "server_trace_faults", "replay",
 )
 
 
@@ -67,6 +70,11 @@ def add_options(parser: pytest.Parser) -> None:
     add("--allow-burst", action="store_true", default=False,
         help="Run the 429 burst checks against --target-url, spending the key's per-minute quota. On the embedded "
              f"reference server they always run, on a key it limits to {BURST_LIMIT} requests a minute.")
+    add("--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
+        help=f"Exchanges in flight at once (default {DEFAULT_CONCURRENCY}); 1 sends one after another.")
+    add("--replay", default=None, metavar="DIR",
+        help="Judge the exchanges recorded in DIR (a previous run's --report-dir) instead of sending any: the "
+             "same suite version gives the same verdicts.")
     add("--list-requirements", action="store_true", default=False,
         help="List requirement ID, level, feature, claimed?, text for the profile, then exit.")
     add("--server-fault", action="append", default=[], metavar="ID",
@@ -108,6 +116,8 @@ class ConformanceOptions:
     server_faults: tuple[str, ...] = ()
     server_variants: tuple[str, ...] = ()
     server_trace_faults: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
+    replay: str | None = None
     explicit: bool = field(default=False, compare=False)
 
     @classmethod
@@ -140,6 +150,8 @@ class ConformanceOptions:
             server_faults=tuple(opt.server_fault or ()),
             server_variants=tuple(opt.server_variant or ()),
             server_trace_faults=bool(getattr(opt, "server_trace_faults", False)),
+            concurrency=getattr(opt, "concurrency", DEFAULT_CONCURRENCY) or DEFAULT_CONCURRENCY,
+            replay=getattr(opt, "replay", None),
             explicit=explicit,
         )
 
@@ -169,6 +181,47 @@ def suite_version() -> str:
         return "0+unknown"
 
 
+@functools.cache
+def suite_digest() -> str:
+    """A digest of the checks and the contract (every conformance module, every spec file): a recording made by
+    other checks or another contract cannot be replayed into the same verdicts."""
+    digest = hashlib.sha256()
+    roots = (Path(__file__).resolve().parent, spec_dir())
+    for root in roots:
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".yaml", ".json")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the target can do beyond the contract: the one place the suite asks "is it the embedded server?".
+
+    ``mock_controls``: it honours the reference server's X-Mock-* request headers (5xx, 429, mid-stream errors,
+    pacing, the echo provider). ``role_keys``: the profile's extra test keys (no-balance, restricted, ...) are
+    valid on it. ``burst_key``/``burst_limit``: a key it limits to ``BURST_LIMIT`` requests a minute, for the
+    429 burst (None: the burst spends the run's key, up to the profile's documented limit). ``burst_skip``: why
+    the 429 burst cannot run here (None: it runs; free on the embedded server, ``--allow-burst`` elsewhere).
+    """
+
+    mock_controls: bool
+    role_keys: bool
+    burst_key: str | None
+    burst_limit: int | None
+    burst_skip: str | None
+
+    @classmethod
+    def of(cls, embedded: bool, profile: Profile, allow_burst: bool) -> Capabilities:
+        key = burst_key(profile) if embedded else None
+        skip = None
+        if not embedded and not allow_burst:
+            skip = "the 429 burst spends the gateway's quota: run with --allow-burst"
+        elif embedded and key is None:
+            skip = "no burst key matches the profile's auth.key_pattern (conformance.embedded.burst_key)"
+        return cls(mock_controls=embedded, role_keys=embedded, burst_key=key,
+                   burst_limit=BURST_LIMIT if embedded else None, burst_skip=skip)
+
+
 class RunState:
     """Everything one conformance run derives from its options: profile, registry, baseline, accounting.
 
@@ -183,6 +236,8 @@ class RunState:
         self.accounting = Accounting(_process_budget(options.request_budget, config))
         self.allure_enabled = False
         self.started = _now()
+        self.target_down: str | None = None  # why the run stopped early: the target stopped answering
+        self.case_scope = "run"  # recording scope of the running case (``case:<id>``)
 
     @functools.cached_property
     def profile(self) -> Profile:
@@ -203,11 +258,51 @@ class RunState:
             raise pytest.UsageError(f"--baseline: {exc}") from exc
 
     @property
+    def embedded(self) -> bool:
+        """The target is (or, replaying, was) the embedded reference server."""
+        if self.options.replay:
+            return bool(self.recording.header.get("embedded"))
+        return not self.options.target_url
+
+    @functools.cached_property
+    def capabilities(self) -> Capabilities:
+        return Capabilities.of(self.embedded, self.profile, self.options.allow_burst)
+
+    @functools.cached_property
+    def recording(self) -> ReplayLog:
+        """``--replay DIR``'s recording, checked against this suite (a usage error when it cannot be replayed)."""
+        try:
+            log = ReplayLog(Path(self.options.replay))
+        except (RecordingMismatch, OSError, ValueError) as exc:
+            raise pytest.UsageError(f"--replay: {exc}") from exc
+        header = log.header
+        if header.get("suite_version") != suite_version() or header.get("suite_digest") != suite_digest():
+            raise pytest.UsageError(
+                f"--replay: {self.options.replay} was recorded by suite {header.get('suite_version')} "
+                f"(digest {header.get('suite_digest')}); this is suite {suite_version()} (digest {suite_digest()}). "
+                "Replay it with the suite that recorded it, or record a new run.")
+        if header.get("profile") != self.profile.name:
+            raise pytest.UsageError(f"--replay: the recording is of profile {header.get('profile')!r}, "
+                                    f"not {self.profile.name!r} (give --profile {header.get('profile')})")
+        return log
+
+    def recording_header(self, target: str) -> dict:
+        """What a recording states about itself (``--replay`` checks it)."""
+        return {"suite_version": suite_version(), "suite_digest": suite_digest(), "profile": self.profile.name,
+                "target_url": target, "embedded": self.embedded}
+
+    @property
+    def secrets(self) -> list[str | None]:
+        """Every key the run may send: masked in recordings, restored on replay."""
+        extra = list((self.profile.get("auth.extra_test_keys") or {}).values())
+        return [self.options.api_key, self.profile.test_key, self.capabilities.burst_key, *extra]
+
+    @property
     def api_key(self) -> str | None:
         """The key to send: ``--api-key``, else the profile's test key only for the embedded server."""
         if self.options.api_key:
             return self.options.api_key
-        return None if self.options.target_url else self.profile.test_key
+        return self.profile.test_key if self.embedded else None
 
     @functools.cached_property
     def redactor(self) -> Redactor:
@@ -226,14 +321,23 @@ class RunState:
 
     def validate(self) -> None:
         """Fail fast, with a usage error, on options that cannot work together or files that cannot load."""
-        if self.options.target_url and (self.options.server_faults or self.options.server_variants
-                                        or self.options.server_trace_faults):
+        server_options = self.options.server_faults or self.options.server_variants or self.options.server_trace_faults
+        if self.options.target_url and server_options:
             raise pytest.UsageError("--server-fault/--server-variant/--server-trace-faults only apply to the "
                                     "embedded server (drop --target-url)")
+        if self.options.replay and (self.options.target_url or server_options):
+            raise pytest.UsageError("--replay judges a recording: it sends nothing, so --target-url and "
+                                    "--server-* do not apply")
+        if self.options.concurrency < 1:
+            raise pytest.UsageError(f"--concurrency must be at least 1, not {self.options.concurrency}")
         _ = self.profile, self.baseline
+        if self.options.replay:
+            _ = self.recording
 
     def header_line(self) -> str:
         target = self.options.target_url or "embedded reference server"
+        if self.options.replay:
+            target = f"replay of {self.options.replay}"
         extras = "".join(f", fault {f}" for f in self.options.server_faults)
         extras += "".join(f", variant {v}" for v in self.options.server_variants)
         return (f"conformance: target {target}, profile {self.profile.name}{extras}, "
@@ -258,7 +362,8 @@ class RunState:
                 "requirement_globs": list(self.options.requirement_globs),
                 "server_faults": list(self.options.server_faults),
                 "server_variants": list(self.options.server_variants),
-                "server_trace_faults": self.options.server_trace_faults, **self.accounting.as_dict()}
+                "server_trace_faults": self.options.server_trace_faults, "replay": self.options.replay,
+                "target_down": self.target_down, **self.accounting.as_dict()}
 
 
 def _process_budget(budget: int | None, config: pytest.Config) -> int | None:

@@ -14,10 +14,22 @@ import sys
 import pytest
 
 from conformance import report as reports
-from conformance.case_trace import CaseTracer, request_ids
-from conformance.client import GatewayClient, HarnessError
-from conformance.embedded import EmbeddedServer
-from conformance.expect import Expect, StopCase, Violation, failure_message
+from conformance.case_trace import request_ids
+from conformance.client import HarnessError
+from conformance.expect import StopCase, Violation, failure_message
+from conformance.fixtures import *  # noqa: F401,F403 - the fixtures, found by pytest on this module
+from conformance.fixtures import (
+    EXPECT,
+    IDS,
+    ITEMS,
+    STATE,
+    TARGET_DOWN_EXIT,
+    TRACER,
+    WIRE,
+    _marker_ids,
+    case_transcript,
+    run_state,
+)
 from conformance.options import SUITE_DIR, ConformanceOptions, RunState, add_options
 from conformance.outcomes import (
     ERROR,
@@ -31,17 +43,7 @@ from conformance.outcomes import (
     xfail_reason,
     xpass_message,
 )
-
-STATE = pytest.StashKey[RunState]()
-IDS = pytest.StashKey[tuple]()
-CLIENTS = pytest.StashKey[list]()
-EXPECT = pytest.StashKey[Expect]()
-TRACER = pytest.StashKey[CaseTracer]()
-
-
-def run_state(config: pytest.Config) -> RunState:
-    """The conformance state of this pytest run (options, profile, registry, results)."""
-    return config.stash[STATE]
+from conformance.wire import RECORDING_DIR
 
 
 def case_id(item: pytest.Item) -> str:
@@ -101,8 +103,13 @@ def _enable_outputs(config: pytest.Config, state: RunState) -> None:
                 shutil.rmtree(allure_dir)  # ours: clean it here, never per worker (they would race)
             config.option.allure_report_dir = str(allure_dir)
         state.allure_enabled = True
+    if not worker and not state.options.replay:
+        recordings = state.report_dir / RECORDING_DIR
+        if recordings.is_dir():
+            shutil.rmtree(recordings)  # a recording is one run's: never mix two (cleaned once, by the controller)
     if not worker:
         config.pluginmanager.register(reports.ResultsRecorder(state), "llm-gateway-conformance-results")
+        config.pluginmanager.register(TargetDownWatch(state), "llm-gateway-conformance-target-down")
 
 
 def pytest_report_header(config: pytest.Config):
@@ -111,13 +118,6 @@ def pytest_report_header(config: pytest.Config):
 
 
 # -- collection -------------------------------------------------------------------------------------------
-def _marker_ids(item: pytest.Item) -> tuple[str, ...]:
-    ids: list[str] = []
-    for mark in item.iter_markers("requirement"):
-        ids.extend(i for i in mark.args if i not in ids)
-    return tuple(ids)
-
-
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     """Validate requirement IDs, apply ``--requirement`` selection, skip unclaimed features, tag JUnit."""
     state = run_state(config)
@@ -149,84 +149,20 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
-
-
-# -- fixtures -----------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def conformance(request: pytest.FixtureRequest) -> RunState:
-    """The run state: ``.options``, ``.profile``, ``.registry``, ``.accounting``."""
-    return run_state(request.config)
-
-
-@pytest.fixture(scope="session")
-def profile(conformance: RunState):
-    """The gateway profile under test (``gateway_spec.Profile``)."""
-    return conformance.profile
-
-
-@pytest.fixture(scope="session")
-def requirements(conformance: RunState):
-    """The requirement registry: ID → ``gateway_spec.Requirement``."""
-    return conformance.registry
-
-
-@pytest.fixture(scope="session")
-def target(conformance: RunState, request: pytest.FixtureRequest):
-    """Base URL of the gateway; without ``--target-url`` the embedded reference server (one per process)."""
-    if conformance.options.target_url:
-        yield conformance.options.target_url
-        return
-    opts = conformance.options
-    server = EmbeddedServer(opts.profile, opts.server_faults, opts.server_variants,
-                            trace_faults=opts.server_trace_faults)
-    url = server.start()
-    if server.fault_trace is not None:
-        request.config.stash[TRACER] = CaseTracer(server.fault_trace)
-    try:
-        yield url
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def api_key(conformance: RunState, target: str) -> str | None:
-    """``--api-key``; the profile's test key only when the target is the embedded server."""
-    return conformance.api_key
-
-
-@pytest.fixture
-def make_client(request: pytest.FixtureRequest, conformance: RunState, target: str, api_key):
-    """Factory for extra clients (other keys, headers); each one's transcript joins the case's."""
-    clients = request.node.stash.setdefault(CLIENTS, [])
-
-    def factory(**overrides) -> GatewayClient:
-        settings = conformance.client_settings(target, api_key)
-        settings.update(overrides)
-        settings["redactor"] = conformance.redactor_with(settings.get("api_key"))
-        client = GatewayClient(**settings)
-        clients.append(client)
-        return client
-
-    yield factory
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
-def client(make_client) -> GatewayClient:
-    """``GatewayClient`` for the target with the run's key and headers."""
-    return make_client()
-
-
-@pytest.fixture
-def expect(request: pytest.FixtureRequest, conformance: RunState) -> Expect:
-    """Soft per-requirement checks: ``expect(ID, cond, expected=..., received=...)``."""
-    recorder = Expect(request.node.stash.get(IDS, _marker_ids(request.node)), conformance.redactor)
-    request.node.stash[EXPECT] = recorder
-    return recorder
+    config.stash[ITEMS] = list(items)  # the plan of the exchange store: what these items use
 
 
 # -- grading ------------------------------------------------------------------------------------------------
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Requests sent from here on belong to this case (recording and replay scope)."""
+    state = run_state(item.config)
+    state.case_scope = f"case:{case_id(item)}"
+    shared = item.config.stash.get(WIRE, None)
+    if shared is not None:
+        shared.case_scope = state.case_scope
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
     state = run_state(item.config)
@@ -266,6 +202,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if IDS not in item.stash:
         return report
     state = run_state(item.config)
+    shared = item.config.stash.get(WIRE, None)
+    if shared is not None and shared.health.down and not state.target_down:
+        state.target_down = shared.health.down
+        item.session.shouldstop = f"{shared.health.down} (the run stops here: every later request would fail)"
     report.sections = [(name, state.redactor.text(text)) for name, text in report.sections]  # captured output
     grade = _grade_phase(item, call, report)
     if grade is not None:
@@ -325,7 +265,7 @@ def _setup_stop_violations(exc: StopCase, ids, recorded, redactor) -> list[Viola
 def _apply_grade(item, report, grade) -> None:
     """Turn the grade into the pytest outcome and attach the JSON-able record (it survives xdist)."""
     state = run_state(item.config)
-    exchanges = [ex for client in item.stash.get(CLIENTS, []) for ex in client.take_transcript()]
+    exchanges = case_transcript(item).take()
     transcript = "\n\n".join(ex.render() for ex in exchanges)
     hint = (str(state.report_dir / "transcripts" / reports.transcript_name(case_id(item))) if transcript
             else "no HTTP exchange was recorded")
@@ -376,7 +316,31 @@ def pytest_report_teststatus(report, config):
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """On an xdist worker: hand the request/token counts to the controller."""
+    """On an xdist worker: hand the request/token counts (and a target found down) to the controller."""
     state = session.config.stash.get(STATE, None)
     if state is not None and state.active and _is_worker(session.config):
         session.config.workeroutput["conformance_accounting"] = state.accounting.as_dict()
+        session.config.workeroutput["conformance_target_down"] = state.target_down
+
+
+class TargetDownWatch:
+    """Controller side: a target that stopped answering ends the run with ``TARGET_DOWN_EXIT`` and one line
+    saying why, instead of one timeout per remaining case."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+
+    def pytest_testnodedown(self, node, error) -> None:
+        down = getattr(node, "workeroutput", {}).get("conformance_target_down")
+        if down and not self.state.target_down:
+            self.state.target_down = down
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.state.target_down:
+            session.exitstatus = TARGET_DOWN_EXIT
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.state.target_down:
+            terminalreporter.write_line(f"conformance: {self.state.target_down}; verdicts incomplete "
+                                        f"(exit code {int(TARGET_DOWN_EXIT)})", red=True, bold=True)

@@ -51,14 +51,7 @@ def models_list(client, expect):
     return body["data"]
 
 
-# Shared, session-cached exchanges of each group of checks (each module owned by that group's author).
+# Shared exchanges of each group of checks, declared to the run's exchange store (conformance.exchanges).
 from conformance.suite.fixtures_chat import *  # noqa: E402,F401,F403
 from conformance.suite.fixtures_rest import *  # noqa: E402,F401,F403
 from conformance.suite.fixtures_stream import *  # noqa: E402,F401,F403
-
-
-@pytest.fixture
-def burst_allowed(conformance) -> None:
-    """Gate for checks that spend rate-limit quota on purpose (429 bursts): they run only with --allow-burst."""
-    if not conformance.options.allow_burst:
-        pytest.skip("spends rate-limit quota: run with --allow-burst")

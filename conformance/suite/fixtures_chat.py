@@ -1,9 +1,9 @@
-"""Shared exchanges for the chat checks (session-cached so the run spends few requests).
+"""Shared exchanges for the chat checks, recorded by the run's exchange store (``conformance.exchanges``).
 
-One request serves many checks: ``chat_calls.post(name, body)`` sends a body once per session (per xdist worker)
-and hands every later test the same parsed answer, while attaching that exchange's transcript to each test that
-uses it, so a failing check still points at the wire it judged. Bodies are small on purpose (tiny ``max_tokens``,
-short prompts): the whole black-box run has a budget of requests and tokens.
+``chat_basic`` is declared, so the store sends it with the plan. ``chat_calls.post(name, body)`` asks the store
+for a named exchange of this group: sent once per process on first use and handed to every later test that names
+it, its transcript attached to each test that judges it. Bodies are small on purpose (tiny ``max_tokens``, short
+prompts): the whole black-box run has a budget of requests and tokens.
 
 The judging helpers that several check modules share (error envelope, feature skips) live here too; they are not
 fixtures, so ``__all__`` keeps them out of conftest's wildcard import.
@@ -12,16 +12,17 @@ fixtures, so ``__all__`` keeps them out of conftest's wildcard import.
 from __future__ import annotations
 
 import json
+import re
+import string
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 
-from conformance.client import GatewayClient, HarnessError
-from conformance.sse import read_stream
+from conformance.exchanges import Recorded, Spec, exchange
 
-__all__ = ["chat_cache", "chat_calls", "chat_basic", "chat_basic_body"]
+__all__ = ["chat_calls", "chat_basic", "chat_basic_body"]
 
 # The envelope requirements every provoked client error is judged against (ERRORS-001/002/003 shape, content type;
 # ERRORS-015 no 5xx; ERRORS-022 type name; ERRORS-024 no traces). Tests that provoke an error list these in their
@@ -33,7 +34,7 @@ TRACE_MARKERS = ("Traceback (most recent call last)", 'File "/', '.py", line ', 
 
 @dataclass
 class ChatExchange:
-    """One cached request and its answer: status, headers, raw text, parsed JSON (or None), transcript."""
+    """One recorded request and its answer: status, headers, raw text, parsed JSON (or None), transcript."""
 
     name: str
     request: Any
@@ -45,9 +46,26 @@ class ChatExchange:
     chunks: list | None = None      # streamed exchanges: the JSON chunks before [DONE]
     stream: Any = None              # streamed exchanges: the SseTranscript
 
+    @classmethod
+    def of(cls, rec: Recorded) -> ChatExchange:
+        """The view of a recording. Streamed (``read="sse-or-json"``): a 200 answer that is not JSON is read as
+        SSE, whatever its Content-Type. Judging the type is CHAT-STREAM-003's job; the checks that read this
+        exchange judge the events, so a wrong type must not hide them (it would move every such check along with
+        CHAT-STREAM-003)."""
+        if rec.spec.read == "sse-or-json" and rec.status == 200 and not _is_json(rec.raw):
+            sse = rec.sse()
+            return cls(rec.name, rec.spec.body, rec.status, rec.headers, sse.raw.decode("utf-8", errors="replace"),
+                       None, rec.exchanges, chunks=sse.chunks(), stream=sse)
+        try:
+            parsed = json.loads(rec.raw)
+        except ValueError:
+            parsed = None
+        return cls(rec.name, rec.spec.body, rec.status, rec.headers, rec.raw.decode("utf-8", errors="replace"),
+                   parsed, rec.exchanges)
+
     @property
     def status_code(self) -> int:
-        """Alias of ``status``, so error helpers judge cached and direct responses alike."""
+        """Alias of ``status``, so error helpers judge recorded and direct responses alike."""
         return self.status
 
     @property
@@ -82,61 +100,6 @@ class ChatExchange:
         return f"HTTP {self.status}: {self.text[:300]}"
 
 
-class ExchangeCache:
-    """Session cache of named exchanges, sent through one session-wide client."""
-
-    def __init__(self, client: GatewayClient) -> None:
-        self.client = client
-        self._done: dict[str, ChatExchange | HarnessError] = {}
-
-    def get(self, name: str, body: Any, *, headers: dict | None = None, path: str = "/chat/completions",
-            stream: bool = False) -> ChatExchange:
-        """The exchange called ``name``; sent on first use. A harness failure is cached and re-raised (ERROR)."""
-        if name not in self._done:
-            try:
-                self._done[name] = self._stream(name, body, headers, path) if stream else \
-                    self._send(name, body, headers, path)
-            except HarnessError as exc:
-                self.client.take_transcript()
-                self._done[name] = exc
-        found = self._done[name]
-        if isinstance(found, HarnessError):
-            raise found
-        return found
-
-    def _send(self, name, body, headers, path) -> ChatExchange:
-        response = self.client.post_json(path, body, headers=headers)
-        try:
-            parsed = response.json()
-        except ValueError:
-            parsed = None
-        return ChatExchange(name, body, response.status_code, response.headers, response.text, parsed,
-                            self.client.take_transcript())
-
-    def _stream(self, name, body, headers, path) -> ChatExchange:
-        """A streamed exchange: a 200 answer that is not JSON is read as SSE, whatever its Content-Type.
-
-        Judging the type is CHAT-STREAM-003's job; the checks that read this exchange judge the events, so a wrong
-        type must not hide them (it would move every such check along with CHAT-STREAM-003)."""
-        with self.client.stream(path, body, headers=headers) as response:
-            if response.status_code != 200:
-                return self._buffered(name, body, response, response.read())
-            sse = read_stream(response.chunks())
-        if _is_json(sse.raw):  # a stream request answered with one JSON object (CHAT-STREAM-* judge that)
-            return self._buffered(name, body, response, sse.raw)
-        return ChatExchange(name, body, response.status_code, response.headers,
-                            sse.raw.decode("utf-8", errors="replace"), None, self.client.take_transcript(),
-                            chunks=sse.chunks(), stream=sse)
-
-    def _buffered(self, name, body, response, raw: bytes) -> ChatExchange:
-        try:
-            parsed = json.loads(raw)
-        except ValueError:
-            parsed = None
-        return ChatExchange(name, body, response.status_code, response.headers, raw.decode("utf-8", errors="replace"),
-                            parsed, self.client.take_transcript())
-
-
 def _is_json(raw: bytes) -> bool:
     try:
         json.loads(raw)
@@ -146,43 +109,22 @@ def _is_json(raw: bytes) -> bool:
 
 
 class ChatCalls:
-    """One test's view of the cache: every exchange it uses joins the test's transcript (once)."""
+    """One test's access to the chat group's named exchanges (the store sends each name once per process)."""
 
-    def __init__(self, cache: ExchangeCache, sink: GatewayClient) -> None:
-        self.cache, self.sink = cache, sink
-        self._attached: set[str] = set()
+    def __init__(self, store, node) -> None:
+        self.store, self.node = store, node
 
-    def post(self, name: str, body: Any, **kwargs) -> ChatExchange:
-        """Cached ``POST`` of ``body`` (see ``ExchangeCache.get``)."""
-        exchange = self.cache.get(name, body, **kwargs)
-        if name not in self._attached:
-            self._attached.add(name)
-            self.sink.transcript.extend(exchange.transcript)
-        return exchange
-
-
-@pytest.fixture(scope="session")
-def chat_cache(conformance, target, api_key):
-    """The session's exchange cache (one client with the run's key and headers)."""
-    settings = conformance.client_settings(target, api_key)
-    settings["redactor"] = conformance.redactor
-    client = GatewayClient(**settings)
-    yield ExchangeCache(client)
-    client.close()
-
-
-def _never_sent(request: httpx.Request) -> httpx.Response:
-    raise AssertionError(f"the transcript sink must not send requests ({request.method} {request.url})")
+    def post(self, name: str, body: Any, *, headers: dict | None = None, path: str = "/chat/completions",
+             stream: bool = False) -> ChatExchange:
+        """The exchange called ``name``; a harness failure is raised (ERROR) for every test that names it."""
+        spec = Spec.post(path, body, headers=headers or {}, read="sse-or-json" if stream else "buffered")
+        return self.store.adhoc(f"chat.{name}", spec, self.node, ChatExchange.of)
 
 
 @pytest.fixture
-def chat_calls(chat_cache, make_client) -> ChatCalls:
-    """Cached exchanges for this test, with their transcripts attached to it.
-
-    The sink is a client of the test (so the plugin collects its transcript) that never sends anything; its mock
-    transport also spares the ~0.5 s an httpx client spends building a TLS context.
-    """
-    return ChatCalls(chat_cache, make_client(transport=httpx.MockTransport(_never_sent)))
+def chat_calls(exchange_store, request) -> ChatCalls:
+    """Named chat exchanges for this test, with their transcripts attached to it."""
+    return ChatCalls(exchange_store, request.node)
 
 
 def chat_basic_body(model: str) -> dict:
@@ -192,10 +134,10 @@ def chat_basic_body(model: str) -> dict:
                          {"role": "user", "content": "Say hello in three words."}]}
 
 
-@pytest.fixture
-def chat_basic(chat_calls, chat_model) -> ChatExchange:
+@exchange(view=ChatExchange.of)
+def chat_basic(plan) -> Spec:
     """The shared plain non-streamed completion (``chat_basic_body``)."""
-    return chat_calls.post("basic", chat_basic_body(chat_model))
+    return Spec.post("/chat/completions", chat_basic_body(plan.chat_model))
 
 
 # -- judging helpers shared by the check modules ---------------------------------------------------------------
@@ -251,3 +193,26 @@ def check_error_envelope(expect, response, profile) -> dict | None:
     expect("ERRORS-024", not any(marker in message for marker in TRACE_MARKERS),
            expected="a message without stack traces or file paths", received=message[:300])
     return err
+
+
+def _rotate(ch: str) -> str:
+    """The next character of the same class (digit, a-f, other lower case letter, upper case letter)."""
+    for alphabet in (string.digits, "abcdef", "ghijklmnopqrstuvwxyz", string.ascii_uppercase):
+        if ch in alphabet:
+            return alphabet[(alphabet.index(ch) + 1) % len(alphabet)]
+    return ch
+
+
+def unknown_key_like(key: str, pattern: str | None) -> str:
+    """A key of the same shape as ``key`` that still matches ``pattern`` but differs in every character it can.
+
+    Changing every changeable character (not just one) keeps a real ``--api-key`` out of the transcript: the
+    derived key shares the key's format, not its secret part.
+    """
+    chars = list(key)
+    for i in range(len(chars)):
+        original = chars[i]
+        chars[i] = _rotate(original)
+        if pattern and not re.fullmatch(pattern, "".join(chars)):
+            chars[i] = original
+    return "".join(chars)

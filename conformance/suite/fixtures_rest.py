@@ -1,24 +1,25 @@
 """Shared exchanges for the rest checks (models, embeddings, Ollama, rate limits, CORS).
 
-Requests go through one session-scoped client and are memoised by (method, URL, body, headers), so a request that
-serves several checks is sent once per run. Each test reaches them through the ``rest`` fixture, which also copies
-the exchanges it used into the test's own transcript: a failing test points at the bytes it judged, even when an
-earlier test sent them.
+Requests go to the run's exchange store keyed by what is sent (method, URL, body, headers), so a request that
+serves several checks is sent once per process. Each test reaches them through the ``rest`` fixture; the store
+attaches the exchanges it used to the test's own transcript: a failing test points at the bytes it judged, even
+when an earlier test sent them.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from conformance.client import Exchange, GatewayClient, Response
-from conformance.ndjson import NdjsonTranscript, read_ndjson
+from conformance.client import Exchange, Response
+from conformance.exchanges import Recorded, Spec, exchange
+from conformance.ndjson import NdjsonTranscript
+from conformance.suite.fixtures_chat import chat_basic
 from gateway_spec.openapi import schema_errors
 
-__all__ = ["rest_shared", "rest", "RestExchange", "RestSession", "envelope_problems",
+__all__ = ["rest", "one_token_chat", "keyless_chat", "models_listing", "embedding_batch", "RestExchange", "RestSession", "envelope_problems",
            "ollama_error_problems", "json_or_none", "browser_headers", "CHAT_PROMPT", "EMBEDDING_TEXTS", "ORIGIN"]
 
 CHAT_PROMPT = [{"role": "user", "content": "Say OK."}]
@@ -80,56 +81,36 @@ class RestExchange:
     def json(self) -> Any:
         return json_or_none(self.response)
 
-
-class RestShared:
-    """The session's memo of exchanges, keyed by what was sent."""
-
-    def __init__(self, client: GatewayClient, stream_timeout: float) -> None:
-        self.client = client
-        self.stream_timeout = stream_timeout
-        self._memo: dict[str, RestExchange] = {}
-
-    def fetch(self, method: str, url: str, body: Any, headers: dict | None, auth: bool, fresh: bool,
-              stream: bool = False) -> RestExchange:
-        """The memoised exchange for this request (``fresh``: always send, and remember the newest)."""
-        key = json.dumps([method, url, body, headers, auth, stream], sort_keys=True, default=str)
-        if fresh or key not in self._memo:
-            start = len(self.client.transcript)
-            if stream:
-                exchange = self._stream(url, body, headers, auth)
-            else:
-                response = self.client.request(method, url, json_body=body, headers=headers, auth=auth)
-                exchange = RestExchange(response, [])
-            exchange.exchanges = self.client.transcript[start:]
-            del self.client.transcript[:]  # the memo keeps what is needed; the client need not keep it all
-            self._memo[key] = exchange
-        return self._memo[key]
-
-    def _stream(self, url: str, body: Any, headers: dict | None, auth: bool) -> RestExchange:
-        with self.client.stream(url, body, headers=headers, auth=auth) as stream:
-            transcript = read_ndjson(stream.chunks(), deadline_s=self.stream_timeout)
-            response = Response(stream.status_code, stream.headers, transcript.raw, stream.exchange)
-        return RestExchange(response, [], transcript)
+    @classmethod
+    def of(cls, rec: Recorded) -> RestExchange:
+        ndjson = rec.ndjson() if rec.spec.read == "ndjson" else None
+        raw = ndjson.raw if ndjson is not None else rec.raw
+        return cls(Response(rec.status, rec.headers, raw, rec.last), list(rec.exchanges), ndjson)
 
 
 class RestSession:
-    """What a test uses: memoised requests whose exchanges join the test's transcript."""
+    """What a test uses: requests the store sends once per process; what the test used joins its transcript."""
 
-    def __init__(self, shared: RestShared, sink: GatewayClient, profile) -> None:
-        self._shared, self._sink, self.profile = shared, sink, profile
-        self.client = shared.client
+    def __init__(self, store, node, profile) -> None:
+        self._store, self._node, self.profile = store, node, profile
+        self.client = store.client()  # URLs are built the way the store's client sends them
+        self._fresh = 0
 
     def request(self, method: str, path: str, body: Any = None, *, headers: dict | None = None,
                 auth: bool = True, fresh: bool = False) -> RestExchange:
         """An OpenAI-surface request (``path`` under the profile's base path) or any absolute URL."""
-        exchange = self._shared.fetch(method, self.client.api(path), body, headers, auth, fresh)
-        return self.attach(exchange)
+        return self._fetch(Spec(method, self.client.api(path), body, headers=headers or {}, auth=auth), fresh)
+
+    def _fetch(self, spec: Spec, fresh: bool) -> RestExchange:
+        """The exchange for this request, whoever asked for it first (``fresh``: always send a new one)."""
+        if fresh:
+            self._fresh += 1
+            return self._store.adhoc(f"rest.fresh{self._fresh}@{self._node.nodeid}", spec, self._node,
+                                     RestExchange.of)
+        return self._store.shared(spec, self._node, RestExchange.of)
 
     def attach(self, exchange: RestExchange) -> RestExchange:
-        """Copy an exchange into this test's transcript (once) and return it."""
-        for item in exchange.exchanges:
-            if not any(item is seen for seen in self._sink.transcript):
-                self._sink.transcript.append(item)
+        """Copy an exchange into this test's transcript (the store already does for what it hands out)."""
         return exchange
 
     def get(self, path: str, **kw) -> RestExchange:
@@ -166,31 +147,20 @@ class RestSession:
     def ollama(self, method: str, route: str, body: Any = None, *, fresh: bool = False,
                headers: dict | None = None) -> RestExchange:
         """A buffered request to the Ollama surface."""
-        exchange = self._shared.fetch(method, self.ollama_url(route), body, headers, self.ollama_auth, fresh)
-        return self.attach(exchange)
+        return self._fetch(Spec(method, self.ollama_url(route), body, headers=headers or {}, auth=self.ollama_auth),
+                           fresh)
 
     def ollama_stream(self, route: str, body: Any, *, headers: dict | None = None,
                       fresh: bool = False) -> RestExchange:
         """A POST whose body is read as NDJSON (``.ndjson`` holds the objects and findings)."""
-        exchange = self._shared.fetch("POST", self.ollama_url(route), body, headers, self.ollama_auth, fresh,
-                                      stream=True)
-        return self.attach(exchange)
-
-
-@pytest.fixture(scope="session")
-def rest_shared(conformance, target, api_key):
-    """The session's memo of rest exchanges and the client that sends them."""
-    settings = conformance.client_settings(target, api_key)
-    settings["redactor"] = conformance.redactor_with(api_key)
-    client = GatewayClient(**settings)
-    yield RestShared(client, conformance.options.stream_timeout)
-    client.close()
+        return self._fetch(Spec("POST", self.ollama_url(route), body, headers=headers or {}, auth=self.ollama_auth,
+                                read="ndjson"), fresh)
 
 
 @pytest.fixture
-def rest(rest_shared, make_client, profile) -> RestSession:
-    """Memoised requests for one test; what it uses appears in its transcript."""
-    return RestSession(rest_shared, make_client(), profile)
+def rest(exchange_store, request, profile) -> RestSession:
+    """Requests for one test, each sent once per process; what it uses appears in its transcript."""
+    return RestSession(exchange_store, request.node, profile)
 
 
 def listed_models(rest: RestSession, expect, req_id: str) -> list[dict]:
@@ -203,3 +173,42 @@ def listed_models(rest: RestSession, expect, req_id: str) -> list[dict]:
         expect.untestable(req_id, f"GET /models gave no list of models (HTTP {exchange.status})")
         return []
     return [m for m in data if isinstance(m, dict)]
+
+
+# -- shared exchanges the rest checks judge (``rest`` requests of the same content get these recordings) -----------
+def rest_chat_spec(plan, model: str, *, auth: bool = True) -> Spec:
+    """What ``RestSession.chat(model)`` (``keyless_chat`` with ``auth=False``) sends."""
+    body = {"model": model, "messages": CHAT_PROMPT, "max_tokens": 1}
+    return Spec.post("/chat/completions", body, headers=browser_headers(plan.profile), auth=auth)
+
+
+@exchange(view=RestExchange.of, needs=(chat_basic,))
+def one_token_chat(plan, chat_basic) -> Spec:
+    """The one-token completion of the run's model (model, rate-limit and CORS checks judge it); sent after
+    ``chat_basic``, so the two show a remaining-requests count going down (RATE-LIMITS-012)."""
+    return rest_chat_spec(plan, plan.chat_model)
+
+
+@exchange(view=RestExchange.of)
+def keyless_chat(plan) -> Spec:
+    """The one-token completion without Authorization: the 401 that AUTH-001 and CORS-007 judge."""
+    return rest_chat_spec(plan, plan.chat_model, auth=False)
+
+
+@exchange(view=RestExchange.of)
+def models_listing(plan) -> Spec:
+    """``GET {base}/models``."""
+    return Spec.get("/models")
+
+
+def embedding_spec(plan, **fields) -> Spec:
+    """What the embeddings checks' ``rest.post("/embeddings", ...)`` sends for the run's embedding model."""
+    return Spec.post("/embeddings", {"model": plan.embedding_model, **fields})
+
+
+@exchange(view=RestExchange.of)
+def embedding_batch(plan) -> Spec | None:
+    """The batch most embeddings checks share (``EMBEDDING_TEXTS``); None without an embedding model."""
+    if not plan.profile.claims("embeddings") or not plan.embedding_model:
+        return None
+    return embedding_spec(plan, input=EMBEDDING_TEXTS)

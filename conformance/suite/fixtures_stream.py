@@ -1,8 +1,7 @@
-"""Shared exchanges for the stream checks (session-cached so the run spends few requests).
+"""Shared exchanges for the stream checks, declared to the run's exchange store (``conformance.exchanges``).
 
-Each exchange is made once per process by a session fixture on a session ``GatewayClient``; the function-scoped
-fixture of the same name (without the leading underscore) hands it to a test and adds its wire record to that
-test's transcript, so a failing check still points at the bytes it judged.
+Each exchange is sent once per process with the plan; the fixture of its name hands it to a test and the store adds
+its wire record to that test's transcript, so a failing check still points at the bytes it judged.
 
 Public fixtures other groups use: ``stream_exchange_with_usage`` (one streamed chat with
 ``stream_options.include_usage``, greedy and seeded) and ``stream_exchange_plain`` (a plain stream), both
@@ -13,16 +12,15 @@ compare streamed with non-streamed answers (content, usage) and need a second pl
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import pytest
 
-from conformance.client import Exchange, GatewayClient
-from conformance.plugin import CLIENTS
-from conformance.sse import Finding, SseTranscript, read_stream, validate_chat_stream
+from conformance.client import Exchange
+from conformance.exchanges import Recorded, Spec, exchange
+from conformance.sse import Finding, SseTranscript, validate_chat_stream
+from conformance.suite.fixtures_chat import ChatExchange
 from conformance.suite.fixtures_rest import browser_headers
 
 STREAM_MAX_TOKENS = 16
@@ -34,7 +32,6 @@ GREEDY = {"temperature": 0, "seed": 7}
 # Room for the usage stream and its twin to end on their own (the reference server's answers are 13-21 tokens), so
 # the faults that act on max_tokens cuts (PARAMS-001/002) stay out of the checks comparing the two.
 TWIN_MAX_TOKENS = 24
-TWIN = "stream-twin"  # the chat_calls name of the non-streamed twin of the usage stream
 
 # Shared tool exchanges use tool_choice "auto" and a prompt that names the tool, so that only the tool-choice
 # checks depend on tool_choice being honoured.
@@ -50,7 +47,8 @@ TIME_TOOL = {"type": "function", "function": {
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
                    "required": ["city"], "additionalProperties": False}}}
 TOOL_PROMPT = "Use the get_weather tool to get the weather in Paris in celsius."
-__all__ = ["stream_session_client"]  # the fixtures; _cached() appends each pair (conftest star-imports them)
+__all__ = ["stream_exchange_with_usage", "stream_exchange_plain", "stream_twin",
+           "stream_exchange_unknown_model", "stream_tool_call", "stream_tool_stream", "stream_tool_parallel"]
 
 PARALLEL_PROMPT = "In one turn, call get_weather for Paris in celsius and get_time for Paris, both at once."
 
@@ -85,6 +83,18 @@ class StreamExchange:
     def finding(self, code: str) -> Finding | None:
         return next((f for f in self.findings if f.code == code), None)
 
+    @classmethod
+    def of(cls, rec: Recorded) -> StreamExchange:
+        """A streamed request read with the SSE reader (any status; non-200 bodies kept raw)."""
+        content_type = rec.headers.get("content-type")
+        if rec.status != 200:
+            return cls(rec.spec.body, rec.status, rec.headers, content_type, None, rec.raw, rec.last, rec.headers_s)
+        transcript = rec.sse()
+        out = cls(rec.spec.body, rec.status, rec.headers, content_type, transcript, transcript.raw, rec.last,
+                  rec.headers_s)
+        out.findings = validate_chat_stream(transcript, content_type)
+        return out
+
 
 @dataclass
 class JsonExchange:
@@ -97,53 +107,18 @@ class JsonExchange:
     text: str
     exchange: Exchange
 
-
-class _Replay:
-    """Stands in the test's client list so the plugin adds cached exchanges to the test's transcript."""
-
-    def __init__(self, exchanges: list[Exchange]) -> None:
-        self._exchanges = list(exchanges)
-
-    def take_transcript(self) -> list[Exchange]:
-        out, self._exchanges = self._exchanges, []
-        return out
-
-    def close(self) -> None:
-        pass
+    @classmethod
+    def of(cls, rec: Recorded) -> JsonExchange:
+        try:
+            parsed = json.loads(rec.raw)
+        except ValueError:
+            parsed = None
+        return cls(rec.spec.body, rec.status, rec.headers, parsed, rec.raw.decode("utf-8", errors="replace"),
+                   rec.last)
 
 
-def attach(request: pytest.FixtureRequest, *exchanges: Any) -> None:
-    """Add the wire records of cached exchanges (``StreamExchange``/``JsonExchange``) to the running test."""
-    request.node.stash.setdefault(CLIENTS, []).append(_Replay([e.exchange for e in exchanges if e is not None]))
-
-
-def open_stream(client: GatewayClient, body: dict[str, Any], headers: dict[str, str] | None = None
-                ) -> StreamExchange:
-    """POST a streaming chat request and read it with the SSE reader (any status; non-200 bodies kept raw)."""
-    started = time.monotonic()
-    with client.stream("/chat/completions", body, headers=headers) as response:
-        headers_s = time.monotonic() - started
-        content_type = response.headers.get("content-type")
-        if response.status_code != 200:
-            raw = response.read()
-            return StreamExchange(body, response.status_code, response.headers, content_type, None, raw,
-                                  response.exchange, headers_s)
-        transcript = read_stream(response.chunks(), deadline_s=client.stream_timeout,
-                                 idle_timeout_s=client.request_timeout)
-    out = StreamExchange(body, response.status_code, response.headers, content_type, transcript, transcript.raw,
-                         response.exchange, headers_s)
-    out.findings = validate_chat_stream(transcript, content_type)
-    return out
-
-
-def post_chat(client: GatewayClient, body: dict[str, Any], headers: dict[str, str] | None = None) -> JsonExchange:
-    """POST a non-streamed chat request; the body is parsed when it is JSON."""
-    response = client.post_json("/chat/completions", body, headers=headers)
-    try:
-        parsed = response.json()
-    except ValueError:
-        parsed = None
-    return JsonExchange(body, response.status_code, response.headers, parsed, response.text, response.exchange)
+def stream_spec(body: dict[str, Any], headers: dict[str, str] | None = None) -> Spec:
+    return Spec.post("/chat/completions", body, headers=headers or {}, read="sse")
 
 
 def chat_body(model: str, *, stream: bool, max_tokens: int = STREAM_MAX_TOKENS, prompt: str = PROMPT,
@@ -158,97 +133,62 @@ def chat_body(model: str, *, stream: bool, max_tokens: int = STREAM_MAX_TOKENS, 
 
 
 
-def is_embedded(conformance) -> bool:
-    """True when the target is the embedded reference server (its X-Mock-* control headers work)."""
-    return not conformance.options.target_url
-
-
-# -- the session client -----------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def stream_session_client(conformance, target, api_key):
-    """A ``GatewayClient`` for the session-cached exchanges of the stream group."""
-    settings = conformance.client_settings(target, api_key)
-    settings["redactor"] = conformance.redactor
-    client = GatewayClient(**settings)
-    yield client
-    client.close()
-
-
-def _cached(name: str, make):
-    """A session fixture ``name_cached`` computing the exchange and a function fixture ``name`` attaching it."""
-    session = pytest.fixture(scope="session", name=f"{name}_cached")(make)
-
-    @pytest.fixture(name=name)
-    def per_test(request):
-        value = request.getfixturevalue(f"{name}_cached")
-        attach(request, value)
-        return value
-
-    per_test.__doc__ = make.__doc__
-    __all__.extend([f"{name}_cached", name])
-    return session, per_test
-
-
 # -- plain streams ----------------------------------------------------------------------------------------
 def twin_body(model: str) -> dict[str, Any]:
     """The non-streamed request equal to ``stream_exchange_with_usage`` without ``stream`` and ``stream_options``."""
     return chat_body(model, stream=False, max_tokens=TWIN_MAX_TOKENS, **GREEDY)
 
 
-def _stream_with_usage(stream_session_client, chat_model) -> StreamExchange:
+@exchange(view=StreamExchange.of)
+def stream_exchange_with_usage(plan) -> Spec:
     """One streamed chat exchange with ``stream_options.include_usage`` true (greedy and seeded: ``twin_body``)."""
-    return open_stream(stream_session_client, {**twin_body(chat_model), "stream": True,
-                                               "stream_options": {"include_usage": True}})
+    return stream_spec({**twin_body(plan.chat_model), "stream": True, "stream_options": {"include_usage": True}})
 
 
-def _stream_plain(stream_session_client, chat_model, conformance) -> StreamExchange:
-    """One streamed chat exchange without include_usage. On the embedded server it is paced (the
+@exchange(view=ChatExchange.of)
+def stream_twin(plan) -> Spec:
+    """The non-streamed twin of the usage stream (``twin_body``): CHAT-STREAM-014, USAGE-009 and CHAT-018 judge it."""
+    return Spec.post("/chat/completions", twin_body(plan.chat_model))
+
+
+@exchange(view=StreamExchange.of)
+def stream_exchange_plain(plan) -> Spec:
+    """One streamed chat exchange without include_usage. Where the target honours mock controls it is paced (the
     X-Mock-Tokens-Per-Second control) so that buffering (HEADERS-006) becomes visible. For a profile claiming
     CORS it carries a browser's Origin, so the CORS check of streams (CORS-005) judges it without a stream of its
     own."""
-    headers = {"X-Mock-Tokens-Per-Second": "50"} if is_embedded(conformance) else {}
-    headers.update(browser_headers(conformance.profile))
-    return open_stream(stream_session_client, chat_body(chat_model, stream=True), headers or None)
+    headers = {"X-Mock-Tokens-Per-Second": "50"} if plan.capabilities.mock_controls else {}
+    headers.update(browser_headers(plan.profile))
+    return stream_spec(chat_body(plan.chat_model, stream=True), headers)
 
 
-stream_exchange_with_usage_cached, stream_exchange_with_usage = _cached("stream_exchange_with_usage", _stream_with_usage)
-stream_exchange_plain_cached, stream_exchange_plain = _cached("stream_exchange_plain", _stream_plain)
-
-
-def _stream_unknown_model(stream_session_client) -> StreamExchange:
+@exchange(view=StreamExchange.of)
+def stream_exchange_unknown_model(plan) -> Spec:
     """A streaming request for a model that does not exist (rejected before generation: SSE-013)."""
-    return open_stream(stream_session_client, chat_body("conformance-no-such-model-0", stream=True))
-
-
-stream_exchange_unknown_model_cached, stream_exchange_unknown_model = _cached("stream_exchange_unknown_model",
-                                                                        _stream_unknown_model)
+    return stream_spec(chat_body("conformance-no-such-model-0", stream=True))
 
 
 # -- tools ------------------------------------------------------------------------------------------------
-def _tool_call(stream_session_client, chat_model) -> JsonExchange:
+@exchange(view=JsonExchange.of)
+def stream_tool_call(plan) -> Spec:
     """A non-streamed request that asks for a get_weather call."""
-    return post_chat(stream_session_client, chat_body(
-        chat_model, stream=False, max_tokens=TOOL_MAX_TOKENS, prompt=TOOL_PROMPT, tools=[WEATHER_TOOL],
-        tool_choice="auto"))
+    return Spec.post("/chat/completions", chat_body(plan.chat_model, stream=False, max_tokens=TOOL_MAX_TOKENS,
+                                                    prompt=TOOL_PROMPT, tools=[WEATHER_TOOL], tool_choice="auto"))
 
 
-def _tool_stream(stream_session_client, chat_model) -> StreamExchange:
+@exchange(view=StreamExchange.of)
+def stream_tool_stream(plan) -> Spec:
     """The same request, streamed."""
-    return open_stream(stream_session_client, chat_body(
-        chat_model, stream=True, max_tokens=TOOL_MAX_TOKENS, prompt=TOOL_PROMPT, tools=[WEATHER_TOOL],
-        tool_choice="auto"))
+    return stream_spec(chat_body(plan.chat_model, stream=True, max_tokens=TOOL_MAX_TOKENS, prompt=TOOL_PROMPT,
+                                 tools=[WEATHER_TOOL], tool_choice="auto"))
 
 
-def _tool_parallel_stream(stream_session_client, chat_model) -> StreamExchange:
+@exchange(view=StreamExchange.of)
+def stream_tool_parallel(plan) -> Spec:
     """A streamed request asking for two tool calls in one turn (parallel-tool-calls)."""
-    return open_stream(stream_session_client, chat_body(
-        chat_model, stream=True, max_tokens=2 * TOOL_MAX_TOKENS, prompt=PARALLEL_PROMPT,
-        tools=[WEATHER_TOOL, TIME_TOOL], tool_choice="auto", parallel_tool_calls=True))
-
-
-stream_tool_call_cached, stream_tool_call = _cached("stream_tool_call", _tool_call)
-stream_tool_stream_cached, stream_tool_stream = _cached("stream_tool_stream", _tool_stream)
-stream_tool_parallel_cached, stream_tool_parallel = _cached("stream_tool_parallel", _tool_parallel_stream)
+    return stream_spec(chat_body(plan.chat_model, stream=True, max_tokens=2 * TOOL_MAX_TOKENS,
+                                 prompt=PARALLEL_PROMPT, tools=[WEATHER_TOOL, TIME_TOOL], tool_choice="auto",
+                                 parallel_tool_calls=True))
 
 
 def tool_arguments(call: Any) -> Any:

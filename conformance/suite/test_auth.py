@@ -7,38 +7,13 @@ rejected key are skipped there, and AUTH-005 instead checks that an arbitrary ke
 
 from __future__ import annotations
 
-import re
-import string
-
 import pytest
 
-from conformance.suite.fixtures_chat import ENVELOPE, check_error_envelope
+from conformance.exchanges import Spec, exchange
+from conformance.suite.fixtures_chat import ENVELOPE, ChatExchange, check_error_envelope, unknown_key_like
 from conformance.suite.fixtures_rest import EMBEDDING_TEXTS
 
 TINY = [{"role": "user", "content": "Say hi."}]
-
-
-def _rotate(ch: str) -> str:
-    """The next character of the same class (digit, a-f, other lower case letter, upper case letter)."""
-    for alphabet in (string.digits, "abcdef", "ghijklmnopqrstuvwxyz", string.ascii_uppercase):
-        if ch in alphabet:
-            return alphabet[(alphabet.index(ch) + 1) % len(alphabet)]
-    return ch
-
-
-def unknown_key_like(key: str, pattern: str | None) -> str:
-    """A key of the same shape as ``key`` that still matches ``pattern`` but differs in every character it can.
-
-    Changing every changeable character (not just one) keeps a real ``--api-key`` out of the transcript: the
-    derived key shares the key's format, not its secret part.
-    """
-    chars = list(key)
-    for i in range(len(chars)):
-        original = chars[i]
-        chars[i] = _rotate(original)
-        if pattern and not re.fullmatch(pattern, "".join(chars)):
-            chars[i] = original
-    return "".join(chars)
 
 
 def skip_if_key_ignored(profile) -> None:
@@ -68,48 +43,103 @@ def unknown_key(profile, api_key) -> str:
     return unknown_key_like(api_key or profile.test_key, profile.get("auth.key_pattern"))
 
 
+def _unknown_key(plan) -> str:
+    return unknown_key_like(plan.api_key or plan.profile.test_key, plan.profile.get("auth.key_pattern"))
+
+
+def _response(rec):
+    return rec.response
+
+
+def _chat(plan, authorization: str) -> Spec:
+    return Spec.post("/chat/completions", tiny_body(plan.chat_model), headers={"Authorization": authorization})
+
+
+@exchange(view=_response)
+def auth_basic_scheme(plan):
+    # The valid key itself after "Basic": a gateway that ignores the scheme name would accept it.
+    skip_if_key_ignored(plan.profile)
+    return _chat(plan, f"Basic {plan.api_key}")
+
+
+@exchange(view=_response)
+def auth_malformed_key(plan):
+    pattern, malformed = plan.profile.get("auth.key_pattern"), plan.profile.get("auth.malformed_key")
+    if not pattern or not malformed:
+        pytest.skip(f"profile {plan.profile.name} documents no key format (auth.key_pattern)")
+    return _chat(plan, f"Bearer {malformed}")
+
+
+@exchange(view=ChatExchange.of)
+def auth_unknown_key(plan):
+    """The one-token completion with a well-formed unknown key (AUTH-004; AUTH-009's reference)."""
+    skip_if_key_ignored(plan.profile)
+    return _chat(plan, f"Bearer {_unknown_key(plan)}")
+
+
+@exchange(view=_response)
+def auth_empty_bearer(plan):
+    skip_if_key_ignored(plan.profile)
+    return _chat(plan, "Bearer")
+
+
+@exchange(view=_response)
+def auth_any_key(plan):
+    if not plan.profile.get("auth.key_required_but_ignored"):
+        pytest.skip(f"profile {plan.profile.name} checks keys")
+    return Spec.post("/chat/completions", tiny_body(plan.chat_model), key=_unknown_key(plan))
+
+
+@exchange(view=_response)
+def auth_lower_case_scheme(plan):
+    # A completion rather than GET /models, so a models-route quirk (AUTH-005, AUTH-010) cannot leak in here.
+    return _chat(plan, f"bearer {plan.api_key}")
+
+
+@exchange(view=_response)
+def auth_before_body(plan):
+    skip_if_key_ignored(plan.profile)
+    return Spec("POST", "/chat/completions", content=b'{"model": ',
+                headers={"Authorization": f"Bearer {_unknown_key(plan)}", "Content-Type": "application/json"})
+
+
+@exchange(view=_response)
+def auth_keyless_models(plan):
+    skip_if_key_ignored(plan.profile)
+    return Spec.get("/models", auth=False)
+
+
 @pytest.mark.requirement("AUTH-001", *ENVELOPE)
-def test_no_authorization_header(rest, chat_model, profile, expect):
+def test_no_authorization_header(keyless_chat, rest, chat_model, profile, expect):
     skip_if_key_ignored(profile)
     # The shared keyless completion: CORS-007 judges the same 401.
     _unauthorized(expect, "AUTH-001", rest.keyless_chat(chat_model).response, profile)
 
 
 @pytest.mark.requirement("AUTH-002", "AUTH-006", *ENVELOPE)
-def test_basic_scheme(client, chat_model, api_key, profile, expect):
-    skip_if_key_ignored(profile)
-    # The valid key itself after "Basic": a gateway that ignores the scheme name would accept it.
-    response = client.post_json("/chat/completions", tiny_body(chat_model),
-                                headers={"Authorization": f"Basic {api_key}"})
+def test_basic_scheme(auth_basic_scheme, api_key, profile, expect):
+    response = auth_basic_scheme
     _unauthorized(expect, "AUTH-002", response, profile)
     _not_echoed(expect, response, api_key)
 
 
 @pytest.mark.requirement("AUTH-003", "AUTH-006", *ENVELOPE)
-def test_malformed_key(client, chat_model, profile, expect):
-    pattern, malformed = profile.get("auth.key_pattern"), profile.get("auth.malformed_key")
-    if not pattern or not malformed:
-        pytest.skip(f"profile {profile.name} documents no key format (auth.key_pattern)")
-    response = client.post_json("/chat/completions", tiny_body(chat_model),
-                                headers={"Authorization": f"Bearer {malformed}"})
+def test_malformed_key(auth_malformed_key, profile, expect):
+    response, malformed = auth_malformed_key, profile.get("auth.malformed_key")
     _unauthorized(expect, "AUTH-003", response, profile)
     _not_echoed(expect, response, malformed)
 
 
 @pytest.mark.requirement("AUTH-004", "AUTH-006", *ENVELOPE)
-def test_unknown_well_formed_key(chat_calls, chat_model, unknown_key, profile, expect):
-    skip_if_key_ignored(profile)
-    response = chat_calls.post("auth-unknown-key", tiny_body(chat_model),
-                               headers={"Authorization": f"Bearer {unknown_key}"})
+def test_unknown_well_formed_key(auth_unknown_key, unknown_key, profile, expect):
+    response = auth_unknown_key
     _unauthorized(expect, "AUTH-004", response, profile)
     _not_echoed(expect, response, unknown_key)
 
 
 @pytest.mark.requirement("AUTH-007", *ENVELOPE)
-def test_empty_bearer_token(client, chat_model, profile, expect):
-    skip_if_key_ignored(profile)
-    response = client.post_json("/chat/completions", tiny_body(chat_model), headers={"Authorization": "Bearer"})
-    _unauthorized(expect, "AUTH-007", response, profile)
+def test_empty_bearer_token(auth_empty_bearer, profile, expect):
+    _unauthorized(expect, "AUTH-007", auth_empty_bearer, profile)
 
 
 def _accepted(expect, response, where: str) -> None:
@@ -118,7 +148,7 @@ def _accepted(expect, response, where: str) -> None:
 
 
 @pytest.mark.requirement("AUTH-005")
-def test_test_key_accepted_on_every_route(rest, chat_basic, models, profile, expect):
+def test_test_key_accepted_on_every_route(models_listing, embedding_batch, rest, chat_basic, models, profile, expect):
     # Exchanges the model and embeddings checks judge as well: this check spends no request of its own.
     _accepted(expect, chat_basic, "POST /chat/completions")
     _accepted(expect, rest.get("/models").response, "GET /models")
@@ -130,40 +160,31 @@ def test_test_key_accepted_on_every_route(rest, chat_basic, models, profile, exp
 
 
 @pytest.mark.requirement("AUTH-005")
-def test_any_key_accepted_where_keys_are_ignored(make_client, chat_model, unknown_key, profile, expect):
-    if not profile.get("auth.key_required_but_ignored"):
-        pytest.skip(f"profile {profile.name} checks keys")
-    response = make_client(api_key=unknown_key).post_json("/chat/completions", tiny_body(chat_model))
-    _accepted(expect, response, "POST /chat/completions with an arbitrary key")
+def test_any_key_accepted_where_keys_are_ignored(auth_any_key, expect):
+    _accepted(expect, auth_any_key, "POST /chat/completions with an arbitrary key")
 
 
 @pytest.mark.requirement("AUTH-008")
-def test_scheme_name_is_case_insensitive(client, chat_model, api_key, expect):
-    # A completion rather than GET /models, so a models-route quirk (AUTH-005, AUTH-010) cannot leak in here.
-    response = client.post_json("/chat/completions", tiny_body(chat_model),
-                                headers={"Authorization": f"bearer {api_key}"})
+def test_scheme_name_is_case_insensitive(auth_lower_case_scheme, expect):
+    response = auth_lower_case_scheme
     expect("AUTH-008", response.status_code == 200, expected='HTTP 200 for "bearer <key>"',
            received=f"HTTP {response.status_code}: {response.text[:300]}")
 
 
 @pytest.mark.requirement("AUTH-009")
-def test_key_checked_before_body(client, chat_calls, chat_model, unknown_key, profile, expect):
-    skip_if_key_ignored(profile)
-    response = client.request("POST", "/chat/completions", content=b'{"model": ',
-                               headers={"Authorization": f"Bearer {unknown_key}", "Content-Type": "application/json"})
+def test_key_checked_before_body(auth_before_body, auth_unknown_key, expect):
+    response = auth_before_body
     if response.status_code == 401:
         return
     # Only a key the gateway rejects with a valid body makes this a "bad key" (else AUTH-004 is what broke).
-    reference = chat_calls.post("auth-unknown-key", tiny_body(chat_model),
-                                headers={"Authorization": f"Bearer {unknown_key}"})
+    reference = auth_unknown_key
     if reference.status == 401:
         expect("AUTH-009", False, expected="HTTP 401 (key checked before the body)",
                received=f"HTTP {response.status_code}: {response.text[:300]}")
 
 
 @pytest.mark.requirement("AUTH-010")
-def test_models_list_needs_a_key(client, profile, expect):
-    skip_if_key_ignored(profile)
-    response = client.get("/models", auth=False)
+def test_models_list_needs_a_key(auth_keyless_models, expect):
+    response = auth_keyless_models
     expect("AUTH-010", response.status_code == 401, expected="HTTP 401",
            received=f"HTTP {response.status_code}: {response.text[:300]}")

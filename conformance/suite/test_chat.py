@@ -8,9 +8,9 @@ import re
 
 import pytest
 
+from conformance.exchanges import Spec, exchange
 from conformance.expect import StopCase
 from conformance.suite.fixtures_chat import chat_basic_body
-from conformance.suite.fixtures_stream import TWIN, twin_body
 from gateway_spec.openapi import schema_errors
 
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_call")
@@ -135,37 +135,67 @@ def test_plain_text_content_is_not_empty(chat_basic, expect):
            received=repr(content))
 
 
+def _conversation(model):
+    body = chat_basic_body(model)
+    body["messages"] = [body["messages"][0], {"role": "user", "content": "Hi."},
+                        {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Say bye."}]
+    return body
+
+
+def _developer(model):
+    body = chat_basic_body(model)
+    body["messages"][0] = {"role": "developer", "content": "You are a terse assistant."}
+    return body
+
+
+def _text_parts(model):
+    body = chat_basic_body(model)
+    body["messages"][1] = {"role": "user", "content": [{"type": "text", "text": "Say hello"},
+                                                       {"type": "text", "text": " in three words."}]}
+    return body
+
+
+def _reasoning_body(model):
+    return {"model": model, "max_tokens": 200, "messages": [{"role": "user", "content": "What is 2+3?"}]}
+
+
+@exchange(hint=True)
+def chat_requests(plan):
+    """The named exchanges the checks below ask ``chat_calls`` for: sent with the plan."""
+    m, profile = plan.chat_model, plan.profile
+    named = {"conversation": _conversation(m), "developer": _developer(m), "text-parts": _text_parts(m),
+             "stream-false": {**chat_basic_body(m), "stream": False}}
+    for kind in ("reasoning-content", "think-tag"):
+        if profile.claims(f"reasoning-{kind}" if kind == "think-tag" else kind) and _reasoning_model(profile, kind):
+            named[kind] = _reasoning_body(_reasoning_model(profile, kind))
+    null_content = _null_content_request(m, profile)
+    if null_content is not None:
+        named[null_content[0]] = null_content[1]
+    return {f"chat.{name}": Spec.post("/chat/completions", body) for name, body in named.items()}
+
+
 def _accepted(expect, req_id, exchange) -> None:
     expect(req_id, exchange.ok, expected="HTTP 200 with a completion", received=exchange.summary())
 
 
 @pytest.mark.requirement("CHAT-015")
-def test_system_user_assistant_conversation(chat_calls, chat_model, expect):
-    body = chat_basic_body(chat_model)
-    body["messages"] = [body["messages"][0], {"role": "user", "content": "Hi."},
-                        {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Say bye."}]
-    _accepted(expect, "CHAT-015", chat_calls.post("conversation", body))
+def test_system_user_assistant_conversation(chat_requests, chat_calls, chat_model, expect):
+    _accepted(expect, "CHAT-015", chat_calls.post("conversation", _conversation(chat_model)))
 
 
 @pytest.mark.requirement("CHAT-016")
-def test_developer_role(chat_calls, chat_model, expect):
-    body = chat_basic_body(chat_model)
-    body["messages"][0] = {"role": "developer", "content": "You are a terse assistant."}
-    _accepted(expect, "CHAT-016", chat_calls.post("developer", body))
+def test_developer_role(chat_requests, chat_calls, chat_model, expect):
+    _accepted(expect, "CHAT-016", chat_calls.post("developer", _developer(chat_model)))
 
 
 @pytest.mark.requirement("CHAT-017")
-def test_user_content_as_text_parts(chat_calls, chat_model, expect):
-    body = chat_basic_body(chat_model)
-    body["messages"][1] = {"role": "user", "content": [{"type": "text", "text": "Say hello"},
-                                                       {"type": "text", "text": " in three words."}]}
-    _accepted(expect, "CHAT-017", chat_calls.post("text-parts", body))
+def test_user_content_as_text_parts(chat_requests, chat_calls, chat_model, expect):
+    _accepted(expect, "CHAT-017", chat_calls.post("text-parts", _text_parts(chat_model)))
 
 
 @pytest.mark.requirement("CHAT-018")
-def test_different_bodies_get_different_ids(chat_calls, chat_model, expect):
-    first = chat_calls.post("basic", chat_basic_body(chat_model))
-    second = chat_calls.post(TWIN, twin_body(chat_model))  # another plain body the stream checks need anyway
+def test_different_bodies_get_different_ids(chat_basic, stream_twin, expect):
+    first, second = chat_basic, stream_twin  # another plain body the stream checks need anyway
     if not (first.ok and second.ok):
         expect.untestable("CHAT-018", f"needs two answers: {first.summary()} / {second.summary()}")
         return
@@ -176,7 +206,7 @@ def test_different_bodies_get_different_ids(chat_calls, chat_model, expect):
 
 
 @pytest.mark.requirement("CHAT-020")
-def test_stream_false_gets_one_json_body(chat_calls, chat_model, expect):
+def test_stream_false_gets_one_json_body(chat_requests, chat_calls, chat_model, expect):
     exchange = chat_calls.post("stream-false", {**chat_basic_body(chat_model), "stream": False})
     ctype = exchange.headers.get("content-type", "")
     expect("CHAT-020", exchange.status == 200 and "event-stream" not in ctype and isinstance(exchange.body, dict),
@@ -189,13 +219,12 @@ def _reasoning_model(profile, kind: str) -> str | None:
 
 
 @pytest.mark.requirement("CHAT-021")
-def test_reasoning_content_field(chat_calls, profile, expect):
+def test_reasoning_content_field(chat_requests, chat_calls, profile, expect):
     model = _reasoning_model(profile, "reasoning-content")
     if model is None:
         expect.untestable("CHAT-021", "the profile claims reasoning-content but names no such model")
         return
-    body = {"model": model, "max_tokens": 200, "messages": [{"role": "user", "content": "What is 2+3?"}]}
-    exchange = chat_calls.post("reasoning-content", body)
+    exchange = chat_calls.post("reasoning-content", _reasoning_body(model))
     require_ok(expect, exchange, "CHAT-021")
     message = exchange.message()
     expect("CHAT-021", isinstance(message.get("reasoning_content"), str) and message["reasoning_content"] != "",
@@ -203,13 +232,12 @@ def test_reasoning_content_field(chat_calls, profile, expect):
 
 
 @pytest.mark.requirement("CHAT-022")
-def test_think_tag_is_closed(chat_calls, profile, expect):
+def test_think_tag_is_closed(chat_requests, chat_calls, profile, expect):
     model = _reasoning_model(profile, "think-tag")
     if model is None:
         expect.untestable("CHAT-022", "the profile claims reasoning-think-tag but names no such model")
         return
-    body = {"model": model, "max_tokens": 200, "messages": [{"role": "user", "content": "What is 2+3?"}]}
-    exchange = chat_calls.post("think-tag", body)
+    exchange = chat_calls.post("think-tag", _reasoning_body(model))
     require_ok(expect, exchange, "CHAT-022")
     content = exchange.content if isinstance(exchange.content, str) else ""
     if exchange.choice().get("finish_reason") == "length" or not content.lstrip().startswith("<think>"):
@@ -227,7 +255,7 @@ REFUSAL_SCHEMA = {"type": "json_schema", "json_schema": {"name": "steps", "stric
 
 
 @pytest.mark.requirement("CHAT-023")
-def test_refusal_field(chat_calls, chat_model, profile, expect):
+def test_refusal_field(chat_requests, chat_calls, chat_model, profile, expect):
     # OpenAI reports refusals in message.refusal for structured outputs, so the request asks for a schema.
     exchange = _null_content_exchange(chat_calls, chat_model, profile)
     require_ok(expect, exchange, "CHAT-023")
@@ -244,20 +272,26 @@ WEATHER_TOOL = {"type": "function", "function": {
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
 
 
-def _null_content_exchange(chat_calls, chat_model, profile):
-    """An answer whose content is null: the refusal exchange, else a tool call; None when neither is claimed."""
+def _null_content_request(chat_model, profile) -> tuple[str, dict] | None:
+    """(name, body) of an answer whose content is null: the refusal, else a tool call; None when neither is
+    claimed."""
     if profile.claims("refusal"):
-        return chat_calls.post("refusal", {"model": chat_model, "max_tokens": 60, "response_format": REFUSAL_SCHEMA,
-                                           "messages": [{"role": "user", "content": REFUSAL_PROMPT}]})
+        return "refusal", {"model": chat_model, "max_tokens": 60, "response_format": REFUSAL_SCHEMA,
+                           "messages": [{"role": "user", "content": REFUSAL_PROMPT}]}
     if profile.claims("tools"):
-        return chat_calls.post("tool-call", {"model": chat_model, "max_tokens": 40, "tools": [WEATHER_TOOL],
-                                             "messages": [{"role": "user",
-                                                           "content": "Use get_weather for Paris."}]})
+        return "tool-call", {"model": chat_model, "max_tokens": 40, "tools": [WEATHER_TOOL],
+                             "messages": [{"role": "user", "content": "Use get_weather for Paris."}]}
     return None
 
 
+def _null_content_exchange(chat_calls, chat_model, profile):
+    """The exchange of ``_null_content_request`` (None when there is none)."""
+    found = _null_content_request(chat_model, profile)
+    return chat_calls.post(*found) if found is not None else None
+
+
 @pytest.mark.requirement("CHAT-009", "CHAT-010")
-def test_null_content_is_still_present(chat_calls, chat_model, profile, expect):
+def test_null_content_is_still_present(chat_requests, chat_calls, chat_model, profile, expect):
     exchange = _null_content_exchange(chat_calls, chat_model, profile)
     if exchange is None:
         pytest.skip("no null-content answer to provoke: the profile claims neither refusal nor tools")

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import pytest
 
+from conformance.exchanges import exchange
 from conformance.expect import StopCase
 from conformance.suite.fixtures_stream import (
-    TWIN,
-    attach,
+    StreamExchange,
     chat_body,
     delta_of,
     items_by_choice,
-    open_stream,
+    stream_spec,
     streamed_text,
-    twin_body,
 )
 from gateway_spec.openapi import schema_errors
 
@@ -156,10 +155,14 @@ def test_chunks_match_the_schema(judged_streams, expect):
                    received=errors[:3], note=f"{label}, chunk {n}: {str(chunk)[:300]}")
 
 
+@exchange(view=StreamExchange.of)
+def stream_two_choices(plan):
+    return stream_spec(chat_body(plan.chat_model, stream=True, max_tokens=6, n=2))
+
+
 @pytest.mark.requirement("CHAT-STREAM-018")
-def test_every_choice_is_streamed(stream_session_client, chat_model, request, expect):
-    ex = open_stream(stream_session_client, chat_body(chat_model, stream=True, max_tokens=6, n=2))
-    attach(request, ex)
+def test_every_choice_is_streamed(stream_two_choices, expect):
+    ex = stream_two_choices
     grouped = items_by_choice(chunks_or_stop(expect, ex, ["CHAT-STREAM-018"]))
     if any(not isinstance(item.get("index"), int) for items in grouped.values() for _, item in items):
         return  # choices cannot be told apart without an index: that is CHAT-STREAM-013's to report
@@ -177,9 +180,9 @@ def test_every_choice_is_streamed(stream_session_client, chat_model, request, ex
 
 
 @pytest.mark.requirement("CHAT-STREAM-014")
-def test_streamed_content_matches_non_streamed(stream_exchange_with_usage, chat_calls, chat_model, expect):
+def test_streamed_content_matches_non_streamed(stream_exchange_with_usage, stream_twin, expect):
     # The greedy, seeded usage stream and its non-streamed twin (which USAGE-009 compares too).
-    plain = chat_calls.post(TWIN, twin_body(chat_model))
+    plain = stream_twin
     try:
         expected = plain.body["choices"][0]["message"]["content"]
     except (TypeError, KeyError, IndexError):
@@ -195,14 +198,28 @@ def reasoning_model(profile, kind: str) -> str | None:
     return next((m["id"] for m in profile.get("models.chat", []) if m.get("reasoning") == kind), None)
 
 
+def _reasoning_stream(plan, kind: str):
+    model = reasoning_model(plan.profile, kind)
+    return stream_spec(chat_body(model, stream=True, max_tokens=REASONING_MAX_TOKENS)) if model else None
+
+
+@exchange(view=StreamExchange.of)
+def stream_reasoning_content(plan):
+    return _reasoning_stream(plan, "reasoning-content")
+
+
+@exchange(view=StreamExchange.of)
+def stream_think_tag(plan):
+    return _reasoning_stream(plan, "think-tag")
+
+
 @pytest.mark.requirement("CHAT-STREAM-019")
-def test_reasoning_content_comes_first(stream_session_client, profile, request, expect):
+def test_reasoning_content_comes_first(stream_reasoning_content, profile, expect):
     model = reasoning_model(profile, "reasoning-content")
     if model is None:
         expect.untestable("CHAT-STREAM-019", "the profile documents no reasoning-content model")
         return
-    ex = open_stream(stream_session_client, chat_body(model, stream=True, max_tokens=REASONING_MAX_TOKENS))
-    attach(request, ex)
+    ex = stream_reasoning_content
     items = items_by_choice(chunks_or_stop(expect, ex, ["CHAT-STREAM-019"])).get(0, [])
     kinds = [("reasoning" if delta_of(i).get("reasoning_content") else "content" if delta_of(i).get("content")
               else None) for _, i in items]
@@ -216,13 +233,12 @@ def test_reasoning_content_comes_first(stream_session_client, profile, request, 
 
 
 @pytest.mark.requirement("CHAT-STREAM-020")
-def test_think_tag_prefix(stream_session_client, profile, request, expect):
+def test_think_tag_prefix(stream_think_tag, profile, expect):
     model = reasoning_model(profile, "think-tag")
     if model is None:
         expect.untestable("CHAT-STREAM-020", "the profile documents no think-tag model")
         return
-    ex = open_stream(stream_session_client, chat_body(model, stream=True, max_tokens=REASONING_MAX_TOKENS))
-    attach(request, ex)
+    ex = stream_think_tag
     items = items_by_choice(chunks_or_stop(expect, ex, ["CHAT-STREAM-020"])).get(0, [])
     text = streamed_text(items)
     expect("CHAT-STREAM-020", text.lstrip().startswith("<think>"), expected="content starting with <think>",

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.suite.fixtures_rest import ORIGIN
+from conformance.exchanges import Spec, exchange
+from conformance.suite.fixtures_rest import ORIGIN, RestExchange
 
 ALLOW_ORIGIN = "access-control-allow-origin"
 EXPOSABLE = ("x-request-id", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
@@ -22,6 +23,13 @@ def _origin_ok(headers) -> bool:
     return headers.get(ALLOW_ORIGIN) in ("*", ORIGIN)
 
 
+@exchange(view=RestExchange.of)
+def cors_preflight(plan):
+    return Spec("OPTIONS", "/chat/completions", auth=False, headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type"})
+
+
 def _preflight(rest):
     return rest.request("OPTIONS", "/chat/completions", auth=False, headers={
         "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
@@ -29,14 +37,14 @@ def _preflight(rest):
 
 
 @pytest.mark.requirement("CORS-001")
-def test_preflight_succeeds_without_a_key(rest, expect):
+def test_preflight_succeeds_without_a_key(cors_preflight, rest, expect):
     exchange = _preflight(rest)
     expect("CORS-001", exchange.status in (200, 204), expected="HTTP 200 or 204 without Authorization",
            received=f"HTTP {exchange.status}: {exchange.response.text[:200]}")
 
 
 @pytest.mark.requirement("CORS-002", "CORS-003", "CORS-004")
-def test_preflight_allows_origin_post_and_authorization(rest, expect):
+def test_preflight_allows_origin_post_and_authorization(cors_preflight, rest, expect):
     headers = _preflight(rest).headers
     expect("CORS-002", _origin_ok(headers), expected=f'Access-Control-Allow-Origin "*" or {ORIGIN!r}',
            received=headers.get(ALLOW_ORIGIN))
@@ -51,7 +59,7 @@ def test_preflight_allows_origin_post_and_authorization(rest, expect):
 
 
 @pytest.mark.requirement("CORS-005", "CORS-006")
-def test_actual_response_allows_origin_and_exposes_headers(rest, expect, chat_model):
+def test_actual_response_allows_origin_and_exposes_headers(one_token_chat, rest, expect, chat_model):
     exchange = rest.chat(chat_model)  # the shared one-token completion, which carries the Origin
     expect("CORS-005", _origin_ok(exchange.headers), expected=f'Access-Control-Allow-Origin "*" or {ORIGIN!r}',
            received=f"HTTP {exchange.status}, {exchange.headers.get(ALLOW_ORIGIN)}")
@@ -72,7 +80,7 @@ def test_stream_allows_origin(request, expect, profile):
 
 
 @pytest.mark.requirement("CORS-007")
-def test_error_response_allows_origin(rest, expect, chat_model):
+def test_error_response_allows_origin(keyless_chat, rest, expect, chat_model):
     exchange = rest.keyless_chat(chat_model)  # the 401 that AUTH-001 judges, sent with the Origin
     if exchange.status != 401:
         expect.untestable("CORS-007", f"a request without a key was not refused 401 (HTTP {exchange.status})")

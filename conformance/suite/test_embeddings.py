@@ -9,9 +9,10 @@ import struct
 
 import pytest
 
+from conformance.exchanges import Spec, exchange
 from conformance.expect import StopCase
 from conformance.sse import check_content_type
-from conformance.suite.fixtures_rest import EMBEDDING_TEXTS, envelope_problems
+from conformance.suite.fixtures_rest import EMBEDDING_TEXTS, embedding_spec, envelope_problems
 from gateway_spec.openapi import schema_validator
 
 TEXTS = EMBEDDING_TEXTS  # shared with the AUTH-005 check, which sends the same batch
@@ -22,8 +23,22 @@ DIMENSIONS = 8
 SAME_COSINE = 0.999
 
 
+# Every body the checks below send (``embed``): declared, so they go out with the plan.
+BODIES = ({"input": TEXTS}, {"input": TEXTS, "encoding_format": "base64"}, {"input": TEXTS[1]}, {"input": TOKENS},
+          {"input": TOKEN_ARRAYS}, {"input": TEXTS[:1], "dimensions": DIMENSIONS}, {"input": []}, {"input": ""}, {},
+          {"input": TEXTS[0], "encoding_format": "hex"}, {"input": TEXTS, "conformance_unknown_field": True})
+
+
+@exchange(hint=True)
+def embedding_requests(plan):
+    if not plan.embedding_model:
+        return None
+    return [embedding_spec(plan, **fields) for fields in BODIES] + [
+        Spec.post("/embeddings", {"model": "conformance-no-such-embedding-model", "input": TEXTS[0]})]
+
+
 @pytest.fixture
-def embed(rest, models, expect):
+def embed(embedding_requests, rest, models, expect):
     """``embed(**fields)``: POST /embeddings for the run's embedding model with these fields."""
     def send(req_id: str, **fields):
         if not models.embedding:
@@ -225,7 +240,7 @@ def test_unsupported_encoding_is_400(embed, expect):
 
 
 @pytest.mark.requirement("EMBEDDINGS-014")
-def test_unknown_model_gets_the_unknown_status(rest, expect, profile):
+def test_unknown_model_gets_the_unknown_status(embedding_requests, rest, expect, profile):
     exchange = rest.post("/embeddings", {"model": "conformance-no-such-embedding-model", "input": TEXTS[0]})
     _refused(expect, "EMBEDDINGS-014", exchange, profile.get("models.unknown_status"))
 

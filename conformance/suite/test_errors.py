@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from conformance.exchanges import Spec, exchange
 from conformance.suite.fixtures_chat import ENVELOPE, check_error_envelope, error_object, skip_unless_claimed
 
 # Above the reference server's default body cap (ServerConfig.max_body_bytes, 4 MiB): no profile documents a
@@ -21,6 +22,80 @@ OVERSIZE_BYTES = 4 * 1024 * 1024 + 64 * 1024
 
 def tiny(model: str, **extra) -> dict:
     return {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "Say hi."}], **extra}
+
+
+def _response(rec):
+    return rec.response
+
+
+def _chat(body, **kw) -> Spec:
+    return Spec.post("/chat/completions", body, **kw)
+
+
+@exchange(view=_response)
+def errors_invalid_json(plan):
+    return Spec("POST", "/chat/completions", content=b'{"model": "x", "messages": [',
+                headers={"Content-Type": "application/json"})
+
+
+@exchange(view=_response)
+def errors_text_plain(plan):
+    return Spec("POST", "/chat/completions", content=json.dumps(tiny(plan.chat_model)).encode(),
+                headers={"Content-Type": "text/plain"})
+
+
+def _without(body: dict, key: str) -> dict:
+    return {k: v for k, v in body.items() if k != key}
+
+
+@exchange(view=_response)
+def errors_missing_model(plan):
+    return _chat(_without(tiny(plan.chat_model), "model"))
+
+
+@exchange(view=_response)
+def errors_missing_messages(plan):
+    return _chat(_without(tiny(plan.chat_model), "messages"))
+
+
+@exchange(view=_response)
+def errors_empty_messages(plan):
+    return _chat(tiny(plan.chat_model, messages=[]))
+
+
+@exchange(view=_response)
+def errors_unknown_role(plan):
+    return _chat(tiny(plan.chat_model, messages=[{"role": "wizard", "content": "Say hi."}]))
+
+
+@exchange(view=_response)
+def errors_user_without_content(plan):
+    return _chat(tiny(plan.chat_model, messages=[{"role": "user"}]))
+
+
+@exchange(view=_response)
+def errors_array_body(plan):
+    return _chat([{"role": "user", "content": "Say hi."}])
+
+
+@exchange(view=_response)
+def errors_numeric_content(plan):
+    return _chat(tiny(plan.chat_model, messages=[{"role": "user", "content": 12345}]))
+
+
+@exchange(view=_response)
+def errors_unknown_route(plan):
+    return Spec.get("/conformance-no-such-route")
+
+
+@exchange(view=_response)
+def errors_wrong_method(plan):
+    return Spec.get("/chat/completions")
+
+
+@exchange(view=_response)
+def errors_oversize(plan):
+    return _chat(tiny(plan.chat_model, conformance_padding="x" * OVERSIZE_BYTES))
 
 
 def _status(expect, req_id, response, wanted) -> None:
@@ -41,76 +116,63 @@ def _param(expect, req_id, err, name: str) -> None:
 
 
 @pytest.mark.requirement("ERRORS-004", *ENVELOPE)
-def test_invalid_json(client, expect, profile):
-    response = client.request("POST", "/chat/completions", content=b'{"model": "x", "messages": [',
-                              headers={"Content-Type": "application/json"})
-    _rejected(expect, "ERRORS-004", response, profile)
+def test_invalid_json(errors_invalid_json, expect, profile):
+    _rejected(expect, "ERRORS-004", errors_invalid_json, profile)
 
 
 @pytest.mark.requirement("ERRORS-005", *ENVELOPE)
-def test_non_json_content_type(client, chat_model, expect, profile):
-    response = client.request("POST", "/chat/completions", content=json.dumps(tiny(chat_model)).encode(),
-                              headers={"Content-Type": "text/plain"})
-    _rejected(expect, "ERRORS-005", response, profile, (400, 415))
+def test_non_json_content_type(errors_text_plain, expect, profile):
+    _rejected(expect, "ERRORS-005", errors_text_plain, profile, (400, 415))
 
 
 @pytest.mark.requirement("ERRORS-006", "ERRORS-007", *ENVELOPE)
-def test_missing_model(client, chat_model, expect, profile):
-    body = tiny(chat_model)
-    del body["model"]
-    err = _rejected(expect, "ERRORS-006", client.post_json("/chat/completions", body), profile)
+def test_missing_model(errors_missing_model, expect, profile):
+    err = _rejected(expect, "ERRORS-006", errors_missing_model, profile)
     _param(expect, "ERRORS-007", err, "model")
 
 
 @pytest.mark.requirement("ERRORS-008", "ERRORS-009", *ENVELOPE)
-def test_missing_messages(client, chat_model, expect, profile):
-    body = tiny(chat_model)
-    del body["messages"]
-    err = _rejected(expect, "ERRORS-008", client.post_json("/chat/completions", body), profile)
+def test_missing_messages(errors_missing_messages, expect, profile):
+    err = _rejected(expect, "ERRORS-008", errors_missing_messages, profile)
     _param(expect, "ERRORS-009", err, "messages")
 
 
 @pytest.mark.requirement("ERRORS-010", "ERRORS-009", *ENVELOPE)
-def test_empty_messages(client, chat_model, expect, profile):
-    err = _rejected(expect, "ERRORS-010", client.post_json("/chat/completions", tiny(chat_model, messages=[])),
-                    profile)
+def test_empty_messages(errors_empty_messages, expect, profile):
+    err = _rejected(expect, "ERRORS-010", errors_empty_messages, profile)
     _param(expect, "ERRORS-009", err, "messages")
 
 
 @pytest.mark.requirement("ERRORS-020", *ENVELOPE)
-def test_unknown_role(client, chat_model, expect, profile):
-    body = tiny(chat_model, messages=[{"role": "wizard", "content": "Say hi."}])
-    _rejected(expect, "ERRORS-020", client.post_json("/chat/completions", body), profile)
+def test_unknown_role(errors_unknown_role, expect, profile):
+    _rejected(expect, "ERRORS-020", errors_unknown_role, profile)
 
 
 @pytest.mark.requirement("ERRORS-021", *ENVELOPE)
-def test_user_message_without_content(client, chat_model, expect, profile):
-    body = tiny(chat_model, messages=[{"role": "user"}])
-    _rejected(expect, "ERRORS-021", client.post_json("/chat/completions", body), profile)
+def test_user_message_without_content(errors_user_without_content, expect, profile):
+    _rejected(expect, "ERRORS-021", errors_user_without_content, profile)
 
 
 @pytest.mark.requirement("ERRORS-023", *ENVELOPE)
-def test_json_body_that_is_not_an_object(client, expect, profile):
-    response = client.post_json("/chat/completions", [{"role": "user", "content": "Say hi."}])
-    _rejected(expect, "ERRORS-023", response, profile)
+def test_json_body_that_is_not_an_object(errors_array_body, expect, profile):
+    _rejected(expect, "ERRORS-023", errors_array_body, profile)
 
 
 @pytest.mark.requirement(*ENVELOPE)
-def test_malformed_message_content_is_no_server_error(client, chat_model, expect, profile):
-    body = tiny(chat_model, messages=[{"role": "user", "content": 12345}])
-    response = client.post_json("/chat/completions", body)
+def test_malformed_message_content_is_no_server_error(errors_numeric_content, expect, profile):
+    response = errors_numeric_content
     if response.status_code >= 400:
         check_error_envelope(expect, response, profile)
 
 
 @pytest.mark.requirement("ERRORS-011", *ENVELOPE)
-def test_unknown_route(client, expect, profile):
-    _rejected(expect, "ERRORS-011", client.get("/conformance-no-such-route"), profile, 404)
+def test_unknown_route(errors_unknown_route, expect, profile):
+    _rejected(expect, "ERRORS-011", errors_unknown_route, profile, 404)
 
 
 @pytest.mark.requirement("ERRORS-012", "ERRORS-013", *ENVELOPE)
-def test_wrong_method(client, expect, profile):
-    response = client.get("/chat/completions")
+def test_wrong_method(errors_wrong_method, expect, profile):
+    response = errors_wrong_method
     _rejected(expect, "ERRORS-012", response, profile, range(400, 500))
     allow = response.headers.get("allow")
     expect("ERRORS-013", response.status_code == 405 and allow is not None and "POST" in allow.upper(),
@@ -119,14 +181,13 @@ def test_wrong_method(client, expect, profile):
 
 
 @pytest.mark.requirement("ERRORS-014", *ENVELOPE)
-def test_oversize_body(client, chat_model, expect, profile):
-    body = tiny(chat_model, conformance_padding="x" * OVERSIZE_BYTES)
-    _rejected(expect, "ERRORS-014", client.post_json("/chat/completions", body), profile, 413)
+def test_oversize_body(errors_oversize, expect, profile):
+    _rejected(expect, "ERRORS-014", errors_oversize, profile, 413)
 
 
-def _role_key(conformance, profile, role: str) -> str:
-    """The profile's test key of ``role``; only the embedded server knows them (no option supplies one)."""
-    if conformance.options.target_url:
+def _role_key(capabilities, profile, role: str) -> str:
+    """The profile's test key of ``role``; only a target that knows the profile's test keys has them."""
+    if not capabilities.role_keys:
         pytest.skip(f"no option supplies a '{role}' key for a real gateway")
     key = (profile.get("auth.extra_test_keys") or {}).get(role)
     if not key:
@@ -134,33 +195,41 @@ def _role_key(conformance, profile, role: str) -> str:
     return key
 
 
+@exchange(view=_response)
+def errors_no_balance(plan):
+    skip_unless_claimed(plan.profile, "billing")
+    return _chat(tiny(plan.chat_model), key=_role_key(plan.capabilities, plan.profile, "no-balance"))
+
+
 @pytest.mark.requirement("ERRORS-016", *ENVELOPE)
-def test_insufficient_balance(make_client, conformance, chat_model, expect, profile):
-    skip_unless_claimed(profile, "billing")
-    key = _role_key(conformance, profile, "no-balance")
-    response = make_client(api_key=key).post_json("/chat/completions", tiny(chat_model))
-    _rejected(expect, "ERRORS-016", response, profile, profile.get("billing.status") or 402)
+def test_insufficient_balance(errors_no_balance, expect, profile):
+    _rejected(expect, "ERRORS-016", errors_no_balance, profile, profile.get("billing.status") or 402)
 
 
 def _outside_allowlist(profile, models) -> tuple[str, dict] | None:
     """(path, body) for a model other than the one a restricted key may use: another chat model, or embeddings."""
-    other = next((m["id"] for m in profile.get("models.chat", []) if m["id"] != models.chat), None)
+    other = next((m["id"] for m in profile.get("models.chat", []) if m["id"] != models.chat_model), None)
     if other:
         return "/chat/completions", tiny(other)
-    if profile.claims("embeddings") and models.embedding:
-        return "/embeddings", {"model": models.embedding, "input": "hi"}
+    if profile.claims("embeddings") and models.embedding_model:
+        return "/embeddings", {"model": models.embedding_model, "input": "hi"}
     return None
 
 
+@exchange(view=_response)
+def errors_outside_allowlist(plan):
+    skip_unless_claimed(plan.profile, "model-allowlist")
+    key = _role_key(plan.capabilities, plan.profile, "restricted")
+    target = _outside_allowlist(plan.profile, plan)
+    return Spec.post(*target, key=key) if target is not None else None
+
+
 @pytest.mark.requirement("ERRORS-017", *ENVELOPE)
-def test_model_outside_allowlist(make_client, conformance, models, expect, profile):
-    skip_unless_claimed(profile, "model-allowlist")
-    key = _role_key(conformance, profile, "restricted")
-    target = _outside_allowlist(profile, models)
-    if target is None:
+def test_model_outside_allowlist(errors_outside_allowlist, expect, profile):
+    if errors_outside_allowlist is None:
         expect.untestable("ERRORS-017", "the profile documents no second model to ask for")
         return
-    _rejected(expect, "ERRORS-017", make_client(api_key=key).post_json(*target), profile, 403)
+    _rejected(expect, "ERRORS-017", errors_outside_allowlist, profile, 403)
 
 
 def _envelope_5xx(expect, response) -> None:
@@ -170,22 +239,35 @@ def _envelope_5xx(expect, response) -> None:
            received=f"HTTP {response.status_code}: {response.text[:300]}")
 
 
+@exchange(view=_response)
+def errors_upstream_timeout(plan):
+    skip_unless_claimed(plan.profile, "upstream-timeout")
+    return _chat(tiny(plan.chat_model), headers={"X-Mock-Upstream-Timeout": "1"})
+
+
 @pytest.mark.requirement("ERRORS-018", "ERRORS-019")
-def test_upstream_timeout(client, chat_model, expect, profile):
-    skip_unless_claimed(profile, "upstream-timeout")
-    response = client.post_json("/chat/completions", tiny(chat_model), headers={"X-Mock-Upstream-Timeout": "1"})
+def test_upstream_timeout(errors_upstream_timeout, expect, profile):
+    response = errors_upstream_timeout
     if response.status_code < 500:
         pytest.skip("the target does not simulate an upstream timeout (X-Mock-Upstream-Timeout)")
     _status(expect, "ERRORS-018", response, 504)
     _envelope_5xx(expect, response)
 
 
-@pytest.mark.requirement("ERRORS-019")
-@pytest.mark.parametrize("status", [500, 502, 503])
-def test_server_errors_carry_the_envelope(client, conformance, chat_model, status, expect):
-    if conformance.options.target_url:  # a gateway ignores the control header: three requests for nothing
+SERVER_ERRORS = (500, 502, 503)
+
+
+@exchange(view=_response)
+def errors_server_errors(plan):
+    if not plan.capabilities.mock_controls:  # a gateway ignores the control header: three requests for nothing
         pytest.skip("5xx answers can only be provoked on the embedded reference server (X-Mock-Status)")
-    response = client.post_json("/chat/completions", tiny(chat_model), headers={"X-Mock-Status": str(status)})
+    return [_chat(tiny(plan.chat_model), headers={"X-Mock-Status": str(s)}) for s in SERVER_ERRORS]
+
+
+@pytest.mark.requirement("ERRORS-019")
+@pytest.mark.parametrize("status", SERVER_ERRORS)
+def test_server_errors_carry_the_envelope(errors_server_errors, status, expect):
+    response = errors_server_errors[SERVER_ERRORS.index(status)]
     if response.status_code < 500:
         pytest.skip("the target does not simulate server errors (X-Mock-Status)")
     _envelope_5xx(expect, response)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.suite.fixtures_stream import attach, chat_body, post_chat
+from conformance.exchanges import Spec, exchange
+from conformance.suite.fixtures_stream import JsonExchange, chat_body
 
 # SDK request headers as openai-python 1.x sends them (values are illustrative, names are what matters).
 SDK_HEADERS = {
@@ -100,8 +101,12 @@ def test_first_bytes_arrive_before_the_end(stream_exchange_plain, expect):
                     f"(headers at {ex.headers_s:.3f} s)")
 
 
+@exchange(view=JsonExchange.of)
+def headers_sdk_request(plan):
+    return Spec.post("/chat/completions", chat_body(plan.chat_model, stream=False, max_tokens=5), headers=SDK_HEADERS)
+
+
 @pytest.mark.requirement("HEADERS-007")
-def test_sdk_headers_are_accepted(stream_session_client, chat_model, request, expect):
-    ex = post_chat(stream_session_client, chat_body(chat_model, stream=False, max_tokens=5), headers=SDK_HEADERS)
-    attach(request, ex)
+def test_sdk_headers_are_accepted(headers_sdk_request, expect):
+    ex = headers_sdk_request
     expect("HEADERS-007", ex.status == 200, expected="HTTP 200", received=f"HTTP {ex.status}: {ex.text[:200]}")

@@ -7,10 +7,29 @@ import urllib.parse
 
 import pytest
 
-from conformance.suite.fixtures_rest import envelope_problems, listed_models
+from conformance.exchanges import Spec, exchange
+from conformance.suite.fixtures_rest import envelope_problems, listed_models, rest_chat_spec
 
 # A name no gateway serves; kept apart from the profile's `rejected` list so MODELS-009 and -011 stay separate.
 UNKNOWN_MODEL = "conformance-no-such-model-7f3a9c"
+
+
+def _chat_names(profile, chat_model: str) -> list[str]:
+    """Every model name the checks below ask a one-token completion of."""
+    names = [m["id"] for m in profile.get("models.chat") or []] + [UNKNOWN_MODEL]
+    names += list(profile.get("models.rejected") or [])
+    names += [a for entry in profile.get("models.chat") or [] for a in entry.get("aliases") or []]
+    names += [_case_variant(chat_model)] + [p["example"] for p in profile.get("models.providers") or []
+                                            if p.get("example")]
+    return list(dict.fromkeys(names))
+
+
+@exchange(hint=True)
+def model_resolution_requests(plan):
+    """The completions and retrievals the checks below judge (``rest`` hands them out by content)."""
+    chats = [rest_chat_spec(plan, name) for name in _chat_names(plan.profile, plan.chat_model)]
+    gets = [Spec.get(f"/models/{urllib.parse.quote(i, safe='/:')}") for i in _retrieve_ids(plan.profile)]
+    return chats + gets + [Spec.get(f"/models/{UNKNOWN_MODEL}")]
 
 
 def _served(exchange) -> tuple[bool, str]:
@@ -27,7 +46,7 @@ def _unknown_status_problems(exchange, profile) -> list[str]:
 
 
 @pytest.mark.requirement("MODELS-008")
-def test_listed_documented_models_are_served(rest, expect, profile):
+def test_listed_documented_models_are_served(model_resolution_requests, rest, expect, profile):
     listed = {m.get("id") for m in listed_models(rest, expect, "MODELS-008")}
     for documented in profile.get("models.chat") or []:
         if documented["id"] not in listed:
@@ -38,7 +57,7 @@ def test_listed_documented_models_are_served(rest, expect, profile):
 
 
 @pytest.mark.requirement("MODELS-009", "MODELS-010")
-def test_unknown_model_is_refused(rest, expect, profile):
+def test_unknown_model_is_refused(model_resolution_requests, rest, expect, profile):
     exchange = rest.chat(UNKNOWN_MODEL)
     problems = _unknown_status_problems(exchange, profile)
     expect("MODELS-009", not problems, expected=f"HTTP {profile.get('models.unknown_status')} with the error "
@@ -50,7 +69,7 @@ def test_unknown_model_is_refused(rest, expect, profile):
 
 
 @pytest.mark.requirement("MODELS-011")
-def test_rejected_names_are_refused(rest, expect, profile):
+def test_rejected_names_are_refused(model_resolution_requests, rest, expect, profile):
     for name in profile.get("models.rejected") or []:
         exchange = rest.chat(name)
         problems = _unknown_status_problems(exchange, profile)
@@ -69,7 +88,7 @@ def _retrieve_ids(profile) -> list[str]:
 
 
 @pytest.mark.requirement("MODELS-012")
-def test_retrieve_returns_the_model(rest, expect, profile):
+def test_retrieve_returns_the_model(model_resolution_requests, rest, expect, profile):
     for model_id in _retrieve_ids(profile):
         # The Model's other fields are judged on the list (MODELS-002..004); here: the right one, by its id.
         # "/" stays literal (route /models/{model} with a slash in the id, as the OpenAI SDKs send it).
@@ -81,7 +100,7 @@ def test_retrieve_returns_the_model(rest, expect, profile):
 
 
 @pytest.mark.requirement("MODELS-013")
-def test_retrieve_unknown_model_is_404(rest, expect):
+def test_retrieve_unknown_model_is_404(model_resolution_requests, rest, expect):
     exchange = rest.get(f"/models/{UNKNOWN_MODEL}")
     problems = ([] if exchange.status == 404 else [f"HTTP {exchange.status}"]) + envelope_problems(exchange.response)
     expect("MODELS-013", not problems, expected="HTTP 404 with the error envelope",
@@ -98,7 +117,7 @@ def _expected_echo(entry: dict, alias: str, profile) -> str:
 
 
 @pytest.mark.requirement("MODELS-014", "MODELS-015")
-def test_aliases_are_served(rest, expect, profile):
+def test_aliases_are_served(model_resolution_requests, rest, expect, profile):
     aliases = [(entry, a) for entry in profile.get("models.chat") or [] for a in entry.get("aliases") or []]
     if not aliases:
         pytest.skip("the profile documents no chat model aliases")
@@ -118,14 +137,14 @@ def _case_variant(name: str) -> str:
 
 
 @pytest.mark.requirement("MODELS-016")
-def test_case_variant_is_served(rest, expect, chat_model):
+def test_case_variant_is_served(model_resolution_requests, rest, expect, chat_model):
     variant = _case_variant(chat_model)
     ok, received = _served(rest.chat(variant))
     expect("MODELS-016", ok, expected="HTTP 200 chat.completion", received=received, note=f"model={variant!r}")
 
 
 @pytest.mark.requirement("MODELS-017")
-def test_provider_model_names_are_routed(rest, expect, profile):
+def test_provider_model_names_are_routed(model_resolution_requests, rest, expect, profile):
     providers = [p for p in profile.get("models.providers") or [] if p.get("example")]
     if not providers:
         expect.untestable("MODELS-017", "the profile documents no provider-model example name")

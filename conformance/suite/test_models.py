@@ -19,7 +19,7 @@ LATEST_PLAUSIBLE = 10**11
 
 
 @pytest.mark.requirement("MODELS-001")
-def test_models_list_is_a_list_object(rest, expect):
+def test_models_list_is_a_list_object(models_listing, rest, expect):
     exchange = rest.get("/models")
     body = exchange.json()
     expect("MODELS-001", exchange.status == 200 and isinstance(body, dict) and body.get("object") == "list"
@@ -28,7 +28,7 @@ def test_models_list_is_a_list_object(rest, expect):
 
 
 @pytest.mark.requirement("MODELS-002", "MODELS-003")
-def test_every_model_has_required_fields(rest, expect):
+def test_every_model_has_required_fields(models_listing, rest, expect):
     for i, model in enumerate(listed_models(rest, expect, "MODELS-002")):
         fields_ok = isinstance(model.get("id"), str) and "object" in model and "created" in model \
             and isinstance(model.get("owned_by"), str)
@@ -39,7 +39,7 @@ def test_every_model_has_required_fields(rest, expect):
 
 
 @pytest.mark.requirement("MODELS-004", "MODELS-005")
-def test_created_is_unix_seconds(rest, expect):
+def test_created_is_unix_seconds(models_listing, rest, expect):
     for model in listed_models(rest, expect, "MODELS-004"):
         created = model.get("created")
         is_int = isinstance(created, int) and not isinstance(created, bool)
@@ -51,14 +51,14 @@ def test_created_is_unix_seconds(rest, expect):
 
 
 @pytest.mark.requirement("MODELS-006")
-def test_model_ids_are_unique(rest, expect):
+def test_model_ids_are_unique(models_listing, rest, expect):
     ids = [m.get("id") for m in listed_models(rest, expect, "MODELS-006")]
     duplicates = sorted({i for i in ids if ids.count(i) > 1}, key=str)
     expect("MODELS-006", not duplicates, expected="unique ids", received=f"duplicates: {duplicates}")
 
 
 @pytest.mark.requirement("MODELS-007", "MODELS-020")
-def test_documented_chat_models_are_listed(rest, expect, profile):
+def test_documented_chat_models_are_listed(models_listing, rest, expect, profile):
     listed = {m.get("id"): m for m in listed_models(rest, expect, "MODELS-007")}
     for documented in profile.get("models.chat", []):
         entry = listed.get(documented["id"])
@@ -82,7 +82,7 @@ def _schema_requirement(path: list) -> str:
 
 
 @pytest.mark.requirement("MODELS-001", "MODELS-002", "MODELS-003", "MODELS-004", "MODELS-021")
-def test_models_list_matches_the_schema(rest, expect):
+def test_models_list_matches_the_schema(models_listing, rest, expect):
     exchange = rest.get("/models")
     body = exchange.json()
     if exchange.status != 200 or not isinstance(body, dict):
@@ -94,7 +94,7 @@ def test_models_list_matches_the_schema(rest, expect):
 
 
 @pytest.mark.requirement("MODELS-020")
-def test_documented_embedding_models_have_their_owner(rest, expect, profile):
+def test_documented_embedding_models_have_their_owner(models_listing, rest, expect, profile):
     listed = {m.get("id"): m for m in listed_models(rest, expect, "MODELS-020")}
     for documented in profile.get("models.embedding") or []:
         _check_owner(expect, listed.get(documented["id"]), documented)
@@ -114,7 +114,7 @@ def _prices(pricing) -> tuple[list, list]:
 
 
 @pytest.mark.requirement("MODELS-018")
-def test_every_model_carries_pricing(rest, expect):
+def test_every_model_carries_pricing(models_listing, rest, expect):
     for model in listed_models(rest, expect, "MODELS-018"):
         inputs, outputs = _prices(model.get("pricing"))
         expect("MODELS-018", inputs and outputs and all(_is_number(v) and v >= 0 for v in inputs + outputs),
@@ -123,7 +123,7 @@ def test_every_model_carries_pricing(rest, expect):
 
 
 @pytest.mark.requirement("MODELS-019")
-def test_every_model_carries_context_length(rest, expect):
+def test_every_model_carries_context_length(models_listing, rest, expect):
     for model in listed_models(rest, expect, "MODELS-019"):
         value = model.get("context_length")
         expect("MODELS-019", isinstance(value, int) and not isinstance(value, bool) and value > 0,
@@ -131,7 +131,7 @@ def test_every_model_carries_context_length(rest, expect):
 
 
 @pytest.mark.requirement("MODELS-021")
-def test_shutdown_date_is_a_date(rest, expect):
+def test_shutdown_date_is_a_date(models_listing, rest, expect):
     for model in (m for m in listed_models(rest, expect, "MODELS-021") if "shutdown_date" in m):
         value = model["shutdown_date"]
         ok = value is None or (isinstance(value, str) and _is_iso_date(value))

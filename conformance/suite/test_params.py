@@ -10,6 +10,7 @@ import numbers
 
 import pytest
 
+from conformance.exchanges import Spec, exchange
 from conformance.suite.fixtures_chat import ENVELOPE, check_error_envelope, skip_unless_claimed
 
 COUNTING = [{"role": "user", "content": "Count from 1 to 40, separated by spaces."}]
@@ -49,15 +50,54 @@ def _cut_checks(expect, exchange, limit: int, length_id: str, bound_id: str) -> 
            received=f"finish_reason {finish!r}, completion_tokens {tokens}")
 
 
+def _max_tokens_body(model: str, profile) -> dict:
+    logprobs = {"logprobs": True, "top_logprobs": 2} if profile.claims("logprobs") else {}
+    return {"model": model, "max_tokens": 5, "messages": COUNTING, **logprobs}
+
+
+SEEDED = {"seed": 7, "temperature": 1}
+BOUNDS = ({"temperature": 0, "top_p": 1}, {"temperature": 2, "top_p": 0})
+
+
+def _bounds_name(bounds: dict) -> str:
+    return "bounds-" + "-".join(f"{k}{v}" for k, v in bounds.items())
+
+
+@exchange(hint=True)
+def params_requests(plan):
+    """Every named exchange the checks below ask ``chat_calls`` for: sent with the plan."""
+    m, chat = plan.chat_model, lambda payload, **kw: Spec.post("/chat/completions", payload, **kw)
+    named = {
+        "max-tokens-5": chat(_max_tokens_body(m, plan.profile)),
+        "max-completion-5": chat({"model": m, "max_completion_tokens": 5, "messages": COUNTING}),
+        "stop-array": chat(_repeat_words(m, [STOP_WORD, "zeta", "theta", "omega"]), headers=ECHO),
+        "stop-string": chat(_repeat_words(m, STOP_WORD), headers=ECHO),
+        "n-2": chat(body(m, 8, n=2)),
+        "seed-1": chat(body(m, 12, **SEEDED)),
+        "seed-2": chat(body(m, 12, **SEEDED)),
+        "unknown-field": chat(body(m, 4, conformance_extension={"probe": 1})),
+        "penalties": chat(body(m, 4, presence_penalty=1.5, frequency_penalty=-1.5)),
+        "nulls": chat({**body(m, None, temperature=None, top_p=None, stop=None, n=None), "max_tokens": None}),
+        "rejected-PARAMS-005": chat(body(m, 1, stop=["a1", "b2", "c3", "d4", "e5"])),
+        "rejected-PARAMS-008": chat(body(m, 1, temperature=2.5)),
+        "rejected-PARAMS-009": chat(body(m, 1, top_p=1.5)),
+        "rejected-PARAMS-010": chat(body(m, 1, n=0)),
+        "rejected-PARAMS-016": chat(body(m, 1, temperature="hot")),
+    }
+    named.update({_bounds_name(b): chat(body(m, 4, **b)) for b in BOUNDS})
+    if plan.profile.claims("logprobs"):
+        named["rejected-PARAMS-021"] = chat(body(m, 1, logprobs=True, top_logprobs=21))
+    return {f"chat.{name}": spec for name, spec in named.items()}
+
+
 def max_tokens_probe(chat_calls, chat_model, profile):
     """The 5-token cut of a long answer. Where the profile claims logprobs it asks for them too, and the logprobs
     checks judge it: the faults of either side leave the other's fields alone (logprobs do not change the cut)."""
-    logprobs = {"logprobs": True, "top_logprobs": 2} if profile.claims("logprobs") else {}
-    return chat_calls.post("max-tokens-5", {"model": chat_model, "max_tokens": 5, "messages": COUNTING, **logprobs})
+    return chat_calls.post("max-tokens-5", _max_tokens_body(chat_model, profile))
 
 
 @pytest.mark.requirement("PARAMS-001", "PARAMS-002")
-def test_max_tokens_cuts_with_length(chat_calls, chat_model, profile, expect):
+def test_max_tokens_cuts_with_length(params_requests, chat_calls, chat_model, profile, expect):
     exchange = max_tokens_probe(chat_calls, chat_model, profile)
     if not _accepted(expect, "PARAMS-001", exchange):
         return
@@ -65,7 +105,7 @@ def test_max_tokens_cuts_with_length(chat_calls, chat_model, profile, expect):
 
 
 @pytest.mark.requirement("PARAMS-014")
-def test_max_completion_tokens(chat_calls, chat_model, expect):
+def test_max_completion_tokens(params_requests, chat_calls, chat_model, expect):
     exchange = chat_calls.post("max-completion-5", {"model": chat_model, "max_completion_tokens": 5,
                                                     "messages": COUNTING})
     if _accepted(expect, "PARAMS-014", exchange):
@@ -78,7 +118,7 @@ def _repeat_words(model: str, stop) -> dict:
 
 
 @pytest.mark.requirement("PARAMS-003", "PARAMS-004")
-def test_stop_array(chat_calls, chat_model, expect):
+def test_stop_array(params_requests, chat_calls, chat_model, expect):
     exchange = chat_calls.post("stop-array", _repeat_words(chat_model, [STOP_WORD, "zeta", "theta", "omega"]),
                                headers=ECHO)
     if not _accepted(expect, "PARAMS-004", exchange, "stop with 4 strings"):
@@ -91,7 +131,7 @@ def test_stop_array(chat_calls, chat_model, expect):
 
 
 @pytest.mark.requirement("PARAMS-022")
-def test_stop_string(chat_calls, chat_model, expect):
+def test_stop_string(params_requests, chat_calls, chat_model, expect):
     exchange = chat_calls.post("stop-string", _repeat_words(chat_model, STOP_WORD), headers=ECHO)
     if not _accepted(expect, "PARAMS-022", exchange, "stop as a string"):
         return
@@ -100,8 +140,8 @@ def test_stop_string(chat_calls, chat_model, expect):
            expected=f"generation ended at {STOP_WORD!r}, without it", received=repr(content))
 
 
-def _rejected(expect, client, profile, req_id, payload, param: str | None) -> None:
-    response = client.post_json("/chat/completions", payload)
+def _rejected(expect, chat_calls, profile, req_id, payload, param: str | None) -> None:
+    response = chat_calls.post(f"rejected-{req_id}", payload)
     expect(req_id, response.status_code == 400, expected="HTTP 400",
            received=f"HTTP {response.status_code}: {response.text[:300]}")
     if response.status_code < 400:
@@ -112,35 +152,35 @@ def _rejected(expect, client, profile, req_id, payload, param: str | None) -> No
 
 
 @pytest.mark.requirement("PARAMS-005", "PARAMS-011", *ENVELOPE)
-def test_more_than_four_stops(client, chat_model, profile, expect):
+def test_more_than_four_stops(params_requests, chat_calls, chat_model, profile, expect):
     # PARAMS-005 asks for param "stop" too; naming the parameter is PARAMS-011's to judge, as for every range error.
-    _rejected(expect, client, profile, "PARAMS-005", body(chat_model, 1, stop=["a1", "b2", "c3", "d4", "e5"]), "stop")
+    _rejected(expect, chat_calls, profile, "PARAMS-005", body(chat_model, 1, stop=["a1", "b2", "c3", "d4", "e5"]), "stop")
 
 
 @pytest.mark.requirement("PARAMS-008", "PARAMS-011", *ENVELOPE)
-def test_temperature_out_of_range(client, chat_model, profile, expect):
-    _rejected(expect, client, profile, "PARAMS-008", body(chat_model, 1, temperature=2.5), "temperature")
+def test_temperature_out_of_range(params_requests, chat_calls, chat_model, profile, expect):
+    _rejected(expect, chat_calls, profile, "PARAMS-008", body(chat_model, 1, temperature=2.5), "temperature")
 
 
 @pytest.mark.requirement("PARAMS-009", "PARAMS-011", *ENVELOPE)
-def test_top_p_out_of_range(client, chat_model, profile, expect):
-    _rejected(expect, client, profile, "PARAMS-009", body(chat_model, 1, top_p=1.5), "top_p")
+def test_top_p_out_of_range(params_requests, chat_calls, chat_model, profile, expect):
+    _rejected(expect, chat_calls, profile, "PARAMS-009", body(chat_model, 1, top_p=1.5), "top_p")
 
 
 @pytest.mark.requirement("PARAMS-010", "PARAMS-011", *ENVELOPE)
-def test_n_out_of_range(client, chat_model, profile, expect):
-    _rejected(expect, client, profile, "PARAMS-010", body(chat_model, 1, n=0), "n")
+def test_n_out_of_range(params_requests, chat_calls, chat_model, profile, expect):
+    _rejected(expect, chat_calls, profile, "PARAMS-010", body(chat_model, 1, n=0), "n")
 
 
 @pytest.mark.requirement("PARAMS-016", "PARAMS-011", *ENVELOPE)
-def test_mistyped_parameter(client, chat_model, profile, expect):
-    _rejected(expect, client, profile, "PARAMS-016", body(chat_model, 1, temperature="hot"), "temperature")
+def test_mistyped_parameter(params_requests, chat_calls, chat_model, profile, expect):
+    _rejected(expect, chat_calls, profile, "PARAMS-016", body(chat_model, 1, temperature="hot"), "temperature")
 
 
 @pytest.mark.requirement("PARAMS-021", *ENVELOPE)
-def test_top_logprobs_out_of_range(client, chat_model, profile, expect):
+def test_top_logprobs_out_of_range(params_requests, chat_calls, chat_model, profile, expect):
     skip_unless_claimed(profile, "logprobs")
-    response = client.post_json("/chat/completions", body(chat_model, 1, logprobs=True, top_logprobs=21))
+    response = chat_calls.post("rejected-PARAMS-021", body(chat_model, 1, logprobs=True, top_logprobs=21))
     expect("PARAMS-021", response.status_code == 400, expected="HTTP 400",
            received=f"HTTP {response.status_code}: {response.text[:300]}")
     if response.status_code >= 400:
@@ -148,7 +188,7 @@ def test_top_logprobs_out_of_range(client, chat_model, profile, expect):
 
 
 @pytest.mark.requirement("PARAMS-006")
-def test_n_choices(chat_calls, chat_model, expect):
+def test_n_choices(params_requests, chat_calls, chat_model, expect):
     exchange = chat_calls.post("n-2", body(chat_model, 8, n=2))
     if not _accepted(expect, "PARAMS-006", exchange):
         return
@@ -156,16 +196,13 @@ def test_n_choices(chat_calls, chat_model, expect):
     expect("PARAMS-006", indexes == [0, 1], expected="2 choices with indexes [0, 1]", received=indexes)
 
 
-SEEDED = {"seed": 7, "temperature": 1}
-
-
 @pytest.mark.requirement("PARAMS-024")
-def test_seed_accepted(chat_calls, chat_model, expect):
+def test_seed_accepted(params_requests, chat_calls, chat_model, expect):
     _accepted(expect, "PARAMS-024", chat_calls.post("seed-1", body(chat_model, 12, **SEEDED)))
 
 
 @pytest.mark.requirement("PARAMS-007")
-def test_seed_reproduces(chat_calls, chat_model, expect):
+def test_seed_reproduces(params_requests, chat_calls, chat_model, expect):
     first = chat_calls.post("seed-1", body(chat_model, 12, **SEEDED))
     second = chat_calls.post("seed-2", body(chat_model, 12, **SEEDED))
     if not (first.ok and second.ok):
@@ -179,7 +216,7 @@ def _logprob_item_ok(item) -> bool:
 
 
 @pytest.mark.requirement("PARAMS-012", "PARAMS-013")
-def test_logprobs(chat_calls, chat_model, profile, expect):
+def test_logprobs(params_requests, chat_calls, chat_model, profile, expect):
     exchange = max_tokens_probe(chat_calls, chat_model, profile)  # asks logprobs with top_logprobs 2
     if not _accepted(expect, "PARAMS-012", exchange):
         return
@@ -198,27 +235,26 @@ def test_logprobs(chat_calls, chat_model, profile, expect):
 
 
 @pytest.mark.requirement("PARAMS-015")
-def test_unknown_fields_ignored(chat_calls, chat_model, expect):
+def test_unknown_fields_ignored(params_requests, chat_calls, chat_model, expect):
     exchange = chat_calls.post("unknown-field", body(chat_model, 4, conformance_extension={"probe": 1}))
     _accepted(expect, "PARAMS-015", exchange)
 
 
 @pytest.mark.requirement("PARAMS-017")
-@pytest.mark.parametrize("bounds", [{"temperature": 0, "top_p": 1}, {"temperature": 2, "top_p": 0}],
-                         ids=["t0-p1", "t2-p0"])
-def test_inclusive_bounds(chat_calls, chat_model, bounds, expect):
-    name = "bounds-" + "-".join(f"{k}{v}" for k, v in bounds.items())
+@pytest.mark.parametrize("bounds", BOUNDS, ids=["t0-p1", "t2-p0"])
+def test_inclusive_bounds(params_requests, chat_calls, chat_model, bounds, expect):
+    name = _bounds_name(bounds)
     _accepted(expect, "PARAMS-017", chat_calls.post(name, body(chat_model, 4, **bounds)), note=str(bounds))
 
 
 @pytest.mark.requirement("PARAMS-018")
-def test_penalties_accepted(chat_calls, chat_model, expect):
+def test_penalties_accepted(params_requests, chat_calls, chat_model, expect):
     penalties = {"presence_penalty": 1.5, "frequency_penalty": -1.5}
     _accepted(expect, "PARAMS-018", chat_calls.post("penalties", body(chat_model, 4, **penalties)))
 
 
 @pytest.mark.requirement("PARAMS-019")
-def test_explicit_nulls_accepted(chat_calls, chat_model, expect):
+def test_explicit_nulls_accepted(params_requests, chat_calls, chat_model, expect):
     nulls = {"temperature": None, "top_p": None, "stop": None, "n": None}
     _accepted(expect, "PARAMS-019", chat_calls.post("nulls", {**body(chat_model, None, **nulls), "max_tokens": None}))
 

@@ -4,7 +4,7 @@
 The header checks judge the shared one-token chat completion (``rest.chat``, which the model and CORS checks judge
 too); RATE-LIMITS-012 compares it with an earlier completion of the same key, the suite's basic exchange. The 429
 burst spends a key's per-minute quota. Against the embedded server it always runs, on a key of its own that the
-server limits to ``conformance.embedded.BURST_LIMIT`` requests a minute, so it costs a handful of requests and leaves
+server limits to ``conformance.embedded.BURST_LIMIT`` requests a minute (``Capabilities.burst_key``), so it costs a handful of requests and leaves
 the run's key alone. Against a real gateway it spends the run's key's quota, so it runs only with ``--allow-burst``
 and then waits out Retry-After (at most 120 s) so that later checks are not starved.
 """
@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conformance.embedded import BURST_LIMIT, burst_key
+from conformance.exchanges import Spec, exchange
 from conformance.suite.fixtures_rest import envelope_problems
 
 GO_DURATION = re.compile(r"^(\d+(\.\d+)?(h|m|s|ms|us|µs|ns))+$")
@@ -52,7 +52,7 @@ def _int(value) -> int | None:
 
 
 @pytest.mark.requirement("RATE-LIMITS-005", "RATE-LIMITS-008")
-def test_openai_headers_are_sent(rest, chat_model, expect):
+def test_openai_headers_are_sent(one_token_chat, rest, chat_model, expect):
     first = _probe(rest, chat_model, expect, "RATE-LIMITS-005")
     expect("RATE-LIMITS-005", not _missing(first.headers, OPENAI_REQUEST_HEADERS), expected=OPENAI_REQUEST_HEADERS,
            received=f"missing {_missing(first.headers, OPENAI_REQUEST_HEADERS)}")
@@ -61,7 +61,7 @@ def test_openai_headers_are_sent(rest, chat_model, expect):
 
 
 @pytest.mark.requirement("RATE-LIMITS-006", "RATE-LIMITS-007")
-def test_openai_header_values(rest, chat_model, expect):
+def test_openai_header_values(one_token_chat, rest, chat_model, expect):
     first = _probe(rest, chat_model, expect, "RATE-LIMITS-006")
     for budget in ("requests", "tokens"):
         limit, remaining = (first.headers.get(f"x-ratelimit-{k}-{budget}") for k in ("limit", "remaining"))
@@ -83,7 +83,7 @@ def _iso_datetime(text: str) -> bool:
 
 
 @pytest.mark.requirement("RATE-LIMITS-009", "RATE-LIMITS-010", "RATE-LIMITS-011")
-def test_x_ratelimit_headers(rest, chat_model, expect):
+def test_x_ratelimit_headers(one_token_chat, rest, chat_model, expect):
     first = _probe(rest, chat_model, expect, "RATE-LIMITS-009")
     missing = _missing(first.headers, X_HEADERS)
     expect("RATE-LIMITS-009", not missing, expected=X_HEADERS, received=f"missing {missing}")
@@ -105,7 +105,7 @@ def _request_headers(profile) -> tuple[str, str]:
 
 
 @pytest.mark.requirement("RATE-LIMITS-012")
-def test_remaining_decreases(rest, chat_basic, chat_model, expect, profile):
+def test_remaining_decreases(one_token_chat, rest, chat_basic, chat_model, expect, profile):
     _, remaining_name = _request_headers(profile)
     # Two completions of the same key, the basic one first (the suite's first requests): no request of its own.
     first, second = chat_basic, _probe(rest, chat_model, expect, "RATE-LIMITS-012")
@@ -125,7 +125,7 @@ def _documented_limit(profile, tier: str | None = None) -> int | None:
 
 
 @pytest.mark.requirement("RATE-LIMITS-013")
-def test_limit_matches_the_documented_tier(rest, chat_model, expect, profile):
+def test_limit_matches_the_documented_tier(one_token_chat, rest, chat_model, expect, profile):
     limit_name, _ = _request_headers(profile)
     documented = _documented_limit(profile)
     if documented is None:
@@ -137,43 +137,40 @@ def test_limit_matches_the_documented_tier(rest, chat_model, expect, profile):
 
 
 # -- the 429 burst (by default on the embedded server, opt-in against a real gateway) -------------------------
-def _burst(client, body, attempts: int):
-    """Send until the first 429 (or ``attempts`` requests); the 429 or None."""
-    for _ in range(attempts):
-        response = client.post_json("/chat/completions", body)
-        if response.status_code == 429:
-            return response
-    return None
+def _is_429(rec) -> bool:
+    return rec.status == 429
+
+
+@exchange(sequential=True, until=_is_429, prefetch=lambda plan: plan.capabilities.burst_key is not None)
+def burst(plan):
+    """One-token chat completions in a row until the first 429 (a sequential group), one burst per run.
+
+    Where the target has a key of its own for it (the embedded server's, limited to ``BURST_LIMIT`` a minute; no
+    check needs a documented tier's limit: they judge the 429 itself) it goes with the plan, since it spends no
+    other quota. Against a real gateway it runs only with --allow-burst, on the run's key up to the documented
+    limit, when its first case asks (after the planned exchanges), and then waits out Retry-After.
+    """
+    caps = plan.capabilities
+    if caps.burst_skip:
+        pytest.skip(caps.burst_skip)
+    limit = caps.burst_limit or _documented_limit(plan.profile)
+    body = {"model": plan.chat_model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+    return [Spec.post("/chat/completions", body, key=caps.burst_key, wants_429=True)] * ((limit or 100) + 5)
+
+
+_WAITED: set = set()
 
 
 @pytest.fixture
-def burst_429(rest_shared, make_client, conformance, profile, chat_model, api_key):
-    """The first 429 of a burst of one-token chat completions, one burst per run.
-
-    On the embedded server the burst uses the key it limits to ``BURST_LIMIT`` a minute (no check needs a
-    documented tier's limit: they judge the 429 itself), so nothing else's quota is spent and no reset is needed.
-    Against a real gateway it runs only with --allow-burst, on the run's key up to the documented limit.
-    """
-    embedded = not conformance.options.target_url
-    if not embedded and not conformance.options.allow_burst:
-        pytest.skip("the 429 burst spends the gateway's quota: run with --allow-burst")
-    if not hasattr(rest_shared, "burst"):
-        key, limit = (burst_key(profile), BURST_LIMIT) if embedded else (None, _documented_limit(profile))
-        if embedded and key is None:
-            pytest.skip("no burst key matches the profile's auth.key_pattern (conformance.embedded.burst_key)")
-        client = make_client(api_key=key or api_key)
-        body = {"model": chat_model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
-        attempts = (limit or 100) + 5
-        hit = _burst(client, body, attempts)
-        if not embedded and hit is not None:
-            time.sleep(min(_int(hit.headers.get("retry-after")) or 60, MAX_SDK_RETRY_AFTER))
-        rest_shared.burst = (hit, attempts)
-        client.take_transcript()  # the burst's first test keeps only the 429, like the others
-    hit, attempts = rest_shared.burst
+def burst_429(burst, capabilities, conformance):
+    """The first 429 of the burst (its exchanges are in the case's transcript)."""
+    hit = next((rec for rec in burst if rec.status == 429), None)
     if hit is None:
-        pytest.skip(f"no 429 after {attempts} requests: the limit is above the burst")
-    make_client().transcript.append(hit.exchange)
-    return hit
+        pytest.skip(f"no 429 after {len(burst)} requests: the limit is above the burst")
+    if capabilities.burst_key is None and not conformance.options.replay and id(burst) not in _WAITED:
+        _WAITED.add(id(burst))  # the run's own key: later checks must not be starved
+        time.sleep(min(_int(hit.headers.get("retry-after")) or 60, MAX_SDK_RETRY_AFTER))
+    return hit.response
 
 
 @pytest.mark.requirement("RATE-LIMITS-001", "RATE-LIMITS-014")

@@ -1,9 +1,11 @@
 """The official openai Python SDK as a real client of the target (spec/requirements/sdk.yaml).
 
-A target that breaks the SDK fails the named requirement with the exception text as Received (redacted by
-``expect``). Connection failures and timeouts stay harness errors. Statuses that only a misbehaving upstream
-produces (429, 5xx, mid-stream errors) are provoked with the embedded server's X-Mock-* controls; against a real
-gateway those checks are skipped, since nothing black-box can provoke them safely.
+Each SDK interaction is a declared exchange (``conformance.exchanges.Call``): the store runs it with the plan,
+concurrently with the rest, its requests going through the run's wire (recorded, replayable); the check judges
+what it returned or raised. A target that breaks the SDK fails the named requirement with the exception text as
+Received (redacted by ``expect``). Connection failures and timeouts stay harness errors. Statuses that only a
+misbehaving upstream produces (429, 5xx, mid-stream errors) are provoked with the embedded server's X-Mock-*
+controls; against a real gateway those checks are skipped, since nothing black-box can provoke them safely.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from conformance.client import Exchange, HarnessError, RequestTimedOut, TargetUnreachable, shared_ssl_context
-from conformance.suite.fixtures_stream import PROMPT, TOOL_PROMPT, WEATHER_TOOL, is_embedded
-from conformance.suite.test_auth import unknown_key_like
+from conformance.client import HarnessError, RequestTimedOut, TargetUnreachable
+from conformance.exchanges import Call, exchange
+from conformance.suite.fixtures_chat import unknown_key_like
+from conformance.suite.fixtures_stream import PROMPT, TOOL_PROMPT, WEATHER_TOOL
 
 
 class _ImportedOnUse:
@@ -38,57 +41,20 @@ MAX_TOKENS = 8
 SHORT_PROMPT = "Reply with just the word ok."
 
 
-class _SdkRecorder:
-    """httpx event hooks: each SDK request joins the test's transcript and the run's request accounting."""
-
-    def __init__(self, redactor, accounting) -> None:
-        self.redactor, self.accounting, self.transcript = redactor, accounting, []
-
-    def on_request(self, req: httpx.Request) -> None:
-        self.accounting.charge()
-        body = req.content.decode("utf-8", "replace") if req.content else ""
-        self.transcript.append(Exchange(req.method, str(req.url), self.redactor.headers(req.headers.multi_items()),
-                                        self.redactor.text(body)))
-
-    def on_response(self, resp: httpx.Response) -> None:
-        if self.transcript:
-            self.transcript[-1].status = resp.status_code
-            self.transcript[-1].response_headers = self.redactor.headers(resp.headers.multi_items())
-
-    def take_transcript(self) -> list[Exchange]:
-        out, self.transcript = self.transcript, []
-        return out
-
-    def close(self) -> None:
-        pass
+def sdk_client(plan, transport, key: str | None = None, max_retries: int = 0) -> openai.OpenAI:
+    """An ``openai.OpenAI`` client on the target (base URL + profile base path), retries off, sending through
+    ``transport``."""
+    opts = plan.options
+    timeout = httpx.Timeout(opts.stream_timeout, connect=min(10.0, opts.request_timeout))
+    http = httpx.Client(timeout=timeout, transport=transport)
+    return openai.OpenAI(api_key=key or plan.api_key or "conformance-no-key",
+                         base_url=plan.target.rstrip("/") + plan.profile.base_path, max_retries=max_retries,
+                         timeout=timeout, http_client=http)
 
 
-@pytest.fixture
-def make_sdk(request, conformance, target, api_key):
-    """Factory for ``openai.OpenAI`` clients on the target (base URL + profile base path), retries off."""
-    from conformance.plugin import CLIENTS
-    opts, made = conformance.options, []
-
-    def factory(key: str | None = None, max_retries: int = 0) -> openai.OpenAI:
-        key = key or api_key or "conformance-no-key"
-        recorder = _SdkRecorder(conformance.redactor_with(key), conformance.accounting)
-        request.node.stash.setdefault(CLIENTS, []).append(recorder)
-        timeout = httpx.Timeout(opts.stream_timeout, connect=min(10.0, opts.request_timeout))
-        # The process's one TLS context: a default one loads the CA bundle again for every client (~35 ms each).
-        http = httpx.Client(timeout=timeout, verify=shared_ssl_context(),
-                            event_hooks={"request": [recorder.on_request], "response": [recorder.on_response]})
-        made.append(http)
-        return openai.OpenAI(api_key=key, base_url=target.rstrip("/") + conformance.profile.base_path,
-                             max_retries=max_retries, timeout=timeout, http_client=http)
-
-    yield factory
-    for http in made:
-        http.close()
-
-
-@pytest.fixture
-def sdk(make_sdk):
-    return make_sdk()
+def sdk_call(plan, interact, key: str | None = None) -> Call:
+    """A ``Call`` running ``interact(client)`` with an SDK client for ``key`` (the run's key by default)."""
+    return Call(lambda transport: interact(sdk_client(plan, transport, key)), key=key)
 
 
 def harness_or(exc: Exception) -> Exception:
@@ -112,11 +78,17 @@ def messages(prompt: str = PROMPT) -> list[dict]:
     return [{"role": "user", "content": prompt}]
 
 
+# -- happy paths -------------------------------------------------------------------------------------------
+@exchange
+def sdk_create(plan):
+    return sdk_call(plan, lambda sdk: sdk.chat.completions.create(
+        model=plan.chat_model, messages=messages(), max_tokens=MAX_TOKENS).choices[0].message.content)
+
+
 @pytest.mark.requirement("SDK-001")
-def test_create(sdk, chat_model, expect):
+def test_create(sdk_create, expect):
     try:
-        completion = sdk.chat.completions.create(model=chat_model, messages=messages(), max_tokens=MAX_TOKENS)
-        content = completion.choices[0].message.content
+        content = sdk_create.result()
     except Exception as exc:  # noqa: BLE001 - any SDK failure is the verdict
         expect("SDK-001", False, expected="a ChatCompletion", received=shown(harness_or(exc)))
         return
@@ -124,43 +96,63 @@ def test_create(sdk, chat_model, expect):
            received=repr(content))
 
 
+@exchange
+def sdk_stream(plan):
+    """One stream judges both: iterating it (SDK-002) and, when it asks include_usage, its final usage (SDK-015;
+    graded SKIP where the profile does not claim stream-usage, and then the stream does not ask for it)."""
+    options = {"stream_options": {"include_usage": True}} if plan.profile.claims("stream-usage") else {}
+
+    def iterate(sdk):
+        chunks = []
+        try:
+            for chunk in sdk.chat.completions.create(model=plan.chat_model, messages=messages(),
+                                                     max_tokens=MAX_TOKENS, stream=True, **options):
+                chunks.append(chunk)
+        except Exception as exc:  # noqa: BLE001
+            return chunks, exc
+        return chunks, None
+
+    return sdk_call(plan, iterate)
+
+
 @pytest.mark.requirement("SDK-002", "SDK-015")
-def test_stream_iteration(sdk, chat_model, profile, expect):
-    # One stream judges both: iterating it (SDK-002) and, when it asks include_usage, its final usage (SDK-015;
-    # graded SKIP where the profile does not claim stream-usage, and then the stream does not ask for it).
-    usage_asked = profile.claims("stream-usage")
-    options = {"stream_options": {"include_usage": True}} if usage_asked else {}
-    chunks = []
-    try:
-        for chunk in sdk.chat.completions.create(model=chat_model, messages=messages(), max_tokens=MAX_TOKENS,
-                                                 stream=True, **options):
-            chunks.append(chunk)
-    except Exception as exc:  # noqa: BLE001
+def test_stream_iteration(sdk_stream, profile, expect):
+    chunks, exc = sdk_stream.result()
+    if exc is not None:
         for rid, what in (("SDK-002", "iteration ending cleanly"), ("SDK-015", "a stream ending cleanly")):
             expect(rid, False, expected=what, received=shown(harness_or(exc)), note=f"after {len(chunks)} chunk(s)")
         return
     expect("SDK-002", chunks, expected="at least one chunk", received="no chunk")
-    if not usage_asked:
+    if not profile.claims("stream-usage"):
         return
     usage = chunks[-1].usage if chunks else None
     expect("SDK-015", usage is not None and isinstance(usage.total_tokens, int),
            expected="the final chunk's usage", received=chunks[-1] if chunks else "no chunk")
 
 
-@pytest.mark.requirement("SDK-003")
-def test_stream_helper_final_completion(sdk, conformance, chat_model, expect):
-    pieces = []
+@exchange
+def sdk_stream_helper(plan):
     # the helper raises LengthFinishReasonError on a length cut: ask for an answer that ends by itself
     # (the embedded server's echo provider repeats the prompt)
-    extra = {"X-Mock-Provider": "echo"} if is_embedded(conformance) else None
-    try:
-        with sdk.chat.completions.stream(model=chat_model, messages=messages(SHORT_PROMPT), max_tokens=20,
+    extra = {"X-Mock-Provider": "echo"} if plan.capabilities.mock_controls else None
+
+    def interact(sdk):
+        pieces = []
+        with sdk.chat.completions.stream(model=plan.chat_model, messages=messages(SHORT_PROMPT), max_tokens=20,
                                          extra_headers=extra) as stream:
             for event in stream:
                 if event.type == "content.delta":
                     pieces.append(event.delta)
             final = stream.get_final_completion()
-        message = final.choices[0].message
+        return pieces, final.choices[0].message
+
+    return sdk_call(plan, interact)
+
+
+@pytest.mark.requirement("SDK-003")
+def test_stream_helper_final_completion(sdk_stream_helper, expect):
+    try:
+        pieces, message = sdk_stream_helper.result()
     except Exception as exc:  # noqa: BLE001
         expect("SDK-003", False, expected="the helper completes", received=shown(harness_or(exc)))
         return
@@ -169,43 +161,66 @@ def test_stream_helper_final_completion(sdk, conformance, chat_model, expect):
            received=f"role {message.role!r}, content {message.content!r}")
 
 
-@pytest.mark.requirement("SDK-004")
-def test_tool_call(sdk, chat_model, expect):
-    try:
-        completion = sdk.chat.completions.create(model=chat_model, messages=messages(TOOL_PROMPT),
+@exchange
+def sdk_tool_call(plan):
+    def interact(sdk):
+        completion = sdk.chat.completions.create(model=plan.chat_model, messages=messages(TOOL_PROMPT),
                                                  tools=[WEATHER_TOOL], max_tokens=60)
         calls = completion.choices[0].message.tool_calls or []
-        parsed = [json.loads(c.function.arguments) for c in calls]
+        return completion.choices[0].message, [json.loads(c.function.arguments) for c in calls]
+
+    return sdk_call(plan, interact)
+
+
+@pytest.mark.requirement("SDK-004")
+def test_tool_call(sdk_tool_call, expect):
+    try:
+        message, parsed = sdk_tool_call.result()
     except Exception as exc:  # noqa: BLE001
         expect("SDK-004", False, expected="tool call arguments json.loads parses", received=shown(harness_or(exc)))
         return
-    expect("SDK-004", parsed, expected="a tool call", received=completion.choices[0].message)
+    expect("SDK-004", parsed, expected="a tool call", received=message)
 
 
-@pytest.mark.requirement("SDK-005")
-def test_stream_helper_tool_call(sdk, chat_model, expect):
-    try:
-        with sdk.chat.completions.stream(model=chat_model, messages=messages(TOOL_PROMPT), tools=[WEATHER_TOOL],
+@exchange
+def sdk_stream_helper_tool_call(plan):
+    def interact(sdk):
+        with sdk.chat.completions.stream(model=plan.chat_model, messages=messages(TOOL_PROMPT), tools=[WEATHER_TOOL],
                                          max_tokens=60) as stream:
             final = stream.get_final_completion()
         calls = final.choices[0].message.tool_calls or []
-        parsed = [json.loads(c.function.arguments) for c in calls]
+        return final.choices[0].message, [json.loads(c.function.arguments) for c in calls]
+
+    return sdk_call(plan, interact)
+
+
+@pytest.mark.requirement("SDK-005")
+def test_stream_helper_tool_call(sdk_stream_helper_tool_call, expect):
+    try:
+        message, parsed = sdk_stream_helper_tool_call.result()
     except Exception as exc:  # noqa: BLE001
         expect("SDK-005", False, expected="assembled tool calls whose arguments parse", received=shown(harness_or(exc)))
         return
-    expect("SDK-005", parsed, expected="an assembled tool call", received=final.choices[0].message)
+    expect("SDK-005", parsed, expected="an assembled tool call", received=message)
+
+
+@exchange
+def sdk_embeddings(plan):
+    if not plan.embedding_model:
+        return None
+    # A one-string list, not a bare string: SDK-006 is about the SDK's base64 decoding, and whether a bare
+    # string is accepted is EMBEDDINGS-005's own requirement (its fault would otherwise move this one).
+    return sdk_call(plan, lambda sdk: sdk.embeddings.create(model=plan.embedding_model,
+                                                            input=["conformance"]).data[0].embedding)
 
 
 @pytest.mark.requirement("SDK-006")
-def test_embeddings_default_encoding(sdk, models, expect):
+def test_embeddings_default_encoding(sdk_embeddings, models, expect):
     if not models.embedding:
         expect.untestable("SDK-006", "no embedding model: give --embedding-model or a profile default")
         return
     try:
-        # A one-string list, not a bare string: SDK-006 is about the SDK's base64 decoding, and whether a bare
-        # string is accepted is EMBEDDINGS-005's own requirement (its fault would otherwise move this one).
-        result = sdk.embeddings.create(model=models.embedding, input=["conformance"])
-        vector = result.data[0].embedding
+        vector = sdk_embeddings.result()
     except Exception as exc:  # noqa: BLE001
         expect("SDK-006", False, expected="an embedding", received=shown(harness_or(exc)))
         return
@@ -213,10 +228,15 @@ def test_embeddings_default_encoding(sdk, models, expect):
            expected="a non-empty list of floats", received=repr(vector)[:200])
 
 
+@exchange
+def sdk_models_list(plan):
+    return sdk_call(plan, lambda sdk: [m.id for m in sdk.models.list()])
+
+
 @pytest.mark.requirement("SDK-012")
-def test_models_list(sdk, expect):
+def test_models_list(sdk_models_list, expect):
     try:
-        ids = [m.id for m in sdk.models.list()]
+        ids = sdk_models_list.result()
     except Exception as exc:  # noqa: BLE001
         expect("SDK-012", False, expected="Model objects", received=shown(harness_or(exc)))
         return
@@ -224,14 +244,19 @@ def test_models_list(sdk, expect):
            received=ids[:10])
 
 
+@exchange
+def sdk_models_retrieve(plan):
+    return sdk_call(plan, lambda sdk: sdk.models.retrieve(plan.chat_model).id)
+
+
 @pytest.mark.requirement("SDK-013")
-def test_models_retrieve(sdk, chat_model, expect):
+def test_models_retrieve(sdk_models_retrieve, chat_model, expect):
     try:
-        model = sdk.models.retrieve(chat_model)
+        model_id = sdk_models_retrieve.result()
     except Exception as exc:  # noqa: BLE001
         expect("SDK-013", False, expected=f"Model {chat_model!r}", received=shown(harness_or(exc)))
         return
-    expect("SDK-013", model.id == chat_model, expected=chat_model, received=model.id)
+    expect("SDK-013", model_id == chat_model, expected=chat_model, received=model_id)
 
 
 @functools.cache
@@ -246,17 +271,21 @@ def city_model() -> type:
     return City
 
 
+@exchange
+def sdk_parse(plan):
+    return sdk_call(plan, lambda sdk: sdk.chat.completions.parse(
+        model=plan.chat_model, response_format=city_model(), max_tokens=60,
+        messages=messages("Name one city and its country as JSON.")).choices[0].message.parsed)
+
+
 @pytest.mark.requirement("SDK-016")
-def test_parse_pydantic(sdk, chat_model, expect):
+def test_parse_pydantic(sdk_parse, expect):
     try:
-        City = city_model()  # noqa: N806 - a class
-        completion = sdk.chat.completions.parse(model=chat_model, response_format=City, max_tokens=60,
-                                                messages=messages("Name one city and its country as JSON."))
-        parsed = completion.choices[0].message.parsed
+        parsed = sdk_parse.result()
     except Exception as exc:  # noqa: BLE001
         expect("SDK-016", False, expected="message.parsed a City", received=shown(harness_or(exc)))
         return
-    expect("SDK-016", isinstance(parsed, City), expected="a City instance", received=repr(parsed))
+    expect("SDK-016", isinstance(parsed, city_model()), expected="a City instance", received=repr(parsed))
 
 
 # -- error mapping ------------------------------------------------------------------------------------------
@@ -269,8 +298,13 @@ def raised(call) -> Exception | None:
     return None
 
 
-def embedded_only(conformance, what: str) -> None:
-    if not is_embedded(conformance):
+def raising_call(plan, make_request, key: str | None = None) -> Call:
+    """A ``Call`` whose value is the exception ``make_request(client)`` raised (None: it raised none)."""
+    return sdk_call(plan, lambda sdk: raised(lambda: make_request(sdk)), key)
+
+
+def embedded_only(capabilities, what: str) -> None:
+    if not capabilities.mock_controls:
         pytest.skip(f"{what} can only be provoked on the embedded reference server (X-Mock-Status)")
 
 
@@ -286,12 +320,21 @@ def bad_key(profile, api_key) -> str:
     return unknown_key_like(api_key or profile.test_key, profile.get("auth.key_pattern"))
 
 
-@pytest.mark.requirement("SDK-007", "SDK-017")
-def test_401_is_authentication_error(make_sdk, profile, chat_model, api_key, expect):
-    if profile.get("auth.key_required_but_ignored"):
+def _create(plan, model: str | None = None, **kw):
+    return lambda sdk: sdk.chat.completions.create(model=model or plan.chat_model, **{
+        "messages": messages(), "max_tokens": 5, **kw})
+
+
+@exchange
+def sdk_401(plan):
+    if plan.profile.get("auth.key_required_but_ignored"):
         pytest.skip("the profile documents that keys are never checked: no 401 to provoke")
-    client = make_sdk(key=bad_key(profile, api_key))
-    exc = raised(lambda: client.chat.completions.create(model=chat_model, messages=messages(), max_tokens=5))
+    return raising_call(plan, _create(plan), key=bad_key(plan.profile, plan.api_key))
+
+
+@pytest.mark.requirement("SDK-007", "SDK-017")
+def test_401_is_authentication_error(sdk_401, expect):
+    exc = sdk_401.result()
     check_class(expect, "SDK-007", exc, openai.AuthenticationError)
     if isinstance(exc, openai.APIStatusError):
         sent = exc.response.headers.get("x-request-id")
@@ -299,9 +342,14 @@ def test_401_is_authentication_error(make_sdk, profile, chat_model, api_key, exp
                received=f"request_id {exc.request_id!r}, header {sent!r}")
 
 
+@exchange
+def sdk_400(plan):
+    return raising_call(plan, _create(plan, messages=[]))
+
+
 @pytest.mark.requirement("SDK-008")
-def test_400_is_bad_request_error(sdk, chat_model, expect):
-    exc = raised(lambda: sdk.chat.completions.create(model=chat_model, messages=[], max_tokens=5))
+def test_400_is_bad_request_error(sdk_400, expect):
+    exc = sdk_400.result()
     check_class(expect, "SDK-008", exc, openai.BadRequestError)
     if isinstance(exc, openai.BadRequestError):
         # the SDK reads code and param from body["error"]; a flat body leaves them unreadable
@@ -311,64 +359,83 @@ def test_400_is_bad_request_error(sdk, chat_model, expect):
                received=f"body {exc.body!r}, code {exc.code!r}, param {exc.param!r}")
 
 
+@exchange
+def sdk_unknown_model(plan):
+    return raising_call(plan, _create(plan, "conformance-no-such-model-0"))
+
+
 @pytest.mark.requirement("SDK-009")
-def test_unknown_model_exception(sdk, profile, expect):
-    exc = raised(lambda: sdk.chat.completions.create(model="conformance-no-such-model-0", messages=messages(),
-                                                     max_tokens=5))
+def test_unknown_model_exception(sdk_unknown_model, profile, expect):
     cls = openai.NotFoundError if profile.get("models.unknown_status") == 404 else openai.BadRequestError
-    check_class(expect, "SDK-009", exc, cls)
+    check_class(expect, "SDK-009", sdk_unknown_model.result(), cls)
+
+
+@exchange
+def sdk_429(plan):
+    embedded_only(plan.capabilities, "a 429")
+    return raising_call(plan, _create(plan, extra_headers={"X-Mock-Status": "429"}))
 
 
 @pytest.mark.requirement("SDK-010")
-def test_429_is_rate_limit_error(sdk, conformance, chat_model, expect):
-    embedded_only(conformance, "a 429")
-    exc = raised(lambda: sdk.chat.completions.create(model=chat_model, messages=messages(), max_tokens=5,
-                                                     extra_headers={"X-Mock-Status": "429"}))
-    check_class(expect, "SDK-010", exc, openai.RateLimitError)
+def test_429_is_rate_limit_error(sdk_429, expect):
+    check_class(expect, "SDK-010", sdk_429.result(), openai.RateLimitError)
+
+
+@exchange
+def sdk_5xx(plan):
+    embedded_only(plan.capabilities, "a 5xx")
+    return raising_call(plan, _create(plan, extra_headers={"X-Mock-Status": "502"}))
 
 
 @pytest.mark.requirement("SDK-019")
-def test_5xx_is_internal_server_error(sdk, conformance, chat_model, expect):
-    embedded_only(conformance, "a 5xx")
-    exc = raised(lambda: sdk.chat.completions.create(model=chat_model, messages=messages(), max_tokens=5,
-                                                     extra_headers={"X-Mock-Status": "502"}))
-    check_class(expect, "SDK-019", exc, openai.InternalServerError)
+def test_5xx_is_internal_server_error(sdk_5xx, expect):
+    check_class(expect, "SDK-019", sdk_5xx.result(), openai.InternalServerError)
+
+
+@exchange
+def sdk_mid_stream_error(plan):
+    embedded_only(plan.capabilities, "a mid-stream upstream failure")
+
+    def iterate(sdk):
+        for _ in sdk.chat.completions.create(model=plan.chat_model, messages=messages(), max_tokens=MAX_TOKENS,
+                                             stream=True, extra_headers={"X-Mock-Error-After": "2"}):
+            pass
+
+    return raising_call(plan, iterate)
 
 
 @pytest.mark.requirement("SDK-014")
-def test_mid_stream_error_raises(sdk, conformance, chat_model, expect):
-    embedded_only(conformance, "a mid-stream upstream failure")
-    seen = []
-
-    def iterate():
-        for chunk in sdk.chat.completions.create(model=chat_model, messages=messages(), max_tokens=MAX_TOKENS,
-                                                 stream=True, extra_headers={"X-Mock-Error-After": "2"}):
-            seen.append(chunk)
-
-    exc = raised(iterate)
-    check_class(expect, "SDK-014", exc, openai.APIError)
+def test_mid_stream_error_raises(sdk_mid_stream_error, expect):
+    check_class(expect, "SDK-014", sdk_mid_stream_error.result(), openai.APIError)
 
 
-def keyed_status(make_sdk, conformance, profile, key_name, model):
+def keyed_status(plan, key_name, model) -> Call:
     """The exception for a request with one of the profile's special test keys (embedded server only)."""
-    key = profile.get(f"auth.extra_test_keys.{key_name}")
-    if not is_embedded(conformance) or not key:
+    key = plan.profile.get(f"auth.extra_test_keys.{key_name}")
+    if not plan.capabilities.role_keys or not key:
         pytest.skip(f"needs a '{key_name}' key: only the embedded server's profile keys are known")
-    client = make_sdk(key=key)
-    return raised(lambda: client.chat.completions.create(model=model, messages=messages(), max_tokens=5))
+    return raising_call(plan, _create(plan, model), key=key)
+
+
+@exchange
+def sdk_403(plan):
+    # the embedded server's restricted key may use only the default chat model: ask for another documented one
+    others = [m["id"] for m in plan.profile.get("models.chat", []) if m["id"] != plan.chat_model]
+    if not others:
+        pytest.skip("the profile documents a single chat model: no model outside an allowlist to ask for")
+    return keyed_status(plan, "restricted", others[0])
 
 
 @pytest.mark.requirement("SDK-018")
-def test_403_is_permission_denied(make_sdk, conformance, profile, chat_model, expect):
-    # the embedded server's restricted key may use only the default chat model: ask for another documented one
-    others = [m["id"] for m in profile.get("models.chat", []) if m["id"] != chat_model]
-    if not others:
-        pytest.skip("the profile documents a single chat model: no model outside an allowlist to ask for")
-    exc = keyed_status(make_sdk, conformance, profile, "restricted", others[0])
-    check_class(expect, "SDK-018", exc, openai.PermissionDeniedError)
+def test_403_is_permission_denied(sdk_403, expect):
+    check_class(expect, "SDK-018", sdk_403.result(), openai.PermissionDeniedError)
+
+
+@exchange
+def sdk_402(plan):
+    return keyed_status(plan, "no-balance", plan.chat_model)
 
 
 @pytest.mark.requirement("SDK-020")
-def test_402_is_api_status_error(make_sdk, conformance, profile, chat_model, expect):
-    exc = keyed_status(make_sdk, conformance, profile, "no-balance", chat_model)
-    check_class(expect, "SDK-020", exc, openai.APIStatusError, status=402)
+def test_402_is_api_status_error(sdk_402, expect):
+    check_class(expect, "SDK-020", sdk_402.result(), openai.APIStatusError, status=402)

@@ -11,9 +11,10 @@ import re
 
 import pytest
 
+from conformance.exchanges import exchange
 from conformance.expect import StopCase
 from conformance.sse import DONE
-from conformance.suite.fixtures_stream import attach, chat_body, is_embedded, open_stream
+from conformance.suite.fixtures_stream import StreamExchange, chat_body, stream_spec
 
 KNOWN_FIELDS = {"data", "event", "id", "retry"}
 _LINES = re.compile(rb"\r\n|\r|\n")
@@ -199,13 +200,17 @@ def test_rejected_stream_gets_http_error(stream_exchange_unknown_model, expect, 
            received=f"{ex.content_type}: {ex.body[:200]!r}")
 
 
-@pytest.mark.requirement("SSE-008")
-def test_mid_stream_error_is_an_error_event(stream_session_client, conformance, request, expect, chat_model):
+@exchange(view=StreamExchange.of)
+def stream_mid_stream_error(plan):
     """Needs a way to make the upstream fail mid-stream: the embedded server's X-Mock-Error-After control."""
-    if not is_embedded(conformance):
+    if not plan.capabilities.mock_controls:
         pytest.skip("a mid-stream upstream failure can only be provoked on the embedded reference server")
-    ex = open_stream(stream_session_client, chat_body(chat_model, stream=True), {"X-Mock-Error-After": "2"})
-    attach(request, ex)
+    return stream_spec(chat_body(plan.chat_model, stream=True), {"X-Mock-Error-After": "2"})
+
+
+@pytest.mark.requirement("SSE-008")
+def test_mid_stream_error_is_an_error_event(stream_mid_stream_error, expect):
+    ex = stream_mid_stream_error
     if ex.status != 200 or ex.transcript is None:
         expect.untestable("SSE-008", f"HTTP {ex.status}: no stream to judge")
         raise StopCase("SSE-008")

@@ -7,6 +7,7 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
+from conformance.exchanges import Spec, exchange
 from conformance.suite.fixtures_chat import (
     ENVELOPE,
     chat_basic_body,
@@ -43,13 +44,44 @@ def _require_ok(expect, req_id, exchange) -> bool:
                   received=exchange.summary())
 
 
+def _bodies(model: str) -> dict[str, tuple[dict, bool]]:
+    """Every named exchange of the checks below: (body, streamed)."""
+    return {
+        "json-object": ({"model": model, "max_tokens": ROOM, "messages": JSON_PROMPT,
+                         "response_format": {"type": "json_object"}}, False),
+        "json-object-stream": ({"model": model, "max_tokens": ROOM, "stream": True, "messages": JSON_PROMPT,
+                                "response_format": {"type": "json_object"}}, True),
+        "json-schema": ({"model": model, "max_tokens": ROOM, "messages": CITY_PROMPT,
+                         "response_format": json_schema_format(CITY_SCHEMA, strict=False)}, False),
+        "json-schema-strict": ({"model": model, "max_tokens": ROOM, "messages": CITY_PROMPT,
+                                "response_format": json_schema_format(STRICT_SCHEMA, strict=True)}, False),
+        "format-text": ({**chat_basic_body(model), "response_format": {"type": "text"}}, False),
+        "unknown-format": ({**chat_basic_body(model), "max_tokens": 1,
+                            "response_format": {"type": "conformance_yaml"}}, False),
+        "bad-schema-name": ({"model": model, "max_tokens": 1, "messages": CITY_PROMPT,
+                             "response_format": json_schema_format(CITY_SCHEMA, strict=False, name="city facts!")},
+                            False),
+    }
+
+
+@exchange(hint=True)
+def structured_requests(plan):
+    """The named exchanges the checks below ask ``chat_calls`` for: sent with the plan."""
+    return {f"chat.{name}": Spec.post("/chat/completions", body, read="sse-or-json" if streamed else "buffered")
+            for name, (body, streamed) in _bodies(plan.chat_model).items()}
+
+
+def _post(chat_calls, chat_model, name: str):
+    body, streamed = _bodies(chat_model)[name]
+    return chat_calls.post(name, body, stream=streamed)
+
+
 def _json_object_exchange(chat_calls, chat_model):
-    return chat_calls.post("json-object", {"model": chat_model, "max_tokens": ROOM, "messages": JSON_PROMPT,
-                                           "response_format": {"type": "json_object"}})
+    return _post(chat_calls, chat_model, "json-object")
 
 
 @pytest.mark.requirement("STRUCTURED-OUTPUT-001")
-def test_json_object_content_is_an_object(chat_calls, chat_model, expect):
+def test_json_object_content_is_an_object(structured_requests, chat_calls, chat_model, expect):
     exchange = _json_object_exchange(chat_calls, chat_model)
     if not _require_ok(expect, "STRUCTURED-OUTPUT-001", exchange):
         return
@@ -59,7 +91,7 @@ def test_json_object_content_is_an_object(chat_calls, chat_model, expect):
 
 
 @pytest.mark.requirement("STRUCTURED-OUTPUT-006")
-def test_json_object_finishes_with_stop(chat_calls, chat_model, expect):
+def test_json_object_finishes_with_stop(structured_requests, chat_calls, chat_model, expect):
     exchange = _json_object_exchange(chat_calls, chat_model)
     if not _require_ok(expect, "STRUCTURED-OUTPUT-006", exchange):
         return
@@ -70,10 +102,8 @@ def test_json_object_finishes_with_stop(chat_calls, chat_model, expect):
 
 
 @pytest.mark.requirement("STRUCTURED-OUTPUT-002")
-def test_streamed_json_object(chat_calls, chat_model, expect):
-    exchange = chat_calls.post("json-object-stream", {"model": chat_model, "max_tokens": ROOM, "stream": True,
-                                                      "messages": JSON_PROMPT,
-                                                      "response_format": {"type": "json_object"}}, stream=True)
+def test_streamed_json_object(structured_requests, chat_calls, chat_model, expect):
+    exchange = _post(chat_calls, chat_model, "json-object-stream")
     if not expect("STRUCTURED-OUTPUT-002", exchange.status == 200 and exchange.chunks is not None,
                   expected="HTTP 200 event stream", received=exchange.summary()):
         return
@@ -98,23 +128,20 @@ def _schema_check(expect, req_id, exchange, schema) -> None:
 
 
 @pytest.mark.requirement("STRUCTURED-OUTPUT-003")
-def test_json_schema_is_followed(chat_calls, chat_model, expect):
-    exchange = chat_calls.post("json-schema", {"model": chat_model, "max_tokens": ROOM, "messages": CITY_PROMPT,
-                                               "response_format": json_schema_format(CITY_SCHEMA, strict=False)})
+def test_json_schema_is_followed(structured_requests, chat_calls, chat_model, expect):
+    exchange = _post(chat_calls, chat_model, "json-schema")
     _schema_check(expect, "STRUCTURED-OUTPUT-003", exchange, CITY_SCHEMA)
 
 
 @pytest.mark.requirement("STRUCTURED-OUTPUT-004")
-def test_strict_json_schema(chat_calls, chat_model, expect):
-    exchange = chat_calls.post("json-schema-strict", {"model": chat_model, "max_tokens": ROOM, "messages": CITY_PROMPT,
-                                                      "response_format": json_schema_format(STRICT_SCHEMA,
-                                                                                            strict=True)})
+def test_strict_json_schema(structured_requests, chat_calls, chat_model, expect):
+    exchange = _post(chat_calls, chat_model, "json-schema-strict")
     _schema_check(expect, "STRUCTURED-OUTPUT-004", exchange, STRICT_SCHEMA)
 
 
 @pytest.mark.requirement("STRUCTURED-OUTPUT-005")
-def test_text_format_is_plain(chat_calls, chat_model, expect):
-    exchange = chat_calls.post("format-text", {**chat_basic_body(chat_model), "response_format": {"type": "text"}})
+def test_text_format_is_plain(structured_requests, chat_calls, chat_model, expect):
+    exchange = _post(chat_calls, chat_model, "format-text")
     if not _require_ok(expect, "STRUCTURED-OUTPUT-005", exchange):
         return
     content = exchange.content
@@ -129,17 +156,14 @@ def _rejected(expect, req_id, response, profile):
 
 
 @pytest.mark.requirement("STRUCTURED-OUTPUT-007", *ENVELOPE)
-def test_unknown_format_type(client, chat_model, profile, expect):
-    body = {**chat_basic_body(chat_model), "max_tokens": 1, "response_format": {"type": "conformance_yaml"}}
-    err = _rejected(expect, "STRUCTURED-OUTPUT-007", client.post_json("/chat/completions", body), profile)
+def test_unknown_format_type(structured_requests, chat_calls, chat_model, profile, expect):
+    err = _rejected(expect, "STRUCTURED-OUTPUT-007", _post(chat_calls, chat_model, "unknown-format"), profile)
     if err is not None:
         expect("STRUCTURED-OUTPUT-007", str(err.get("param") or "").startswith("response_format"),
                expected="param naming response_format", received=err.get("param"))
 
 
 @pytest.mark.requirement("STRUCTURED-OUTPUT-008", *ENVELOPE)
-def test_bad_schema_name(client, chat_model, profile, expect):
+def test_bad_schema_name(structured_requests, chat_calls, chat_model, profile, expect):
     skip_unless_claimed(profile, "json-schema")
-    body = {"model": chat_model, "max_tokens": 1, "messages": CITY_PROMPT,
-            "response_format": json_schema_format(CITY_SCHEMA, strict=False, name="city facts!")}
-    _rejected(expect, "STRUCTURED-OUTPUT-008", client.post_json("/chat/completions", body), profile)
+    _rejected(expect, "STRUCTURED-OUTPUT-008", _post(chat_calls, chat_model, "bad-schema-name"), profile)

@@ -8,6 +8,7 @@ import json
 import jsonschema
 import pytest
 
+from conformance.exchanges import Spec, exchange
 from conformance.expect import StopCase
 from conformance.suite.fixtures_stream import (
     PARALLEL_PROMPT,
@@ -15,11 +16,11 @@ from conformance.suite.fixtures_stream import (
     TOOL_MAX_TOKENS,
     TOOL_PROMPT,
     WEATHER_TOOL,
-    attach,
+    JsonExchange,
     chat_body,
     delta_of,
     items_by_choice,
-    post_chat,
+    stream_tool_call,
     tool_arguments,
 )
 
@@ -139,64 +140,84 @@ def test_parallel_calls_are_distinct(stream_tool_parallel, expect):
     expect("TOOLS-011", len(set(indexes)) == len(indexes), expected="distinct indexes", received=indexes)
 
 
-@pytest.mark.requirement("TOOLS-017")
-def test_parallel_tool_calls_false(stream_session_client, chat_model, request, expect, profile):
-    body = chat_body(chat_model, stream=False, max_tokens=TOOL_MAX_TOKENS, prompt=PARALLEL_PROMPT,
-                     tools=[WEATHER_TOOL, TIME_TOOL], parallel_tool_calls=False)
-    ex = post_chat(stream_session_client, body)
-    attach(request, ex)
-    choice = first_choice_or_stop(expect, ex, ["TOOLS-017"])
-    expect("TOOLS-017", len(calls_of(choice)) <= 1, expected="at most one tool call",
-           received=[(c.get("function") or {}).get("name") for c in calls_of(choice)])
+def _chat(body) -> Spec:
+    return Spec.post("/chat/completions", body)
 
 
-def _tool_choice_exchange(client, model, request, tool_choice):
-    ex = post_chat(client, chat_body(model, stream=False, max_tokens=TOOL_MAX_TOKENS, prompt=TOOL_PROMPT,
-                                     tools=[WEATHER_TOOL, TIME_TOOL], tool_choice=tool_choice))
-    attach(request, ex)
-    return ex
+@exchange(view=JsonExchange.of)
+def tools_parallel_false(plan):
+    return _chat(chat_body(plan.chat_model, stream=False, max_tokens=TOOL_MAX_TOKENS, prompt=PARALLEL_PROMPT,
+                           tools=[WEATHER_TOOL, TIME_TOOL], parallel_tool_calls=False))
 
 
-@pytest.mark.requirement("TOOLS-012")
-def test_tool_choice_none(stream_session_client, chat_model, request, expect):
-    choice = first_choice_or_stop(expect, _tool_choice_exchange(stream_session_client, chat_model, request, "none"),
-                                  ["TOOLS-012"])
-    message = choice.get("message") or {}
-    expect("TOOLS-012", not calls_of(choice) and isinstance(message.get("content"), str),
-           expected="a text answer, no tool_calls", received=message)
+def _tool_choice(plan, tool_choice) -> Spec:
+    return _chat(chat_body(plan.chat_model, stream=False, max_tokens=TOOL_MAX_TOKENS, prompt=TOOL_PROMPT,
+                           tools=[WEATHER_TOOL, TIME_TOOL], tool_choice=tool_choice))
 
 
-@pytest.mark.requirement("TOOLS-013")
-def test_tool_choice_required(stream_session_client, chat_model, request, expect):
+@exchange(view=JsonExchange.of)
+def tools_choice_none(plan):
+    return _tool_choice(plan, "none")
+
+
+@exchange(view=JsonExchange.of)
+def tools_choice_required(plan):
     # the prompt asks for no tool, so only tool_choice can make the call
-    ex = post_chat(stream_session_client, chat_body(chat_model, stream=False, max_tokens=TOOL_MAX_TOKENS,
-                                                    tools=[WEATHER_TOOL], tool_choice="required"))
-    attach(request, ex)
-    choice = first_choice_or_stop(expect, ex, ["TOOLS-013"])
-    expect("TOOLS-013", calls_of(choice), expected="at least one tool call", received=choice.get("message"))
+    return _chat(chat_body(plan.chat_model, stream=False, max_tokens=TOOL_MAX_TOKENS, tools=[WEATHER_TOOL],
+                           tool_choice="required"))
 
 
-@pytest.mark.requirement("TOOLS-014")
-def test_tool_choice_named(stream_session_client, chat_model, request, expect):
-    named = {"type": "function", "function": {"name": "get_time"}}  # the prompt asks for the other tool
-    choice = first_choice_or_stop(expect, _tool_choice_exchange(stream_session_client, chat_model, request, named),
-                                  ["TOOLS-014"])
-    names = [(c.get("function") or {}).get("name") for c in calls_of(choice)]
-    expect("TOOLS-014", "get_time" in names, expected="a call to get_time", received=names or choice.get("message"))
+@exchange(view=JsonExchange.of)
+def tools_choice_named(plan):
+    return _tool_choice(plan, {"type": "function", "function": {"name": "get_time"}})  # the prompt asks for the other
 
 
-@pytest.mark.requirement("TOOLS-015")
-def test_tool_result_round_trip(stream_session_client, stream_tool_call, chat_model, request, expect):
-    calls = calls_of((stream_tool_call.body or {}).get("choices", [{}])[0]) if stream_tool_call.status == 200 else []
+@exchange(view=JsonExchange.of, needs=(stream_tool_call,))
+def tools_round_trip(plan, stream_tool_call):
+    """The tool's result sent back after the call ``stream_tool_call`` made (or a made-up call without one)."""
+    ex = stream_tool_call
+    calls = calls_of((ex.body or {}).get("choices", [{}])[0]) if ex.status == 200 and isinstance(ex.body, dict) \
+        else []
     call = calls[0] if calls and tool_arguments(calls[0]) is not None else {
         "id": "call_conformance_0", "type": "function",
         "function": {"name": "get_weather", "arguments": '{"city": "Paris", "unit": "celsius"}'}}
     messages = [{"role": "user", "content": TOOL_PROMPT},
                 {"role": "assistant", "content": None, "tool_calls": [call]},
                 {"role": "tool", "tool_call_id": call["id"], "content": '{"temperature_c": 21, "sky": "clear"}'}]
-    ex = post_chat(stream_session_client, {"model": chat_model, "messages": messages, "tools": [WEATHER_TOOL],
-                                           "max_tokens": 16})
-    attach(request, stream_tool_call, ex)
+    return _chat({"model": plan.chat_model, "messages": messages, "tools": [WEATHER_TOOL], "max_tokens": 16})
+
+
+@pytest.mark.requirement("TOOLS-017")
+def test_parallel_tool_calls_false(tools_parallel_false, expect):
+    choice = first_choice_or_stop(expect, tools_parallel_false, ["TOOLS-017"])
+    expect("TOOLS-017", len(calls_of(choice)) <= 1, expected="at most one tool call",
+           received=[(c.get("function") or {}).get("name") for c in calls_of(choice)])
+
+
+@pytest.mark.requirement("TOOLS-012")
+def test_tool_choice_none(tools_choice_none, expect):
+    choice = first_choice_or_stop(expect, tools_choice_none, ["TOOLS-012"])
+    message = choice.get("message") or {}
+    expect("TOOLS-012", not calls_of(choice) and isinstance(message.get("content"), str),
+           expected="a text answer, no tool_calls", received=message)
+
+
+@pytest.mark.requirement("TOOLS-013")
+def test_tool_choice_required(tools_choice_required, expect):
+    choice = first_choice_or_stop(expect, tools_choice_required, ["TOOLS-013"])
+    expect("TOOLS-013", calls_of(choice), expected="at least one tool call", received=choice.get("message"))
+
+
+@pytest.mark.requirement("TOOLS-014")
+def test_tool_choice_named(tools_choice_named, expect):
+    choice = first_choice_or_stop(expect, tools_choice_named, ["TOOLS-014"])
+    names = [(c.get("function") or {}).get("name") for c in calls_of(choice)]
+    expect("TOOLS-014", "get_time" in names, expected="a call to get_time", received=names or choice.get("message"))
+
+
+@pytest.mark.requirement("TOOLS-015")
+def test_tool_result_round_trip(stream_tool_call, tools_round_trip, expect):
+    ex = tools_round_trip
     choice = first_choice_or_stop(expect, ex, ["TOOLS-015"])
     expect("TOOLS-015", isinstance(choice.get("message"), dict), expected="HTTP 200 with an answer",
            received=ex.text[:300])

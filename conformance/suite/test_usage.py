@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.suite.fixtures_stream import TWIN
+from conformance.exchanges import Spec, exchange
 
 COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
 # Provider cache fields a profile may document (usage.cache_fields); the creation field counts writes, not hits.
@@ -114,11 +114,20 @@ def cache_request(model: str, profile) -> dict:
     return body
 
 
+def _cache_view(rec):
+    from conformance.suite.fixtures_chat import ChatExchange
+    return ChatExchange.of(rec)
+
+
+@exchange(sequential=True, view=_cache_view)
+def usage_cache_pair(plan):
+    """The cacheable request twice, in order (a sequential group): the second may hit the cache the first filled."""
+    return [Spec.post("/chat/completions", cache_request(plan.chat_model, plan.profile))] * 2
+
+
 @pytest.mark.requirement("USAGE-016")
-def test_repeated_prompt_hits_the_cache(chat_calls, chat_model, profile, expect):
-    body = cache_request(chat_model, profile)
-    chat_calls.post("cache-warm", body)
-    second = chat_calls.post("cache-hit", body)
+def test_repeated_prompt_hits_the_cache(usage_cache_pair, profile, expect):
+    second = usage_cache_pair[1]
     usage = usage_of(expect, second, ("USAGE-016",))
     if usage is None:
         return
@@ -184,13 +193,12 @@ def test_injected_usage_chunk_shape(stream_exchange_plain, profile, expect):
 
 
 @pytest.mark.requirement("USAGE-009")
-def test_streamed_usage_equals_non_streamed(stream_exchange_with_usage, chat_calls, expect):
+def test_streamed_usage_equals_non_streamed(stream_exchange_with_usage, stream_twin, expect):
     chunks = _stream_chunks(expect, stream_exchange_with_usage, ("USAGE-009",))
     streamed = next((c["usage"] for c in reversed(chunks or []) if _is_usage_chunk(c)), None)
     if streamed is None:
         return  # no usage chunk: USAGE-005's violation
-    twin = {k: v for k, v in stream_exchange_with_usage.request.items() if k not in ("stream", "stream_options")}
-    plain = chat_calls.post(TWIN, twin)  # twin_body(chat_model): CHAT-STREAM-014 and CHAT-018 judge it too
+    plain = stream_twin  # the request without stream and stream_options: CHAT-STREAM-014 and CHAT-018 judge it too
     if not plain.ok or not isinstance(plain.usage, dict):
         return  # the non-streamed answer's own checks report it
     expect("USAGE-009", {k: streamed.get(k) for k in COUNTS} == {k: plain.usage.get(k) for k in COUNTS},

@@ -1,0 +1,293 @@
+"""The exchange store end to end: planned exchanges sent concurrently, the 429 back-off, a target that stops
+answering, and ``--replay`` of a recording (tiny suites with pytester, loopback targets)."""
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from tests.conformance.test_plugin import case_outcomes, inner_suite, results
+
+pytest_plugins = ["pytester"]
+
+PLANNED_SUITE = '''
+import pytest
+from conformance.exchanges import Spec, exchange
+
+{declarations}
+
+@pytest.mark.requirement("T-001")
+def test_uses_all({names}, expect):
+    for ex in ({names},):
+        expect("T-001", ex.status == 200, expected=200, received=ex.status)
+'''
+
+
+def planned_suite(count: int) -> str:
+    names = [f"item_{n}" for n in range(count)]
+    declarations = "\n".join(
+        f"def {name}(plan):\n    return Spec.get('/item/{n}')\n{name} = exchange({name})" for n, name in
+        enumerate(names))
+    return PLANNED_SUITE.format(declarations=declarations, names=", ".join(names))
+
+
+@pytest.fixture
+def suite(pytester, monkeypatch):
+    return inner_suite(pytester, monkeypatch)
+
+
+class Target:
+    """A loopback HTTP target that counts requests and the most it had in flight at once."""
+
+    def __init__(self, delay: float = 0.0, first_429: bool = False) -> None:
+        self.delay, self.first_429 = delay, first_429  # delay: every path but the root
+        self.requests, self.in_flight, self.max_in_flight = 0, 0, 0
+        self._lock = threading.Lock()
+        self._seen: set[str] = set()
+
+        @Request.application
+        def app(request):
+            with self._lock:
+                self.requests += 1
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                first = request.path not in self._seen
+                self._seen.add(request.path)
+            try:
+                time.sleep(self.delay if request.path != "/" else 0)
+                if self.first_429 and first and request.path != "/":
+                    return Response('{"error": {"message": "slow down", "type": "rate_limit", "param": null, '
+                                    '"code": null}}', status=429, content_type="application/json",
+                                    headers={"Retry-After-Ms": "20"})
+                return Response(json.dumps({"path": request.path}), content_type="application/json")
+            finally:
+                with self._lock:
+                    self.in_flight -= 1
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def target_factory():
+    made = []
+
+    def make(**kw) -> Target:
+        made.append(Target(**kw))
+        return made[-1]
+
+    yield make
+    for target in made:
+        target.close()
+
+
+def test_planned_exchanges_go_out_concurrently_under_the_cap(suite, target_factory):
+    target = target_factory(delay=0.3)
+    result = suite("--target-url", target.url, "--concurrency", "4", source=planned_suite(9))
+    result.assert_outcomes(passed=1)
+    assert target.requests == 9  # each once
+    assert 2 <= target.max_in_flight <= 4
+
+
+def test_concurrency_one_sends_one_after_another(suite, target_factory):
+    target = target_factory(delay=0.05)
+    suite("--target-url", target.url, "--concurrency", "1", source=planned_suite(5)).assert_outcomes(passed=1)
+    assert target.max_in_flight == 1
+
+
+def test_a_429_is_retried_after_retry_after_and_both_attempts_are_kept(suite, target_factory):
+    target = target_factory(first_429=True)
+    suite("--target-url", target.url, source=planned_suite(3)).assert_outcomes(passed=1)
+    assert target.requests == 6  # a 429, then the answer, for each
+    recorded = [json.loads(line) for path in (suite.pytester.path / "out" / "exchanges").glob("*.jsonl")
+                for line in path.read_text().splitlines()[1:]]
+    assert sorted(r["status"] for r in recorded) == [200, 200, 200, 429, 429, 429]
+
+
+class HungTarget:
+    """Accepts connections and, after answering ``answer_first`` requests, never answers again."""
+
+    def __init__(self, answer_first: int = 0) -> None:
+        self.answer_first, self.accepted = answer_first, 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            if self.accepted <= self.answer_first:
+                threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+            else:
+                self.held.append(conn)  # read nothing, answer nothing
+
+    @staticmethod
+    def _answer(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+                         b"Connection: close\r\n\r\n{}")
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+DIRECT_SUITE = '''
+import pytest
+
+@pytest.mark.parametrize("n", range(12))
+@pytest.mark.requirement("T-001")
+def test_direct(client, expect, n):
+    response = client.get(f"/item/{n}")
+    expect("T-001", response.status_code == 200, expected=200, received=response.status_code)
+'''
+
+
+def timeouts_recorded(pytester) -> int:
+    return sum(json.loads(line).get("error_kind") == "RequestTimedOut"
+               for path in (pytester.path / "out" / "exchanges").glob("*.jsonl")
+               for line in path.read_text().splitlines()[1:])
+
+
+@pytest.mark.parametrize("source", [planned_suite(12), DIRECT_SUITE], ids=["planned", "direct"])
+def test_a_hung_target_ends_the_run_after_one_timeout_and_one_probe(suite, source):
+    hung = HungTarget()
+    try:
+        result = suite("--target-url", hung.url, "--request-timeout", "2", source=source)
+    finally:
+        hung.close()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*target down*"])
+    assert timeouts_recorded(suite.pytester) == 1
+    assert hung.accepted == 2  # the request that timed out and the probe; nothing after
+    run = results(suite.pytester)["run"]
+    assert run["target_down"] and "no answer within 2 s" in run["target_down"]
+
+
+def test_a_target_that_hangs_mid_run_ends_it_too(suite):
+    hung = HungTarget(answer_first=3)
+    try:
+        result = suite("--target-url", hung.url, "--request-timeout", "2", source=DIRECT_SUITE)
+    finally:
+        hung.close()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    outcomes = case_outcomes(results(suite.pytester))
+    assert list(outcomes.values()).count("PASS") == 3
+    assert timeouts_recorded(suite.pytester) == 1 and hung.accepted == 5
+    assert len(outcomes) == 4  # the three answered cases and the one that met the hang: the run stopped there
+
+
+def test_timeouts_of_a_target_that_still_answers_do_not_stop_the_run(suite, target_factory):
+    target = target_factory(delay=2.5)  # every request but the probe of "/" outlives the timeout
+    source = '''
+import pytest
+
+@pytest.mark.parametrize("n", range(3))
+@pytest.mark.requirement("T-001")
+def test_direct(client, n):
+    client.get(f"/item/{n}")
+'''
+    result = suite("--target-url", target.url, "--request-timeout", "1", source=source)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # three ERRORs, each its own timeout: not "target down"
+    assert list(case_outcomes(results(suite.pytester)).values()) == ["ERROR"] * 3
+    assert results(suite.pytester)["run"]["target_down"] is None
+
+
+# -- replay ------------------------------------------------------------------------------------------------------
+REPLAY_SUITE = '''
+import pytest
+from conformance.exchanges import Spec, exchange
+
+@exchange
+def listing(plan):
+    return Spec.get("/models")
+
+@pytest.mark.requirement("T-001")
+def test_planned(listing, expect):
+    expect("T-001", listing.status == 200, expected=200, received=listing.status)
+
+@pytest.mark.requirement("T-002")
+def test_direct(client, expect):
+    response = client.post_json("/echo", {"n": 1})
+    expect("T-002", "sk-" not in response.text, expected="no key echoed", received=response.text[:80])
+'''
+
+
+def test_replay_judges_the_recording_without_sending(suite, target_factory):
+    target = target_factory()
+    suite("--target-url", target.url, "--api-key", "sk-plugin-secret-0123456789", source=REPLAY_SUITE)
+    live = {c["id"]: c["verdicts"] for c in results(suite.pytester)["cases"]}
+    recording = (suite.pytester.path / "out" / "exchanges").glob("*.jsonl")
+    assert not any("sk-plugin-secret" in path.read_text() for path in recording)  # keys are placeholders
+    sent = target.requests
+    suite.pytester.path.joinpath("out").rename(suite.pytester.path / "recorded")
+    result = suite("--replay", "recorded", "--api-key", "sk-plugin-secret-0123456789", source=REPLAY_SUITE)
+    assert target.requests == sent  # nothing was sent
+    assert {c["id"]: c["verdicts"] for c in results(suite.pytester)["cases"]} == live
+    assert result.ret == pytest.ExitCode.OK
+
+
+def test_replay_refuses_a_recording_of_another_suite_version(suite, target_factory):
+    target = target_factory()
+    suite("--target-url", target.url, source=REPLAY_SUITE)
+    recording = next((suite.pytester.path / "out" / "exchanges").glob("*.jsonl"))
+    lines = recording.read_text().splitlines()
+    header = json.loads(lines[0])
+    header["suite_digest"] = "0" * 16
+    recording.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    result = suite("--replay", "out", source=REPLAY_SUITE)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--replay*recorded by suite*Replay it with the suite that recorded it*"])
+
+
+def test_replay_of_a_directory_without_a_recording_is_a_usage_error(suite):
+    result = suite("--replay", "nowhere", source=REPLAY_SUITE)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--replay*holds no recording*"])
+
+
+def test_replay_of_the_bundled_suite_gives_the_same_verdicts(tmp_path):
+    """A recorded run of the bundled suite (streams with their arrival times, SDK calls, key checks, the 429
+    burst) replayed offline: every case gets the verdicts it got live."""
+    import subprocess
+    import sys
+
+    selection = []
+    for glob in ("CHAT-STREAM-*", "HEADERS-*", "SDK-*", "AUTH-*", "RATE-LIMITS-*", "USAGE-*"):
+        selection += ["--requirement", glob]
+    base = [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "--profile", "openai", "-q",
+            "-p", "no:cacheprovider", *selection]
+    live = subprocess.run([*base, "--report-dir", str(tmp_path / "live")], cwd=tmp_path, capture_output=True,
+                          text=True, check=False)
+    assert live.returncode == 0, live.stdout[-2000:]
+    replay = subprocess.run([*base, "--report-dir", str(tmp_path / "replay"), "--replay", str(tmp_path / "live")],
+                            cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert replay.returncode == 0, replay.stdout[-2000:]
+
+    def verdicts(name):
+        data = json.loads((tmp_path / name / "results.json").read_text())
+        return {c["id"]: c["verdicts"] for c in data["cases"]}, data["run"]["requests"]
+
+    (live_verdicts, live_requests), (replayed, replay_requests) = verdicts("live"), verdicts("replay")
+    assert replayed == live_verdicts and len(live_verdicts) > 40
+    assert live_requests > 30 and replay_requests == 0  # nothing was sent
