@@ -43,11 +43,13 @@ class RelayConfig:
     forward_mock_headers: bool = False
 
     @classmethod
-    def for_profile(cls, name: str, upstream: str, **kwargs: Any) -> RelayConfig:
+    def for_profile(cls, name: str | Profile, upstream: str, **kwargs: Any) -> RelayConfig:
+        """Config for a bundled profile (name), a profile file (path) or a loaded ``Profile``."""
         for key in ("faults", "variants", "client_keys"):
             if key in kwargs:
                 kwargs[key] = frozenset(kwargs[key])
-        return cls(profile=load_profile(name), upstream=upstream, **kwargs)
+        profile = name if isinstance(name, Profile) else load_profile(name)
+        return cls(profile=profile, upstream=upstream, **kwargs)
 
     def __post_init__(self) -> None:
         self.upstream = self.upstream.rstrip("/")

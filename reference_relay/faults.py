@@ -321,8 +321,8 @@ fault("UPSTREAM-FAILURES-001", "An upstream 429 (after the retries) is answered 
       failure=_on_failure("rate_limited", _rate_limit_as_5xx))
 fault("UPSTREAM-FAILURES-002", "Retry-After is renamed llm_provider-retry-after (no bare Retry-After).",
       headers=_rename_retry_after)
-fault("UPSTREAM-FAILURES-003", "A retry storm: ten attempts per request, whatever the budget.",
-      policy=_policy(max_attempts=10))
+fault("UPSTREAM-FAILURES-003", "A retry storm: ten attempts per request, whatever the budget, 10 ms apart unless "
+      "Retry-After says otherwise.", policy=_policy(max_attempts=10, backoff=0.01))
 fault("UPSTREAM-FAILURES-004", "Retries go out at once, ignoring Retry-After.", policy=_policy(honour_retry_after=False))
 fault("UPSTREAM-FAILURES-005", "An upstream 5xx is answered 500 with a plain-text body.",
       failure=_on_failure("server_error", _plain_500))

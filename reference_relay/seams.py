@@ -31,7 +31,8 @@ class Policy:
 
     ``max_attempts``: upstream attempts in all (1 = no retry). ``honour_retry_after``: wait what the upstream's
     ``retry-after-ms`` / ``Retry-After`` says before the next attempt. ``timeout``: seconds the upstream may stay
-    silent (before headers, between chunks) before the relay gives up; ``None`` waits forever.
+    silent (before headers, between chunks) before the relay gives up; ``None`` waits forever. ``backoff``: the
+    first wait when the upstream says nothing (doubled per attempt).
     """
 
     max_attempts: int
@@ -39,6 +40,7 @@ class Policy:
     timeout: float | None
     connect_timeout: float
     max_retry_wait: float
+    backoff: float = 0.25
 
 
 @dataclass

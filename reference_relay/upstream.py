@@ -21,7 +21,6 @@ from reference_relay.seams import Exchange, Failure, Policy
 RELAYED_HEADERS = ("x-request-id", "retry-after", "retry-after-ms")
 RELAYED_PREFIXES = ("x-ratelimit-",)
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
-BASE_BACKOFF = 0.25
 
 MESSAGES = {
     "server_error": "The upstream provider failed to answer the request.",
@@ -66,7 +65,7 @@ def retry_wait(headers: httpx.Headers, attempt: int, policy: Policy) -> float | 
             parsed = email.utils.parsedate_to_datetime(after) if after.strip() else None
             wait = parsed.timestamp() - time.time() if parsed else None
     if wait is None:
-        wait = BASE_BACKOFF * 2 ** (attempt - 1)
+        wait = policy.backoff * 2 ** (attempt - 1)
     wait = max(0.0, wait)
     return None if wait > policy.max_retry_wait else wait
 
@@ -125,7 +124,7 @@ class Upstream:
         result: Failure | None = None
         for attempt in range(1, policy.max_attempts + 1):
             ex.notes["attempts"] = attempt
-            wait: float | None = BASE_BACKOFF * 2 ** (attempt - 1)
+            wait: float | None = min(policy.backoff * 2 ** (attempt - 1), policy.max_retry_wait)
             try:
                 request = self.client.build_request(method, url, headers=headers, content=content,
                                                     timeout=_timeout(policy))

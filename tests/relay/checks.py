@@ -342,7 +342,7 @@ def retry_after_honoured(probe: Probe) -> list[str]:
     nonce = probe.nonce()  # the first attempt gets 503 with Retry-After: 1 (no retry-after-ms); the second succeeds
     probe.chat(user(f"503 {nonce}"), {"X-Mock-Status": "503", "X-Mock-Fail-Times": "1", "X-Mock-Fail-Key": nonce})
     attempts = probe.upstream.attempts(nonce)
-    gaps = [b.at - a.at for a, b in zip(attempts, attempts[1:])]
+    gaps = [b.at - a.at for a, b in zip(attempts, attempts[1:], strict=False)]
     return [f"attempt {i + 2} {gap:.3f}s after the previous, Retry-After was 1s" for i, gap in enumerate(gaps)
             if gap < 0.9]
 

@@ -201,15 +201,19 @@ class Relays:
 
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
-        self._running: dict[tuple, tuple[RelayThread, RelayConfig]] = {}
+        self._running: dict[str, tuple[RelayThread, RelayConfig]] = {}
         self.client = httpx.Client(timeout=httpx.Timeout(20.0), trust_env=False)
 
-    def probe(self, faults: tuple[str, ...] = (), variants: tuple[str, ...] = (), upstream_url: str | None = None) -> Probe:
-        key = (tuple(sorted(faults)), tuple(sorted(variants)), upstream_url)
+    def probe(self, faults: tuple[str, ...] = (), variants: tuple[str, ...] = (), upstream_url: str | None = None,
+              **settings: Any) -> Probe:
+        """A relay with these faults and variants (and other ``RelayConfig`` settings), started once."""
+        key = repr((sorted(faults), sorted(variants), upstream_url, sorted(settings.items(), key=str)))
         if key not in self._running:
-            config = RelayConfig.for_profile(PROFILE, upstream_url or self.upstream.url, upstream_key=UPSTREAM_KEY,
-                                             faults=faults, variants=variants, forward_mock_headers=True,
-                                             upstream_timeout=RELAY_TIMEOUT)
+            settings = {"upstream_key": UPSTREAM_KEY, "forward_mock_headers": True, "upstream_timeout": RELAY_TIMEOUT,
+                        **settings}
+            profile = settings.pop("profile", PROFILE)
+            config = RelayConfig.for_profile(profile, upstream_url or self.upstream.url, faults=faults,
+                                             variants=variants, **settings)
             thread = RelayThread(create_relay_app(config))
             thread.start()
             self._running[key] = (thread, config)

@@ -1,5 +1,5 @@
 """The relay's negative controls: the correct relay meets every transit requirement, each fault breaks its own
-requirement, each valid variant breaks none, and (slow) each fault breaks nothing but its own.
+requirement, each valid variant breaks none, and (``-m matrix``) each fault breaks nothing but its own.
 
 The judges are ``tests/relay/checks.py``; the upstream is a real reference server on a loopback port
 (``harness.py``), told to fail through ``X-Mock-*`` headers the relay forwards in its test mode.
@@ -49,7 +49,7 @@ def test_valid_variant_breaks_nothing(relays, rid, variant):
     assert CHECKS[rid](_probe(relays, rid, variants=(variant,))) == []
 
 
-@pytest.mark.slow
+@pytest.mark.matrix  # ~3 min on one core: every check against every fault; run with tox -e matrix
 @pytest.mark.parametrize("fault", TRANSIT)
 def test_fault_breaks_nothing_else(relays, fault):
     allowed = {fault, *FAULTS[fault].collateral}
