@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "test key)")
     p.add_argument("--profile", default="openai", help="gateway profile the relay serves (default openai)")
     p.add_argument("--client-key", action="append", default=[], metavar="KEY",
-                   help="a key clients may use (repeatable; default: any key the profile's format allows)")
+                   help="a key clients may use (repeatable; default: the profile's test keys)")
     p.add_argument("--max-attempts", type=int, help="upstream attempts per request, retries included "
                    "(default: the profile's upstream.max_attempts, else 2)")
     p.add_argument("--upstream-timeout", type=float, metavar="SECONDS",

@@ -11,7 +11,7 @@ import httpx
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from reference_relay import faults, variants
+from reference_relay import cors, faults, variants
 from reference_relay.config import RelayConfig
 from reference_relay.seams import Exchange, Failure, Policy, Seams
 from reference_relay.stream import encode, upstream_events
@@ -49,6 +49,9 @@ class Relay:
                               code="invalid_api_key")
         body = None
         if request.method == "POST":
+            if request.mimetype != JSON and not request.mimetype.endswith("+json"):
+                raise ClientError(415, f"Unsupported Content-Type {request.mimetype or 'none'!r}: send "
+                                  "application/json.")
             body = request.get_json(silent=True, force=True)
             if not isinstance(body, dict):
                 raise ClientError(400, "The request body must be a JSON object.")
@@ -155,6 +158,7 @@ def create_relay_app(config: RelayConfig) -> Flask:
     app = Flask("reference_relay")
     relay = app.extensions["relay"] = Relay(config)
     base = config.base_path
+    cors.init_app(app, bool(config.profile.get("cors")))
 
     @app.post(f"{base}/chat/completions")
     def chat():
@@ -186,7 +190,8 @@ def create_relay_app(config: RelayConfig) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         etype = "invalid_request_error" if (exc.code or 500) < 500 else "server_error"
-        return relay.respond_json(None, exc.code or 500, envelope(exc.description or exc.name, etype))
+        allow = [(k, v) for k, v in exc.get_headers() if k.lower() == "allow"]  # 405 names the allowed methods
+        return relay.respond_json(None, exc.code or 500, envelope(exc.description or exc.name, etype), allow)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):  # never a traceback to the client

@@ -23,8 +23,8 @@ class RelayConfig:
 
     ``upstream``: base URL of the upstream's OpenAI surface root (``http://host:port``; the profile's
     ``base_path`` is appended). ``upstream_key``: the relay's own key for the upstream (default: the profile's
-    test key). ``client_keys``: keys the relay accepts from its clients (empty: what the profile's key format
-    allows). ``model_aliases``: client-facing name -> upstream name, mapped back in answers.
+    test key). ``client_keys``: keys the relay accepts from its clients (default: the profile's test keys, as a
+    gateway knows the keys it issued). ``model_aliases``: client-facing name -> upstream name, mapped back in answers.
     ``forward_mock_headers``: test-only; also forward the client's ``X-Mock-*`` headers upstream, so a reference
     server behind the relay can be told to fail without the scripting API.
     """
@@ -55,6 +55,9 @@ class RelayConfig:
         self.upstream = self.upstream.rstrip("/")
         if self.upstream_key is None:
             self.upstream_key = self.profile.test_key or "reference-relay"
+        if not self.client_keys:
+            extra = (self.profile.get("auth.extra_test_keys") or {}).values()
+            self.client_keys = frozenset(k for k in (self.profile.test_key, *extra) if k)
         if self.max_attempts is None:
             documented = self.profile.get("upstream.max_attempts")
             self.max_attempts = int(documented) if documented else DEFAULT_MAX_ATTEMPTS
@@ -72,11 +75,9 @@ class RelayConfig:
         return f"{self.upstream}{self.base_path}{path}"
 
     def accepts_client_key(self, key: str) -> bool:
-        """True for a key the relay serves: a configured one, else any the profile's key format allows."""
-        if self.client_keys:
-            return key in self.client_keys
+        """True for a key the relay issued (``client_keys``) that also has the profile's key format."""
         pattern = self.profile.get("auth.key_pattern")
-        return bool(key) and (not pattern or re.fullmatch(pattern, key) is not None)
+        return key in self.client_keys and (not pattern or re.fullmatch(pattern, key) is not None)
 
     def failure(self, kind: str) -> tuple[int, str]:
         """(status, error type) the profile documents for an upstream failure ``kind``

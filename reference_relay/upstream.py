@@ -101,6 +101,8 @@ def answer_failure(ex: Exchange, resp: httpx.Response, raw: bytes) -> Failure:
         return Failure("rate_limited", 429, body, headers, upstream_status=status)
     if status == 401:  # the relay's own key: never the client's business as a 401
         return failure(ex, "auth", status)
+    if status == 504:  # the upstream's own upstream timed out: a timeout, as the client sees it
+        return failure(ex, "timeout", status)
     if status >= 500:
         return failure(ex, "server_error", status)
     if not _is_envelope(body):  # the client's own mistake, as the upstream judged it, in the OpenAI envelope

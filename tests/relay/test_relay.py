@@ -30,12 +30,16 @@ def test_client_without_a_valid_key_gets_401_and_the_upstream_nothing(relays, ke
 
 def test_bad_body_unknown_path_and_method_answer_in_the_envelope(relays):
     probe = relays.probe()
+    auth = {"Authorization": f"Bearer {CLIENT_KEY}"}
     bad = probe.client.post(probe.relay + "/v1/chat/completions", content=b"{not json",
-                            headers={"Authorization": f"Bearer {CLIENT_KEY}"})
+                            headers={**auth, "Content-Type": "application/json"})
     assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_request_error"
+    text = probe.client.post(probe.relay + "/v1/chat/completions", content=b"hi",
+                             headers={**auth, "Content-Type": "text/plain"})
+    assert text.status_code == 415 and "error" in text.json()
     assert probe.get("/v1/nowhere").status == 404
     wrong = probe.client.put(probe.relay + "/v1/chat/completions", headers={"Authorization": f"Bearer {CLIENT_KEY}"})
-    assert wrong.status_code == 405 and "error" in wrong.json()
+    assert wrong.status_code == 405 and "error" in wrong.json() and "POST" in wrong.headers["allow"]
 
 
 def test_models_embeddings_and_upstream_client_errors_are_forwarded(relays, upstream):
