@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reference_relay.seams import Event, Exchange, Failure, Policy, Seams
@@ -279,8 +279,6 @@ def _rename_retry_after(headers: list[tuple[str, str]], ex: Exchange) -> list[tu
 
 
 def _policy(**changes: Any) -> Callable[[Policy, Exchange], Policy]:
-    from dataclasses import replace
-
     def transform(policy: Policy, ex: Exchange) -> Policy:
         return replace(policy, **changes)
     return transform
