@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from gateway_spec import Profile, load_profile
+from reference_relay import RelayConfig
 from reference_relay.__main__ import main
 from reference_relay.faults import catalogue
 from reference_relay.stream import sse_data
@@ -64,7 +63,7 @@ def test_uses_its_own_upstream_key(relays, upstream):
 def test_documented_passthrough_sends_the_callers_key(relays, upstream):
     base = load_profile("openai")
     raw = {**base.raw, "name": "openai-passthrough", "upstream": {**base.raw["upstream"], "key_passthrough": True}}
-    probe = relays.probe(profile=dataclasses.replace(Profile(name="openai-passthrough", raw=raw)))
+    probe = relays.probe(profile=Profile(name="openai-passthrough", raw=raw))
     nonce = probe.nonce()
     assert probe.chat(user(f"pass {nonce}")).status == 200
     assert [a.headers["Authorization"] for a in upstream.attempts(nonce)] == [f"Bearer {CLIENT_KEY}"]
@@ -141,3 +140,23 @@ def test_cli_lists_faults_and_refuses_bad_settings(capsys):
     assert main([]) == 2
     assert main(["--upstream", "http://127.0.0.1:9", "--fault", "NOT-A-FAULT"]) == 2
     assert "unknown relay fault" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("profile, kind, expected", [
+    ("unifiedai", "server_error", (502, "provider_error")),
+    ("unit23", "server_error", (502, "server_error")),  # documented 502 or 503: the relay answers the first
+    ("unit23", "timeout", (504, "server_error")),
+    ("unillm", "unreachable", (503, "server_error")),
+    ("openai", "auth", (502, "server_error")),
+])
+def test_failure_answers_follow_the_profile(profile, kind, expected):
+    assert RelayConfig.for_profile(profile, "http://127.0.0.1:9").failure(kind) == expected
+
+
+def test_budget_timeout_and_client_keys_come_from_the_profile():
+    unit23 = RelayConfig.for_profile("unit23", "http://127.0.0.1:9/")
+    assert unit23.upstream_timeout == 30 and unit23.max_attempts == 2 and unit23.upstream == "http://127.0.0.1:9"
+    assert unit23.accepts_client_key(load_profile("unit23").test_key)
+    assert not unit23.accepts_client_key("unit23-sk-" + "0" * 48)  # well formed, but not a key it issued
+    raw = {**load_profile("openai").raw, "upstream": {**load_profile("openai").raw["upstream"], "max_attempts": 4}}
+    assert RelayConfig(Profile(name="openai-4", raw=raw), "http://127.0.0.1:9").max_attempts == 4
