@@ -11,7 +11,8 @@ import os
 import sys
 
 from gateway_spec import profile_names
-from reference_server import faults, variants
+from reference_server import faults
+from reference_server.faults import variants
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,21 +13,16 @@ from typing import Any
 from flask import Flask, Response
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from reference_server import (
-    answer_cache,
-    auth,
-    chat,
-    control,
-    embeddings,
-    errors,
-    faults,
-    limits,
-    models,
-    ollama,
-    wire_headers,
-)
+from reference_server import faults
 from reference_server.config import ServerConfig
 from reference_server.context import current_request, server_config
+from reference_server.control import endpoints as control
+from reference_server.faults import variants
+from reference_server.mock import answer_cache
+from reference_server.policy import auth, limits
+from reference_server.surfaces import chat, embeddings, models, ollama
+from reference_server.wire import errors
+from reference_server.wire import headers as wire_headers
 
 FAULT_NO_REQUEST_ID = faults.declare("HEADERS-001", "Successful responses lack x-request-id.")
 # APIStatusError.request_id is read from the error response's x-request-id (openai _exceptions.py): SDK-017.
@@ -138,8 +133,6 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     """
     config = config or ServerConfig.for_profile("openai")
     faults.validate(config.faults)
-    from reference_server import variants  # variants imports nothing of the app; kept local for clarity
-
     variants.validate(config.variants)
     app = ReferenceFlask(__name__)
     app.config["SERVER"] = config

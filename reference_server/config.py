@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway_spec import Profile, load_profile
-from reference_server.fault_trace import FaultTrace
+from reference_server.faults.trace import FaultTrace
 
 
 @dataclass
@@ -17,7 +17,7 @@ class ServerConfig:
     ``variants``: valid alternative behaviours the contract allows (e.g. ``sse-crlf``), for no-false-alarm tests.
     ``clock``: fixed unix time used for ``created`` fields, so the same request gives the same bytes.
     ``keys``: API key -> key settings (tier, balance, allowlist, ...); the profile's test keys are always added.
-    ``trace_faults``: record which faults each request consults (``fault_trace``, see ``fault_trace.py``).
+    ``trace_faults``: record which faults each request consults (see ``faults/trace.py``).
     """
 
     profile: Profile

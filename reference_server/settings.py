@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Mapping
 
 from reference_server.config import ServerConfig
-from reference_server.keys import load_keys_file, parse_keys
+from reference_server.policy.keys import load_keys_file, parse_keys
 
 
 def split_list(value: str | None) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 import gateway_spec
-from reference_server.variants import VARIANTS
+from reference_server.faults.variants import VARIANTS
 from tests.proof import matrix
 
 # Where a variant is meaningful beyond the default profile (openai claims streaming and stream-usage, so every

@@ -1,4 +1,4 @@
-"""The answer cache (answer_cache.py): a repeated request reuses its body or frames, and everything that belongs to
+"""The answer cache (mock/answer_cache.py): a repeated request reuses its body or frames, and everything that belongs to
 one request (request id, rate-limit counters and token charge, journal, stream controls, validation errors) still
 happens for each one."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from reference_server.answer_cache import AnswerCache, CachedAnswer
+from reference_server.mock.answer_cache import AnswerCache, CachedAnswer
 from tests.server.conftest import auth_headers, make_client
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say something."}]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reference_server.tokenizer import count_prompt_tokens, count_tokens
+from reference_server.mock.tokenizer import count_prompt_tokens, count_tokens
 from tests.server.conftest import assert_envelope, chat_body, make_client
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from reference_server.tokenizer import count_tokens
+from reference_server.mock.tokenizer import count_tokens
 from tests.server.conftest import auth_headers, chat_body, make_client, sse_data, stream_chunks
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from reference_server.__main__ import main
-from reference_server.keys import parse_keys
+from reference_server.policy.keys import parse_keys
 from reference_server.settings import config_from_env
 
 

@@ -10,8 +10,8 @@ from flask import g, jsonify
 
 from gateway_spec import Profile, load_profile
 from reference_server import ServerConfig, create_app
-from reference_server.control import MockControls
-from reference_server.journal import RequestJournal, redact_secret
+from reference_server.control.endpoints import MockControls
+from reference_server.control.journal import RequestJournal, redact_secret
 
 KEY = load_profile("openai").test_key
 

@@ -1,4 +1,4 @@
-"""CORS for profiles that claim it (reference_server/cors.py)."""
+"""CORS for profiles that claim it (reference_server/wire/cors.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""POST {base}/embeddings of the reference server (reference_server/embeddings.py)."""
+"""POST {base}/embeddings of the reference server (reference_server/surfaces/embeddings.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from gateway_spec import Profile, load_profile
 from reference_server import ServerConfig, create_app
-from reference_server.tokenizer import count_tokens
+from reference_server.mock.tokenizer import count_tokens
 
 MODEL = "text-embedding-3-small"
 

@@ -202,8 +202,8 @@ def observe(fault_ids: list[str], name: str):
         "req_" + "0" * 32)
 
 
-OWNERS = ("app", "errors", "auth", "models", "chat", "chat_request", "answer_faults", "usage", "streaming",
-          "stream_faults", "sse")
+OWNERS = ("app", "wire.errors", "policy.auth", "surfaces.models", "surfaces.chat", "surfaces.chat_request",
+          "faults.answer", "mock.usage", "surfaces.streaming", "faults.stream", "wire.sse")
 MINE = sorted(
     fault.requirement
     for module in OWNERS

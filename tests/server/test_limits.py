@@ -1,4 +1,4 @@
-"""Rate limits, quotas, billing and allowlists of the reference server (reference_server/limits.py)."""
+"""Rate limits, quotas, billing and allowlists of the reference server (reference_server/policy/limits.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from flask import jsonify
 from werkzeug.serving import make_server
 
 from gateway_spec import Profile, load_profile
-from reference_server import ServerConfig, create_app, limits
-from reference_server.limits import go_duration, iso_utc, policy_for
+from reference_server import ServerConfig, create_app
+from reference_server.policy import limits
+from reference_server.policy.limits import go_duration, iso_utc, policy_for
 
 GO_DURATION = re.compile(r"^(\d+h)?(\d+m)?(\d+(\.\d+)?s)?$|^\d+ms$")
 

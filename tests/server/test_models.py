@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway_spec import load_profile
-from reference_server.errors import ApiError
-from reference_server.models import resolve_model
+from reference_server.surfaces.models import resolve_model
+from reference_server.wire.errors import ApiError
 from tests.server.conftest import assert_envelope, auth_headers, make_client
 
 

@@ -1,4 +1,4 @@
-"""Ollama's native API on the reference server (reference_server/ollama.py)."""
+"""Ollama's native API on the reference server (reference_server/surfaces/ollama.py)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import random
 import jsonschema
 import pytest
 
-from reference_server.schema_values import generate
+from reference_server.mock.schema_values import generate
 from tests.server.conftest import chat_body, stream_chunks
 
 PERSON = {

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reference_server.variants import VARIANTS
+from reference_server.faults.variants import VARIANTS
 from tests.server.conftest import auth_headers, chat_body, make_client, sse_data, stream_chunks
 
 

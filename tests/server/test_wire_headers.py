@@ -1,11 +1,11 @@
-"""Per-request headers handed to the WSGI server directly (wire_headers.py), and the hooks bound per app."""
+"""Per-request headers handed to the WSGI server directly (wire/headers.py), and the hooks bound per app."""
 
 from __future__ import annotations
 
 from flask import Flask, Response
 
-from reference_server import wire_headers
-from reference_server.journal import environ_headers
+from reference_server.control.journal import environ_headers
+from reference_server.wire import headers as wire_headers
 from tests.server.conftest import auth_headers, chat_body, make_client
 
 PER_REQUEST = ("x-request-id", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",

@@ -11,10 +11,11 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from reference_server import faults, wire_headers
+from reference_server import faults
 from reference_server.context import current_request
 from reference_server.context import fault as _fault
-from reference_server.errors import ApiError
+from reference_server.wire import headers as wire_headers
+from reference_server.wire.errors import ApiError
 
 ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
 # Authorization is listed by name: a wildcard in Access-Control-Allow-Headers does not cover it (Fetch standard).

@@ -19,11 +19,13 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from reference_server import faults, limits, schema_values
+from reference_server import faults
 from reference_server.context import server_config
-from reference_server.embeddings import shorten, unit_vector
-from reference_server.errors import ApiError
-from reference_server.tokenizer import count_prompt_tokens, count_tokens, tokenize
+from reference_server.mock import schema_values
+from reference_server.mock.tokenizer import count_prompt_tokens, count_tokens, tokenize
+from reference_server.policy import limits
+from reference_server.surfaces.embeddings import shorten, unit_vector
+from reference_server.wire.errors import ApiError
 
 bp = Blueprint("ollama", __name__)
 root_bp = Blueprint("ollama_root", __name__)

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field, replace
 
 from flask import request
 
-from reference_server import schema_values
-from reference_server.chat_request import ChatRequest
-from reference_server.errors import ApiError
-from reference_server.tokenizer import count_tokens, message_text, tokenize
+from reference_server.mock import schema_values
+from reference_server.mock.tokenizer import count_tokens, message_text, tokenize
+from reference_server.surfaces.chat_request import ChatRequest
+from reference_server.wire.errors import ApiError
 
 REFUSAL_TRIGGER = "REFUSE"
 REFUSAL_TEXT = "I'm sorry, but I can't help with that request."

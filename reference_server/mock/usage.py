@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from reference_server import faults
-from reference_server.chat_request import ChatRequest
 from reference_server.context import server_config
-from reference_server.providers import Generation
-from reference_server.tokenizer import count_prompt_tokens, count_tokens, message_text
+from reference_server.mock.providers import Generation
+from reference_server.mock.tokenizer import count_prompt_tokens, count_tokens, message_text
+from reference_server.surfaces.chat_request import ChatRequest
 
 F = faults.declare
 FAULT_NO_USAGE = F("USAGE-001", "Non-streaming completions carry no usage.",

@@ -17,7 +17,7 @@ from gateway_spec import Profile
 from reference_server import faults
 from reference_server.context import fault as _fault
 from reference_server.context import server_config
-from reference_server.errors import ApiError
+from reference_server.wire.errors import ApiError
 
 bp = Blueprint("models", __name__)
 

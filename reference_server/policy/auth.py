@@ -19,7 +19,7 @@ from flask import Flask
 from reference_server import faults
 from reference_server.context import current_request, request_state
 from reference_server.context import fault as _fault
-from reference_server.errors import ApiError
+from reference_server.wire.errors import ApiError
 
 if TYPE_CHECKING:
     from reference_server.config import ServerConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from reference_server.providers import VOCABULARY
+from reference_server.mock.providers import VOCABULARY
 
 
 def _unit(*parts: object) -> float:

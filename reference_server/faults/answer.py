@@ -10,10 +10,10 @@ import uuid
 from dataclasses import replace
 
 from reference_server import faults
-from reference_server.chat_request import ChatRequest
 from reference_server.context import fault as _fault
 from reference_server.context import server_config
-from reference_server.providers import Generation, text_answer, tool_calls
+from reference_server.mock.providers import Generation, text_answer, tool_calls
+from reference_server.surfaces.chat_request import ChatRequest
 
 F = faults.declare
 FAULT_LENGTH_AS_STOP = F("PARAMS-001", 'A completion cut by max_tokens ends with finish_reason "stop".')

@@ -19,7 +19,7 @@ from typing import Any
 
 from reference_server.context import current_request
 
-ENVIRON_KEY = "reference_server.wire_headers"
+ENVIRON_KEY = "reference_server.wire.headers"
 
 Header = tuple[str, str]
 

@@ -18,8 +18,8 @@ from flask import request
 from reference_server import faults
 from reference_server.context import fault as _fault
 from reference_server.context import server_config
-from reference_server.errors import ApiError
-from reference_server.models import ResolvedModel, resolve_model
+from reference_server.surfaces.models import ResolvedModel, resolve_model
+from reference_server.wire.errors import ApiError
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 SCHEMA_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")

@@ -23,11 +23,12 @@ from typing import Any
 
 from flask import Flask, Response
 
-from reference_server import faults, wire_headers
+from reference_server import faults
 from reference_server.context import extension, request_state, server_config
 from reference_server.context import fault as _fault
-from reference_server.errors import ApiError
-from reference_server.fault_trace import UNKEYED
+from reference_server.faults.trace import UNKEYED
+from reference_server.wire import headers as wire_headers
+from reference_server.wire.errors import ApiError
 
 WINDOW_SECONDS = 60.0
 DAY_SECONDS = 86_400.0

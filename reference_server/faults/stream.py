@@ -9,9 +9,9 @@ from __future__ import annotations
 import copy
 
 from reference_server import faults
-from reference_server.chat_request import ChatRequest
 from reference_server.context import fault as _on
 from reference_server.context import server_config
+from reference_server.surfaces.chat_request import ChatRequest
 
 F = faults.declare
 SCHEMA = "CHAT-STREAM-017"

@@ -18,16 +18,17 @@ from typing import Any
 
 from flask import Response, g, stream_with_context
 
-from reference_server import faults, sse
-from reference_server.answer_cache import recording
-from reference_server.chat_request import ChatRequest
+from reference_server import faults
 from reference_server.config import ServerConfig
 from reference_server.context import server_config
-from reference_server.logprobs import content_logprobs
-from reference_server.providers import Generation
-from reference_server.stream_faults import distort_chunks, plain_request
-from reference_server.tokenizer import tokenize
-from reference_server.usage import build_usage
+from reference_server.faults.stream import distort_chunks, plain_request
+from reference_server.mock.answer_cache import recording
+from reference_server.mock.logprobs import content_logprobs
+from reference_server.mock.providers import Generation
+from reference_server.mock.tokenizer import tokenize
+from reference_server.mock.usage import build_usage
+from reference_server.surfaces.chat_request import ChatRequest
+from reference_server.wire import sse
 
 F = faults.declare
 FAULT_NO_CACHE_CONTROL = F("HEADERS-004", "Streams carry no Cache-Control header.")
@@ -135,16 +136,16 @@ def _gzipped(frames: Iterator[bytes]) -> Iterator[bytes]:
     yield compressor.flush()
 
 
-def stream_response(req: ChatRequest, generations: list[Generation],
+def stream_response(req: ChatRequest, generations: list[Generation], model: str, chunk_id: str,
                     remember: Callable[[tuple[bytes, ...]], None] | None = None) -> Response:
     """The event-stream ``Response`` for a request; the body is generated lazily, frame by frame.
 
-    ``remember`` receives every frame once the whole stream was produced (for the answer cache).
+    ``model`` and ``chunk_id`` are the ``model`` and ``id`` every chunk carries (the chat surface works them out,
+    as for its JSON answers). ``remember`` receives every frame once the whole stream was produced (for the answer
+    cache).
     """
-    from reference_server.chat import completion_id, response_model  # chat imports this module
-
     config: ServerConfig = server_config()
-    chunks = build_chunks(req, generations, response_model(req), completion_id(req))
+    chunks = build_chunks(req, generations, model, chunk_id)
     encoder = sse.SseEncoder(config, plain=plain_request(req))
     frames = _frames(chunks, encoder)
     return _event_stream(recording(frames, remember) if remember else frames, encoder, config)

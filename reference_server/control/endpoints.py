@@ -30,10 +30,13 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from reference_server import cors, faults, limits, wire_headers
+from reference_server import faults
 from reference_server.context import current_request, extension, request_state, server_config
-from reference_server.errors import ApiError
-from reference_server.journal import MAX_BODY_CHARS, RequestJournal, environ_headers
+from reference_server.control.journal import MAX_BODY_CHARS, RequestJournal, environ_headers
+from reference_server.policy import limits
+from reference_server.wire import cors
+from reference_server.wire import headers as wire_headers
+from reference_server.wire.errors import ApiError
 
 bp = Blueprint("control", __name__)
 

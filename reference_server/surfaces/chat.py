@@ -11,15 +11,19 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from reference_server import answer_cache, answer_faults, faults, limits, streaming
-from reference_server.chat_request import ChatRequest, parse_chat_request, read_json_body
+from reference_server import faults
 from reference_server.context import fault as _fault
 from reference_server.context import server_config
-from reference_server.errors import ApiError
-from reference_server.logprobs import content_logprobs
-from reference_server.providers import Generation, finalize, generate, text_provider
-from reference_server.tokenizer import count_prompt_tokens, tokenize
-from reference_server.usage import FAULT_INSIDE_CHOICES, FAULT_NO_USAGE, build_usage
+from reference_server.faults import answer as answer_faults
+from reference_server.mock import answer_cache
+from reference_server.mock.logprobs import content_logprobs
+from reference_server.mock.providers import Generation, finalize, generate, text_provider
+from reference_server.mock.tokenizer import count_prompt_tokens, tokenize
+from reference_server.mock.usage import FAULT_INSIDE_CHOICES, FAULT_NO_USAGE, build_usage
+from reference_server.policy import limits
+from reference_server.surfaces import streaming
+from reference_server.surfaces.chat_request import ChatRequest, parse_chat_request, read_json_body
+from reference_server.wire.errors import ApiError
 
 bp = Blueprint("chat", __name__)
 
@@ -102,7 +106,8 @@ def create_chat_completion():
         def remember(frames: tuple[bytes, ...]) -> None:
             answer_cache.store(key, answer_cache.CachedAnswer(req.model.id, prompt_tokens, frames=frames))
 
-        return streaming.stream_response(req, generations, remember if key else None)
+        return streaming.stream_response(req, generations, response_model(req), completion_id(req),
+                                         remember if key else None)
     resp = jsonify(build_completion(req, generations))
     if _fault(FAULT_NOT_JSON_TYPE):
         resp.mimetype = "text/plain"

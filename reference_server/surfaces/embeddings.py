@@ -16,12 +16,14 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from reference_server import answer_cache, faults, limits
+from reference_server import faults
 from reference_server.context import fault as _fault
 from reference_server.context import server_config
-from reference_server.errors import ApiError
-from reference_server.models import resolve_model
-from reference_server.tokenizer import count_tokens
+from reference_server.mock import answer_cache
+from reference_server.mock.tokenizer import count_tokens
+from reference_server.policy import limits
+from reference_server.surfaces.models import resolve_model
+from reference_server.wire.errors import ApiError
 
 bp = Blueprint("embeddings", __name__)
 
