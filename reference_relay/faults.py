@@ -3,6 +3,9 @@
 ``FAULTS[requirement_id]`` is a ``RelayFault`` whose ``transforms`` map seam names (``seams.SEAMS``) to functions;
 ``install`` registers them. The same defect in a non-streamed answer and in a stream is one fault with two
 transforms (``answer`` and ``chunks``). Each models a defect seen in a public gateway (transit.md).
+
+``collateral``: black-box requirements the fault necessarily breaks as well when the black-box suite runs through
+the relay (a reference server upstream, ``--forward-mock-headers``), as observed by running it once per fault.
 """
 
 from __future__ import annotations
@@ -132,15 +135,18 @@ def _bearer_undefined(headers: dict, ex: Exchange) -> dict:
 fault("RELAY-REQUEST-001", "System messages are merged into the first user message.", request=_merge_system)
 fault("RELAY-REQUEST-002", "seed and user are dropped from the upstream request.", request=_drop("seed", "user"))
 fault("RELAY-REQUEST-003", "tool_choice becomes auto and parallel_tool_calls is dropped.",
+      collateral=("TOOLS-014", "TOOLS-017"),
       request=_weaken_tool_choice)
-fault("RELAY-REQUEST-004", "A stop list is cut to its first four entries.", request=_truncate_stop)
+fault("RELAY-REQUEST-004", "A stop list is cut to its first four entries.",
+      collateral=("PARAMS-005",), request=_truncate_stop)
 fault("RELAY-REQUEST-005", "temperature and top_p are clamped into 0-2 and 0-1.", request=_clamp)
 fault("RELAY-REQUEST-006", "Body fields the relay does not know are dropped.", request=_drop_unknown)
 fault("RELAY-REQUEST-007", "A request without model goes upstream with the profile's default model.",
       request=_default_model)
 fault("RELAY-REQUEST-008", "The client's Authorization is sent upstream instead of the relay's key.",
       outbound_headers=_client_key_upstream)
-fault("RELAY-REQUEST-009", 'The upstream gets "Authorization: Bearer undefined".', outbound_headers=_bearer_undefined)
+fault("RELAY-REQUEST-009", 'The upstream gets "Authorization: Bearer undefined".',
+      outbound_headers=_bearer_undefined)
 
 
 # -- response relay -----------------------------------------------------------------------------------------------
@@ -206,19 +212,26 @@ def _drop_headers(test: Callable[[str], bool]) -> Callable:
 
 
 answer, chunks = _on_choices(_length_as_stop)
-fault("RELAY-RESPONSE-001", 'finish_reason "length" is relayed as "stop".', answer=answer, chunks=chunks)
+fault("RELAY-RESPONSE-001", 'finish_reason "length" is relayed as "stop".',
+      collateral=("PARAMS-001", "PARAMS-014"), answer=answer, chunks=chunks)
 answer, chunks = _on_choices(_drop_tool_calls)
-fault("RELAY-RESPONSE-002", "tool_calls are dropped from messages and deltas.", answer=answer, chunks=chunks)
+fault("RELAY-RESPONSE-002", "tool_calls are dropped from messages and deltas.",
+      collateral=("TOOLS-001", "TOOLS-013", "TOOLS-014", "SDK-004", "SDK-005"), answer=answer, chunks=chunks)
 answer, chunks = _on_choices(_refusal_as_content)
-fault("RELAY-RESPONSE-003", "A refusal is moved into content.", answer=answer, chunks=chunks)
+fault("RELAY-RESPONSE-003", "A refusal is moved into content.",
+      collateral=("CHAT-023",), answer=answer, chunks=chunks)
 answer, chunks = _on_choices(_drop_logprobs)
-fault("RELAY-RESPONSE-004", "logprobs are replaced by null.", answer=answer, chunks=chunks)
-fault("RELAY-RESPONSE-005", "Only the choice with index 0 is relayed.", answer=_first_choice_answer,
+fault("RELAY-RESPONSE-004", "logprobs are replaced by null.",
+      collateral=("PARAMS-012",), answer=answer, chunks=chunks)
+fault("RELAY-RESPONSE-005", "Only the choice with index 0 is relayed.",
+      collateral=("PARAMS-006", "CHAT-STREAM-018"), answer=_first_choice_answer,
       chunks=_first_choice_chunks)
 fault("RELAY-RESPONSE-006", "usage is recounted: prompt_tokens and total_tokens one higher than upstream's.",
       answer=_rewrite_usage_answer, chunks=_rewrite_usage_chunks)
-fault("RELAY-RESPONSE-007", "No x-request-id reaches the client.", headers=_drop_headers(lambda n: n == "x-request-id"))
+fault("RELAY-RESPONSE-007", "No x-request-id reaches the client.",
+      collateral=("HEADERS-001", "HEADERS-002"), headers=_drop_headers(lambda n: n == "x-request-id"))
 fault("RELAY-RESPONSE-008", "The upstream's rate-limit headers are dropped.",
+      collateral=("RATE-LIMITS-005", "RATE-LIMITS-008"),
       headers=_drop_headers(lambda n: n.startswith("x-ratelimit-")))
 
 
@@ -253,10 +266,12 @@ def _inject_include_usage(body: dict, ex: Exchange) -> dict:
     return body
 
 
-fault("RELAY-STREAM-001", "The whole stream is buffered and sent at the end.", bytes=_buffer)
+fault("RELAY-STREAM-001", "The whole stream is buffered and sent at the end.",
+      collateral=("HEADERS-006",), bytes=_buffer)
 fault("RELAY-STREAM-002", 'A cut stream is finished with finish_reason "stop" and [DONE].', chunks=_finish_cut)
 fault("RELAY-STREAM-003", "An upstream error event is swallowed (the stream just ends).", chunks=_swallow_errors)
 fault("RELAY-STREAM-004", "include_usage is injected upstream and the unrequested usage chunk reaches the client.",
+      collateral=("CHAT-STREAM-012", "USAGE-008"),
       request=_inject_include_usage)
 
 
@@ -321,7 +336,8 @@ fault("UPSTREAM-FAILURES-002", "Retry-After is renamed llm_provider-retry-after 
       headers=_rename_retry_after)
 fault("UPSTREAM-FAILURES-003", "A retry storm: ten attempts per request, whatever the budget, 10 ms apart unless "
       "Retry-After says otherwise.", policy=_policy(max_attempts=10, backoff=0.01))
-fault("UPSTREAM-FAILURES-004", "Retries go out at once, ignoring Retry-After.", policy=_policy(honour_retry_after=False))
+fault("UPSTREAM-FAILURES-004", "Retries go out at once, ignoring Retry-After.",
+      policy=_policy(honour_retry_after=False))
 fault("UPSTREAM-FAILURES-005", "An upstream 5xx is answered 500 with a plain-text body.",
       failure=_on_failure("server_error", _plain_500))
 fault("UPSTREAM-FAILURES-006", "No upstream timeout: the relay waits as long as the upstream stalls.",
@@ -352,4 +368,5 @@ def install(seams: Seams, ids: Iterable[str]) -> None:
 
 
 def describe() -> list[str]:
-    return [f"{f.requirement:<24}{f.description}" for f in catalogue().values()]
+    return [f"{f.requirement:<24}{f.description}" + (f"  [also breaks: {', '.join(f.collateral)}]" if f.collateral
+                                                       else "") for f in catalogue().values()]
