@@ -5,7 +5,8 @@
 transforms (``answer`` and ``chunks``). Each models a defect seen in a public gateway (transit.md).
 
 ``collateral``: black-box requirements the fault necessarily breaks as well when the black-box suite runs through
-the relay (a reference server upstream, ``--forward-mock-headers``), as observed by running it once per fault.
+the relay (a reference server upstream, ``--forward-mock-headers``), as observed by running it with the fault on.
+Faults that act only on upstream failures have none: the black-box suite provokes no failure through a gateway.
 """
 
 from __future__ import annotations
@@ -132,16 +133,20 @@ def _bearer_undefined(headers: dict, ex: Exchange) -> dict:
     return headers
 
 
-fault("RELAY-REQUEST-001", "System messages are merged into the first user message.", request=_merge_system)
+fault("RELAY-REQUEST-001", "System messages are merged into the first user message.",
+      collateral=("USAGE-016",), request=_merge_system)
 fault("RELAY-REQUEST-002", "seed and user are dropped from the upstream request.", request=_drop("seed", "user"))
 fault("RELAY-REQUEST-003", "tool_choice becomes auto and parallel_tool_calls is dropped.",
       collateral=("TOOLS-014", "TOOLS-017"),
       request=_weaken_tool_choice)
 fault("RELAY-REQUEST-004", "A stop list is cut to its first four entries.",
       collateral=("PARAMS-005",), request=_truncate_stop)
-fault("RELAY-REQUEST-005", "temperature and top_p are clamped into 0-2 and 0-1.", request=_clamp)
-fault("RELAY-REQUEST-006", "Body fields the relay does not know are dropped.", request=_drop_unknown)
+fault("RELAY-REQUEST-005", "temperature and top_p are clamped into 0-2 and 0-1.",
+      collateral=("PARAMS-008", "PARAMS-009"), request=_clamp)
+fault("RELAY-REQUEST-006", "Body fields the relay does not know are dropped.",
+      collateral=("USAGE-016",), request=_drop_unknown)
 fault("RELAY-REQUEST-007", "A request without model goes upstream with the profile's default model.",
+      collateral=("ERRORS-006",),
       request=_default_model)
 fault("RELAY-REQUEST-008", "The client's Authorization is sent upstream instead of the relay's key.",
       outbound_headers=_client_key_upstream)
