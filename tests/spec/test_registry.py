@@ -20,7 +20,8 @@ from gateway_spec import REQUIREMENT_ID, load_features, load_requirements, load_
 
 AREAS = (
     "auth", "models", "chat", "chat-stream", "sse", "tools", "structured-output", "params", "usage", "errors",
-    "rate-limits", "headers", "embeddings", "ollama", "cors", "sdk",
+    "rate-limits", "headers", "embeddings", "ollama", "cors", "sdk", "relay-request", "relay-response", "relay-stream",
+    "upstream-failures", "disclosure",
 )
 REQ_DIR = spec_dir() / "requirements"
 AREA_FILES = sorted(REQ_DIR.glob("*.yaml"))
