@@ -103,6 +103,8 @@ class Exchange:
     elapsed_ms: float | None = None
     streamed: bool = False
     error: str | None = None
+    # Streamed bodies: (ms since the request started, body length so far) per received chunk (report timings).
+    chunk_marks: list[tuple[float, int]] = field(default_factory=list, repr=False)
 
     @property
     def response_body(self) -> bytes:
@@ -192,6 +194,7 @@ class StreamResponse:
                 if self.exchange.first_byte_ms is None:
                     self.exchange.first_byte_ms = (time.monotonic() - self._started) * 1000
                 buf += chunk
+                self.exchange.chunk_marks.append(((time.monotonic() - self._started) * 1000, len(buf)))
                 self._client._check_limits(len(buf), self._deadline, self.exchange)
                 yield chunk
         except httpx.TimeoutException as exc:

@@ -351,7 +351,7 @@ def _apply_grade(item, report, grade) -> None:
     if transcript:
         report.sections.append(("conformance transcript", transcript))
     report.conformance = reports.case_record(case_id(item), grade, message, report.duration, transcript,
-                                             state.redactor)
+                                             state.redactor, exchanges)
     report.conformance["request_ids"] = ids = request_ids(exchanges)
     if state.options.server_trace_faults:
         tracer = item.config.stash.get(TRACER, None)
