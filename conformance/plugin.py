@@ -18,6 +18,7 @@ from conformance.case_trace import CaseTracer, request_ids
 from conformance.client import GatewayClient, HarnessError
 from conformance.embedded import EmbeddedServer
 from conformance.expect import Expect, StopCase, Violation, failure_message
+from conformance.junit import CASE_PROPERTY
 from conformance.options import SUITE_DIR, ConformanceOptions, RunState, add_options
 from conformance.outcomes import (
     ERROR,
@@ -137,6 +138,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             drop.append(item)
             continue
         item.stash[IDS] = ids
+        item.user_properties.append((CASE_PROPERTY, case_id(item)))  # conformance.junit finds the case by it
         for rid in ids:  # JUnit XML only sees properties set at collection
             item.user_properties.append(("requirement", rid))
             item.user_properties.append((f"{rid}.level", registry[rid].level))
@@ -274,6 +276,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         # Allure reads the message from the exception itself (after this wrapper): mask secrets at the source.
         exc = call.excinfo.value
         exc.args = tuple(state.redactor.text(a) if isinstance(a, str) else a for a in exc.args)
+    if grade is not None and report.failed and state.allure_enabled and (grade.violations or grade.outcome == XPASS):
+        reports.allure_failure(call, state.redactor.text(str(report.longrepr)))
     if report.longrepr is not None and not isinstance(report.longrepr, tuple):
         text = str(report.longrepr)
         redacted = state.redactor.text(text)
@@ -346,8 +350,8 @@ def _apply_grade(item, report, grade) -> None:
             outcome = "skipped"
             report.longrepr = (str(item.path), (item.location[1] or 0) + 1, f"WARN: {message}")
         report.outcome = outcome
-        if outcome == "failed" and state.allure_enabled:
-            reports.allure_attach(transcript, [ex.response_body for ex in exchanges if ex.streamed])
+        if (outcome == "failed" or grade.outcome == WARN) and state.allure_enabled:
+            reports.allure_attach(transcript, exchanges, state.redactor, message if grade.outcome == WARN else "")
     if transcript:
         report.sections.append(("conformance transcript", transcript))
     report.conformance = reports.case_record(case_id(item), grade, message, report.duration, transcript,

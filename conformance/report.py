@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conformance import case_trace
+from conformance import case_trace, junit
 from conformance.baseline import Baseline
 from conformance.outcomes import NOT_RUN, UNTESTABLE, requirement_verdict, worst
 from conformance.redact import Redactor
@@ -198,16 +199,38 @@ def allure_label(requirements: list[Any]) -> None:
         allure.dynamic.severity(ALLURE_SEVERITY[strongest])
 
 
-def allure_attach(transcript: str, raw_streams: list[bytes]) -> None:
-    """Attach the redacted transcript and raw SSE bytes to the current Allure test (failures only)."""
+def allure_attach(transcript: str, exchanges: list, redactor: Redactor, warning: str = "") -> None:
+    """Attach the redacted transcript, each stream's raw SSE bytes and their arrival times (and, for a WARN, the
+    warning) to the current Allure test."""
     try:
         import allure
     except ImportError:
         return
+    text = allure.attachment_type.TEXT
+    if warning:
+        allure.attach(redactor.text(warning), name="conformance warning (SHOULD violated)", attachment_type=text)
     if transcript:
-        allure.attach(transcript, name="HTTP transcript", attachment_type=allure.attachment_type.TEXT)
-    for i, raw in enumerate(raw_streams, 1):
-        allure.attach(raw, name=f"raw SSE bytes #{i}", attachment_type=allure.attachment_type.TEXT)
+        allure.attach(transcript, name="HTTP transcript", attachment_type=text)
+    for i, stream in enumerate(stream_records(exchanges, redactor), 1):
+        raw = "".join(chunk["text"] for chunk in stream["chunks"])
+        allure.attach(raw, name=f"raw SSE bytes #{i}: {stream['request']}", attachment_type=text)
+        allure.attach(json.dumps(stream, indent=1), name=f"SSE chunks with arrival times #{i}",
+                      attachment_type=allure.attachment_type.JSON)
+
+
+def allure_failure(call: pytest.CallInfo, message: str) -> None:
+    """Make Allure show a graded failure as failed, with its message.
+
+    allure-pytest takes a result's status and message from ``call.excinfo``: a case failed by soft ``expect``
+    checks has none (Allure showed a failure without a message), and ``expect.fatal``'s StopCase is no
+    AssertionError (Allure showed it as "broken", its marker for a crashed test). The graded message (requirement,
+    Expected, Received) becomes the AssertionError Allure reads; the original exception stays its cause.
+    """
+    original = call.excinfo.value if call.excinfo is not None else None
+    try:
+        raise AssertionError(message) from original
+    except AssertionError as exc:
+        call.excinfo = pytest.ExceptionInfo.from_exception(exc)
 
 
 class ResultsRecorder:
@@ -234,6 +257,7 @@ class ResultsRecorder:
         for key, value in counts.items():
             setattr(self.state.accounting, key, getattr(self.state.accounting, key) + value)
 
+    @pytest.hookimpl(trylast=True)  # after junitxml wrote its file: junit.rewrite edits it
     def pytest_sessionfinish(self, session, exitstatus) -> None:
         state = self.state
         if session.config.option.collectonly:
@@ -242,6 +266,10 @@ class ResultsRecorder:
         self.results = build_results(cases, state.registry, state.baseline, state.run_info(),
                                      state.options.requirement_globs)
         self.written = write_reports(state.report_dir, self.results, cases, state.redactor)
+        xml = session.config.option.xmlpath
+        xml_path = Path(session.config.invocation_params.dir, os.path.expanduser(xml)) if xml else None
+        if xml_path is not None and xml_path.is_file():
+            junit.rewrite(xml_path, self.results)
         if self.stale() and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a stale baseline fails the run
 
