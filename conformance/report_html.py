@@ -52,6 +52,9 @@ overflow-wrap:anywhere;font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,
 details{margin:4px 0}summary{cursor:pointer;color:#1f5fbf}.ctl{color:#c0392b;background:#fdeceb;border-radius:2px;
 font-weight:600}table.sse td.ms{white-space:nowrap;color:#5b6470}table.sse pre{border:0;background:none;padding:0}
 .reqs td:first-child{white-space:nowrap}
+.mark{font-size:11px;font-weight:600;padding:0 4px;border-radius:3px;color:#fff}.mark.regressed{background:#a3191b}
+.mark.fixed{background:#17692c}table.matrix th.run{font-weight:normal;min-width:140px;vertical-align:bottom}
+table.matrix td{white-space:nowrap}table.matrix a{text-decoration:none}small{color:#5b6470}
 """
 
 SCRIPT = """

@@ -93,7 +93,7 @@ def _case_lines(rid: str, case: dict | None, verdict: str) -> list[str]:
         if untestable:
             lines.append(f"  - Not testable: {md_escape(', '.join(notes) or 'a prerequisite broke')}")
             continue
-        lines += [f"  - Expected: {_indent(md_code(expected))}", f"  - Received: {_indent(md_code(received))}"]
+        lines += [f"  - Expected:{_indent(md_code(expected))}", f"  - Received:{_indent(md_code(received))}"]
         if where:
             lines.append(f"  - Seen{' ' + str(len(notes)) + ' times' if len(notes) > 1 else ''}:{where}")
     if case.get("transcript"):
@@ -107,4 +107,6 @@ def _clip(note: str, limit: int = 160) -> str:
 
 def _indent(block: str) -> str:
     """A fenced block inside a list item: indent its lines under the item."""
-    return block.replace("\n", "\n    ") if block.startswith("\n") else block
+    if not block.startswith("\n"):
+        return " " + block
+    return "\n".join(f"    {line}" if line else "" for line in block.strip("\n").split("\n")).join(("\n\n", "\n"))

@@ -13,7 +13,8 @@ REGISTRY = {
     "T-003": Requirement("T-003", "MUST", "Never on the wire.", "beta", untestable="TLS only"),
     "U-001": Requirement("U-001", "MAY", "Maybe.", "gamma", feature="f"),
 }
-RUN = {"target": "http://gw", "profile": "fake", "requests": 3}
+RUN = {"target": "http://gw", "profile": "fake", "requests": 3, "prompt_tokens": 1, "completion_tokens": 2,
+       "started": "2026-12-02T10:00:00+00:00", "finished": "2026-12-02T10:01:00+00:00", "suite_version": "0.1.0"}
 
 
 def case(cid, verdicts, outcome, **extra):
