@@ -266,8 +266,10 @@ def _finding(rid: str, req: dict, cases: dict) -> str:
             out.append(f'<div class="er"><div class="exp"><h4>Expected</h4><pre>{e(expected)}</pre></div>'
                        f'<div class="rec"><h4>Received</h4><pre>{e(received)}</pre></div></div>')
             if notes:
-                more = f" and {len(notes) - 5} more" if len(notes) > 5 else ""
-                out.append(f'<p class="note">Seen {len(notes)}x: {e("; ".join(notes[:5]))}{more}</p>')
+                more = f"; and {len(notes) - 3} more" if len(notes) > 3 else ""
+                shown = "; ".join(n if len(n) <= 200 else n[:200] + "..." for n in notes[:3])
+                out.append(f'<p class="note">{"Seen " + str(len(notes)) + " times: " if len(notes) > 1 else ""}'
+                           f'{e(shown)}{more}</p>')
         out.append("</div>")
     out.append("</div>")
     return "".join(out)

@@ -52,6 +52,23 @@ def test_junit_files_of_two_targets_merge_without_collisions(suite):
     assert {c for c, _ in keys_b} == {"fake@127_0_0_1_9.test_fake"}
 
 
+def test_junit_as_junitparser_reads_it(suite):
+    """junitparser is the reader of the publish-unit-test-result GitHub Action: it must see the WARN's output and
+    the label, and two targets' files merged must keep every case apart."""
+    junitparser = pytest.importorskip("junitparser", reason="junitparser (dev dependency) reads the JUnit files")
+    suite("--junit-xml", "a.xml")
+    suite("--target-url", "http://127.0.0.1:9", "--junit-xml", "b.xml")
+    merged = junitparser.JUnitXml.fromfile(str(suite.pytester.path / "a.xml")) + \
+        junitparser.JUnitXml.fromfile(str(suite.pytester.path / "b.xml"))
+    cases = [case for test_suite in merged for case in test_suite]
+    assert len({(c.classname, c.name) for c in cases}) == len(cases) > 0
+    assert {s.name for s in merged} == {"llm-conformance fake@embedded", "llm-conformance fake@127.0.0.1:9"}
+    warns = [c for c in cases if c.name == "test_should_warn"]
+    assert len(warns) == 2 and all(c.is_passed and "T-002 (SHOULD)" in c.system_out for c in warns)
+    failed = [c for c in cases if c.name == "test_must_fail"]
+    assert all(not c.is_passed and "Expected: one" in c.result[0].text for c in failed)
+
+
 def test_allure_failures_carry_requirement_and_expected_received_and_stopcase_is_a_failure(suite):
     suite()
     results = {r["name"]: r for r in (json.loads(p.read_text()) for p in
