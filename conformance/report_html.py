@@ -181,7 +181,9 @@ def _filters(reqs: dict) -> str:
 
 def root_cause_groups(results: dict) -> list[list[str]]:
     """Non-passing requirements grouped by root cause: two are in one group when their non-passing cases are the
-    same case or share an exchange (an ``x-request-id``). Worst group first, requirements in registry order."""
+    same case or judged the same exchanges (the same set of ``x-request-id``s: cases that read one session-cached
+    stream). Sharing just one exchange is not enough: many cases also reuse, say, one models listing, and unrelated
+    failures would merge. Worst group first, requirements in registry order."""
     reqs, cases = results["requirements"], {c["id"]: c for c in results["cases"]}
     findings = [rid for rid, r in reqs.items() if r["verdict"] in FINDINGS]
     parent = {rid: rid for rid in findings}
@@ -196,8 +198,8 @@ def root_cause_groups(results: dict) -> list[list[str]]:
         for ref in reqs[rid]["cases"]:
             if ref["verdict"] not in FINDINGS:
                 continue
-            ids = (cases.get(ref["id"]) or {}).get("request_ids") or []
-            for key in [("case", ref["id"]), *(("request", i) for i in ids if i)]:
+            ids = frozenset(i for i in (cases.get(ref["id"]) or {}).get("request_ids") or [] if i)
+            for key in [("case", ref["id"]), *([("exchanges", ids)] if ids else [])]:
                 if key in owner:
                     parent[root(rid)] = root(owner[key])
                 else:

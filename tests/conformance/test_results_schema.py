@@ -8,11 +8,11 @@ import pytest
 
 from conformance import results_schema
 from conformance.baseline import Baseline
-from conformance.report import build_results, write_reports
 from conformance.redact import Redactor
+from conformance.report import build_results, write_reports
 from tests.conformance.test_report import CASES, REGISTRY, RUN
 
-FULL_RUN = RUN
+
 
 
 def test_the_schema_is_shipped_inside_the_package_and_is_a_valid_schema():
@@ -22,7 +22,7 @@ def test_the_schema_is_shipped_inside_the_package_and_is_a_valid_schema():
 
 
 def test_a_written_results_json_validates_and_carries_its_version(tmp_path):
-    results = build_results(CASES, REGISTRY, Baseline(), FULL_RUN)
+    results = build_results(CASES, REGISTRY, Baseline(), RUN)
     write_reports(tmp_path, results, CASES, Redactor())
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["schema_version"] == results_schema.SCHEMA_VERSION
@@ -37,7 +37,7 @@ def test_a_written_results_json_validates_and_carries_its_version(tmp_path):
     (lambda d: d["run"].pop("label"), "run"),
 ])
 def test_a_broken_document_is_refused_naming_the_field(breakage, where):
-    data = copy.deepcopy(build_results(CASES, REGISTRY, Baseline(), FULL_RUN))
+    data = copy.deepcopy(build_results(CASES, REGISTRY, Baseline(), RUN))
     breakage(data)
     with pytest.raises(results_schema.ResultsInvalid, match=re.escape(f"at {where}:")):
         results_schema.validate(data)
