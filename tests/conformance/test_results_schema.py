@@ -13,8 +13,6 @@ from conformance.report import build_results, write_reports
 from tests.conformance.test_report import CASES, REGISTRY, RUN
 
 
-
-
 def test_the_schema_is_shipped_inside_the_package_and_is_a_valid_schema():
     schema = results_schema.schema()
     assert schema["properties"]["schema_version"]["pattern"].startswith("^1")
