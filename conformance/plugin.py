@@ -276,13 +276,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         # Allure reads the message from the exception itself (after this wrapper): mask secrets at the source.
         exc = call.excinfo.value
         exc.args = tuple(state.redactor.text(a) if isinstance(a, str) else a for a in exc.args)
-    if grade is not None and report.failed and state.allure_enabled and (grade.violations or grade.outcome == XPASS):
-        reports.allure_failure(call, state.redactor.text(str(report.longrepr)))
     if report.longrepr is not None and not isinstance(report.longrepr, tuple):
         text = str(report.longrepr)
         redacted = state.redactor.text(text)
         if redacted != text:  # keep pytest's rich traceback unless it would show a secret
             report.longrepr = redacted
+    if grade is not None and state.allure_enabled:
+        reports.allure_outcome(call, report, bool(grade.violations) or grade.outcome == XPASS)
     return report
 
 

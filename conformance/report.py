@@ -21,6 +21,7 @@ import pytest
 
 from conformance import case_trace, junit
 from conformance.baseline import Baseline
+from conformance.expect import StopCase
 from conformance.outcomes import NOT_RUN, UNTESTABLE, requirement_verdict, worst
 from conformance.redact import Redactor
 from conformance.report_html import render_html
@@ -218,19 +219,30 @@ def allure_attach(transcript: str, exchanges: list, redactor: Redactor, warning:
                       attachment_type=allure.attachment_type.JSON)
 
 
-def allure_failure(call: pytest.CallInfo, message: str) -> None:
-    """Make Allure show a graded failure as failed, with its message.
+def allure_outcome(call: pytest.CallInfo, report: Any, graded_failure: bool) -> None:
+    """Make Allure show a graded case as graded: failures as failed with their message, nothing as "broken".
 
     allure-pytest takes a result's status and message from ``call.excinfo``: a case failed by soft ``expect``
     checks has none (Allure showed a failure without a message), and ``expect.fatal``'s StopCase is no
-    AssertionError (Allure showed it as "broken", its marker for a crashed test). The graded message (requirement,
-    Expected, Received) becomes the AssertionError Allure reads; the original exception stays its cause.
+    AssertionError (Allure showed it as "broken", its marker for a crashed test, even for a WARN that passed).
+    A graded failure's message (requirement, Expected, Received) becomes the AssertionError Allure reads, the
+    original exception its cause; a StopCase of a case that passed (WARN) or was skipped is taken away or becomes
+    the skip. Harness errors keep their exception: "broken" is right for them.
     """
     original = call.excinfo.value if call.excinfo is not None else None
-    try:
-        raise AssertionError(message) from original
-    except AssertionError as exc:
-        call.excinfo = pytest.ExceptionInfo.from_exception(exc)
+    if report.failed and graded_failure:
+        try:
+            raise AssertionError(str(report.longrepr)) from original
+        except AssertionError as exc:
+            call.excinfo = pytest.ExceptionInfo.from_exception(exc)
+    elif isinstance(original, StopCase) and report.passed:
+        call.excinfo = None
+    elif isinstance(original, StopCase) and report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        try:
+            pytest.skip(reason)
+        except pytest.skip.Exception as exc:
+            call.excinfo = pytest.ExceptionInfo.from_exception(exc)
 
 
 class ResultsRecorder:

@@ -107,3 +107,30 @@ def test_allure_attaches_the_transcript_and_raw_sse_bytes_of_a_failed_stream(pyt
     timings = next(a for a in failed[0]["attachments"] if a["name"] == "SSE chunks with arrival times #1")
     chunks = json.loads((out / "allure-results" / timings["source"]).read_text())["chunks"]
     assert len(chunks) >= 2 and all(c["ms"] >= 0 for c in chunks) and "".join(c["text"] for c in chunks) == body
+
+
+def test_allure_never_shows_a_graded_case_as_broken(suite):
+    """A SHOULD stopped by expect.fatal is a WARN that passes; in fixture setup it skips the test: neither is
+    "broken" (a crashed test), and the MUST stopped in fixture setup is a failure with its message."""
+    source = '''
+import pytest
+from conformance.expect import StopCase
+
+@pytest.fixture
+def broken_must():
+    raise StopCase.violated("T-001", expected="a list", received="null")
+
+@pytest.mark.requirement("T-002")
+def test_should_fatal(expect):
+    expect.fatal("T-002", False, expected="x", received="y")
+
+@pytest.mark.requirement("T-001")
+def test_must_in_setup(broken_must):
+    pass
+'''
+    suite(source=source)
+    results = {r["name"]: r for r in (json.loads(p.read_text()) for p in
+                                      (suite.pytester.path / "out" / "allure-results").glob("*-result.json"))}
+    assert results["test_should_fatal"]["status"] == "passed"
+    setup = results["test_must_in_setup"]
+    assert setup["status"] == "failed" and "Expected: a list" in setup["statusDetails"]["message"]
