@@ -68,7 +68,10 @@ class SuiteResult:
         for case in self.cases:
             verdict = case.get("verdicts", {}).get(requirement)
             if verdict is not None:
-                message = " ".join(str(case.get("message") or "").split())[:300]
+                said = case.get("message") or "; ".join(  # the message says what the violations do not
+                    v.get("note") if v.get("untestable") else f"expected {v['expected']}, received {v['received']}"
+                    for v in case.get("violations", []) if v["requirement"] == requirement)
+                message = " ".join(str(said or "").split())[:300]
                 lines.append(f"{case['id']}: {verdict}" + (f" ({message})" if message else ""))
         return lines
 
