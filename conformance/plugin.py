@@ -30,6 +30,7 @@ from conformance.fixtures import (
     case_transcript,
     run_state,
 )
+from conformance.junit import CASE_PROPERTY
 from conformance.options import SUITE_DIR, ConformanceOptions, RunState, add_options
 from conformance.outcomes import (
     ERROR,
@@ -137,6 +138,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             drop.append(item)
             continue
         item.stash[IDS] = ids
+        item.user_properties.append((CASE_PROPERTY, case_id(item)))  # conformance.junit finds the case by it
         for rid in ids:  # JUnit XML only sees properties set at collection
             item.user_properties.append(("requirement", rid))
             item.user_properties.append((f"{rid}.level", registry[rid].level))
@@ -219,6 +221,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         redacted = state.redactor.text(text)
         if redacted != text:  # keep pytest's rich traceback unless it would show a secret
             report.longrepr = redacted
+    if grade is not None and state.allure_enabled:
+        reports.allure_outcome(call, report, bool(grade.violations) or grade.outcome == XPASS)
     return report
 
 
@@ -286,12 +290,12 @@ def _apply_grade(item, report, grade) -> None:
             outcome = "skipped"
             report.longrepr = (str(item.path), (item.location[1] or 0) + 1, f"WARN: {message}")
         report.outcome = outcome
-        if outcome == "failed" and state.allure_enabled:
-            reports.allure_attach(transcript, [ex.response_body for ex in exchanges if ex.streamed])
+        if (outcome == "failed" or grade.outcome == WARN) and state.allure_enabled:
+            reports.allure_attach(transcript, exchanges, state.redactor, message if grade.outcome == WARN else "")
     if transcript:
         report.sections.append(("conformance transcript", transcript))
     report.conformance = reports.case_record(case_id(item), grade, message, report.duration, transcript,
-                                             state.redactor)
+                                             state.redactor, exchanges)
     report.conformance["request_ids"] = ids = request_ids(exchanges)
     if state.options.server_trace_faults:
         tracer = item.config.stash.get(TRACER, None)

@@ -7,12 +7,15 @@ classes of the discarded one in some maps, of the fresh one elsewhere, and ``pyt
 then sees a raw ``httpcore.ConnectError``. Importing them here, before any test, keeps one copy per process.
 """
 
+import json
+
 import httpcore  # noqa: F401
 import httpx  # noqa: F401
 import openai  # noqa: F401
 import pytest
 
 import conformance.options
+from conformance import results_schema
 from tests.proof import summary
 
 
@@ -28,6 +31,18 @@ def _registry_unpatched():
     original = conformance.options.load_requirements
     yield
     conformance.options.load_requirements = original
+
+
+@pytest.fixture(autouse=True)
+def _results_json_valid(request):
+    """Every results.json a suite run wrote during this test (one beside a report.md, under the test's tmp_path,
+    pytester's included) matches the schema shipped in the package. The proof matrix checks its own runs
+    (tests/proof/matrix.py)."""
+    yield
+    tmp = request.node.funcargs.get("tmp_path") if hasattr(request.node, "funcargs") else None
+    for path in sorted(tmp.rglob("results.json")) if tmp is not None and tmp.is_dir() else ():
+        if (path.parent / "report.md").is_file():
+            results_schema.validate(json.loads(path.read_text(encoding="utf-8")))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -264,7 +264,7 @@ def test_report_files_junit_properties_and_header(suite):
     junit = (out / "junit.xml").read_text()
     assert '<property name="requirement" value="T-001" />' in junit
     assert '<property name="T-002.level" value="SHOULD" />' in junit
-    assert "### T-001 (MUST) — FAIL" in (out / "report.md").read_text()
+    assert "### T-001 (MUST): FAIL" in (out / "report.md").read_text()
     result.stdout.fnmatch_lines(["conformance: target embedded reference server, profile fake*"])
 
 

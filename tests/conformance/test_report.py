@@ -13,7 +13,8 @@ REGISTRY = {
     "T-003": Requirement("T-003", "MUST", "Never on the wire.", "beta", untestable="TLS only"),
     "U-001": Requirement("U-001", "MAY", "Maybe.", "gamma", feature="f"),
 }
-RUN = {"target": "http://gw", "profile": "fake", "requests": 3}
+RUN = {"target": "http://gw", "profile": "fake", "requests": 3, "prompt_tokens": 1, "completion_tokens": 2,
+       "started": "2026-12-02T10:00:00+00:00", "finished": "2026-12-02T10:01:00+00:00", "suite_version": "0.1.0"}
 
 
 def case(cid, verdicts, outcome, **extra):
@@ -68,7 +69,7 @@ def test_case_entries_point_at_transcripts_only_when_there_is_one():
 def test_markdown_shows_findings_with_text_expected_received_and_not_testable():
     md = render_markdown(build_results(CASES, REGISTRY, Baseline(), RUN))
     assert "| MUST |" in md
-    assert "### T-001 (MUST) — FAIL" in md and "> The thing MUST happen." in md
+    assert "### T-001 (MUST): FAIL" in md and "> The thing MUST happen." in md
     assert "Not testable: no model" in md
     assert "Expected: `exp-x`" in md and "Received: `rec-y`" in md
 
@@ -78,7 +79,7 @@ def test_written_files_are_redacted(tmp_path):
     cases = [dict(CASES[0], transcript=f"Authorization: Bearer {secret}", message=secret)]
     results = build_results(cases, REGISTRY, Baseline(), dict(RUN, note=secret))
     files = write_reports(tmp_path, results, cases, Redactor([secret]))
-    assert {p.name for p in files} == {"results.json", "report.md", "a.txt"}
+    assert {p.name for p in files} == {"results.json", "report.md", "report.html", "a.txt"}
     for path in files:
         assert secret not in path.read_text()
     assert json.loads((tmp_path / "results.json").read_text())["run"]["target"] == "http://gw"

@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 import gateway_spec
+from conformance import results_schema
 from conformance.baseline import Baseline
 from conformance.options import SUITE_DIR
 from conformance.plugin import case_id
@@ -67,7 +68,10 @@ class SuiteResult:
         for case in self.cases:
             verdict = case.get("verdicts", {}).get(requirement)
             if verdict is not None:
-                message = " ".join(str(case.get("message") or "").split())[:300]
+                said = case.get("message") or "; ".join(  # the message says what the violations do not
+                    v.get("note") if v.get("untestable") else f"expected {v['expected']}, received {v['received']}"
+                    for v in case.get("violations", []) if v["requirement"] == requirement)
+                message = " ".join(str(said or "").split())[:300]
                 lines.append(f"{case['id']}: {verdict}" + (f" ({message})" if message else ""))
         return lines
 
@@ -151,6 +155,7 @@ def run_suite(profile: str, report_dir: Path, *, faults=(), variants=(), trace: 
     if not results.is_file():
         raise RuntimeError(f"suite run wrote no results.json (exit {code}): pytest {' '.join(args)}")
     data = json.loads(results.read_text(encoding="utf-8"))
+    results_schema.validate(data)  # every run the matrix reads matches the published schema
     verdicts = {rid: entry["verdict"] for rid, entry in data["requirements"].items()}
     cases = tuple(data.get("cases", ()))
     return SuiteResult(profile, tuple(faults), tuple(variants), code, verdicts, cases, len(cases), trace)

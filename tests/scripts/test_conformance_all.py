@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 from pathlib import Path
 
@@ -47,3 +48,30 @@ def test_a_real_run_of_one_profile_passes(tmp_path):
     finally:
         module.profile_names = original
     assert (tmp_path / "openai" / "results.json").is_file()
+    matrix = (tmp_path / "matrix.md").read_text()
+    assert "openai@embedded" in matrix and "[PASS](openai/report.html#req-SSE-001)" in matrix
+
+
+def test_ends_with_a_matrix_of_the_runs_and_the_kept_real_gateway_runs(monkeypatch, tmp_path, capsys):
+    """The matrix covers each profile's run and every dated run kept under reports/ (outside the report dir)."""
+    module = _load()
+    run = {"schema_version": "1.0", "summary": {}, "cases": [],
+           "requirements": {"SSE-001": {"level": "MUST", "area": "sse", "text": "t", "verdict": "PASS", "cases": []}}}
+
+    def fake_call(command, cwd):
+        out = Path(command[command.index("--report-dir") + 1])
+        out.mkdir(parents=True)
+        profile = command[command.index("--profile") + 1]
+        (out / "results.json").write_text(json.dumps({**run, "run": {"profile": profile, "target": "embedded"}}))
+        return 0
+
+    kept = tmp_path / "reports" / "gateways" / "2026-12-01-somegw"
+    kept.mkdir(parents=True)
+    (kept / "results.json").write_text(json.dumps({**run, "run": {"profile": "openai", "target": "http://gw:4000",
+                                                                 "started": "2026-12-01T10:00:00+00:00"}}))
+    monkeypatch.setattr(module, "ROOT", tmp_path)
+    monkeypatch.setattr(subprocess, "call", fake_call)
+    assert module.main(["--report-dir", str(tmp_path / "reports" / "conformance")]) == 0
+    matrix = (tmp_path / "reports" / "conformance" / "matrix.md").read_text()
+    assert "openai@gw:4000" in matrix
+    assert all(f"{p}@embedded" in matrix for p in profile_names())

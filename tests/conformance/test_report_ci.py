@@ -1,0 +1,136 @@
+"""What CI tools read: JUnit XML (label in the names, WARNs visible) and Allure results (failures with messages)."""
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tests.conformance.test_plugin import inner_suite
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def suite(pytester, monkeypatch):
+    return inner_suite(pytester, monkeypatch)
+
+
+def _testcases(path):
+    root = ET.parse(path).getroot()
+    suite = root.find("testsuite")
+    cases = {}
+    for tc in suite.iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in tc.iter("property")}
+        cases[tc.get("name")] = (tc, props)
+    return suite, cases
+
+
+def test_junit_names_carry_the_target_label_and_warns_are_visible(suite):
+    suite()
+    xml_suite, cases = _testcases(suite.pytester.path / "out" / "junit.xml")
+    assert xml_suite.get("name") == "llm-conformance fake@embedded"
+    warn, props = cases["test_should_warn"]
+    assert warn.get("classname") == "fake@embedded.test_fake"
+    assert props["conformance.outcome"] == "WARN" and props["conformance.target"] == "fake@embedded"
+    assert warn.find("failure") is None and warn.find("skipped") is None  # a WARN passes the run...
+    out = warn.find("system-out").text  # ...and says so where CI test views show a test's output
+    assert "WARN: test_fake.py::test_should_warn violated a SHOULD requirement" in out
+    assert "T-002 (SHOULD): The gateway SHOULD do two." in out and "Expected: a" in out and "Received: b" in out
+    passed, props = cases["test_pass"]
+    assert props["conformance.outcome"] == "PASS" and passed.find("system-out") is None
+    assert cases["test_must_fail"][1]["conformance.outcome"] == "FAIL"
+
+
+def test_junit_files_of_two_targets_merge_without_collisions(suite):
+    suite("--junit-xml", "a.xml")
+    suite("--target-url", "http://127.0.0.1:9", "--junit-xml", "b.xml")  # nothing there: no test asks for it
+    _, a = _testcases(suite.pytester.path / "a.xml")
+    _, b = _testcases(suite.pytester.path / "b.xml")
+    keys_a = {(tc.get("classname"), name) for name, (tc, _) in a.items()}
+    keys_b = {(tc.get("classname"), name) for name, (tc, _) in b.items()}
+    assert len(keys_a) == len(keys_b) == len(a) and not keys_a & keys_b
+    assert {c for c, _ in keys_b} == {"fake@127_0_0_1_9.test_fake"}
+
+
+def test_junit_as_junitparser_reads_it(suite):
+    """junitparser is the reader of the publish-unit-test-result GitHub Action: it must see the WARN's output and
+    the label, and two targets' files merged must keep every case apart."""
+    junitparser = pytest.importorskip("junitparser", reason="junitparser (dev dependency) reads the JUnit files")
+    suite("--junit-xml", "a.xml")
+    suite("--target-url", "http://127.0.0.1:9", "--junit-xml", "b.xml")
+    merged = junitparser.JUnitXml.fromfile(str(suite.pytester.path / "a.xml")) + \
+        junitparser.JUnitXml.fromfile(str(suite.pytester.path / "b.xml"))
+    cases = [case for test_suite in merged for case in test_suite]
+    assert len({(c.classname, c.name) for c in cases}) == len(cases) > 0
+    assert {s.name for s in merged} == {"llm-conformance fake@embedded", "llm-conformance fake@127.0.0.1:9"}
+    warns = [c for c in cases if c.name == "test_should_warn"]
+    assert len(warns) == 2 and all(c.is_passed and "T-002 (SHOULD)" in c.system_out for c in warns)
+    failed = [c for c in cases if c.name == "test_must_fail"]
+    assert all(not c.is_passed and "Expected: one" in c.result[0].text for c in failed)
+
+
+def test_allure_failures_carry_requirement_and_expected_received_and_stopcase_is_a_failure(suite):
+    suite()
+    results = {r["name"]: r for r in (json.loads(p.read_text()) for p in
+                                      (suite.pytester.path / "out" / "allure-results").glob("*-result.json"))}
+    soft = results["test_must_fail"]
+    assert soft["status"] == "failed"
+    message = soft["statusDetails"]["message"]
+    assert "T-001 (MUST) violated" in message and 'Requirement: "The gateway MUST do one."' in message
+    assert "Expected: one" in message and "Received: two" in message
+    fatal = results["test_fatal_stops"]  # expect.fatal raised StopCase: a failure, not "broken"
+    assert fatal["status"] == "failed" and "Expected: 200" in fatal["statusDetails"]["message"]
+    untestable = results["test_untestable"]
+    assert untestable["status"] == "failed" and "Not testable: no model to use" in untestable["statusDetails"]["message"]
+    assert results["test_harness_error"]["status"] == "broken"  # the harness broke: Allure's "broken" is right
+    failed = [r for r in results.values() if r["status"] == "failed"]
+    assert failed and all(r.get("statusDetails", {}).get("message") for r in failed)
+    warn = results["test_should_warn"]
+    assert warn["status"] == "passed"
+    assert "conformance warning (SHOULD violated)" in {a["name"] for a in warn.get("attachments", [])}
+
+
+def test_allure_attaches_the_transcript_and_raw_sse_bytes_of_a_failed_stream(pytester, monkeypatch):
+    for var in ("CONFORMANCE_TARGET_URL", "CONFORMANCE_API_KEY", "CONFORMANCE_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    pytester.runpytest_subprocess("--pyargs", "conformance.suite", "--profile", "openai", "--server-fault", "SSE-002",
+                                  "--requirement", "SSE-002", "--report-dir", "out", "-p", "no:cacheprovider")
+    out = pytester.path / "out"
+    failed = [r for r in (json.loads(p.read_text()) for p in (out / "allure-results").glob("*-result.json"))
+              if r["status"] == "failed"]
+    assert failed and all("SSE-002 (MUST) violated" in r["statusDetails"]["message"] for r in failed)
+    names = [a["name"] for a in failed[0]["attachments"]]
+    assert "HTTP transcript" in names and "SSE chunks with arrival times #1" in names
+    raw = next(a for a in failed[0]["attachments"] if a["name"].startswith("raw SSE bytes #1: POST "))
+    body = (out / "allure-results" / raw["source"]).read_text()
+    assert body.startswith("data: {") and "[DONE]" not in body
+    timings = next(a for a in failed[0]["attachments"] if a["name"] == "SSE chunks with arrival times #1")
+    chunks = json.loads((out / "allure-results" / timings["source"]).read_text())["chunks"]
+    assert len(chunks) >= 2 and all(c["ms"] >= 0 for c in chunks) and "".join(c["text"] for c in chunks) == body
+
+
+def test_allure_never_shows_a_graded_case_as_broken(suite):
+    """A SHOULD stopped by expect.fatal is a WARN that passes; in fixture setup it skips the test: neither is
+    "broken" (a crashed test), and the MUST stopped in fixture setup is a failure with its message."""
+    source = '''
+import pytest
+from conformance.expect import StopCase
+
+@pytest.fixture
+def broken_must():
+    raise StopCase.violated("T-001", expected="a list", received="null")
+
+@pytest.mark.requirement("T-002")
+def test_should_fatal(expect):
+    expect.fatal("T-002", False, expected="x", received="y")
+
+@pytest.mark.requirement("T-001")
+def test_must_in_setup(broken_must):
+    pass
+'''
+    suite(source=source)
+    results = {r["name"]: r for r in (json.loads(p.read_text()) for p in
+                                      (suite.pytester.path / "out" / "allure-results").glob("*-result.json"))}
+    assert results["test_should_fatal"]["status"] == "passed"
+    setup = results["test_must_in_setup"]
+    assert setup["status"] == "failed" and "Expected: a list" in setup["statusDetails"]["message"]
