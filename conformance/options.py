@@ -67,6 +67,9 @@ def add_options(parser: pytest.Parser) -> None:
     add("--allow-burst", action="store_true", default=False,
         help="Run the 429 burst checks against --target-url, spending the key's per-minute quota. On the embedded "
              f"reference server they always run, on a key it limits to {BURST_LIMIT} requests a minute.")
+    add("--no-preflight", action="store_true", default=False,
+        help="Skip the probes of --target-url (reachable, base path, key, model) that stop a misconfigured run "
+             "before any check with exit code 6.")
     add("--list-requirements", action="store_true", default=False,
         help="List requirement ID, level, feature, claimed?, text for the profile, then exit.")
     add("--server-fault", action="append", default=[], metavar="ID",

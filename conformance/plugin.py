@@ -31,6 +31,7 @@ from conformance.outcomes import (
     xfail_reason,
     xpass_message,
 )
+from conformance.preflight import run_preflight
 
 STATE = pytest.StashKey[RunState]()
 IDS = pytest.StashKey[tuple]()
@@ -103,6 +104,12 @@ def _enable_outputs(config: pytest.Config, state: RunState) -> None:
         state.allure_enabled = True
     if not worker:
         config.pluginmanager.register(reports.ResultsRecorder(state), "llm-gateway-conformance-results")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # tryfirst: before xdist starts its workers, so a misconfigured target stops the run with nothing started.
+    run_preflight(session.config, run_state(session.config))
 
 
 def pytest_report_header(config: pytest.Config):
