@@ -1,4 +1,8 @@
-"""Command-line options of the conformance plugin, their environment fallbacks, and the run state they resolve to."""
+"""Command-line options of the conformance plugin, their environment fallbacks, and the run state they resolve to.
+
+The pytest11 entry point (``conformance/entry.py``) imports this module in every pytest run to declare the options:
+keep its imports light (no httpx, werkzeug or reference server at module level).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from conformance.baseline import Baseline, BaselineError
-from conformance.client import Accounting
 from conformance.embedded import BURST_LIMIT
 from conformance.redact import Redactor
 from gateway_spec import Profile, Requirement, load_profile, load_requirements
@@ -150,6 +153,15 @@ class ConformanceOptions:
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
 
 
+def is_conformance_run(config: pytest.Config) -> bool:
+    """A conformance option on the command line, or the bundled suite among the paths (``RunState.active``).
+
+    Environment variables alone never make one: a stray CONFORMANCE_TARGET_URL must not change an unrelated run.
+    """
+    return (any(getattr(config.option, dest, None) for dest in RUN_SELECTING)
+            or targets_suite(list(config.args)))
+
+
 def targets_suite(args: list[str]) -> bool:
     """True when the collection arguments name the bundled suite (by path or ``--pyargs conformance.suite``)."""
     for arg in args:
@@ -183,6 +195,8 @@ class RunState:
         self.active = options.explicit or targets_suite(list(config.args))
         report_dir = Path(options.report_dir)
         self.report_dir = report_dir if report_dir.is_absolute() else config.invocation_params.dir / report_dir
+        from conformance.client import Accounting  # here: httpx is no import of an unrelated pytest run
+
         self.accounting = Accounting(_process_budget(options.request_budget, config))
         self.allure_enabled = False
         self.started = _now()

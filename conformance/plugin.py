@@ -1,8 +1,8 @@
-"""pytest11 plugin: options, collection redirection and selection, fixtures, grading, reports.
+"""The conformance plugin: collection redirection and selection, preflight, grading, reports.
 
-Inert outside a conformance run: no option is required, no server starts unless a test asks for ``target``,
-and no report is written unless the run is a conformance run (a conformance option on the command line, or the
-suite among the paths).
+Registered by the pytest11 entry point (``conformance/entry.py``) only in a conformance run (a conformance option on
+the command line, or the suite among the paths); the entry point declares the options, and the generic fixtures
+live in ``conformance/fixtures.py``, registered with this module.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import pytest
 
 from conformance import report as reports
 from conformance.case_trace import CaseTracer, request_ids
-from conformance.client import GatewayClient, HarnessError
-from conformance.embedded import EmbeddedServer
+from conformance.client import HarnessError
 from conformance.expect import Expect, StopCase, Violation, failure_message
-from conformance.options import SUITE_DIR, ConformanceOptions, RunState, add_options
+from conformance.options import SUITE_DIR, ConformanceOptions, RunState
 from conformance.outcomes import (
     ERROR,
     WARN,
@@ -59,10 +58,6 @@ def _is_worker(config: pytest.Config) -> bool:
 
 
 # -- configuration -----------------------------------------------------------------------------------------
-def pytest_addoption(parser: pytest.Parser) -> None:
-    add_options(parser)
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config):
     """``--list-requirements``: a dry run listing (h2spec ``--dryrun``), then exit."""
@@ -156,81 +151,6 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
-
-
-# -- fixtures -----------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def conformance(request: pytest.FixtureRequest) -> RunState:
-    """The run state: ``.options``, ``.profile``, ``.registry``, ``.accounting``."""
-    return run_state(request.config)
-
-
-@pytest.fixture(scope="session")
-def profile(conformance: RunState):
-    """The gateway profile under test (``gateway_spec.Profile``)."""
-    return conformance.profile
-
-
-@pytest.fixture(scope="session")
-def requirements(conformance: RunState):
-    """The requirement registry: ID → ``gateway_spec.Requirement``."""
-    return conformance.registry
-
-
-@pytest.fixture(scope="session")
-def target(conformance: RunState, request: pytest.FixtureRequest):
-    """Base URL of the gateway; without ``--target-url`` the embedded reference server (one per process)."""
-    if conformance.options.target_url:
-        yield conformance.options.target_url
-        return
-    opts = conformance.options
-    server = EmbeddedServer(opts.profile, opts.server_faults, opts.server_variants,
-                            trace_faults=opts.server_trace_faults)
-    url = server.start()
-    if server.fault_trace is not None:
-        request.config.stash[TRACER] = CaseTracer(server.fault_trace)
-    try:
-        yield url
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def api_key(conformance: RunState, target: str) -> str | None:
-    """``--api-key``; the profile's test key only when the target is the embedded server."""
-    return conformance.api_key
-
-
-@pytest.fixture
-def make_client(request: pytest.FixtureRequest, conformance: RunState, target: str, api_key):
-    """Factory for extra clients (other keys, headers); each one's transcript joins the case's."""
-    clients = request.node.stash.setdefault(CLIENTS, [])
-
-    def factory(**overrides) -> GatewayClient:
-        settings = conformance.client_settings(target, api_key)
-        settings.update(overrides)
-        settings["redactor"] = conformance.redactor_with(settings.get("api_key"))
-        client = GatewayClient(**settings)
-        clients.append(client)
-        return client
-
-    yield factory
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
-def client(make_client) -> GatewayClient:
-    """``GatewayClient`` for the target with the run's key and headers."""
-    return make_client()
-
-
-@pytest.fixture
-def expect(request: pytest.FixtureRequest, conformance: RunState) -> Expect:
-    """Soft per-requirement checks: ``expect(ID, cond, expected=..., received=...)``."""
-    recorder = Expect(request.node.stash.get(IDS, _marker_ids(request.node)), conformance.redactor)
-    request.node.stash[EXPECT] = recorder
-    return recorder
 
 
 # -- grading ------------------------------------------------------------------------------------------------

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 __all__ = [
     "Requirement",
     "Profile",
@@ -43,15 +41,22 @@ def spec_dir() -> Path:
     raise FileNotFoundError(f"spec files not found in {packaged} nor {checkout}")
 
 
-# libyaml's parser when PyYAML was built with it: the same safe documents, about ten times faster than the pure
-# Python one (the spec is ~200 kB of YAML, read by every pytest process of a suite run and by the server).
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+@functools.lru_cache(maxsize=1)
+def _safe_loader() -> Any:
+    """libyaml's parser when PyYAML was built with it: the same safe documents, about ten times faster than the pure
+    Python one (the spec is ~200 kB of YAML, read by every pytest process of a suite run and by the server).
+    Imported on first use: the conformance plugin's entry point imports this package in every pytest run."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @functools.lru_cache(maxsize=64)
 def _load_yaml_cached(path: str, mtime: float) -> Any:
+    import yaml
+
     with open(path, encoding="utf-8") as fh:
-        return yaml.load(fh, Loader=_SAFE_LOADER)
+        return yaml.load(fh, Loader=_safe_loader())
 
 
 def load_yaml(path: str | Path) -> Any:
