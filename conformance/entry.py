@@ -5,7 +5,8 @@ In every run it only declares the options (``conformance.options``, ``conformanc
 option always parses. Only in a conformance run (a conformance option on the command line, or the bundled suite
 among the paths: ``conformance.options.is_conformance_run``) does it register the plugin proper
 (``conformance.plugin``: collection, grading, preflight, reports), the generic fixtures (``conformance.fixtures``:
-``client``, ``expect``, ``profile``, ``target``, ...) and the fuzz hooks (``conformance.fuzz``). An unrelated run
+``client``, ``expect``, ``profile``, ``target``, ...), the fuzz hooks (``conformance.fuzz``) and the run's end
+(``conformance.closing``: failing requirements listed, ``--write-baseline``). An unrelated run
 therefore gets no fixture, no hook and no import of httpx, werkzeug, schemathesis or allure from this package.
 """
 
@@ -20,7 +21,8 @@ from conformance.options import add_options, is_conformance_run
 
 PLUGINS = (("conformance.plugin", "llm-gateway-conformance-plugin"),
            ("conformance.fixtures", "llm-gateway-conformance-fixtures"),
-           ("conformance.fuzz", "llm-gateway-conformance-fuzz"))
+           ("conformance.fuzz", "llm-gateway-conformance-fuzz"),
+           ("conformance.closing", "llm-gateway-conformance-closing"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

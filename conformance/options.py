@@ -7,6 +7,7 @@ keep its imports light (no httpx, werkzeug or reference server at module level).
 from __future__ import annotations
 
 import datetime
+import difflib
 import fnmatch
 import functools
 import importlib.metadata
@@ -57,6 +58,8 @@ def add_options(parser: pytest.Parser) -> None:
     add("--embedding-model", default=None, help="Embedding model id (default: the profile's default_embedding).")
     add("--fail-on", default="must", choices=("must", "should"), help="Lowest level that fails the run.")
     add("--baseline", default=None, metavar="PATH", help="YAML/JSON file of requirement IDs expected to fail.")
+    add("--write-baseline", default=None, metavar="PATH",
+        help="Write the requirements that FAIL or WARN (or XFAIL) in this run as a baseline file to start from.")
     add("--requirement", action="append", default=[], metavar="GLOB",
         help="Only run cases checking a matching requirement ID, e.g. CHAT-STREAM-* (repeatable).")
     add("--report-dir", default=None, metavar="DIR", help=f"Where reports go (default {DEFAULT_REPORT_DIR}).")
@@ -135,7 +138,8 @@ class ConformanceOptions:
             embedding_model=opt.embedding_model,
             fail_on=opt.fail_on,
             baseline=opt.baseline,
-            requirement_globs=tuple(opt.requirement or ()),
+            # IDs are upper case (gateway_spec.REQUIREMENT_ID): chat-stream-* means CHAT-STREAM-*
+            requirement_globs=tuple(g.upper() for g in opt.requirement or ()),
             report_dir=opt.report_dir or DEFAULT_REPORT_DIR,
             request_timeout=opt.request_timeout,
             stream_timeout=opt.stream_timeout,
@@ -205,7 +209,7 @@ class RunState:
     def profile(self) -> Profile:
         try:
             return load_profile(self.options.profile)
-        except (FileNotFoundError, OSError) as exc:
+        except (FileNotFoundError, OSError, ValueError) as exc:  # ValueError: ProfileError, a schema mismatch
             raise pytest.UsageError(f"--profile: {exc}") from exc
 
     @functools.cached_property
@@ -215,9 +219,14 @@ class RunState:
     @functools.cached_property
     def baseline(self) -> Baseline:
         try:
-            return Baseline.load(self.options.baseline)
+            baseline = Baseline.load(self.options.baseline)
         except BaselineError as exc:
             raise pytest.UsageError(f"--baseline: {exc}") from exc
+        unknown = sorted({e.requirement for e in baseline.entries} - set(self.registry))
+        if unknown:  # an entry that names no requirement would silently expect nothing
+            raise pytest.UsageError(f"--baseline {self.options.baseline}: unknown requirement IDs:\n  " + "\n  ".join(
+                f"{rid}{close_ids_hint(rid, self.registry)}" for rid in unknown))
+        return baseline
 
     @property
     def api_key(self) -> str | None:
@@ -247,6 +256,10 @@ class RunState:
                                         or self.options.server_trace_faults):
             raise pytest.UsageError("--server-fault/--server-variant/--server-trace-faults only apply to the "
                                     "embedded server (drop --target-url)")
+        for glob in self.options.requirement_globs:
+            if not any(fnmatch.fnmatchcase(rid, glob) for rid in self.registry):
+                raise pytest.UsageError(f"--requirement {glob} matches no requirement ID"
+                                        f"{close_ids_hint(glob, self.registry)} (--list-requirements lists them)")
         _ = self.profile, self.baseline
 
     def header_line(self) -> str:
@@ -276,6 +289,13 @@ class RunState:
                 "server_faults": list(self.options.server_faults),
                 "server_variants": list(self.options.server_variants),
                 "server_trace_faults": self.options.server_trace_faults, **self.accounting.as_dict()}
+
+
+def close_ids_hint(word: str, registry) -> str:
+    """``"; close: A, B"`` from the registry's IDs and area globs (``CHAT-STREAM-*``) nearest to ``word``."""
+    areas = sorted({rid.rsplit("-", 1)[0] + "-*" for rid in registry})
+    close = difflib.get_close_matches(word.upper(), [*areas, *registry], n=6, cutoff=0.6)
+    return f"; close: {', '.join(close)}" if close else f"; areas: {', '.join(areas)}"
 
 
 def _process_budget(budget: int | None, config: pytest.Config) -> int | None:
