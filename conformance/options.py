@@ -20,7 +20,7 @@ import pytest
 from conformance.baseline import Baseline, BaselineError
 from conformance.embedded import BURST_LIMIT
 from conformance.redact import Redactor
-from gateway_spec import Profile, Requirement, load_profile, load_requirements
+from gateway_spec import Profile, Requirement, load_features, load_profile, load_requirements
 
 GROUP = "llm-gateway-conformance"
 DEFAULT_PROFILE = "openai"
@@ -38,7 +38,7 @@ ENV_FALLBACKS = {
 # a shell must not hijack an unrelated ``pytest`` invocation.
 RUN_SELECTING = (
     "conformance", "target_url", "profile", "requirement", "baseline", "server_fault", "server_variant", "model", "fuzz",
-    "server_trace_faults",
+    "server_trace_faults", "claim", "no_claim", "write_baseline",
 )
 
 
@@ -55,6 +55,10 @@ def add_options(parser: pytest.Parser) -> None:
     add("--profile", default=None, metavar="NAME|PATH", help="Gateway profile (env CONFORMANCE_PROFILE, "
         f"default {DEFAULT_PROFILE}).")
     add("--model", default=None, help="Chat model id to use (default: the profile's default_chat).")
+    add("--claim", action="append", default=[], metavar="FEATURE",
+        help="Check this optional feature (spec/features.yaml) as if the profile claimed it (repeatable).")
+    add("--no-claim", action="append", default=[], metavar="FEATURE",
+        help="Skip this optional feature's checks as if the profile did not claim it (repeatable).")
     add("--embedding-model", default=None, help="Embedding model id (default: the profile's default_embedding).")
     add("--fail-on", default="must", choices=("must", "should"), help="Lowest level that fails the run.")
     add("--baseline", default=None, metavar="PATH", help="YAML/JSON file of requirement IDs expected to fail.")
@@ -104,6 +108,8 @@ class ConformanceOptions:
     profile: str
     model: str | None = None
     embedding_model: str | None = None
+    claims: tuple[str, ...] = ()
+    no_claims: tuple[str, ...] = ()
     fail_on: str = "must"
     baseline: str | None = None
     requirement_globs: tuple[str, ...] = ()
@@ -136,6 +142,8 @@ class ConformanceOptions:
             profile=pick("profile") or DEFAULT_PROFILE,
             model=opt.model,
             embedding_model=opt.embedding_model,
+            claims=tuple(getattr(opt, "claim", None) or ()),
+            no_claims=tuple(getattr(opt, "no_claim", None) or ()),
             fail_on=opt.fail_on,
             baseline=opt.baseline,
             # IDs are upper case (gateway_spec.REQUIREMENT_ID): chat-stream-* means CHAT-STREAM-*
@@ -208,9 +216,17 @@ class RunState:
     @functools.cached_property
     def profile(self) -> Profile:
         try:
-            return load_profile(self.options.profile)
+            profile = load_profile(self.options.profile)
         except (FileNotFoundError, OSError, ValueError) as exc:  # ValueError: ProfileError, a schema mismatch
             raise pytest.UsageError(f"--profile: {exc}") from exc
+        profile = with_claims(profile, self.options.claims, self.options.no_claims)
+        if self.options.target_url and profile.get("models.discover"):
+            from conformance.discovery import list_models, with_discovered_models
+
+            o = self.options
+            listed = list_models(o.target_url, profile.base_path, o.api_key, o.headers, o.request_timeout)
+            profile = with_discovered_models(profile, listed, o.model)
+        return profile
 
     @functools.cached_property
     def registry(self) -> dict[str, Requirement]:
@@ -264,7 +280,9 @@ class RunState:
 
     def header_line(self) -> str:
         target = self.options.target_url or "embedded reference server"
-        extras = "".join(f", fault {f}" for f in self.options.server_faults)
+        extras = "".join(f", claim {f}" for f in self.options.claims)
+        extras += "".join(f", no-claim {f}" for f in self.options.no_claims)
+        extras += "".join(f", fault {f}" for f in self.options.server_faults)
         extras += "".join(f", variant {v}" for v in self.options.server_variants)
         return (f"conformance: target {target}, profile {self.profile.name}{extras}, "
                 f"suite {suite_version()}, fail-on {self.options.fail_on}")
@@ -286,9 +304,29 @@ class RunState:
                 "started": self.started, "finished": _now(), "suite_version": suite_version(),
                 "fail_on": self.options.fail_on, "baseline": self.options.baseline,
                 "requirement_globs": list(self.options.requirement_globs),
+                "claims": list(self.options.claims), "no_claims": list(self.options.no_claims),
                 "server_faults": list(self.options.server_faults),
                 "server_variants": list(self.options.server_variants),
                 "server_trace_faults": self.options.server_trace_faults, **self.accounting.as_dict()}
+
+
+def with_claims(profile: Profile, claims: tuple[str, ...], no_claims: tuple[str, ...]) -> Profile:
+    """``profile`` with ``--claim`` features added and ``--no-claim`` features removed (each must exist)."""
+    if not claims and not no_claims:
+        return profile
+    known = load_features()
+    for option, names in (("--claim", claims), ("--no-claim", no_claims)):
+        for name in names:
+            if name not in known:
+                close = difflib.get_close_matches(name, list(known), n=4, cutoff=0.6)
+                raise pytest.UsageError(f"{option} {name}: no such feature in spec/features.yaml"
+                                        + (f"; close: {', '.join(close)}" if close else
+                                           f"; features: {', '.join(known)}"))
+    both = sorted(set(claims) & set(no_claims))
+    if both:
+        raise pytest.UsageError(f"--claim and --no-claim both name {', '.join(both)}")
+    features = [f for f in known if (f in profile.features or f in claims) and f not in no_claims]
+    return Profile(name=profile.name, raw={**profile.raw, "features": features}, path=profile.path)
 
 
 def close_ids_hint(word: str, registry) -> str:
