@@ -1,7 +1,7 @@
 """Command line: ``python -m reference_server --profile unit23 --port 8080 [--fault ID ...] [--variant V ...]``.
 
 Also installed as ``llm-reference-server``. Development-grade serving (werkzeug, threaded); for production use
-gunicorn with ``reference_server/gunicorn_conf.py``. ``GET /healthz`` answers once the server is ready.
+gunicorn with ``-c python:reference_server.gunicorn_conf``. ``GET /healthz`` answers once the server is ready.
 """
 
 from __future__ import annotations
