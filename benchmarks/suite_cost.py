@@ -31,10 +31,10 @@ BLACK_BOX_LATENCY_MS = 500.0
 def suite_command(profile: str, report_dir: Path, processes: int, autoload: bool = True,
                   target: tuple[str, str] | None = None) -> list[str]:
     """The documented suite invocation, plus ``-n N`` for xdist. Without ``autoload`` only the plugins the suite
-    needs are loaded (``-p conformance.plugin``, ``-p xdist.plugin``), with PYTEST_DISABLE_PLUGIN_AUTOLOAD set."""
+    needs are loaded (``-p conformance.entry``, ``-p xdist.plugin``), with PYTEST_DISABLE_PLUGIN_AUTOLOAD set."""
     cmd = [sys.executable, "-m", "pytest"]
     if not autoload:
-        cmd += ["-p", "conformance.plugin"] + (["-p", "xdist.plugin"] if processes > 1 else [])
+        cmd += ["-p", "conformance.entry"] + (["-p", "xdist.plugin"] if processes > 1 else [])
     cmd += ["--pyargs", "conformance.suite", "--profile", profile, "--report-dir", str(report_dir), "-q",
             "-p", "no:cacheprovider"]
     if target is not None:  # (url, key): a black-box run; the key goes by environment, never on a command line

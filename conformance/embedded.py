@@ -9,14 +9,17 @@ import re
 import threading
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+def _quiet_handler() -> type:
+    """A request handler without access log: the client's transcripts already record every exchange, and the log
+    would be noise. Built on first use: werkzeug's server is no import of a pytest run that never starts one."""
+    from werkzeug.serving import WSGIRequestHandler
 
-class _QuietHandler(WSGIRequestHandler):
-    """No access log: the client's transcripts already record every exchange, and the log would be noise."""
+    class QuietHandler(WSGIRequestHandler):
+        def log_request(self, *args, **kwargs) -> None:
+            pass
 
-    def log_request(self, *args, **kwargs) -> None:
-        pass
+    return QuietHandler
 
 
 class EmbeddedServer:
@@ -27,7 +30,7 @@ class EmbeddedServer:
         self.profile, self.faults, self.variants = profile, tuple(faults), tuple(variants)
         self.trace_faults = trace_faults
         self.fault_trace = None  # with trace_faults: the server's FaultTrace, once started
-        self._server: BaseWSGIServer | None = None
+        self._server = None  # werkzeug's BaseWSGIServer, once started
         self._thread: threading.Thread | None = None
 
     @property
@@ -38,6 +41,8 @@ class EmbeddedServer:
 
     def start(self) -> str:
         """Build the app and start serving; returns the base URL."""
+        from werkzeug.serving import make_server
+
         from reference_server import ServerConfig, create_app  # only here: keep the import one-way elsewhere
 
         config = ServerConfig.for_profile(self.profile, faults=self.faults, variants=self.variants,
@@ -46,7 +51,7 @@ class EmbeddedServer:
         config.keys.update(burst_keys(config.profile))
         # threaded: streaming checks and concurrent checks (rate limits) need more than one request in flight.
         self._server = make_server("127.0.0.1", 0, create_app(config), threaded=True,
-                                   request_handler=_QuietHandler)
+                                   request_handler=_quiet_handler())
         self._thread = threading.Thread(target=self._server.serve_forever, name="conformance-embedded-server",
                                         kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()

@@ -35,10 +35,10 @@ import pytest
 
 from conformance.client import Exchange, HarnessError, Response, replay_chunks
 from conformance.ndjson import NdjsonTranscript, read_ndjson
+from conformance.options import DEFAULT_CONCURRENCY
 from conformance.sse import SseTranscript, read_stream
 from conformance.wire import TargetDown
 
-DEFAULT_CONCURRENCY = 8
 READS = ("buffered", "sse", "sse-or-json", "ndjson")
 
 

@@ -1,5 +1,11 @@
-"""The conformance plugin's fixtures and the per-case state they share with its hooks (stash keys, the case
-transcript). ``conformance.plugin`` re-exports every fixture, so pytest finds them on the plugin module."""
+"""The generic fixtures of a conformance suite (``conformance``, ``profile``, ``requirements``, ``target``,
+``api_key``, ``wire``, ``exchange_store``, ``make_client``, ``client``, ``expect``, ...) and the per-case state
+they share with the plugin's hooks (stash keys, the case transcript).
+
+Registered as a plugin by the entry point (``conformance/entry.py``) only in a conformance run, so any suite run
+with the conformance options (the bundled one, or your own) has them, and an unrelated pytest run in the same
+environment never sees a ``client`` or ``target`` fixture of this package.
+"""
 
 from __future__ import annotations
 

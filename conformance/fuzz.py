@@ -1,6 +1,7 @@
 """Schemathesis fuzz mode: the ``--fuzz`` options, a fuzzing copy of the contract, case generation, and findings.
 
-A second pytest11 plugin (``llm_gateway_conformance_fuzz``): it adds options and a header line; the cases live in
+A plugin module the entry point (``conformance/entry.py``) registers in a conformance run: it checks the options and
+adds a header line; the entry point declares its options (``add_options``) in every run. The cases live in
 ``conformance/suite/test_fuzz.py`` and use the engine below. The engine is shared with the project's own proof that
 the reference server survives fuzzing (``tests/proof/test_fuzz_reference_server.py``).
 
@@ -37,7 +38,8 @@ CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conform
 STREAM_TYPES = ("text/event-stream", "application/x-ndjson")
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def add_options(parser: pytest.Parser) -> None:
+    """The ``--fuzz*`` options (declared by ``conformance/entry.py`` in every run, so they always parse)."""
     group = parser.getgroup(GROUP, "LLM gateway conformance")
     group.addoption("--fuzz", action="store_true", default=False,
                     help="Add schemathesis fuzzing of every operation the profile serves (conformance/suite/"

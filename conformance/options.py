@@ -1,8 +1,13 @@
-"""Command-line options of the conformance plugin, their environment fallbacks, and the run state they resolve to."""
+"""Command-line options of the conformance plugin, their environment fallbacks, and the run state they resolve to.
+
+The pytest11 entry point (``conformance/entry.py``) imports this module in every pytest run to declare the options:
+keep its imports light (no httpx, werkzeug or reference server at module level).
+"""
 
 from __future__ import annotations
 
 import datetime
+import difflib
 import fnmatch
 import functools
 import hashlib
@@ -10,16 +15,19 @@ import importlib.metadata
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from conformance.baseline import Baseline, BaselineError
-from conformance.client import Accounting
 from conformance.embedded import BURST_LIMIT, burst_key
-from conformance.exchanges import DEFAULT_CONCURRENCY
 from conformance.redact import Redactor
-from conformance.wire import RecordingMismatch, ReplayLog
-from gateway_spec import Profile, Requirement, load_profile, load_requirements, spec_dir
+from gateway_spec import Profile, Requirement, load_features, load_profile, load_requirements, spec_dir
+
+if TYPE_CHECKING:  # httpx-bound: imported where used, never by an unrelated pytest run
+    from conformance.wire import ReplayLog
+
+DEFAULT_CONCURRENCY = 8  # exchanges in flight at once (--concurrency)
 
 GROUP = "llm-gateway-conformance"
 DEFAULT_PROFILE = "openai"
@@ -37,7 +45,7 @@ ENV_FALLBACKS = {
 # a shell must not hijack an unrelated ``pytest`` invocation.
 RUN_SELECTING = (
     "conformance", "target_url", "profile", "requirement", "baseline", "server_fault", "server_variant", "model", "fuzz",
-    "server_trace_faults", "replay",
+    "server_trace_faults", "replay", "claim", "no_claim", "write_baseline",
 )
 
 
@@ -54,9 +62,15 @@ def add_options(parser: pytest.Parser) -> None:
     add("--profile", default=None, metavar="NAME|PATH", help="Gateway profile (env CONFORMANCE_PROFILE, "
         f"default {DEFAULT_PROFILE}).")
     add("--model", default=None, help="Chat model id to use (default: the profile's default_chat).")
+    add("--claim", action="append", default=[], metavar="FEATURE",
+        help="Check this optional feature (spec/features.yaml) as if the profile claimed it (repeatable).")
+    add("--no-claim", action="append", default=[], metavar="FEATURE",
+        help="Skip this optional feature's checks as if the profile did not claim it (repeatable).")
     add("--embedding-model", default=None, help="Embedding model id (default: the profile's default_embedding).")
     add("--fail-on", default="must", choices=("must", "should"), help="Lowest level that fails the run.")
     add("--baseline", default=None, metavar="PATH", help="YAML/JSON file of requirement IDs expected to fail.")
+    add("--write-baseline", default=None, metavar="PATH",
+        help="Write the requirements that FAIL or WARN (or XFAIL) in this run as a baseline file to start from.")
     add("--requirement", action="append", default=[], metavar="GLOB",
         help="Only run cases checking a matching requirement ID, e.g. CHAT-STREAM-* (repeatable).")
     add("--report-dir", default=None, metavar="DIR", help=f"Where reports go (default {DEFAULT_REPORT_DIR}).")
@@ -75,6 +89,9 @@ def add_options(parser: pytest.Parser) -> None:
     add("--replay", default=None, metavar="DIR",
         help="Judge the exchanges recorded in DIR (a previous run's --report-dir) instead of sending any: the "
              "same suite version gives the same verdicts.")
+    add("--no-preflight", action="store_true", default=False,
+        help="Skip the probes of --target-url (reachable, base path, key, model) that stop a misconfigured run "
+             "before any check with exit code 6.")
     add("--list-requirements", action="store_true", default=False,
         help="List requirement ID, level, feature, claimed?, text for the profile, then exit.")
     add("--server-fault", action="append", default=[], metavar="ID",
@@ -103,6 +120,8 @@ class ConformanceOptions:
     profile: str
     model: str | None = None
     embedding_model: str | None = None
+    claims: tuple[str, ...] = ()
+    no_claims: tuple[str, ...] = ()
     fail_on: str = "must"
     baseline: str | None = None
     requirement_globs: tuple[str, ...] = ()
@@ -137,9 +156,12 @@ class ConformanceOptions:
             profile=pick("profile") or DEFAULT_PROFILE,
             model=opt.model,
             embedding_model=opt.embedding_model,
+            claims=tuple(getattr(opt, "claim", None) or ()),
+            no_claims=tuple(getattr(opt, "no_claim", None) or ()),
             fail_on=opt.fail_on,
             baseline=opt.baseline,
-            requirement_globs=tuple(opt.requirement or ()),
+            # IDs are upper case (gateway_spec.REQUIREMENT_ID): chat-stream-* means CHAT-STREAM-*
+            requirement_globs=tuple(g.upper() for g in opt.requirement or ()),
             report_dir=opt.report_dir or DEFAULT_REPORT_DIR,
             request_timeout=opt.request_timeout,
             stream_timeout=opt.stream_timeout,
@@ -157,6 +179,15 @@ class ConformanceOptions:
 
 
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
+
+
+def is_conformance_run(config: pytest.Config) -> bool:
+    """A conformance option on the command line, or the bundled suite among the paths (``RunState.active``).
+
+    Environment variables alone never make one: a stray CONFORMANCE_TARGET_URL must not change an unrelated run.
+    """
+    return (any(getattr(config.option, dest, None) for dest in RUN_SELECTING)
+            or targets_suite(list(config.args)))
 
 
 def targets_suite(args: list[str]) -> bool:
@@ -233,6 +264,8 @@ class RunState:
         self.active = options.explicit or targets_suite(list(config.args))
         report_dir = Path(options.report_dir)
         self.report_dir = report_dir if report_dir.is_absolute() else config.invocation_params.dir / report_dir
+        from conformance.client import Accounting  # here: httpx is no import of an unrelated pytest run
+
         self.accounting = Accounting(_process_budget(options.request_budget, config))
         self.allure_enabled = False
         self.started = _now()
@@ -242,9 +275,17 @@ class RunState:
     @functools.cached_property
     def profile(self) -> Profile:
         try:
-            return load_profile(self.options.profile)
-        except (FileNotFoundError, OSError) as exc:
+            profile = load_profile(self.options.profile)
+        except (FileNotFoundError, OSError, ValueError) as exc:  # ValueError: ProfileError, a schema mismatch
             raise pytest.UsageError(f"--profile: {exc}") from exc
+        profile = with_claims(profile, self.options.claims, self.options.no_claims)
+        if self.options.target_url and profile.get("models.discover"):
+            from conformance.discovery import list_models, with_discovered_models
+
+            o = self.options
+            listed = list_models(o.target_url, profile.base_path, o.api_key, o.headers, o.request_timeout)
+            profile = with_discovered_models(profile, listed, o.model)
+        return profile
 
     @functools.cached_property
     def registry(self) -> dict[str, Requirement]:
@@ -253,9 +294,14 @@ class RunState:
     @functools.cached_property
     def baseline(self) -> Baseline:
         try:
-            return Baseline.load(self.options.baseline)
+            baseline = Baseline.load(self.options.baseline)
         except BaselineError as exc:
             raise pytest.UsageError(f"--baseline: {exc}") from exc
+        unknown = sorted({e.requirement for e in baseline.entries} - set(self.registry))
+        if unknown:  # an entry that names no requirement would silently expect nothing
+            raise pytest.UsageError(f"--baseline {self.options.baseline}: unknown requirement IDs:\n  " + "\n  ".join(
+                f"{rid}{close_ids_hint(rid, self.registry)}" for rid in unknown))
+        return baseline
 
     @property
     def embedded(self) -> bool:
@@ -271,6 +317,8 @@ class RunState:
     @functools.cached_property
     def recording(self) -> ReplayLog:
         """``--replay DIR``'s recording, checked against this suite (a usage error when it cannot be replayed)."""
+        from conformance.wire import RecordingMismatch, ReplayLog
+
         try:
             log = ReplayLog(Path(self.options.replay))
         except (RecordingMismatch, OSError, ValueError) as exc:
@@ -330,6 +378,10 @@ class RunState:
                                     "--server-* do not apply")
         if self.options.concurrency < 1:
             raise pytest.UsageError(f"--concurrency must be at least 1, not {self.options.concurrency}")
+        for glob in self.options.requirement_globs:
+            if not any(fnmatch.fnmatchcase(rid, glob) for rid in self.registry):
+                raise pytest.UsageError(f"--requirement {glob} matches no requirement ID"
+                                        f"{close_ids_hint(glob, self.registry)} (--list-requirements lists them)")
         _ = self.profile, self.baseline
         if self.options.replay:
             _ = self.recording
@@ -338,7 +390,9 @@ class RunState:
         target = self.options.target_url or "embedded reference server"
         if self.options.replay:
             target = f"replay of {self.options.replay}"
-        extras = "".join(f", fault {f}" for f in self.options.server_faults)
+        extras = "".join(f", claim {f}" for f in self.options.claims)
+        extras += "".join(f", no-claim {f}" for f in self.options.no_claims)
+        extras += "".join(f", fault {f}" for f in self.options.server_faults)
         extras += "".join(f", variant {v}" for v in self.options.server_variants)
         return (f"conformance: target {target}, profile {self.profile.name}{extras}, "
                 f"suite {suite_version()}, fail-on {self.options.fail_on}")
@@ -360,10 +414,37 @@ class RunState:
                 "started": self.started, "finished": _now(), "suite_version": suite_version(),
                 "fail_on": self.options.fail_on, "baseline": self.options.baseline,
                 "requirement_globs": list(self.options.requirement_globs),
+                "claims": list(self.options.claims), "no_claims": list(self.options.no_claims),
                 "server_faults": list(self.options.server_faults),
                 "server_variants": list(self.options.server_variants),
                 "server_trace_faults": self.options.server_trace_faults, "replay": self.options.replay,
                 "target_down": self.target_down, **self.accounting.as_dict()}
+
+
+def with_claims(profile: Profile, claims: tuple[str, ...], no_claims: tuple[str, ...]) -> Profile:
+    """``profile`` with ``--claim`` features added and ``--no-claim`` features removed (each must exist)."""
+    if not claims and not no_claims:
+        return profile
+    known = load_features()
+    for option, names in (("--claim", claims), ("--no-claim", no_claims)):
+        for name in names:
+            if name not in known:
+                close = difflib.get_close_matches(name, list(known), n=4, cutoff=0.6)
+                raise pytest.UsageError(f"{option} {name}: no such feature in spec/features.yaml"
+                                        + (f"; close: {', '.join(close)}" if close else
+                                           f"; features: {', '.join(known)}"))
+    both = sorted(set(claims) & set(no_claims))
+    if both:
+        raise pytest.UsageError(f"--claim and --no-claim both name {', '.join(both)}")
+    features = [f for f in known if (f in profile.features or f in claims) and f not in no_claims]
+    return Profile(name=profile.name, raw={**profile.raw, "features": features}, path=profile.path)
+
+
+def close_ids_hint(word: str, registry) -> str:
+    """``"; close: A, B"`` from the registry's IDs and area globs (``CHAT-STREAM-*``) nearest to ``word``."""
+    areas = sorted({rid.rsplit("-", 1)[0] + "-*" for rid in registry})
+    close = difflib.get_close_matches(word.upper(), [*areas, *registry], n=6, cutoff=0.6)
+    return f"; close: {', '.join(close)}" if close else f"; areas: {', '.join(areas)}"
 
 
 def _process_budget(budget: int | None, config: pytest.Config) -> int | None:

@@ -1,8 +1,8 @@
-"""pytest11 plugin: options, collection redirection and selection, fixtures, grading, reports.
+"""The conformance plugin: collection redirection and selection, preflight, grading, reports.
 
-Inert outside a conformance run: no option is required, no server starts unless a test asks for ``target``,
-and no report is written unless the run is a conformance run (a conformance option on the command line, or the
-suite among the paths).
+Registered by the pytest11 entry point (``conformance/entry.py``) only in a conformance run (a conformance option on
+the command line, or the suite among the paths); the entry point declares the options, and the generic fixtures
+live in ``conformance/fixtures.py``, registered with this module.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from conformance import report as reports
 from conformance.case_trace import request_ids
 from conformance.client import HarnessError
 from conformance.expect import StopCase, Violation, failure_message
-from conformance.fixtures import *  # noqa: F401,F403 - the fixtures, found by pytest on this module
 from conformance.fixtures import (
     EXPECT,
     IDS,
@@ -31,7 +30,7 @@ from conformance.fixtures import (
     run_state,
 )
 from conformance.junit import CASE_PROPERTY
-from conformance.options import SUITE_DIR, ConformanceOptions, RunState, add_options
+from conformance.options import SUITE_DIR, ConformanceOptions, RunState
 from conformance.outcomes import (
     ERROR,
     WARN,
@@ -44,6 +43,7 @@ from conformance.outcomes import (
     xfail_reason,
     xpass_message,
 )
+from conformance.preflight import run_preflight
 from conformance.wire import RECORDING_DIR
 
 
@@ -61,10 +61,6 @@ def _is_worker(config: pytest.Config) -> bool:
 
 
 # -- configuration -----------------------------------------------------------------------------------------
-def pytest_addoption(parser: pytest.Parser) -> None:
-    add_options(parser)
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config):
     """``--list-requirements``: a dry run listing (h2spec ``--dryrun``), then exit."""
@@ -111,6 +107,12 @@ def _enable_outputs(config: pytest.Config, state: RunState) -> None:
     if not worker:
         config.pluginmanager.register(reports.ResultsRecorder(state), "llm-gateway-conformance-results")
         config.pluginmanager.register(TargetDownWatch(state), "llm-gateway-conformance-target-down")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # tryfirst: before xdist starts its workers, so a misconfigured target stops the run with nothing started.
+    run_preflight(session.config, run_state(session.config))
 
 
 def pytest_report_header(config: pytest.Config):

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 __all__ = [
     "Requirement",
     "Profile",
@@ -24,6 +22,8 @@ __all__ = [
     "load_requirements",
     "load_features",
     "load_profile",
+    "profile_errors",
+    "ProfileError",
     "profile_names",
     "LEVELS",
 ]
@@ -43,15 +43,22 @@ def spec_dir() -> Path:
     raise FileNotFoundError(f"spec files not found in {packaged} nor {checkout}")
 
 
-# libyaml's parser when PyYAML was built with it: the same safe documents, about ten times faster than the pure
-# Python one (the spec is ~200 kB of YAML, read by every pytest process of a suite run and by the server).
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+@functools.lru_cache(maxsize=1)
+def _safe_loader() -> Any:
+    """libyaml's parser when PyYAML was built with it: the same safe documents, about ten times faster than the pure
+    Python one (the spec is ~200 kB of YAML, read by every pytest process of a suite run and by the server).
+    Imported on first use: the conformance plugin's entry point imports this package in every pytest run."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @functools.lru_cache(maxsize=64)
 def _load_yaml_cached(path: str, mtime: float) -> Any:
+    import yaml
+
     with open(path, encoding="utf-8") as fh:
-        return yaml.load(fh, Loader=_SAFE_LOADER)
+        return yaml.load(fh, Loader=_safe_loader())
 
 
 def load_yaml(path: str | Path) -> Any:
@@ -177,8 +184,42 @@ class Profile:
         return self.get("auth.test_key")
 
 
-def load_profile(name_or_path: str | Path) -> Profile:
-    """Load a bundled profile by name, or any profile file by path."""
+class ProfileError(ValueError):
+    """A profile file that does not match spec/schemas/profile.schema.json; the message names each field."""
+
+
+MAX_PROFILE_ERRORS = 12
+
+
+def profile_errors(raw: Any) -> list[str]:
+    """What is wrong with a profile document, one line per problem, each naming the field (dotted path)."""
+    import json
+
+    import jsonschema
+
+    if not isinstance(raw, dict):
+        return [f"(top level): expected a mapping of profile keys, got {type(raw).__name__}"]
+    schema = json.loads((spec_dir() / "schemas" / "profile.schema.json").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    doc = json.loads(json.dumps(raw, default=str))  # the JSON form: YAML's integer status keys become strings
+    missing: dict[str, list[str]] = {}  # one line per mapping for its missing keys, not one per key
+    lines = []
+    for error in sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path]):
+        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        if error.validator == "required" and isinstance(error.instance, dict):
+            missing.setdefault(where, []).extend(k for k in error.validator_value if k not in error.instance
+                                                 and k not in missing.get(where, []))
+        else:
+            lines.append(f"{where}: {error.message}")
+    return [f"{where}: missing required keys: {', '.join(keys)}" for where, keys in missing.items()] + lines
+
+
+def load_profile(name_or_path: str | Path, *, validate: bool | None = None) -> Profile:
+    """Load a bundled profile by name, or any profile file by path.
+
+    A profile file given by path is validated against spec/schemas/profile.schema.json (``validate`` forces it on or
+    off); a mismatch raises ``ProfileError`` naming each field. Bundled profiles are validated by tests/spec.
+    """
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
         path = candidate
@@ -189,4 +230,11 @@ def load_profile(name_or_path: str | Path) -> Profile:
                 f"unknown profile {name_or_path!r}; bundled profiles: {', '.join(profile_names())}"
             )
     raw = load_yaml(path)
+    if (path is candidate) if validate is None else validate:
+        problems = profile_errors(raw)
+        if problems:
+            more = len(problems) - MAX_PROFILE_ERRORS
+            raise ProfileError(f"profile {path} does not match spec/schemas/profile.schema.json:\n  "
+                               + "\n  ".join(problems[:MAX_PROFILE_ERRORS])
+                               + (f"\n  ... and {more} more" if more > 0 else ""))
     return Profile(name=raw.get("name", path.stem), raw=raw, path=path)

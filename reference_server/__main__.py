@@ -1,7 +1,7 @@
 """Command line: ``python -m reference_server --profile unit23 --port 8080 [--fault ID ...] [--variant V ...]``.
 
 Also installed as ``llm-reference-server``. Development-grade serving (werkzeug, threaded); for production use
-gunicorn with ``reference_server/gunicorn_conf.py``. ``GET /healthz`` answers once the server is ready.
+gunicorn with ``-c python:reference_server.gunicorn_conf``. ``GET /healthz`` answers once the server is ready.
 """
 
 from __future__ import annotations
@@ -49,8 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     listing = _listing(args)
     if listing is not None:
-        print("\n".join(listing))
-        return 0
+        return _print_listing(listing)
     from reference_server.app import create_app
     from reference_server.settings import build_config
 
@@ -64,6 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     return serve(app, args.host, args.port)
 
 
+def _print_listing(listing: list[str]) -> int:
+    """Print a catalogue; a reader that stops early (``| head``) ends it quietly, not with a traceback."""
+    try:
+        print("\n".join(listing), flush=True)
+    except BrokenPipeError:
+        # The Python docs' recipe: point stdout at devnull, so the flush at exit does not fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
 def serve(app, host: str, port: int) -> int:
     """Serve ``app`` with werkzeug's threaded server until interrupted."""
     from werkzeug.serving import make_server
@@ -72,7 +81,11 @@ def serve(app, host: str, port: int) -> int:
     config = app.config["SERVER"]
     extras = "".join(f" fault={f}" for f in sorted(config.faults)) + "".join(
         f" variant={v}" for v in sorted(config.variants))
-    print(f"llm-reference-server: profile {config.profile.name} on http://{host}:{server.server_port}{extras}",
+    profile = config.profile
+    origin = f"http://{host}:{server.server_port}"
+    print(f"llm-reference-server: profile {profile.name}, base URL {origin}{profile.base_path} "
+          f"(GET {origin}/healthz), test key {profile.test_key}{extras}\n"
+          f"  check it: pytest --target-url {origin} --api-key {profile.test_key} --profile {profile.name}",
           flush=True)
     try:
         server.serve_forever()

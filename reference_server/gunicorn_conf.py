@@ -1,5 +1,5 @@
-"""gunicorn settings for the reference server: ``gunicorn -c reference_server/gunicorn_conf.py
-'reference_server.wsgi:app'``.
+"""gunicorn settings for the reference server: ``gunicorn -c python:reference_server.gunicorn_conf
+'reference_server.wsgi:app'`` (by module name: works from an installed package; a checkout may also give the path).
 
 One worker process with threads (``gthread``): rate-limit counters, the request journal and fail-times attempts
 live in process memory, so several processes would each count on their own; threads keep long streams from

@@ -39,7 +39,7 @@ def _cases():
                                marks=pytest.mark.requirement(*op.requirement_ids()))
 
 
-@pytest.mark.parametrize(("operation_id", "mode"), _cases())
+@pytest.mark.parametrize(("operation_id", "mode"), list(_cases()))  # a list: pytest 10 refuses a generator
 def test_fuzz(operation_id, mode, request, conformance, profile, make_client, expect):
     op = OPERATIONS[operation_id]
     reason = serves(profile, op)

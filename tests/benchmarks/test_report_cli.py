@@ -103,7 +103,7 @@ def test_suite_command_documented_and_lean(tmp_path):
     assert documented[3:] == ["--pyargs", "conformance.suite", "--profile", "openai", "--report-dir", str(tmp_path),
                               "-q", "-p", "no:cacheprovider", "-n", "2"]
     lean = suite_command("openai", tmp_path, 2, autoload=False)
-    assert lean[3:7] == ["-p", "conformance.plugin", "-p", "xdist.plugin"]
+    assert lean[3:7] == ["-p", "conformance.entry", "-p", "xdist.plugin"]
     (tmp_path / "results.json").write_text('{"run": {"requests": 58, "completion_tokens": 240}}')
     assert read_run_totals(tmp_path / "results.json") == {"requests": 58, "completion_tokens": 240}
     assert read_run_totals(tmp_path / "absent.json") == {"requests": None, "completion_tokens": None}

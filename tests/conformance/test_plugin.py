@@ -5,8 +5,11 @@ import socket
 import threading
 
 import pytest
+import yaml
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from gateway_spec import load_profile
 
 pytest_plugins = ["pytester"]
 
@@ -34,13 +37,19 @@ def pytest_unconfigure():
     options.load_requirements = _real
 '''
 
-PROFILE = f"""
-name: fake
-base_path: /v1
-auth: {{scheme: bearer, test_key: {PROFILE_KEY}}}
-models: {{default_chat: m1, chat: [{{id: m1, owned_by: me}}]}}
-features: [feat-a]
-"""
+
+
+def _fake_profile() -> str:
+    """A schema-valid profile (custom profiles are validated): openai's, with its own key, one model and feat-a."""
+    raw = dict(load_profile("openai").raw)
+    raw.update(name="fake", features=["feat-a"],
+               auth={**raw["auth"], "test_key": PROFILE_KEY, "extra_test_keys": {}},
+               models={**raw["models"], "default_chat": "m1", "default_embedding": None, "embedding": [],
+                       "chat": [{"id": "m1", "owned_by": "me", "aliases": [], "reasoning": None}]})
+    return yaml.safe_dump(raw, sort_keys=False)
+
+
+PROFILE = _fake_profile()
 
 OUTCOMES_SUITE = '''
 import pytest
@@ -319,7 +328,8 @@ def test_models(client, expect):
     response = client.get("/models")
     expect("T-001", response.status_code == 200, expected=200, received=response.status_code)
 '''
-    result = suite("--target-url", f"http://127.0.0.1:{_closed_port()}", source=source)
+    # --no-preflight: the preflight would stop the run before any check (tests/conformance/test_preflight.py)
+    result = suite("--target-url", f"http://127.0.0.1:{_closed_port()}", "--no-preflight", source=source)
     assert case_outcomes(results(suite.pytester)) == {"test_models": "ERROR"}
     result.assert_outcomes(errors=1)
 
@@ -439,7 +449,7 @@ def test_leaky():
     print("stdout has {KEY}")
     raise HarnessError("connect failed for key {KEY}")
 '''
-    result = suite("--api-key", KEY, "--target-url", "http://127.0.0.1:9", source=source)
+    result = suite("--api-key", KEY, "--target-url", "http://127.0.0.1:9", "--no-preflight", source=source)
     result.assert_outcomes(errors=1)
     out = result.stdout.str()
     assert "stdout has [REDACTED]" in out and "connect failed for key [REDACTED]" in out

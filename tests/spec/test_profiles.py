@@ -17,7 +17,7 @@ import pytest
 from gateway_spec import load_features, load_profile, load_yaml, profile_names, spec_dir
 
 EXPECTED_PROFILES = {
-    "openai", "unit23", "unillm", "unifiedai", "unified-llm-gateway", "wallet-gateway", "ollama",
+    "openai", "openai-compatible", "unit23", "unillm", "unifiedai", "unified-llm-gateway", "wallet-gateway", "ollama",
 }
 PROFILE_FILES = sorted((spec_dir() / "profiles").glob("*.yaml"))
 
@@ -70,7 +70,7 @@ def test_schema_is_valid_2020_12():
     jsonschema.Draft202012Validator.check_schema(_schema())
 
 
-def test_bundled_profiles_are_exactly_the_seven():
+def test_bundled_profiles_are_exactly_the_expected_ones():
     assert set(profile_names()) == EXPECTED_PROFILES
     assert len(profile_names()) == len(EXPECTED_PROFILES)
 
