@@ -17,8 +17,9 @@ from reference_server import faults
 from reference_server.config import ServerConfig
 from reference_server.context import current_request, server_config
 from reference_server.control import endpoints as control
+from reference_server.control import scripts
 from reference_server.faults import variants
-from reference_server.mock import answer_cache
+from reference_server.mock import answer_cache, scripted
 from reference_server.policy import auth, limits
 from reference_server.surfaces import chat, embeddings, models, ollama
 from reference_server.wire import errors
@@ -142,6 +143,7 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     if config.fault_trace is not None:  # first of all hooks: every fault a request consults lands in its trace
         app.before_request(config.fault_trace.begin_request)
     errors.init_app(app)
+    store = scripts.init_state(app)  # before every part that keeps state in it (journal, counters, limits, rules)
     answer_cache.init_app(app)
     # Hooks run on every request, so each takes what it needs from ``config`` now, and hooks that cannot act for
     # this config (faults and variants are fixed per app) are not installed at all.
@@ -155,6 +157,8 @@ def create_app(config: ServerConfig | None = None) -> Flask:
         app.before_request(reject_stainless)
     auth.init_app(app)
     limits.init_app(app)
+    engine = scripted.init_app(app, store)  # after auth and the limiter: a scripted answer is a counted request
+    scripts.load_startup_rules(engine, config.scripts)
     register_blueprints(app, config)
     app.wsgi_app = wire_headers.Middleware(app.wsgi_app)  # Flask's documented way to wrap the app in middleware
     return app
@@ -164,6 +168,7 @@ def register_blueprints(app: Flask, config: ServerConfig) -> None:
     """Mount each surface: control at the root, the OpenAI surface at ``base_path``, Ollama at its own base path."""
     profile = config.profile
     app.register_blueprint(control.bp)
+    app.register_blueprint(scripts.bp)
     for module in (models, chat, embeddings):
         app.register_blueprint(module.bp, url_prefix=profile.base_path or None)
     if profile.ollama_base_path:

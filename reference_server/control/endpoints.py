@@ -24,7 +24,6 @@ Server-wide defaults come from ``ServerConfig.extra``: ``mock_latency_ms``, ``mo
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from dataclasses import dataclass
 
@@ -32,7 +31,10 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from reference_server import faults
 from reference_server.context import current_request, extension, request_state, server_config
-from reference_server.control.journal import MAX_BODY_CHARS, RequestJournal, environ_headers
+from reference_server.control.journal import MAX_BODY_CHARS, environ_headers
+from reference_server.mock import scripted
+from reference_server.scripting.matching import ENDPOINT_ROUTES
+from reference_server.state.base import Journal
 from reference_server.policy import limits
 from reference_server.wire import cors
 from reference_server.wire import headers as wire_headers
@@ -68,6 +70,7 @@ class MockControls:
     tokens_per_second: float | None = None
     error_after: int | None = None
     upstream_timeout: bool = False
+    error: dict | None = None  # the error event sent after error_after chunks (a scripted rule's; None: the default)
 
 
 def _int_header(name: str, default: int | None, *, low: int = 0, high: int | None = None) -> int | None:
@@ -153,21 +156,18 @@ def parse_mock_controls(defaults: MockControls) -> MockControls:
 
 
 class AttemptCounter:
-    """Counts attempts per request key, so ``X-Mock-Fail-Times`` fails the first N tries of the same request."""
+    """Counts attempts per request key, so ``X-Mock-Fail-Times`` fails the first N tries of the same request.
 
-    def __init__(self) -> None:
-        self._counts: dict[str, int] = {}
-        self._lock = threading.Lock()
+    The counts live in the app's state store (``reference_server.state``): exact across workers sharing a Redis.
+    ``POST /_mock/reset`` clears them with the store's other counters.
+    """
+
+    def __init__(self, store) -> None:
+        self.store = store
 
     def next_attempt(self, key: str) -> int:
         """1 for the first attempt under ``key``, 2 for the next, ..."""
-        with self._lock:
-            self._counts[key] = self._counts.get(key, 0) + 1
-            return self._counts[key]
-
-    def reset(self) -> None:
-        with self._lock:
-            self._counts.clear()
+        return self.store.incr(f"attempts:{key}")
 
 
 def request_fingerprint() -> str:
@@ -232,7 +232,7 @@ def apply_mock_controls(config, defaults: MockControls) -> None:
         raise injected_error(mock.status, mock)
 
 
-def journal_response(resp: Response, journal: RequestJournal, config) -> Response:
+def journal_response(resp: Response, journal: Journal, config) -> Response:
     """after_request (runs last): record the exchange in ``journal`` (bound by ``init_app``); credentials are
     redacted when the journal is read."""
     req = current_request()  # one proxy look-up instead of one per attribute
@@ -241,8 +241,7 @@ def journal_response(resp: Response, journal: RequestJournal, config) -> Respons
     body = req.get_data(cache=True)
     trace = config.fault_trace
     consults = trace.current() if trace is not None else None
-    journal.record(
-        {
+    entry = {
             "time": time.time(),
             "method": req.method,
             "path": req.path,
@@ -252,10 +251,24 @@ def journal_response(resp: Response, journal: RequestJournal, config) -> Respons
             "body_bytes": len(body),
             "status": resp.status_code,
             "request_id": sent_request_id(req.environ),
+            "route": ENDPOINT_ROUTES.get(req.endpoint or ""),
             # with fault tracing, the live set of faults consulted (rendered by ``journal.render``)
             **({} if consults is None else {"trace": consults}),
-        }
-    )
+            # what was sent back, rendered when read: the response's headers and the server's own wire headers
+            "raw_response_headers": (resp.headers, wire_headers.pending(req.environ)),
+            **scripted.journal_fields(request_state()),
+    }
+    if not resp.is_streamed:
+        entry["raw_response_body"] = resp.get_data() if resp.mimetype == "application/json" else b""
+        journal.record(entry)
+    elif resp.mimetype == "text/event-stream":  # chunks counted as they leave; a shared journal records at the end
+        stats = entry["stream"] = {}
+        shared = getattr(journal, "url", None) is not None
+        resp.response = scripted.count_frames(resp.response, stats, (lambda: journal.record(entry)) if shared else None)
+        if not shared:
+            journal.record(entry)
+    else:
+        journal.record(entry)
     return resp
 
 
@@ -268,8 +281,9 @@ def sent_request_id(environ: dict) -> str | None:
 def init_app(app: Flask) -> None:
     """Install journal, CORS and X-Mock-* hooks. Registered first, so its after_request runs last."""
     config = app.config["SERVER"]
-    journal = app.extensions["journal"] = RequestJournal(config.journal_size)
-    app.extensions["mock_attempts"] = AttemptCounter()
+    store = app.extensions["state"]
+    journal = app.extensions["journal"] = store.journal(config.journal_size)
+    app.extensions["mock_attempts"] = AttemptCounter(store)
     defaults = default_controls(config.extra)
 
     def record_exchange(resp: Response) -> Response:
@@ -293,20 +307,27 @@ def healthz():
 
 @bp.post("/_mock/reset")
 def reset():
-    """Reset rate-limit, quota and balance counters and the fail-times attempt counts."""
+    """Reset rate-limit, quota and balance counters, fail-times attempt counts, scripted rules and the journal."""
     limits.reset(current_app)
-    extension("mock_attempts").reset()
+    extension("scripts").clear()
+    extension("state").reset_counters()
+    extension("journal").clear()
     return jsonify({"status": "reset"})
 
 
 @bp.get("/_mock/requests")
 def list_requests():
-    """The last N journal records (``?limit=N``), oldest first."""
+    """The last N journal records (``?limit=N``), oldest first; ``?nonce=`` keeps the requests carrying that nonce."""
     limit = request.args.get("limit", type=int)
+    nonce = request.args.get("nonce")
     trace = server_config().fault_trace
     if trace is not None:  # this answer shows earlier requests: it depends on whatever they consulted
         trace.inherit_everything()
-    entries = extension("journal").entries(limit if limit and limit > 0 else None)
+    if nonce is not None:
+        entries = [e for e in extension("journal").entries() if e.get("nonce") == nonce]
+        entries = entries[-limit:] if limit and limit > 0 else entries
+    else:
+        entries = extension("journal").entries(limit if limit and limit > 0 else None)
     return jsonify({"object": "list", "data": entries})
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from flask import Flask, request
 
-from reference_server.context import extension, server_config
+from reference_server.context import extension, request_state, server_config
 
 MAX_ENTRIES = 512
 MAX_TOTAL_BYTES = 32 * 1024 * 1024
@@ -83,8 +83,8 @@ class AnswerCache:
 def request_key(surface: str) -> CacheKey | None:
     """The cache key of the current request, or None when its answer must not be cached or reused."""
     req = request._get_current_object()
-    if server_config().fault_questions_matter() or not req.is_json:
-        return None
+    if server_config().fault_questions_matter() or not req.is_json or request_state().get("script") is not None:
+        return None  # a request a scripted rule answers is neither served from nor stored in the cache
     raw = req.get_data(cache=True)
     if len(raw) > MAX_KEY_BYTES:
         return None

@@ -12,6 +12,7 @@ from typing import Any
 
 from reference_server import faults
 from reference_server.context import server_config
+from reference_server.mock import scripted
 from reference_server.mock.providers import Generation
 from reference_server.mock.tokenizer import count_prompt_tokens, count_tokens, message_text
 from reference_server.surfaces.chat_request import ChatRequest
@@ -77,4 +78,4 @@ def build_usage(req: ChatRequest, generations: list[Generation], *, streamed: bo
     if "cache_read_input_tokens" in (profile.get("usage.cache_fields") or []):
         usage["cache_creation_input_tokens"] = 0
         usage["cache_read_input_tokens"] = cached
-    return usage
+    return scripted.usage_override(usage)  # a matched rule's usage numbers win (docs/scripts.md)

@@ -413,7 +413,8 @@ def reset(app: Flask) -> None:
 
 def init_app(app: Flask) -> None:
     """Install the limiter (``app.extensions["limits"]``) and its hooks; runs after auth's before_request."""
-    limiter = app.extensions["limits"] = RateLimiter()
+    # The state store's shared limiter (Redis: exact across workers and hosts), else this process's counters.
+    limiter = app.extensions["limits"] = app.extensions["state"].rate_limiter(Snapshot) or RateLimiter()
     hooks = app.extensions["limit_hooks"] = AppLimits(app.config["SERVER"], limiter)
     app.before_request(hooks.before_request)
     app.after_request(hooks.add_headers)

@@ -6,7 +6,7 @@ import itertools
 import threading
 from typing import Any
 
-from reference_server.journal import RequestJournal
+from reference_server.control.journal import RequestJournal
 from reference_server.state.base import StateStore
 
 

@@ -166,7 +166,7 @@ class RedisJournal:
         return self.store.url
 
     def record(self, entry: dict[str, Any]) -> None:
-        from reference_server.journal import render
+        from reference_server.control.journal import render
 
         self.append_rendered(render(entry))
 

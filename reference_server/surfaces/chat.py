@@ -15,7 +15,7 @@ from reference_server import faults
 from reference_server.context import fault as _fault
 from reference_server.context import server_config
 from reference_server.faults import answer as answer_faults
-from reference_server.mock import answer_cache
+from reference_server.mock import answer_cache, scripted
 from reference_server.mock.logprobs import content_logprobs
 from reference_server.mock.providers import Generation, finalize, generate, text_provider
 from reference_server.mock.tokenizer import count_prompt_tokens, tokenize
@@ -99,8 +99,10 @@ def create_chat_completion():
     provider = text_provider()
     prompt_tokens = count_prompt_tokens(req.messages, req.tools)
     limits.admit(req.model.id, prompt_tokens)
-    generations = [answer_faults.distort(finalize(generate(req, i, provider), req), req, i, provider)
-                   for i in range(req.n)]
+    # The one seam of scripted answers (docs/scripts.md): a matched rule shapes the request and its generations.
+    req, generations = scripted.chat_answer(
+        req, lambda r: [answer_faults.distort(finalize(generate(r, i, provider), r), r, i, provider)
+                        for i in range(r.n)])
     # req.body, not body: under fault ERRORS-023 an array body is served as the messages of a built object.
     if req.stream or (req.body.get("stream") is False and _fault(FAULT_STREAM_ANYWAY)):
         def remember(frames: tuple[bytes, ...]) -> None:

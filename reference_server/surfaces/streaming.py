@@ -113,8 +113,9 @@ def _paced(frames: Iterator[bytes], encoder: sse.SseEncoder, config: ServerConfi
             return
         if error_after is not None and sent >= error_after:
             if not config.fault(FAULT_SILENT_CLOSE):
-                yield encoder.error({"message": "The upstream provider failed mid-stream (X-Mock-Error-After).",
-                                     "type": "server_error", "param": None, "code": "upstream_error"})
+                yield encoder.error(getattr(mock, "error", None) or {
+                    "message": "The upstream provider failed mid-stream (X-Mock-Error-After).",
+                    "type": "server_error", "param": None, "code": "upstream_error"})
             return
         if keepalive:
             yield encoder.keepalive()

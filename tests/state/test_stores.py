@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from reference_server.limits import KeyPolicy, Snapshot
+from reference_server.policy.limits import KeyPolicy, Snapshot
 from reference_server.state import MemoryStore, StateStoreUnavailable, open_store
 from reference_server.state.base import display_url
 from tests.redis_server import RedisServer
@@ -78,7 +78,7 @@ def policy(**kw) -> KeyPolicy:
 
 
 def test_redis_windows_match_the_memory_limiter(redis_url):
-    from reference_server.limits import RateLimiter
+    from reference_server.policy.limits import RateLimiter
 
     redis_store = open_store(redis_url, "limits")
     limiters = [RateLimiter(), redis_store.rate_limiter(Snapshot)]

@@ -25,9 +25,9 @@ from typing import Any
 
 from flask import Flask, Response
 
-from reference_server import wire_headers
+from reference_server.wire import headers as wire_headers
 from reference_server.context import current_request, request_state
-from reference_server.errors import ApiError
+from reference_server.wire.errors import ApiError
 from reference_server.scripting import ENDPOINT_ROUTES, RequestFacts, ScriptEngine, Selection
 from reference_server.scripting.nonce import MARKER_BYTES
 from reference_server.scripting.rules import ScriptedResponse, ToolCallSpec
@@ -135,7 +135,7 @@ def chat_answer(req: Any, generate: Callable[[Any], list[Any]]) -> tuple[Any, li
 
 def _words(count: int, seed: str) -> str:
     """Text of exactly ``count`` tokens (words and single spaces alternate), for a scripted chunk count."""
-    from reference_server.providers import VOCABULARY
+    from reference_server.mock.providers import VOCABULARY
 
     digest = hashlib.sha256(seed.encode()).digest()
     words = [VOCABULARY[digest[i % len(digest)] % len(VOCABULARY)] for i in range((count + 1) // 2)]
@@ -144,7 +144,7 @@ def _words(count: int, seed: str) -> str:
 
 
 def _shape(req: Any, gen: Any, index: int, answer: ScriptedResponse) -> Any:
-    from reference_server.providers import ToolCall
+    from reference_server.mock.providers import ToolCall
 
     changes: dict[str, Any] = {}
     if answer.has("content"):
@@ -178,7 +178,7 @@ def _tool_call(factory: Any, req: Any, call: ToolCallSpec, index: int, number: i
 
 def _schedule(answer: ScriptedResponse) -> None:
     """The stream plan as this request's stream controls (``g.mock``, read by the streaming code)."""
-    from reference_server.control import NO_CONTROLS
+    from reference_server.control.endpoints import NO_CONTROLS
 
     plan = answer.stream
     state = request_state()
