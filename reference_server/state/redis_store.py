@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -22,6 +23,7 @@ from redis.retry import Retry
 
 from reference_server.state.base import StateStore, StateStoreUnavailable, display_url
 
+log = logging.getLogger(__name__)
 COUNTER_TTL_SECONDS = 86_400  # counters of a long-running server do not pile up forever
 CONNECT_TIMEOUT_SECONDS = 1.0
 SOCKET_TIMEOUT_SECONDS = 5.0
@@ -166,9 +168,14 @@ class RedisJournal:
         return self.store.url
 
     def record(self, entry: dict[str, Any]) -> None:
+        """Append ``entry``; with Redis away the entry is lost (logged), never the answer it records (a 503 that
+        says the store is away must still reach the client)."""
         from reference_server.control.journal import render
 
-        self.append_rendered(render(entry))
+        try:
+            self.append_rendered(render(entry))
+        except StateStoreUnavailable as exc:
+            log.warning("journal entry not recorded: %s", exc)
 
     def append_rendered(self, rendered: dict[str, Any]) -> None:
         try:
