@@ -24,6 +24,7 @@ Server-wide defaults come from ``ServerConfig.extra``: ``mock_latency_ms``, ``mo
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass
 
@@ -252,6 +253,7 @@ def journal_response(resp: Response, journal: Journal, config) -> Response:
             "status": resp.status_code,
             "request_id": sent_request_id(req.environ),
             "route": ENDPOINT_ROUTES.get(req.endpoint or ""),
+            "pid": os.getpid(),  # which process answered (several gunicorn workers or hosts share a Redis journal)
             # with fault tracing, the live set of faults consulted (rendered by ``journal.render``)
             **({} if consults is None else {"trace": consults}),
             # what was sent back, rendered when read: the response's headers and the server's own wire headers
