@@ -58,9 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(listing))
         return 0
     from reference_server.app import create_app
-    from reference_server.settings import build_config, split_list
-
     from reference_server.scripting.files import load_script_file
+    from reference_server.settings import build_config, split_list
     from reference_server.state import StateStoreUnavailable
 
     script_files = args.script or split_list(os.environ.get("REFERENCE_SERVER_SCRIPT"))

@@ -34,9 +34,9 @@ from reference_server import faults
 from reference_server.context import current_request, extension, request_state, server_config
 from reference_server.control.journal import MAX_BODY_CHARS, environ_headers
 from reference_server.mock import scripted
+from reference_server.policy import limits
 from reference_server.scripting.matching import ENDPOINT_ROUTES
 from reference_server.state.base import Journal
-from reference_server.policy import limits
 from reference_server.wire import cors
 from reference_server.wire import headers as wire_headers
 from reference_server.wire.errors import ApiError

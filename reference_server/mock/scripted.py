@@ -25,13 +25,13 @@ from typing import Any
 
 from flask import Flask, Response
 
-from reference_server.wire import headers as wire_headers
 from reference_server.context import current_request, request_state
-from reference_server.wire.errors import ApiError
 from reference_server.scripting import ENDPOINT_ROUTES, RequestFacts, ScriptEngine, Selection
 from reference_server.scripting.nonce import MARKER_BYTES
 from reference_server.scripting.rules import ScriptedResponse, ToolCallSpec
 from reference_server.state.base import StateStore
+from reference_server.wire import headers as wire_headers
+from reference_server.wire.errors import ApiError
 
 DEFAULT_MESSAGES = {
     400: "Bad request (scripted).", 401: "Incorrect API key provided (scripted).",

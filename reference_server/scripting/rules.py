@@ -14,8 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from reference_server.scripting.nonce import NONCE_VALUE
 from reference_server.mock.tokenizer import count_tokens
+from reference_server.scripting.nonce import NONCE_VALUE
 
 # Routes a rule may name: the OpenAI surface under the profile's base path, and the Ollama surface.
 ROUTES = ("chat", "embeddings", "models", "ollama-chat", "ollama-generate", "ollama-embed", "ollama-embeddings")

@@ -22,7 +22,11 @@ def open_store(url: str | None, namespace: str = "default", *, check: bool = Tru
         return MemoryStore()
     if not url.startswith(SCHEMES):
         raise ValueError(f"unknown state store {display_url(url)!r}: use 'memory' or redis://host:port/db")
-    from reference_server.state.redis_store import RedisStore
+    try:
+        from reference_server.state.redis_store import RedisStore
+    except ImportError as exc:  # the optional dependencies of the redis extra
+        raise ValueError(f"--state {display_url(url)} needs the Redis extra ({exc.name} is missing): "
+                         "pip install 'llm-gateway-conformance[redis]'") from None
 
     store = RedisStore(url, namespace)
     if check:

@@ -8,7 +8,14 @@ import time
 
 import pytest
 
-from tests.server.conftest import assert_envelope, auth_headers, chat_body, make_client, sse_data, stream_chunks
+from tests.server.conftest import (
+    assert_envelope,
+    auth_headers,
+    chat_body,
+    make_client,
+    sse_data,
+    stream_chunks,
+)
 
 
 @pytest.fixture
@@ -195,7 +202,7 @@ def test_other_surfaces_answer_raw_rules():
 
 
 def test_ollama_surface_answers_raw_rules():
-    from gateway_spec import profile_names, load_profile
+    from gateway_spec import load_profile, profile_names
 
     name = next(n for n in profile_names() if load_profile(n).get("ollama"))
     client = make_client(name)

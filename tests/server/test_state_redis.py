@@ -7,7 +7,7 @@ import pytest
 
 from reference_server import ServerConfig, create_app
 from reference_server.state import StateStoreUnavailable
-from tests.redis_server import RedisServer, redis_server, redis_url  # noqa: F401  (fixtures)
+from tests.redis_server import RedisServer
 from tests.server.conftest import assert_envelope, chat_body
 
 
