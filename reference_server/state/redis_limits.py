@@ -40,10 +40,15 @@ class RedisRateLimiter:
             raise StateStoreUnavailable(self.store.url, str(exc) or type(exc).__name__) from exc
 
     def _snap(self, key: str, policy: Any, requests_item: Any, tokens_item: Any) -> Any:
-        storage = self.storage
-        used = storage.get(requests_item.key_for("req", key))
-        tokens = storage.get(tokens_item.key_for("tok", key))
-        reset = storage.get_expiry(requests_item.key_for("req", key)) - time.time() if used else 60.0
+        # One round trip for the three reads (the keys as ``limits`` names them).
+        requests_key = self.storage.prefixed_key(requests_item.key_for("req", key))
+        pipe = self.store.client.pipeline(transaction=False)
+        pipe.get(requests_key)
+        pipe.get(self.storage.prefixed_key(tokens_item.key_for("tok", key)))
+        pipe.pttl(requests_key)
+        used_raw, tokens_raw, ttl_ms = pipe.execute()
+        used, tokens = int(used_raw or 0), int(tokens_raw or 0)
+        reset = ttl_ms / 1000 if used and ttl_ms > 0 else 60.0
         return self.snapshot(
             limit_requests=policy.requests_per_minute,
             remaining_requests=max(0, policy.requests_per_minute - used),
