@@ -73,6 +73,13 @@ def _other_rows(results: dict[str, Any]) -> list[list[str]]:
     for worker_class, fig in (results.get("concurrency") or {}).get("classes", {}).items():
         rows.append([f"{worker_class}: 1 stream / 8 streams s", "", f"{_fmt(fig['one_s'], 2)} / "
                      f"{_fmt(fig['eight_s'], 2)}", _fmt(fig["ratio"], 2)])
+    state = results.get("state") or {}
+    if "ratio_rps_redis" in state:
+        rows.append(["nonstream req/s, state memory / redis", _fmt(state["bare"]["rps"], 0),
+                     f"{_fmt(state['memory']['rps'], 0)} / {_fmt(state['redis']['rps'], 0)}",
+                     f"{state['ratio_rps_memory']:.2f} / {state['ratio_rps_redis']:.2f}"])
+    elif state:
+        rows.append(["nonstream req/s, state memory / redis", "", state.get("skipped", "-"), ""])
     memory = results.get("memory") or {}
     if memory:
         rows.append(["worker RSS MiB", ", ".join(_fmt(v) for v in memory.get("bare_mib", [])),

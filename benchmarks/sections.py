@@ -10,12 +10,13 @@ import importlib.util
 from dataclasses import dataclass, replace
 from typing import Any
 
-from benchmarks import instructions, loadgen, measure, suite_cost
+from benchmarks import instructions, loadgen, measure, state_stores, suite_cost
 from benchmarks.servers import BARE_APP, REFERENCE_APP, GunicornConfig, GunicornServer, reference_env
 from benchmarks.stats import ratio, summarize_runs
 from benchmarks.workload import NONSTREAM, STREAM, WORKLOADS, paced_stream
 
-SECTIONS = ("nonstream", "first-seen", "stream", "embeddings", "concurrency", "suite", "memory", "instructions")
+SECTIONS = ("nonstream", "first-seen", "stream", "embeddings", "state", "concurrency", "suite", "memory",
+            "instructions")
 LOAD_SECTIONS = ("nonstream", "first-seen", "stream", "embeddings")
 STREAM_SECONDS = 1.0
 CONCURRENT_STREAMS = 8
@@ -137,6 +138,9 @@ def run_sections(settings: Settings, progress=print) -> dict[str, Any]:
             if "memory" in settings.sections:
                 progress("[memory] worker VmRSS")
                 results["memory"] = memory_section(servers, settings)
+    if "state" in settings.sections:
+        progress(f"[state] {settings.rounds} x (bare, reference on memory, reference on redis), {settings.duration:g} s each")
+        results["state"] = state_stores.state_section(settings)
     if "concurrency" in settings.sections:
         progress(f"[concurrency] {CONCURRENT_STREAMS} x {STREAM_SECONDS:g} s streams per worker class")
         results["concurrency"] = concurrency_section(settings)

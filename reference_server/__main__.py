@@ -27,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--variant", action="append", default=[], metavar="NAME",
                         help="switch on a valid alternative behaviour (repeatable; see --list-variants)")
     parser.add_argument("--keys-file", help="extra API keys (JSON/YAML mapping or list, or plain text)")
+    parser.add_argument("--state", default=os.environ.get("REFERENCE_SERVER_STATE") or None, metavar="URL",
+                        help="where counters, rate limits, journal and scripts live: memory (default) or "
+                             "redis://host:port/db, shared by every worker and host using it")
+    parser.add_argument("--script", action="append", default=[], metavar="FILE",
+                        help="scripted answers (YAML/JSON rules, docs/scripts.md) registered at start-up (repeatable)")
     parser.add_argument("--clock", type=int, help="unix time used for every 'created' (default 1700000000)")
     parser.add_argument("--list-faults", action="store_true", help="print the fault catalogue and exit")
     parser.add_argument("--list-variants", action="store_true", help="print the variant catalogue and exit")
@@ -46,18 +51,28 @@ def _listing(args: argparse.Namespace) -> list[str] | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``llm-reference-server``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     listing = _listing(args)
     if listing is not None:
         return _print_listing(listing)
     from reference_server.app import create_app
-    from reference_server.settings import build_config
+    from reference_server.scripting.files import load_script_file
+    from reference_server.settings import build_config, split_list
+    from reference_server.state import StateStoreUnavailable
 
+    script_files = args.script or split_list(os.environ.get("REFERENCE_SERVER_SCRIPT"))
+    for path in script_files:  # a malformed script is a usage error naming the rule index and field
+        try:
+            load_script_file(path)
+        except (ValueError, OSError) as exc:
+            parser.error(f"--script: {exc}")
     try:
         config = build_config(args.profile, args.fault, args.variant, args.keys_file,
-                              os.environ.get("REFERENCE_SERVER_KEYS"), args.clock)
+                              os.environ.get("REFERENCE_SERVER_KEYS"), args.clock, state=args.state,
+                              script_files=script_files)
         app = create_app(config)
-    except (ValueError, FileNotFoundError, OSError) as exc:
+    except (ValueError, FileNotFoundError, OSError, StateStoreUnavailable) as exc:
         print(f"llm-reference-server: error: {exc}", file=sys.stderr)
         return 2
     return serve(app, args.host, args.port)
@@ -80,7 +95,7 @@ def serve(app, host: str, port: int) -> int:
     server = make_server(host, port, app, threaded=True)
     config = app.config["SERVER"]
     extras = "".join(f" fault={f}" for f in sorted(config.faults)) + "".join(
-        f" variant={v}" for v in sorted(config.variants))
+        f" variant={v}" for v in sorted(config.variants)) + (f" state={app.server.state.url}" if config.state else "")
     profile = config.profile
     origin = f"http://{host}:{server.server_port}"
     print(f"llm-reference-server: profile {profile.name}, base URL {origin}{profile.base_path} "

@@ -24,8 +24,7 @@ from reference_server.context import (
     request_context,
 )
 from reference_server.control import endpoints as control
-from reference_server.control import mock_controls
-from reference_server.control.journal import RequestJournal
+from reference_server.control import mock_controls, scripts
 from reference_server.faults import answer as _answer_faults  # noqa: F401  (registers its transforms at the seams)
 from reference_server.faults import completion as _completion_faults  # noqa: F401  (the same)
 from reference_server.faults import headers as header_faults
@@ -34,8 +33,9 @@ from reference_server.faults import sse as _sse_faults  # noqa: F401  (the same)
 from reference_server.faults import stream as _stream_faults  # noqa: F401  (the same)
 from reference_server.faults import usage as _usage_faults  # noqa: F401  (the same)
 from reference_server.faults import validation as _validation_faults  # noqa: F401  (the same)
-from reference_server.mock import answer_cache
+from reference_server.mock import answer_cache, scripted
 from reference_server.policy import auth, limits
+from reference_server.scripting import ScriptEngine
 from reference_server.surfaces import chat, embeddings, models, ollama
 from reference_server.wire import cors, errors
 from reference_server.wire.headers import ReferenceResponse
@@ -130,8 +130,11 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     faults.validate(config.faults)
     variants.validate(config.variants)
     app = ReferenceFlask(__name__)
-    app.server = Server(config=config, limits=limits.Limits(config), journal=RequestJournal(config.journal_size),
-                        attempts=mock_controls.AttemptCounter(), answers=answer_cache.AnswerCache())
+    # The state store first: journal, fail-times counts, rate-limit windows and scripted rules all live in it.
+    store = scripts.open_state(config)
+    app.server = Server(config=config, state=store, limits=limits.Limits(config, store.rate_limiter(limits.Snapshot)),
+                        journal=store.journal(config.journal_size), attempts=mock_controls.AttemptCounter(store),
+                        answers=answer_cache.AnswerCache(), scripts=ScriptEngine(store))
     app.config["SERVER"] = config
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
@@ -139,6 +142,7 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     if config.fault_trace is not None:  # first of all hooks: every fault a request consults lands in its trace
         app.before_request(config.fault_trace.begin_request)
     errors.init_app(app)
+    scripts.init_app(app)  # a StateStoreUnavailable from any request becomes a 503 envelope naming the store
     # Hooks run on every request, so each takes what it needs from ``config`` now, and hooks that cannot act for
     # this config (faults and variants are fixed per app) are not installed at all.
     app.before_request(functools.partial(refuse_oversized_body, config.max_body_bytes))
@@ -154,6 +158,8 @@ def create_app(config: ServerConfig | None = None) -> Flask:
         app.before_request(header_faults.reject_stainless)
     auth.init_app(app)
     limits.init_app(app, app.server.limits)
+    scripted.init_app(app, app.server.scripts)  # after auth and the limiter: a scripted answer is a counted request
+    scripts.load_startup_rules(app.server.scripts, config.scripts)
     register_blueprints(app, config)
     return app
 
@@ -162,6 +168,7 @@ def register_blueprints(app: Flask, config: ServerConfig) -> None:
     """Mount each surface: control at the root, the OpenAI surface at ``base_path``, Ollama at its own base path."""
     profile = config.profile
     app.register_blueprint(control.bp)
+    app.register_blueprint(scripts.bp)
     for module in (models, chat, embeddings):
         app.register_blueprint(module.bp, url_prefix=profile.base_path or None)
     if profile.ollama_base_path:

@@ -29,6 +29,10 @@ class ServerConfig:
     journal_size: int = 1000
     extra: dict[str, Any] = field(default_factory=dict)
     trace_faults: bool = False
+    # Where state lives (rate-limit windows, counters, journal, scripted rules): None/"memory" or "redis://...".
+    state: str | None = None
+    # Scripted rules registered at start-up (``--script FILE``; docs/scripts.md), as raw JSON rules.
+    scripts: list[dict[str, Any]] = field(default_factory=list)
     fault_trace: FaultTrace | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod

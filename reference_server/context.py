@@ -6,7 +6,7 @@ the accepted key and its settings, the key's policy and rate-limit snapshot, the
 response. Views and streamed bodies read it; nothing about a request is kept on ``flask.g`` (which requests made
 inside one outer app context share) or in the WSGI environ.
 
-The per-app services (limits, journal, attempt counts, answer cache) hang off ``RequestContext.server``, so a view
+The per-app services (state store, limits, journal, attempt counts, answer cache, scripts) hang off ``RequestContext.server``, so a view
 reaches the limiter through the request it serves, never through ``app.extensions``.
 
 The lookup helpers resolve Flask's proxies once per question: each attribute read through the ``request`` or
@@ -23,10 +23,11 @@ from flask import Request, current_app, request
 
 if TYPE_CHECKING:
     from reference_server.config import ServerConfig
-    from reference_server.control.journal import RequestJournal
     from reference_server.control.mock_controls import AttemptCounter, MockControls
     from reference_server.mock.answer_cache import AnswerCache
     from reference_server.policy.limits import KeyPolicy, Limits, Snapshot
+    from reference_server.scripting import ScriptEngine, Selection
+    from reference_server.state.base import Journal, StateStore
 
 _current_app = current_app._get_current_object
 _current_request = request._get_current_object
@@ -37,10 +38,12 @@ class Server:
     """What one app owns besides its routes, built once by ``create_app``."""
 
     config: ServerConfig
+    state: StateStore  # where counters, journal, rate-limit windows and rules live (memory or Redis)
     limits: Limits  # per-key counters and policies (policy/limits.py)
-    journal: RequestJournal  # the last requests answered (GET /_mock/requests)
-    attempts: AttemptCounter  # X-Mock-Fail-Times attempt counts
+    journal: Journal  # the last requests answered (GET /_mock/requests), kept in the state store
+    attempts: AttemptCounter  # X-Mock-Fail-Times attempt counts, kept in the state store
     answers: AnswerCache  # finished answers by request bytes (mock/answer_cache.py)
+    scripts: ScriptEngine  # scripted rules (reference_server/scripting, docs/scripts.md)
 
 
 @dataclass(slots=True, eq=False)
@@ -56,6 +59,9 @@ class RequestContext:
     rate_limit: Snapshot | None = None  # the key's counters after this request, for the rate-limit headers
     limits_traced: bool = False  # fault tracing: the limiter already coupled this request to its key's channel
     request_id: str | None = None  # the x-request-id the response carries (None when a fault leaves it out)
+    script: Selection | None = None  # the scripted rule answering this request (mock/scripted.py)
+    script_nonce: str | None = None  # the request's [[mock:<nonce>]] marker, when it carries one
+    script_attempt: int | None = None  # which attempt under that nonce this request is (1, 2, ...)
 
 
 class ReferenceRequest(Request):

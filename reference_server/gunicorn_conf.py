@@ -1,16 +1,19 @@
 """gunicorn settings for the reference server: ``gunicorn -c python:reference_server.gunicorn_conf
 'reference_server.wsgi:app'`` (by module name: works from an installed package; a checkout may also give the path).
 
-One worker process with threads (``gthread``): rate-limit counters, the request journal and fail-times attempts
-live in process memory, so several processes would each count on their own; threads keep long streams from
-blocking other requests. ``REFERENCE_SERVER_BIND`` (default ``127.0.0.1:8080``) and ``REFERENCE_SERVER_THREADS``
-(default 32) tune it; ``REFERENCE_SERVER_ACCESS_LOG`` (a path, or ``-`` for stdout) turns the access log on.
+One worker process with threads (``gthread``) by default: with the default in-process state (``memory``), rate-limit
+counters, the request journal, fail-times attempts and scripted rules live in each process, so several processes
+would each count on their own. With ``REFERENCE_SERVER_STATE=redis://...`` they live in Redis and
+``REFERENCE_SERVER_WORKERS`` (default 1) worker processes, on this host or others, share them exactly. Threads keep
+long streams from blocking other requests. ``REFERENCE_SERVER_BIND`` (default ``127.0.0.1:8080``) and
+``REFERENCE_SERVER_THREADS`` (default 32) tune it; ``REFERENCE_SERVER_ACCESS_LOG`` (a path, or ``-`` for stdout)
+turns the access log on.
 """
 
 import os
 
 bind = os.environ.get("REFERENCE_SERVER_BIND", "127.0.0.1:8080")
-workers = 1
+workers = int(os.environ.get("REFERENCE_SERVER_WORKERS", "1"))
 worker_class = "gthread"
 threads = int(os.environ.get("REFERENCE_SERVER_THREADS", "32"))
 # Streams may be paced or stalled on purpose (X-Mock-Stream-Stall-After): give them room before a worker restart.

@@ -1,8 +1,10 @@
 """Control endpoints for client developers: health, the request journal, counters reset; and the hook that records
-every exchange in the journal. The X-Mock-* request controls are in ``mock_controls``."""
+every exchange in the journal (one entry per upstream attempt, with what was sent back). The X-Mock-* request
+controls are in ``mock_controls``, the scripted rules' endpoints in ``scripts``."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from flask import Blueprint, Flask, Response, jsonify, request
@@ -10,8 +12,11 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from reference_server.context import request_context
 from reference_server.control import mock_controls
 from reference_server.control.journal import MAX_BODY_CHARS, environ_headers
+from reference_server.mock import scripted
+from reference_server.scripting.matching import ENDPOINT_ROUTES
 
 bp = Blueprint("control", __name__)
+
 
 def record_exchange(resp: Response) -> Response:
     """after_request (runs last): record the exchange in the app's journal; credentials are redacted when the
@@ -21,23 +26,38 @@ def record_exchange(resp: Response) -> Response:
     if mock_controls.is_control_path(req.path):
         return resp
     body = req.get_data(cache=True)
+    journal = ctx.server.journal
     trace = ctx.server.config.fault_trace
     consults = trace.current() if trace is not None else None
-    ctx.server.journal.record(
-        {
-            "time": time.time(),
-            "method": req.method,
-            "path": req.path,
-            "query": req.query_string.decode("latin-1"),
-            "raw_environ": environ_headers(req.environ),
-            "raw_body": body if len(body) <= MAX_BODY_CHARS else None,  # a full ring of huge bodies stays bounded
-            "body_bytes": len(body),
-            "status": resp.status_code,
-            "request_id": ctx.request_id,
-            # with fault tracing, the live set of faults consulted (rendered by ``journal.render``)
-            **({} if consults is None else {"trace": consults}),
-        }
-    )
+    entry = {
+        "time": time.time(),
+        "method": req.method,
+        "path": req.path,
+        "query": req.query_string.decode("latin-1"),
+        "raw_environ": environ_headers(req.environ),
+        "raw_body": body if len(body) <= MAX_BODY_CHARS else None,  # a full ring of huge bodies stays bounded
+        "body_bytes": len(body),
+        "status": resp.status_code,
+        "request_id": ctx.request_id,
+        "route": ENDPOINT_ROUTES.get(req.endpoint or ""),
+        "pid": os.getpid(),  # which process answered (several gunicorn workers or hosts share a Redis journal)
+        # with fault tracing, the live set of faults consulted (rendered by ``journal.render``)
+        **({} if consults is None else {"trace": consults}),
+        # what was sent back, rendered when read: the response's headers and the server's own wire headers
+        "raw_response_headers": (resp.headers, getattr(resp, "sent_groups", None) or {}),
+        **scripted.journal_fields(ctx),
+    }
+    if not resp.is_streamed:
+        entry["raw_response_body"] = resp.get_data() if resp.mimetype == "application/json" else b""
+        journal.record(entry)
+    elif resp.mimetype == "text/event-stream":  # chunks counted as they leave; a shared journal records at the end
+        stats = entry["stream"] = {}
+        shared = getattr(journal, "url", None) is not None
+        resp.response = scripted.count_frames(resp.response, stats, (lambda: journal.record(entry)) if shared else None)
+        if not shared:
+            journal.record(entry)
+    else:
+        journal.record(entry)
     return resp
 
 
@@ -56,22 +76,29 @@ def healthz():
 
 @bp.post("/_mock/reset")
 def reset():
-    """Reset rate-limit, quota and balance counters and the fail-times attempt counts."""
+    """Reset rate-limit, quota and balance counters, fail-times attempt counts, scripted rules and the journal."""
     server = request_context().server
     server.limits.reset()
-    server.attempts.reset()
+    server.scripts.clear()
+    server.state.reset_counters()
+    server.journal.clear()
     return jsonify({"status": "reset"})
 
 
 @bp.get("/_mock/requests")
 def list_requests():
-    """The last N journal records (``?limit=N``), oldest first."""
+    """The last N journal records (``?limit=N``), oldest first; ``?nonce=`` keeps the requests carrying that nonce."""
     server = request_context().server
     limit = request.args.get("limit", type=int)
+    nonce = request.args.get("nonce")
     trace = server.config.fault_trace
     if trace is not None:  # this answer shows earlier requests: it depends on whatever they consulted
         trace.inherit_everything()
-    entries = server.journal.entries(limit if limit and limit > 0 else None)
+    if nonce is not None:
+        entries = [e for e in server.journal.entries() if e.get("nonce") == nonce]
+        entries = entries[-limit:] if limit and limit > 0 else entries
+    else:
+        entries = server.journal.entries(limit if limit and limit > 0 else None)
     return jsonify({"object": "list", "data": entries})
 
 

@@ -8,7 +8,9 @@ request id and, with fault tracing, the faults it consulted). Secrets never leav
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import re
 import threading
 from collections import deque
 from typing import Any
@@ -110,8 +112,7 @@ def render(entry: dict[str, Any]) -> dict[str, Any]:
     """
     if "raw_body" not in entry:  # already rendered (or recorded by a caller that did the work itself)
         return entry
-    out = {k: v for k, v in entry.items()
-           if k not in ("raw_body", "raw_headers", "raw_environ", "time", "body_bytes", "trace")}
+    out = {k: v for k, v in entry.items() if k not in RAW_FIELDS}
     if "trace" in entry:  # fault tracing: the live set of a request that may still be streaming, copied now
         out["faults_consulted"] = sorted(entry["trace"].copy())
     out["timestamp"] = dt.datetime.fromtimestamp(entry["time"], dt.timezone.utc).isoformat(timespec="milliseconds")
@@ -129,4 +130,51 @@ def render(entry: dict[str, Any]) -> dict[str, Any]:
         except ValueError:
             parsed = None
     out["body"] = {"_truncated": True, "bytes": entry["body_bytes"]} if raw is None else summarise_body(raw, parsed)
+    out["id"], out["at"] = entry.get("request_id"), entry["time"]
+    for name in ("route", "nonce", "attempt", "rule"):
+        out.setdefault(name, None)
+    out["authorization"] = authorization_summary(dict(pairs).get("Authorization"))
+    if "raw_response_headers" in entry:
+        out["response"] = response_summary(entry)
     return out
+
+
+# What ``render`` replaces by its own fields.
+RAW_FIELDS = frozenset({"raw_body", "raw_headers", "raw_environ", "time", "body_bytes", "trace",
+                        "raw_response_headers", "raw_response_body", "stream"})
+WELL_FORMED_BEARER = re.compile(r"^Bearer [\x21-\x7e]+$")
+
+
+def fingerprint(value: str) -> str:
+    """``sha256:<hex>`` of a raw credential value: compare credentials without ever showing one."""
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def authorization_summary(value: str | None) -> dict[str, Any]:
+    """What the journal says of an ``Authorization`` header: present, scheme, well formed, fingerprint."""
+    if value is None:
+        return {"present": False, "scheme": None, "well_formed": False, "fingerprint": None}
+    scheme = value.split(" ", 1)[0] if " " in value else None
+    return {"present": True, "scheme": scheme, "well_formed": bool(WELL_FORMED_BEARER.match(value)),
+            "fingerprint": fingerprint(value)}
+
+
+def response_summary(entry: dict[str, Any]) -> dict[str, Any]:
+    """Status, headers, usage and (for event streams) the chunk count of what was sent back."""
+    own, wire = entry["raw_response_headers"]
+    headers = dict(own.items())
+    for group in wire.values():
+        headers.update(group)
+    usage = None
+    stream = entry.get("stream")
+    if stream is not None:
+        stream = dict(stream)
+        usage = stream.pop("usage", None)
+    elif entry.get("raw_response_body"):
+        try:
+            parsed = json.loads(entry["raw_response_body"])
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict) and isinstance(parsed.get("usage"), dict):
+            usage = parsed["usage"]
+    return {"status": entry["status"], "headers": redact_headers(headers), "usage": usage, "stream": stream}

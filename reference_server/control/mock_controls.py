@@ -24,7 +24,6 @@ Server-wide defaults come from ``ServerConfig.extra``: ``mock_latency_ms``, ``mo
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -38,6 +37,7 @@ from reference_server.wire.errors import ApiError
 
 if TYPE_CHECKING:
     from reference_server.config import ServerConfig
+    from reference_server.state.base import StateStore
 
 MAX_LATENCY_MS = 120_000
 DEFAULT_STALL_SECONDS = 30.0
@@ -66,6 +66,7 @@ class MockControls:
     tokens_per_second: float | None = None
     error_after: int | None = None
     upstream_timeout: bool = False
+    error: dict | None = None  # the error event sent after error_after chunks (a scripted rule's; None: the default)
 
 
 def _int_header(headers: Headers, name: str, default: int | None, *, low: int = 0,
@@ -153,21 +154,18 @@ def parse_mock_controls(req: Request, defaults: MockControls) -> MockControls:
 
 
 class AttemptCounter:
-    """Counts attempts per request key, so ``X-Mock-Fail-Times`` fails the first N tries of the same request."""
+    """Counts attempts per request key, so ``X-Mock-Fail-Times`` fails the first N tries of the same request.
 
-    def __init__(self) -> None:
-        self._counts: dict[str, int] = {}
-        self._lock = threading.Lock()
+    The counts live in the app's state store (``reference_server.state``): exact across workers sharing a Redis.
+    ``POST /_mock/reset`` clears them with the store's other counters.
+    """
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
 
     def next_attempt(self, key: str) -> int:
         """1 for the first attempt under ``key``, 2 for the next, ..."""
-        with self._lock:
-            self._counts[key] = self._counts.get(key, 0) + 1
-            return self._counts[key]
-
-    def reset(self) -> None:
-        with self._lock:
-            self._counts.clear()
+        return self.store.incr(f"attempts:{key}")
 
 
 def request_fingerprint(req: Request) -> str:

@@ -83,8 +83,8 @@ class AnswerCache:
 def request_key(ctx: RequestContext, surface: str) -> CacheKey | None:
     """The cache key of the request, or None when its answer must not be cached or reused."""
     req = ctx.request
-    if ctx.server.config.fault_questions_matter() or not req.is_json:
-        return None
+    if ctx.server.config.fault_questions_matter() or not req.is_json or ctx.script is not None:
+        return None  # a request a scripted rule answers is neither served from nor stored in the cache
     raw = req.get_data(cache=True)
     if len(raw) > MAX_KEY_BYTES:
         return None

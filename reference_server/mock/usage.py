@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from reference_server.context import server_config
 from reference_server.faults.seams import USAGE
+from reference_server.mock import scripted
 from reference_server.mock.tokenizer import count_prompt_tokens, count_tokens, message_text
 
 if TYPE_CHECKING:
@@ -51,4 +52,5 @@ def build_usage(req: ChatRequest, generations: list[Generation], *, streamed: bo
     if "cache_read_input_tokens" in (profile.get("usage.cache_fields") or []):
         usage["cache_creation_input_tokens"] = 0
         usage["cache_read_input_tokens"] = cached
-    return USAGE(config, usage, req, generations, streamed)
+    # A matched rule's usage numbers win (docs/scripts.md); the faults' USAGE seam acts on the server's own.
+    return scripted.usage_override(USAGE(config, usage, req, generations, streamed))

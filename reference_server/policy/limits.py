@@ -5,9 +5,10 @@ the key's settings or a ``tier-<name>`` key); surfaces call :meth:`Limits.admit`
 the allowlist (403, ``model-allowlist``), the wallet (402, ``billing``), the daily limit and the token quota (429).
 Every authenticated response carries the profile's rate-limit headers (``rate_limits.headers``).
 
-Counters live in this process. Under gunicorn with several workers each worker counts on its own, so a limit of L
-admits up to L x workers; exact multi-worker limits would need a shared store (Redis ``INCR``+``EXPIRE`` or a
-SQLite file updated in ``BEGIN IMMEDIATE`` transactions). Use one worker with threads (gthread) for exact limits.
+With the default ``memory`` state the counters live in this process (:class:`RateLimiter`): under gunicorn with
+several workers each would count on its own, so use one worker with threads (gthread). With a Redis state
+(``--state redis://...``) the app's limiter is ``state.redis_limits.RedisRateLimiter`` instead (``Limits`` takes
+the state store's limiter), with the same interface and header semantics, exact across workers and hosts.
 
 Just over 400 lines: the counters (``RateLimiter``), the per-key policy and the Flask glue with its headers are one
 role; the counters could move out if the module grows.

@@ -16,7 +16,7 @@ from flask import Blueprint, Response, jsonify
 
 from reference_server.context import request_context
 from reference_server.faults import seams
-from reference_server.mock import answer_cache
+from reference_server.mock import answer_cache, scripted
 from reference_server.mock.logprobs import content_logprobs
 from reference_server.mock.providers import Generation, finalize, generate, text_provider
 from reference_server.mock.tokenizer import count_prompt_tokens, tokenize
@@ -56,8 +56,10 @@ def create_chat_completion():
     provider = text_provider()
     prompt_tokens = count_prompt_tokens(req.messages, req.tools)
     ctx.server.limits.admit(ctx, req.model.id, prompt_tokens)
-    generations = [seams.GENERATION(config, finalize(generate(req, i, provider), req), req, i, provider)
-                   for i in range(req.n)]
+    # The one seam of scripted answers (docs/scripts.md): a matched rule shapes the request and its generations.
+    req, generations = scripted.chat_answer(
+        req, lambda r: [seams.GENERATION(config, finalize(generate(r, i, provider), r), r, i, provider)
+                        for i in range(r.n)])
     if req.stream:
         def remember(frames: tuple[bytes, ...]) -> None:
             answer_cache.store(ctx, key, answer_cache.CachedAnswer(req.model.id, prompt_tokens, frames=frames))

@@ -108,7 +108,8 @@ def _paced(frames: Iterator[bytes], encoder: sse.SseEncoder, config: ServerConfi
             time.sleep(min(float(getattr(mock, "stall_seconds", 30.0)), MAX_STALL_SECONDS))
             return
         if error_after is not None and sent >= error_after:
-            yield seams.MID_STREAM_ERROR(config, encoder.error(MID_STREAM_ERROR))
+            # a scripted rule's error event, else the default; a fault may transform it at the seam
+            yield seams.MID_STREAM_ERROR(config, encoder.error(getattr(mock, "error", None) or MID_STREAM_ERROR))
             return
         if keepalive:
             yield encoder.keepalive()

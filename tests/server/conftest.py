@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reference_server import ServerConfig, create_app
+from tests.redis_server import redis_server, redis_url  # noqa: F401  (fixtures: a real redis-server per session)
 
 
 def make_client(profile: str = "openai", **kwargs):
