@@ -336,6 +336,7 @@ class TargetDownWatch:
     def __init__(self, state: RunState) -> None:
         self.state = state
 
+    @pytest.hookimpl(optionalhook=True)  # an xdist hook: runs without xdist (-p no:xdist) must still load
     def pytest_testnodedown(self, node, error) -> None:
         down = getattr(node, "workeroutput", {}).get("conformance_target_down")
         if down and not self.state.target_down:
