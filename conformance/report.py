@@ -135,10 +135,11 @@ def build_results(cases: list[dict], registry: Mapping[str, Any], baseline: Base
 
 
 def run_label(run: Mapping[str, Any]) -> str:
-    """A short, stable name for what was tested: ``<profile>@<host[:port]>`` (``@embedded`` for the embedded
+    """A short, stable name for what was tested: ``<profile>@<host[:port]>[/path]`` (``@embedded`` for the embedded
     reference server, plus its faults and variants). Two runs of one target share it; JUnit names carry it."""
     target = str(run.get("target") or "embedded")
-    host = urlsplit(target).netloc if "://" in target else target
+    parts = urlsplit(target)
+    host = parts.netloc + parts.path.rstrip("/") if "://" in target else target
     label = f"{run.get('profile')}@{host or target}"
     extras = [f"fault={f}" for f in run.get("server_faults") or []]
     extras += [f"variant={v}" for v in run.get("server_variants") or []]

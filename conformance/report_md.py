@@ -86,16 +86,13 @@ def _case_lines(rid: str, case: dict | None, verdict: str) -> list[str]:
             seen.setdefault((v.get("untestable"), v["expected"], v["received"]), []).append(v.get("note") or "")
     for (untestable, expected, received), notes in seen.items():
         notes = [n for n in notes if n]
-        where = ""
-        if notes:
-            shown = "; ".join(_clip(n) for n in notes[:3]) + (f"; and {len(notes) - 3} more" if len(notes) > 3 else "")
-            where = f" ({md_escape(shown)})"
+        shown = "; ".join(_clip(n) for n in notes[:3]) + (f"; and {len(notes) - 3} more" if len(notes) > 3 else "")
         if untestable:
             lines.append(f"  - Not testable: {md_escape(', '.join(notes) or 'a prerequisite broke')}")
             continue
         lines += [f"  - Expected:{_indent(md_code(expected))}", f"  - Received:{_indent(md_code(received))}"]
-        if where:
-            lines.append(f"  - Seen{' ' + str(len(notes)) + ' times' if len(notes) > 1 else ''}:{where}")
+        if notes:
+            lines.append(f"  - {'Seen ' + str(len(notes)) + ' times' if len(notes) > 1 else 'Note'}: {md_escape(shown)}")
     if case.get("transcript"):
         lines.append(f"  - Transcript: [{md_escape(case['transcript'])}]({case['transcript']})")
     return lines

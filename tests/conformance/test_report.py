@@ -4,7 +4,14 @@ import json
 
 from conformance.baseline import Baseline, BaselineEntry
 from conformance.redact import Redactor
-from conformance.report import build_results, merge_record, render_markdown, transcript_name, write_reports
+from conformance.report import (
+    build_results,
+    merge_record,
+    render_markdown,
+    run_label,
+    transcript_name,
+    write_reports,
+)
 from gateway_spec import Requirement
 
 REGISTRY = {
@@ -94,3 +101,10 @@ def test_merge_record_keeps_the_worst_of_two_phases():
 
 def test_transcript_names_are_safe_file_names():
     assert transcript_name("test_a.py::test_b[x/y]") == "test_a.py_test_b_x_y.txt"
+
+
+def test_run_label_names_profile_and_target_stably():
+    assert run_label({"profile": "unit23", "target": "https://gw.example.com:8443/"}) == "unit23@gw.example.com:8443"
+    assert run_label({"profile": "p", "target": "https://gw.example.com/team-a"}) == "p@gw.example.com/team-a"
+    assert run_label({"profile": "openai", "target": "embedded", "server_faults": ["SSE-002"],
+                      "server_variants": ["sse-crlf"]}) == "openai@embedded[fault=SSE-002,variant=sse-crlf]"

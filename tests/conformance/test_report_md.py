@@ -58,7 +58,7 @@ def test_expected_and_received_keep_their_backticks_in_code(tmp_path):
 def test_each_finding_appears_once_with_relative_links(tmp_path):
     md, html = render(tmp_path)
     assert md.count("### T-001") == 1 and md.count("Expected: `` header") == 1  # five identical violations: one line
-    assert "Seen 5 times" in md
+    assert "Seen 5 times: chunk 0; chunk 1; chunk 2; and 2 more" in md
     assert str(tmp_path) not in md
     assert '<a href="transcripts/test_a.py_test_one_x.txt">' in html
     assert '<a href="report.html">' in html
