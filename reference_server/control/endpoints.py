@@ -32,7 +32,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from reference_server import faults
 from reference_server.context import current_request, extension, request_state, server_config
-from reference_server.control.journal import MAX_BODY_CHARS, environ_headers
+from reference_server.control.journal import MAX_BODY_CHARS, environ_headers, usage_of
 from reference_server.mock import scripted
 from reference_server.policy import limits
 from reference_server.scripting.matching import ENDPOINT_ROUTES
@@ -261,7 +261,11 @@ def journal_response(resp: Response, journal: Journal, config) -> Response:
             **scripted.journal_fields(request_state()),
     }
     if not resp.is_streamed:
-        entry["raw_response_body"] = resp.get_data() if resp.mimetype == "application/json" else b""
+        answer = resp.get_data() if resp.mimetype == "application/json" else b""
+        if len(answer) <= MAX_BODY_CHARS:  # parsed for its usage when somebody reads the journal
+            entry["raw_response_body"] = answer
+        else:  # a large answer (an embeddings batch) is not kept: only its usage, read now
+            entry["response_usage"] = usage_of(answer)
         journal.record(entry)
     elif resp.mimetype == "text/event-stream":  # chunks counted as they leave; a shared journal records at the end
         stats = entry["stream"] = {}
