@@ -11,7 +11,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 
 from reference_server.context import request_context
 from reference_server.control import mock_controls
-from reference_server.control.journal import MAX_BODY_CHARS, environ_headers
+from reference_server.control.journal import MAX_BODY_CHARS, environ_headers, usage_of
 from reference_server.mock import scripted
 from reference_server.scripting.matching import ENDPOINT_ROUTES
 
@@ -48,7 +48,11 @@ def record_exchange(resp: Response) -> Response:
         **scripted.journal_fields(ctx),
     }
     if not resp.is_streamed:
-        entry["raw_response_body"] = resp.get_data() if resp.mimetype == "application/json" else b""
+        answer = resp.get_data() if resp.mimetype == "application/json" else b""
+        if len(answer) <= MAX_BODY_CHARS:  # parsed for its usage when somebody reads the journal
+            entry["raw_response_body"] = answer
+        else:  # a large answer (an embeddings batch) is not kept: only its usage, read now
+            entry["response_usage"] = usage_of(answer)
         journal.record(entry)
     elif resp.mimetype == "text/event-stream":  # chunks counted as they leave; a shared journal records at the end
         stats = entry["stream"] = {}

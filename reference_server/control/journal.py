@@ -141,13 +141,23 @@ def render(entry: dict[str, Any]) -> dict[str, Any]:
 
 # What ``render`` replaces by its own fields.
 RAW_FIELDS = frozenset({"raw_body", "raw_headers", "raw_environ", "time", "body_bytes", "trace",
-                        "raw_response_headers", "raw_response_body", "stream"})
+                        "raw_response_headers", "raw_response_body", "response_usage", "stream"})
 WELL_FORMED_BEARER = re.compile(r"^Bearer [\x21-\x7e]+$")
 
 
 def fingerprint(value: str) -> str:
     """``sha256:<hex>`` of a raw credential value: compare credentials without ever showing one."""
     return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def usage_of(body: bytes) -> dict[str, Any] | None:
+    """The top-level ``usage`` object of a JSON answer (None when it has none)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    usage = parsed.get("usage") if isinstance(parsed, dict) else None
+    return usage if isinstance(usage, dict) else None
 
 
 def authorization_summary(value: str | None) -> dict[str, Any]:
@@ -165,16 +175,11 @@ def response_summary(entry: dict[str, Any]) -> dict[str, Any]:
     headers = dict(own.items())
     for group in wire.values():
         headers.update(group)
-    usage = None
+    usage = entry.get("response_usage")
     stream = entry.get("stream")
     if stream is not None:
         stream = dict(stream)
         usage = stream.pop("usage", None)
     elif entry.get("raw_response_body"):
-        try:
-            parsed = json.loads(entry["raw_response_body"])
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict) and isinstance(parsed.get("usage"), dict):
-            usage = parsed["usage"]
+        usage = usage_of(entry["raw_response_body"])
     return {"status": entry["status"], "headers": redact_headers(headers), "usage": usage, "stream": stream}
