@@ -115,7 +115,12 @@ def inner_suite(pytester, monkeypatch):
     def run(*args, source=OUTCOMES_SUITE, name="test_fake", subprocess=False):
         path = pytester.makepyfile(**{name: source})
         # The path is explicit: with conformance options and no paths the plugin would run the bundled suite.
-        argv = [path.name, "--profile", "profile.yaml", "--report-dir", "out", "-p", "no:cacheprovider", *args]
+        # Inner runs judge the plugin's own behaviour against fakes: the preflight (tests/conformance/test_preflight.py)
+        # would stop most of them before any check, so it is off unless a test asks for it.
+        preflight = () if "--preflight" in args else ("--no-preflight",)
+        args = tuple(a for a in args if a != "--preflight")
+        argv = [path.name, "--profile", "profile.yaml", "--report-dir", "out", "-p", "no:cacheprovider", *preflight,
+                *args]
         return (pytester.runpytest_subprocess if subprocess else pytester.runpytest)(*argv)
     run.pytester = pytester
     return run
