@@ -32,6 +32,7 @@ import httpx
 
 from conformance import client as client_module
 from conformance.client import (
+    REQUEST_EXCERPT,
     Exchange,
     HarnessError,
     RequestTimedOut,
@@ -138,7 +139,7 @@ def to_record(scope: str, seq: int, print_: str, ex: Exchange, secrets: Secrets)
     raw = bytes(ex.raw_body)
     return {"scope": scope, "seq": seq, "fingerprint": print_, "method": ex.method, "url": ex.url,
             "request_headers": [[k, secrets.mask_text(v)] for k, v in ex.request_headers],
-            "request_body": secrets.mask_text(ex.request_body), "status": ex.status,
+            "request_body": secrets.mask_text(ex.request_body[:REQUEST_EXCERPT]), "status": ex.status,
             "response_headers": [[k, secrets.mask_text(v)] for k, v in ex.response_headers],
             "body": base64.b64encode(secrets.mask(raw)).decode("ascii"), "marks": ex.marks,
             "headers_ms": ex.headers_ms, "first_byte_ms": ex.first_byte_ms, "elapsed_ms": ex.elapsed_ms,

@@ -36,12 +36,12 @@ def test_targets_pass_miss_and_not_measured():
         "stream": {"first_byte": {"reference": {"delta_ms": 1.9}}},
         "concurrency": {"production_eight_s": 1.2},
         "memory": {"reference_mib": [40.0, 96.0]},
-        "suite": {"parallel_s": 25.0, "requests": 100, "completion_tokens": 3001},
+        "suite": {"parallel_s": 25.0, "requests": 100, "completion_tokens": 3001, "latency_multiple": 20.5},
     }
     assert verdicts(results) == {
         "nonstream-ratio": "MISS", "first-byte-delta": "PASS", "concurrent-streams": "PASS",
         "worker-rss": "MISS",  # 96 MiB is more than 100 MB
-        "suite-parallel": "MISS", "suite-requests": "PASS", "suite-tokens": "MISS",
+        "suite-parallel": "MISS", "suite-latency": "MISS", "suite-requests": "PASS", "suite-tokens": "MISS",
     }
     assert set(verdicts({}).values()) == {"n/a"}
     assert verdicts({"nonstream": {"ratio_rps": math.nan}})["nonstream-ratio"] == "n/a"
