@@ -21,7 +21,6 @@ from conformance.fixtures import *  # noqa: F401,F403 - the fixtures, found by p
 from conformance.fixtures import (
     EXPECT,
     IDS,
-    ITEMS,
     STATE,
     TARGET_DOWN_EXIT,
     TRACER,
@@ -149,7 +148,6 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
-    config.stash[ITEMS] = list(items)  # the plan of the exchange store: what these items use
 
 
 # -- grading ------------------------------------------------------------------------------------------------
@@ -330,6 +328,7 @@ class TargetDownWatch:
     def __init__(self, state: RunState) -> None:
         self.state = state
 
+    @pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown when xdist is not loaded
     def pytest_testnodedown(self, node, error) -> None:
         down = getattr(node, "workeroutput", {}).get("conformance_target_down")
         if down and not self.state.target_down:
