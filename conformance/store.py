@@ -51,7 +51,6 @@ class ExchangeStore:
         self._make_client = make_client
         self._clients: dict[str | None, GatewayClient] = {}
         self._futures: dict[str, Future] = {}
-        self._built: dict[str, Any] = {}
         self._views: dict[str, Any] = {}
         self._adhoc: dict[str, Entry] = {}
         self._content: dict[str, Future] = {}  # what was sent (content_key) -> its recording: sent once

@@ -68,7 +68,6 @@ class TargetHealth:
     def __init__(self, base_url: str | None, probe_timeout: float) -> None:
         self.base_url, self.probe_timeout = base_url, probe_timeout
         self.down: str | None = None
-        self.timeouts = 0
         self._lock = threading.Lock()
         self._probed_since_answer = False
 
@@ -84,8 +83,6 @@ class TargetHealth:
         if isinstance(exc, TargetDown) or not isinstance(exc, (RequestTimedOut, TargetUnreachable)):
             return
         with self._lock:
-            if isinstance(exc, RequestTimedOut):
-                self.timeouts += 1
             if self.down or self._probed_since_answer or self.base_url is None:
                 return
             self._probed_since_answer = True
@@ -100,7 +97,6 @@ class TargetHealth:
             with httpx.Client(timeout=timeout, verify=client_module.shared_ssl_context()) as http:
                 http.get(self.base_url + "/")
         except httpx.TimeoutException:
-            self.timeouts += 1
             return f"no answer within {self.probe_timeout:g} s"
         except httpx.HTTPError as exc:
             return type(exc).__name__
