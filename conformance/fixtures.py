@@ -29,7 +29,6 @@ TRANSCRIPT = pytest.StashKey["CaseTranscript"]()
 EXPECT = pytest.StashKey[Expect]()
 TRACER = pytest.StashKey[CaseTracer]()
 WIRE = pytest.StashKey[Wire]()
-ITEMS = pytest.StashKey[list]()
 TARGET_DOWN_EXIT = pytest.ExitCode.INTERRUPTED  # the run was cut short: the target stopped answering
 
 
@@ -207,9 +206,10 @@ def exchange_store(request: pytest.FixtureRequest, conformance: RunState, target
         settings.update(redactor=conformance.redactor_with(key), wire=wire, keep_transcript=False)
         return GatewayClient(**settings)
 
-    items = request.config.stash.get(ITEMS, [])
+    items = request.session.items  # the final selection (after every plugin's collection_modifyitems)
     store = ExchangeStore(plan_context, make, wire, lambda node, exchanges: case_transcript(node).add(exchanges),
-                          concurrency=opts.concurrency, plan=lambda: planned_entries(items),
+                          concurrency=opts.concurrency, plan_by_module=hasattr(request.config, "workerinput"),
+                          plan=lambda unit: planned_entries([i for i in items if unit is None or i.path == unit]),
                           read_limits=(opts.stream_timeout, opts.request_timeout),
                           make_transport=lambda key: WireTransport(wire, conformance.redactor_with(key),
                                                                    conformance.accounting))

@@ -20,7 +20,6 @@ from conformance.expect import StopCase, Violation, failure_message
 from conformance.fixtures import (
     EXPECT,
     IDS,
-    ITEMS,
     STATE,
     TARGET_DOWN_EXIT,
     TRACER,
@@ -153,7 +152,6 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
-    config.stash[ITEMS] = list(items)  # the plan of the exchange store: what these items use
 
 
 # -- grading ------------------------------------------------------------------------------------------------
@@ -336,7 +334,7 @@ class TargetDownWatch:
     def __init__(self, state: RunState) -> None:
         self.state = state
 
-    @pytest.hookimpl(optionalhook=True)  # an xdist hook: runs without xdist (-p no:xdist) must still load
+    @pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown when xdist is not loaded
     def pytest_testnodedown(self, node, error) -> None:
         down = getattr(node, "workeroutput", {}).get("conformance_target_down")
         if down and not self.state.target_down:

@@ -41,8 +41,9 @@ class ExchangeStore:
 
     def __init__(self, context: PlanContext, make_client: Callable[[str | None], GatewayClient], wire: Any,
                  attach: Callable[[Any, list[Exchange]], None], *, concurrency: int = DEFAULT_CONCURRENCY,
-                 plan: Callable[[], list[Entry]] = list, read_limits: tuple[float, float] = (60.0, 30.0),
-                 make_transport: Callable[[str | None], Any] | None = None) -> None:
+                 plan: Callable[[Any], list[Entry]] = lambda unit: [],
+                 read_limits: tuple[float, float] = (60.0, 30.0),
+                 make_transport: Callable[[str | None], Any] | None = None, plan_by_module: bool = False) -> None:
         self.context, self.wire, self._attach = context, wire, attach
         self._make_transport = make_transport
         self.concurrency = max(1, concurrency)
@@ -50,19 +51,19 @@ class ExchangeStore:
         self._make_client = make_client
         self._clients: dict[str | None, GatewayClient] = {}
         self._futures: dict[str, Future] = {}
-        self._built: dict[str, Any] = {}
         self._views: dict[str, Any] = {}
         self._adhoc: dict[str, Entry] = {}
         self._content: dict[str, Future] = {}  # what was sent (content_key) -> its recording: sent once
         self._lock = threading.RLock()
-        self._started = False
+        self._planned: set = set()  # the units whose plan was sent: None (the whole run) or module paths
+        self._plan_by_module = plan_by_module
         self._pool: ThreadPoolExecutor | None = None
 
     # -- the case side ------------------------------------------------------------------------------------------
     def fetch(self, entry: Entry, node: Any) -> Any:
         """The recorded exchange(s) of ``entry`` (through its view), attached to ``node``'s transcript; a harness
         error while sending is raised here (ERROR), a builder's skip skips."""
-        self.start()
+        self.start(node)
         result = self._result(entry)
         if entry.hint:
             return None
@@ -94,7 +95,7 @@ class ExchangeStore:
     def shared(self, spec: Spec, node: Any, view: Callable[[Recorded], Any] | None = None) -> Any:
         """The recording of a request with exactly this content (method, URL, body, headers, key, read), whoever
         declared or sent it first; sent now when nobody did."""
-        self.start()
+        self.start(node)
         key = self.content_key(spec)
         with self._lock:
             future = self._content.get(key)
@@ -137,20 +138,25 @@ class ExchangeStore:
         return [entry.view(rec) for rec in result] if isinstance(result, list) else entry.view(result)
 
     # -- sending ------------------------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Send the whole plan (once): the first exchange alone, then the rest under the cap; wait for all."""
+    def start(self, node: Any = None) -> None:
+        """Send the plan of ``node``'s unit (once): the whole run's, or under ``plan_by_module`` (an xdist worker,
+        which runs only some modules) its module's. The run's first exchange goes alone, the rest under the cap;
+        waits for all of them."""
+        unit = getattr(node, "path", None) if self._plan_by_module else None
         with self._lock:
-            if self._started:
+            if unit in self._planned:
                 return
-            self._started = True
-            entries = [e for e in self._plan() if self._prefetched(e)]
-            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="conformance-exchange")
-            if entries:
+            self._planned.add(unit)
+            entries = [e for e in self._plan(unit) if self._prefetched(e) and e.key not in self._futures]
+            first = self._pool is None
+            if first:
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="conformance-exchange")
+            if entries and first:
                 self._submit(entries[0])
-        if entries:
+        if entries and first:
             self._futures[entries[0].key].exception()
         with self._lock:
-            for entry in entries[1:]:
+            for entry in entries[1:] if first else entries:
                 self._submit(entry)
         for entry in entries:
             self._futures[entry.key].exception()

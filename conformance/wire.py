@@ -32,6 +32,7 @@ import httpx
 
 from conformance import client as client_module
 from conformance.client import (
+    REQUEST_EXCERPT,
     Exchange,
     HarnessError,
     RequestTimedOut,
@@ -67,7 +68,6 @@ class TargetHealth:
     def __init__(self, base_url: str | None, probe_timeout: float) -> None:
         self.base_url, self.probe_timeout = base_url, probe_timeout
         self.down: str | None = None
-        self.timeouts = 0
         self._lock = threading.Lock()
         self._probed_since_answer = False
 
@@ -83,8 +83,6 @@ class TargetHealth:
         if isinstance(exc, TargetDown) or not isinstance(exc, (RequestTimedOut, TargetUnreachable)):
             return
         with self._lock:
-            if isinstance(exc, RequestTimedOut):
-                self.timeouts += 1
             if self.down or self._probed_since_answer or self.base_url is None:
                 return
             self._probed_since_answer = True
@@ -99,7 +97,6 @@ class TargetHealth:
             with httpx.Client(timeout=timeout, verify=client_module.shared_ssl_context()) as http:
                 http.get(self.base_url + "/")
         except httpx.TimeoutException:
-            self.timeouts += 1
             return f"no answer within {self.probe_timeout:g} s"
         except httpx.HTTPError as exc:
             return type(exc).__name__
@@ -138,7 +135,7 @@ def to_record(scope: str, seq: int, print_: str, ex: Exchange, secrets: Secrets)
     raw = bytes(ex.raw_body)
     return {"scope": scope, "seq": seq, "fingerprint": print_, "method": ex.method, "url": ex.url,
             "request_headers": [[k, secrets.mask_text(v)] for k, v in ex.request_headers],
-            "request_body": secrets.mask_text(ex.request_body), "status": ex.status,
+            "request_body": secrets.mask_text(ex.request_body[:REQUEST_EXCERPT]), "status": ex.status,
             "response_headers": [[k, secrets.mask_text(v)] for k, v in ex.response_headers],
             "body": base64.b64encode(secrets.mask(raw)).decode("ascii"), "marks": ex.marks,
             "headers_ms": ex.headers_ms, "first_byte_ms": ex.first_byte_ms, "elapsed_ms": ex.elapsed_ms,
