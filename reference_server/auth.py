@@ -2,7 +2,8 @@
 
 Accepted keys: the profile's ``auth.test_key`` and ``auth.extra_test_keys`` plus ``ServerConfig.keys`` (which
 ``ServerConfig`` seeds with the profile's keys; the CLI adds a keys file and ``REFERENCE_SERVER_KEYS``). A key must
-also match ``auth.key_pattern``. Profiles with ``auth.key_required_but_ignored`` accept any non-empty key.
+also match ``auth.key_pattern``. Profiles with ``auth.key_required_but_ignored`` accept any non-empty key, and
+profiles with ``auth.any_key_with_prefix`` any key that starts with it (UnifiedAI: "Any API key starting with sk-").
 
 Every rejection is a 401 envelope with code ``invalid_api_key`` whose message shows at most a masked prefix of the
 key (``sk-abc***``), never the key itself. The accepted key is on ``flask.g.api_key`` and its settings on
@@ -98,7 +99,7 @@ def check_key(token: str, config: ServerConfig) -> dict[str, Any]:
     settings = config.keys.get(token)
     if settings is not None:
         return settings
-    if profile.get("auth.key_required_but_ignored") or _fault(FAULT_UNKNOWN_KEY):
+    if profile.get("auth.key_required_but_ignored") or profile.accepts_every_key(token) or _fault(FAULT_UNKNOWN_KEY):
         return {"role": "any"}
     raise unauthorized(f"Incorrect API key provided: {_shown(token)}. You can find your API key in your dashboard.")
 

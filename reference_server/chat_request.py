@@ -2,7 +2,7 @@
 
 Every problem a client can cause answers 400 with the envelope and the offending field in ``param``; a body sent
 with a non-JSON Content-Type answers 415 (Unsupported Media Type, the status HTTP defines for it; ERRORS-005 allows
-400 or 415), always, whatever the body holds. Unknown extra fields are tolerated because SDKs send new fields first.
+400 or 415, or serving the body as JSON: the ``text-plain-served`` variant), whatever the body holds. Unknown extra fields are tolerated because SDKs send new fields first.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ FAULT_BARE_ERROR = F("ERRORS-001", "Invalid JSON bodies answer 400 with a bare s
                      collateral=("ERRORS-002", "ERRORS-004"))
 FAULT_EMPTY_MESSAGE = F("ERRORS-002", "Chat parameter validation errors carry an empty message.")
 FAULT_INVALID_JSON_422 = F("ERRORS-004", "Invalid JSON answers 422 instead of 400.")
-FAULT_TEXT_PLAIN = F("ERRORS-005", "Bodies sent as text/plain are parsed as JSON and served.")
+FAULT_TEXT_PLAIN = F("ERRORS-005", "Bodies sent as text/plain are answered 404 (as if the route did not exist).")
 FAULT_NO_MODEL = F("ERRORS-006", "A chat request without model is served by the default model.",
                    collateral=("ERRORS-007",))
 FAULT_NO_MODEL_PARAM = F("ERRORS-007", "The 400 for a missing model carries param null.")
@@ -131,8 +131,11 @@ def canonical_hash(value: Any) -> str:
 
 def read_json_body() -> Any:
     """The parsed body, or raise 415 (not JSON content type) / 400 (not parseable)."""
-    if not request.is_json and not _fault(FAULT_TEXT_PLAIN):
-        raise invalid("Invalid Content-Type header: expected application/json.", None, status=415)
+    if not request.is_json:
+        if _fault(FAULT_TEXT_PLAIN):
+            raise invalid(f"Unknown request URL: POST {request.path}.", None, status=404)
+        if not server_config().variant("text-plain-served"):
+            raise invalid("Invalid Content-Type header: expected application/json.", None, status=415)
     raw = request.get_data(cache=True)
     try:
         return json.loads(raw.decode("utf-8"))

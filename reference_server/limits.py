@@ -13,6 +13,7 @@ SQLite file updated in ``BEGIN IMMEDIATE`` transactions). Use one worker with th
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import math
 import re
 import threading
@@ -40,9 +41,11 @@ F = faults.declare
 FAULT_BARE_429 = F("RATE-LIMITS-001", "Over-limit requests get 429 with a text/plain body instead of the envelope.",
                    collateral=("RATE-LIMITS-014",))
 FAULT_NO_RETRY_AFTER = F("RATE-LIMITS-002", "Rate-limit 429s carry no Retry-After.")
-FAULT_RETRY_AFTER_NOT_INT = F("RATE-LIMITS-003", 'Retry-After is fractional ("40.5").',
-                              collateral=("RATE-LIMITS-004",))
-FAULT_RETRY_AFTER_LONG = F("RATE-LIMITS-004", "Retry-After is 300 seconds (over the SDK's 120 s cap).")
+FAULT_RETRY_AFTER_NOT_INT = F("RATE-LIMITS-003", 'Retry-After is "soon": neither seconds nor an HTTP-date.',
+                              collateral=("RATE-LIMITS-017",))
+FAULT_RETRY_AFTER_LONG = F("RATE-LIMITS-004", "Retry-After is 300 seconds (over the 60 s every SDK honours).",
+                           collateral=("RATE-LIMITS-017",))
+FAULT_RETRY_AFTER_UNDOCUMENTED = F("RATE-LIMITS-017", "Retry-After is half the value the profile's doc states.")
 FAULT_NO_REQUEST_HEADERS = F("RATE-LIMITS-005", "Successful responses lack the x-ratelimit-*-requests headers.")
 FAULT_TOKENS_FLOAT = F("RATE-LIMITS-006", 'x-ratelimit-remaining-tokens is not an integer ("149984.0").')
 FAULT_RESET_SECONDS = F("RATE-LIMITS-007", 'x-ratelimit-reset-* are bare seconds ("60"), not Go durations.')
@@ -225,12 +228,20 @@ def rate_limit_error(message: str, snapshot: Snapshot, *, type_: str = "requests
     """429 with the envelope, code ``rate_limit_exceeded`` and an integer ``Retry-After``."""
     seconds = retry_after_seconds(snapshot)
     headers = {"Retry-After": str(seconds)}
+    config = server_config()
+    documented = config.profile.get("rate_limits.retry_after")
     if _fault(FAULT_NO_RETRY_AFTER):
         headers = {}
     elif _fault(FAULT_RETRY_AFTER_NOT_INT):
-        headers["Retry-After"] = f"{seconds}.5"
+        headers["Retry-After"] = "soon"
     elif _fault(FAULT_RETRY_AFTER_LONG):
         headers["Retry-After"] = "300"
+    elif documented and _fault(FAULT_RETRY_AFTER_UNDOCUMENTED):
+        headers["Retry-After"] = str(max(1, int(documented) // 2))
+    elif not documented and config.variant("retry-after-fraction"):  # both SDKs read a fraction (RATE-LIMITS-003)
+        headers["Retry-After"] = f"{max(seconds - 1, 0)}.5"
+    elif not documented and config.variant("retry-after-date"):  # ... and an HTTP-date
+        headers["Retry-After"] = email.utils.formatdate(time.time() + seconds, usegmt=True)
     if _fault(FAULT_RETRY_AFTER_MS):
         headers["retry-after-ms"] = "-1000"
     code = None if _fault(FAULT_NO_CODE) else "rate_limit_exceeded"

@@ -27,6 +27,8 @@ FAULT_CACHED_OVER = F("USAGE-010", "cached_tokens exceeds prompt_tokens.")
 FAULT_REASONING_OVER = F("USAGE-011", "reasoning_tokens exceeds completion_tokens.")
 FAULT_PROMPT_ZERO = F("USAGE-012", "prompt_tokens is 0.")
 FAULT_CACHE_MISSED = F("USAGE-016", "Requests marked cacheable report cached_tokens 0 (no cache hit, ever).")
+FAULT_CACHE_FIELD_GONE = F("USAGE-018", "Requests marked cacheable get usage without the documented cache-read field.",
+                           collateral=("USAGE-016",))
 FAULT_COMPLETION_ZERO = F("USAGE-015", "completion_tokens is 0 even when content is not empty.")
 
 
@@ -77,4 +79,7 @@ def build_usage(req: ChatRequest, generations: list[Generation], *, streamed: bo
     if "cache_read_input_tokens" in (profile.get("usage.cache_fields") or []):
         usage["cache_creation_input_tokens"] = 0
         usage["cache_read_input_tokens"] = cached
+    if cached and _fault(FAULT_CACHE_FIELD_GONE):
+        usage["prompt_tokens_details"].pop("cached_tokens")
+        usage.pop("cache_read_input_tokens", None)
     return usage

@@ -275,22 +275,31 @@ def embedded_only(conformance, what: str) -> None:
 
 
 def check_class(expect, rid, exc, cls, status=None) -> None:
+    names = " or ".join(f"openai.{c.__name__}" for c in (cls if isinstance(cls, tuple) else (cls,)))
     expect(rid, isinstance(exc, cls) and (status is None or getattr(exc, "status_code", None) == status),
-           expected=f"openai.{cls.__name__}" + (f" with status_code {status}" if status else ""),
+           expected=names + (f" with status_code {status}" if status else ""),
            received=shown(exc) if exc else "no exception")
 
 
-def bad_key(profile, api_key) -> str:
+def bad_key(profile, api_key) -> str | None:
     """A well-formed key the gateway does not know (as AUTH-004's check sends): in every profile the 401 then
-    rests on one requirement, AUTH-004, not on AUTH-003's key pattern where a profile documents one."""
-    return unknown_key_like(api_key or profile.test_key, profile.get("auth.key_pattern"))
+    rests on one requirement, AUTH-004, not on AUTH-003's key pattern where a profile documents one. Where the doc
+    accepts every well-formed key (``auth.any_key_with_prefix``), the documented malformed key (AUTH-003's), else
+    None: no key gets a 401 there."""
+    key = unknown_key_like(api_key or profile.test_key, profile.get("auth.key_pattern"))
+    if profile.accepts_every_key(key):
+        return profile.get("auth.malformed_key")
+    return key
 
 
 @pytest.mark.requirement("SDK-007", "SDK-017")
 def test_401_is_authentication_error(make_sdk, profile, chat_model, api_key, expect):
     if profile.get("auth.key_required_but_ignored"):
         pytest.skip("the profile documents that keys are never checked: no 401 to provoke")
-    client = make_sdk(key=bad_key(profile, api_key))
+    key = bad_key(profile, api_key)
+    if key is None:
+        pytest.skip("the profile's doc accepts every well-formed key and documents no malformed one: no 401")
+    client = make_sdk(key=key)
     exc = raised(lambda: client.chat.completions.create(model=chat_model, messages=messages(), max_tokens=5))
     check_class(expect, "SDK-007", exc, openai.AuthenticationError)
     if isinstance(exc, openai.APIStatusError):
@@ -315,8 +324,8 @@ def test_400_is_bad_request_error(sdk, chat_model, expect):
 def test_unknown_model_exception(sdk, profile, expect):
     exc = raised(lambda: sdk.chat.completions.create(model="conformance-no-such-model-0", messages=messages(),
                                                      max_tokens=5))
-    cls = openai.NotFoundError if profile.get("models.unknown_status") == 404 else openai.BadRequestError
-    check_class(expect, "SDK-009", exc, cls)
+    classes = {400: openai.BadRequestError, 403: openai.PermissionDeniedError, 404: openai.NotFoundError}
+    check_class(expect, "SDK-009", exc, tuple(classes[s] for s in profile.unknown_model_statuses()))
 
 
 @pytest.mark.requirement("SDK-010")

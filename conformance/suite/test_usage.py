@@ -39,8 +39,9 @@ def usage_of(expect, exchange, req_ids) -> dict | None:
 
 @pytest.mark.requirement("USAGE-001", "USAGE-004")
 def test_usage_at_top_level(chat_basic, expect):
-    if usage_of(expect, chat_basic, ("USAGE-001", "USAGE-004")) is None and chat_basic.ok:
-        expect("USAGE-001", False, expected="a usage object", received=chat_basic.text[:300])
+    usage = usage_of(expect, chat_basic, ("USAGE-001", "USAGE-004"))
+    if chat_basic.ok:
+        expect("USAGE-001", usage is not None, expected="a usage object", received=chat_basic.text[:300])
     inside = [i for i, c in enumerate(chat_basic.choices) if isinstance(c, dict) and "usage" in c]
     expect("USAGE-004", not inside, expected="no usage inside choices", received=f"usage in choices {inside}")
 
@@ -114,16 +115,23 @@ def cache_request(model: str, profile) -> dict:
     return body
 
 
-@pytest.mark.requirement("USAGE-016")
+@pytest.mark.requirement("USAGE-016", "USAGE-018")
 def test_repeated_prompt_hits_the_cache(chat_calls, chat_model, profile, expect):
     body = cache_request(chat_model, profile)
-    chat_calls.post("cache-warm", body)
+    first = chat_calls.post("cache-warm", body)
     second = chat_calls.post("cache-hit", body)
+    documented = profile.get("usage.cache_fields") or []
+    reads = [f for f in CACHE_READ_FIELDS if f in documented or f == CACHE_READ_FIELDS[0]]
+    documented_reads = [f for f in reads if f in documented] or reads[:1]
+    for label, exchange in (("first request", first), ("second request", second)):
+        usage = usage_of(expect, exchange, ("USAGE-018",))
+        if usage is not None:
+            values = {f: dig(usage, f) for f in documented_reads}
+            expect("USAGE-018", all(is_count(v) for v in values.values()),
+                   expected=f"{documented_reads}: non-negative integers (0 on a miss)", received=values, note=label)
     usage = usage_of(expect, second, ("USAGE-016",))
     if usage is None:
         return
-    documented = profile.get("usage.cache_fields") or []
-    reads = [f for f in CACHE_READ_FIELDS if f in documented or f == CACHE_READ_FIELDS[0]]
     hits = {f: dig(usage, f) for f in reads}
     expect("USAGE-016", any(is_count(v) and v > 0 for v in hits.values()),
            expected=f"a cache hit > 0 in one of {reads}", received=hits)
