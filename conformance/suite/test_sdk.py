@@ -65,11 +65,16 @@ class _SdkRecorder:
 
 @pytest.fixture
 def make_sdk(request, conformance, target, api_key):
-    """Factory for ``openai.OpenAI`` clients on the target (base URL + profile base path), retries off."""
+    """Factory for ``openai.OpenAI`` clients on the target (base URL + profile base path), retries off.
+
+    The run's ``--header`` values go on every SDK request, as on every other client the suite builds: a gateway
+    routed by a header refuses requests without it. A key given to the factory (a bad key on purpose) is what
+    the SDK sends, even when a ``--header`` carries an Authorization of its own."""
     from conformance.plugin import CLIENTS
     opts, made = conformance.options, []
 
     def factory(key: str | None = None, max_retries: int = 0) -> openai.OpenAI:
+        headers = {name: value for name, value in opts.headers if key is None or name.lower() != "authorization"}
         key = key or api_key or "conformance-no-key"
         recorder = _SdkRecorder(conformance.redactor_with(key), conformance.accounting)
         request.node.stash.setdefault(CLIENTS, []).append(recorder)
@@ -79,7 +84,7 @@ def make_sdk(request, conformance, target, api_key):
                             event_hooks={"request": [recorder.on_request], "response": [recorder.on_response]})
         made.append(http)
         return openai.OpenAI(api_key=key, base_url=target.rstrip("/") + conformance.profile.base_path,
-                             max_retries=max_retries, timeout=timeout, http_client=http)
+                             max_retries=max_retries, timeout=timeout, http_client=http, default_headers=headers)
 
     yield factory
     for http in made:
