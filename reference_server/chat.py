@@ -19,7 +19,7 @@ from reference_server.errors import ApiError
 from reference_server.logprobs import content_logprobs
 from reference_server.providers import Generation, finalize, generate, text_provider
 from reference_server.tokenizer import count_prompt_tokens, tokenize
-from reference_server.usage import FAULT_INSIDE_CHOICES, FAULT_NO_USAGE, build_usage
+from reference_server.usage import FAULT_INSIDE_CHOICES, FAULT_NO_USAGE, build_usage, is_cacheable
 
 bp = Blueprint("chat", __name__)
 
@@ -102,11 +102,13 @@ def create_chat_completion():
         def remember(frames: tuple[bytes, ...]) -> None:
             answer_cache.store(key, answer_cache.CachedAnswer(req.model.id, prompt_tokens, frames=frames))
 
-        return streaming.stream_response(req, generations, remember if key else None)
+        # A cacheable request's usage depends on the requests before it (usage.py): never replayed.
+        return streaming.stream_response(req, generations, remember if key and not is_cacheable(req) else None)
     resp = jsonify(build_completion(req, generations))
     if _fault(FAULT_NOT_JSON_TYPE):
         resp.mimetype = "text/plain"
-    answer_cache.store(key, answer_cache.CachedAnswer(req.model.id, prompt_tokens, body=resp.get_data()))
+    if not is_cacheable(req):  # its usage depends on the requests before it (usage.py): never replayed
+        answer_cache.store(key, answer_cache.CachedAnswer(req.model.id, prompt_tokens, body=resp.get_data()))
     return resp
 
 

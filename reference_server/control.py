@@ -293,6 +293,7 @@ def reset():
     """Reset rate-limit, quota and balance counters and the fail-times attempt counts."""
     limits.reset(current_app)
     extension("mock_attempts").reset()
+    current_app.extensions.pop("prompt_cache", None)  # usage.py's emulated provider cache
     return jsonify({"status": "reset"})
 
 

@@ -124,7 +124,8 @@ def _accepted(expect, response, where: str) -> None:
 def test_test_key_accepted_on_every_route(rest, chat_basic, models, profile, expect):
     # Exchanges the model and embeddings checks judge as well: this check spends no request of its own.
     _accepted(expect, chat_basic, "POST /chat/completions")
-    _accepted(expect, rest.get("/models").response, "GET /models")
+    if profile.claims("models-list"):
+        _accepted(expect, rest.get("/models").response, "GET /models")
     if profile.claims("models-retrieve"):
         _accepted(expect, rest.get(f"/models/{models.chat}").response, "GET /models/{id}")
     if profile.claims("embeddings") and models.embedding:

@@ -104,11 +104,15 @@ CACHEABLE_TEXT = "You are a conformance probe. " + " ".join(
 
 
 def cache_request(model: str, profile) -> dict:
-    """A request whose long system prompt is marked cacheable the way the profile's cache fields imply."""
-    fields = profile.get("usage.cache_fields") or []
+    """A request whose long system prompt is marked cacheable the way the profile's doc marks it
+    (``usage.cache_marker``), to the documented caching model (``usage.cache_model``) when the doc names one."""
+    marker = profile.get("usage.cache_marker") or "prompt_cache_key"
     system: dict = {"role": "system", "content": CACHEABLE_TEXT}
-    body = {"model": model, "max_tokens": 4, "messages": [system, {"role": "user", "content": "Say hi."}]}
-    if any(f.startswith("cache_") for f in fields):  # Anthropic-style providers: a cache_control breakpoint
+    body = {"model": profile.get("usage.cache_model") or model, "max_tokens": 4,
+            "messages": [system, {"role": "user", "content": "Say hi."}]}
+    if marker == "message-cache-control":  # UnifiedAI: "Add the cache_control field to messages you want to cache"
+        system["cache_control"] = {"type": "ephemeral"}
+    elif marker == "part-cache-control":  # Anthropic-style: a cache_control breakpoint on a content part
         system["content"] = [{"type": "text", "text": CACHEABLE_TEXT, "cache_control": {"type": "ephemeral"}}]
     else:  # OpenAI: automatic caching; the key improves routing to the same cache
         body["prompt_cache_key"] = "llm-gateway-conformance"
