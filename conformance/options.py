@@ -7,6 +7,7 @@ import fnmatch
 import functools
 import importlib.metadata
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,10 @@ def add_options(parser: pytest.Parser) -> None:
     add("--stream-timeout", type=float, default=60.0, metavar="SECONDS", help="Total deadline per stream.")
     add("--max-body-bytes", type=int, default=8 * 1024 * 1024, help="Response size cap (harness error above).")
     add("--header", action="append", default=[], metavar="'Name: value'", help="Extra request header (repeatable).")
+    add("--role-key", action="append", default=[], metavar="ROLE=KEY",
+        help="A key of the gateway in a documented state, so the checks that need one run against --target-url "
+             "(repeatable): no-balance (402), restricted (model allowlist: 403), tier-<name> (that tier's limit), "
+             "expired, disabled (401). Keys are masked in every report.")
     add("--request-budget", type=int, default=None, metavar="N",
         help="Stop issuing requests after N (shared out among xdist workers); later cases ERROR "
              "'budget exhausted'.")
@@ -76,6 +81,19 @@ def add_options(parser: pytest.Parser) -> None:
     add("--server-trace-faults", action="store_true", default=False,
         help="Embedded server only: record which faults each request consults; results.json then gives each "
              "case's faults_consulted (what the negative-control matrix needs to rerun only those cases).")
+
+
+ROLE_NAME = re.compile(r"^(no-balance|restricted|expired|disabled|tier-[a-z0-9][a-z0-9-]*)$")
+
+
+def parse_role_key(raw: str) -> tuple[str, str]:
+    """Split ``ROLE=KEY``; an unknown role or an empty key is a usage error (the key itself is never shown)."""
+    role, sep, key = raw.partition("=")
+    role, key = role.strip(), key.strip()
+    if not sep or not key or not ROLE_NAME.match(role):
+        raise pytest.UsageError(f"--role-key expects ROLE=KEY with ROLE one of no-balance, restricted, expired, "
+                                f"disabled, tier-<name>; got role {role!r}")
+    return role, key
 
 
 def parse_header(raw: str) -> tuple[str, str]:
@@ -103,6 +121,7 @@ class ConformanceOptions:
     stream_timeout: float = 60.0
     max_body_bytes: int = 8 * 1024 * 1024
     headers: tuple[tuple[str, str], ...] = ()
+    role_keys: tuple[tuple[str, str], ...] = ()
     request_budget: int | None = None
     allow_burst: bool = False
     server_faults: tuple[str, ...] = ()
@@ -135,6 +154,7 @@ class ConformanceOptions:
             stream_timeout=opt.stream_timeout,
             max_body_bytes=opt.max_body_bytes,
             headers=tuple(parse_header(h) for h in opt.header or ()),
+            role_keys=tuple(parse_role_key(r) for r in getattr(opt, "role_key", None) or ()),
             request_budget=opt.request_budget,
             allow_burst=opt.allow_burst,
             server_faults=tuple(opt.server_fault or ()),
@@ -209,9 +229,17 @@ class RunState:
             return self.options.api_key
         return None if self.options.target_url else self.profile.test_key
 
+    def role_key(self, role: str) -> str | None:
+        """The key of ``role`` (no-balance, restricted, tier-<name>, expired, disabled): ``--role-key``, else the
+        profile's test key of that role, only for the embedded server; None when neither is known."""
+        given = dict(self.options.role_keys).get(role)
+        if given:
+            return given
+        return None if self.options.target_url else (self.profile.get("auth.extra_test_keys") or {}).get(role)
+
     @functools.cached_property
     def redactor(self) -> Redactor:
-        return Redactor([self.options.api_key, self.profile.test_key])
+        return Redactor([self.options.api_key, self.profile.test_key, *(k for _, k in self.options.role_keys)])
 
     def redactor_with(self, key: str | None) -> Redactor:
         """The run's redactor plus one more secret (a client built with another key)."""

@@ -174,3 +174,16 @@ def test_models_list_needs_a_key(client, profile, expect):
     response = client.get("/models", auth=False)
     expect("AUTH-010", response.status_code == 401, expected="HTTP 401",
            received=f"HTTP {response.status_code}: {response.text[:300]}")
+
+
+@pytest.mark.requirement("AUTH-012", "AUTH-006", *ENVELOPE)
+@pytest.mark.parametrize("role", ["expired", "disabled"])
+def test_expired_or_disabled_key(make_client, conformance, chat_model, profile, expect, role):
+    skip_if_key_ignored(profile)
+    key = conformance.role_key(role)
+    if not key:
+        pytest.skip(f"needs an {role} key: pass --role-key {role}=KEY" if conformance.options.target_url
+                    else f"profile {profile.name} names no '{role}' test key (auth.extra_test_keys)")
+    response = make_client(api_key=key).post_json("/chat/completions", tiny_body(chat_model))
+    _unauthorized(expect, "AUTH-012", response, profile)
+    _not_echoed(expect, response, key)

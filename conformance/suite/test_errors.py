@@ -137,12 +137,11 @@ def test_oversize_body(client, chat_model, expect, profile):
 
 
 def _role_key(conformance, profile, role: str) -> str:
-    """The profile's test key of ``role``; only the embedded server knows them (no option supplies one)."""
-    if conformance.options.target_url:
-        pytest.skip(f"no option supplies a '{role}' key for a real gateway")
-    key = (profile.get("auth.extra_test_keys") or {}).get(role)
+    """The key of ``role``: ``--role-key``, else (embedded server) the profile's test key of that role."""
+    key = conformance.role_key(role)
     if not key:
-        pytest.skip(f"profile {profile.name} names no '{role}' test key (auth.extra_test_keys)")
+        pytest.skip(f"needs a '{role}' key: pass --role-key {role}=KEY" if conformance.options.target_url
+                    else f"profile {profile.name} names no '{role}' test key (auth.extra_test_keys)")
     return key
 
 

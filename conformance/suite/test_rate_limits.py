@@ -166,6 +166,22 @@ def test_limit_matches_the_documented_tier(rest, chat_model, expect, profile):
         expect("RATE-LIMITS-013", _int(value) == documented, expected=f"{limit_name}: {documented}", received=value)
 
 
+@pytest.mark.requirement("RATE-LIMITS-013")
+def test_tier_keys_get_their_documented_limit(make_client, conformance, chat_model, expect, profile):
+    """Each documented tier whose key is known (``--role-key tier-<name>=KEY``, or the embedded server's)."""
+    limit_name, _ = _request_headers(profile)
+    tiers = profile.get("rate_limits.tiers") or {}
+    keyed = {tier: key for tier in tiers if (key := conformance.role_key(f"tier-{tier}"))}
+    if not keyed:
+        pytest.skip("no tier key: pass --role-key tier-<name>=KEY for a documented tier" if tiers
+                    else "the profile documents no tiers")
+    body = {"model": chat_model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+    for tier, key in keyed.items():
+        value = make_client(api_key=key).post_json("/chat/completions", body).headers.get(limit_name)
+        expect("RATE-LIMITS-013", _int(value) == tiers[tier], expected=f"{limit_name}: {tiers[tier]} (tier {tier})",
+               received=value)
+
+
 # -- the 429 burst (by default on the embedded server, opt-in against a real gateway) -------------------------
 def _burst(client, body, attempts: int):
     """Send until the first 429 (or ``attempts`` requests); the 429 or None."""

@@ -364,10 +364,10 @@ def test_mid_stream_error_raises(sdk, conformance, chat_model, expect):
 
 
 def keyed_status(make_sdk, conformance, profile, key_name, model):
-    """The exception for a request with one of the profile's special test keys (embedded server only)."""
-    key = profile.get(f"auth.extra_test_keys.{key_name}")
-    if not is_embedded(conformance) or not key:
-        pytest.skip(f"needs a '{key_name}' key: only the embedded server's profile keys are known")
+    """The exception for a request with a key of role ``key_name`` (``--role-key``, or the embedded server's)."""
+    key = conformance.role_key(key_name)
+    if not key:
+        pytest.skip(f"needs a '{key_name}' key: pass --role-key {key_name}=KEY")
     client = make_sdk(key=key)
     return raised(lambda: client.chat.completions.create(model=model, messages=messages(), max_tokens=5))
 

@@ -472,6 +472,29 @@ def test_leaky():
             assert KEY not in path.read_text(errors="replace"), path
 
 
+ROLE_KEY = "sk-role-secret-no-balance-42"
+
+
+def test_role_keys_reach_the_checks_and_stay_secret(suite):
+    source = f'''
+import pytest
+
+@pytest.mark.requirement("T-001")
+def test_role(conformance, expect):
+    key = conformance.role_key("no-balance")
+    print("role key", key)
+    assert conformance.role_key("restricted") is None  # not given, and no embedded server to ask
+    expect("T-001", key == "{ROLE_KEY}", expected="the --role-key value", received=key)
+'''
+    result = suite("--target-url", "http://127.0.0.1:9", "--role-key", f"no-balance={ROLE_KEY}", source=source)
+    result.assert_outcomes(passed=1)
+    for path in (suite.pytester.path / "out").rglob("*"):
+        if path.is_file():
+            assert ROLE_KEY not in path.read_text(errors="replace"), path
+    bad = suite("--target-url", "http://127.0.0.1:9", "--role-key", "admin=sk-x", source=source)
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR and "sk-x" not in bad.stderr.str() + bad.stdout.str()
+
+
 def test_embedded_server_serves_the_profile_and_releases_its_port():
     import httpx
 
