@@ -177,7 +177,8 @@ def request_fingerprint() -> str:
 
 
 def injected_error(status: int, mock: MockControls) -> ApiError:
-    """The envelope for an injected status; 429 and 503 carry Retry-After (and retry-after-ms when asked)."""
+    """The envelope for an injected status; 429 and 503 carry Retry-After (and retry-after-ms when asked), and a 429
+    the profile's rate-limit headers with nothing remaining."""
     message, code = STATUS_MESSAGES.get(status, (f"Injected error (X-Mock-Status: {status}).", None))
     headers: dict[str, str] = {}
     if status in (429, 503):
@@ -185,6 +186,8 @@ def injected_error(status: int, mock: MockControls) -> ApiError:
         headers["Retry-After"] = str(documented or 1)
         if mock.retry_after_ms is not None:
             headers["retry-after-ms"] = str(mock.retry_after_ms)
+    if status == 429:  # the profile's rate-limit headers, remaining 0, as a real limit's 429 carries them
+        request_state().rate_limit = limits.exhausted_snapshot(documented or 1)
     return ApiError(status, message, code=code, headers=headers)
 
 

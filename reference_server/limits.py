@@ -25,7 +25,7 @@ from typing import Any
 from flask import Flask, Response
 
 from reference_server import faults, wire_headers
-from reference_server.context import extension, request_state, server_config
+from reference_server.context import current_request, extension, request_state, server_config
 from reference_server.context import fault as _fault
 from reference_server.errors import ApiError
 from reference_server.fault_trace import UNKEYED
@@ -414,6 +414,20 @@ def add_openai_headers(resp: Response, snapshot: Snapshot, limit: int, remaining
                   ("x-ratelimit-remaining-tokens", f"{tokens_left}.0" if fault(FAULT_TOKENS_FLOAT) else str(tokens_left)),
                   ("x-ratelimit-reset-tokens", reset)]
     wire_headers.add("rate-limits", pairs)  # made here from numbers: straight to the WSGI server (see wire_headers)
+
+
+def exhausted_snapshot(retry_after: float) -> Snapshot | None:
+    """What a real limit's 429 reports for the request's key: its limits, nothing remaining, a reset after
+    ``retry_after`` seconds (an ``X-Mock-Status: 429`` answer carries the rate-limit headers a real one would)."""
+    state = request_state()
+    key = state.get("api_key")
+    if not key:  # X-Mock-Status is answered before authentication: the key the request presents
+        scheme, _, token = (current_request().headers.get("Authorization") or "").strip().partition(" ")
+        key = token.strip() if scheme.lower() == "bearer" else ""
+    if not key:
+        return None
+    policy = extension("limit_hooks").policy(key, state)
+    return Snapshot(policy.requests_per_minute, 0, policy.tokens_per_minute, 0, float(retry_after))
 
 
 def reset(app: Flask) -> None:
