@@ -286,6 +286,8 @@ OLLAMA_CHECKS = {
                                 and ochat(c, model=m["name"]).status_code != 404
                                 for m in c.get("/api/tags").get_json()["models"]),
     "OLLAMA-023": lambda c: c.head("/").status_code == 200,
+    "OLLAMA-024": lambda c: c.post("/api/generate", json={"model": "llama3.2", "prompt": "hi", "stream": False})
+    .mimetype == "application/json",
 }
 
 CASES: dict[str, tuple[str, object, dict]] = {
