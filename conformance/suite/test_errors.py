@@ -191,12 +191,17 @@ def test_upstream_timeout(client, chat_model, expect, profile):
     _envelope_5xx(expect, response)
 
 
-@pytest.mark.requirement("ERRORS-019")
+@pytest.mark.requirement("ERRORS-019", "ERRORS-025")
 @pytest.mark.parametrize("status", [500, 502, 503])
-def test_server_errors_carry_the_envelope(client, conformance, chat_model, status, expect):
+def test_server_errors_carry_the_envelope(client, conformance, chat_model, status, expect, profile):
     if conformance.options.target_url:  # a gateway ignores the control header: three requests for nothing
         pytest.skip("5xx answers can only be provoked on the embedded reference server (X-Mock-Status)")
     response = client.post_json("/chat/completions", tiny(chat_model), headers={"X-Mock-Status": str(status)})
     if response.status_code < 500:
         pytest.skip("the target does not simulate server errors (X-Mock-Status)")
     _envelope_5xx(expect, response)
+    documented = (profile.get("errors.types") or {}).get(response.status_code)
+    err = error_object(response)
+    if isinstance(documented, str) and err is not None:
+        expect("ERRORS-025", err.get("type") == documented, expected=f'type "{documented}" (the profile\'s doc)',
+               received=err.get("type"))

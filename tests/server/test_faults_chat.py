@@ -77,6 +77,11 @@ SCENARIOS.update({
     "no_content": _post({"model": "gpt-4o-mini", "messages": [{"role": "user"}]}),
     "unknown_model": _post(chat_body(model="conformance-unknown-model")),
     "rejected_model": _post(chat_body(model="GPT-4O-MINI")),
+    "expired_key": ("wallet-gateway", "POST", "/api/v1/chat/completions", {
+        "json": chat_body(model="deepseek-chat"), "auth": False,
+        "headers": {"Authorization": "Bearer wallet-conformance-expired"}}),
+    "unifiedai_502": ("unifiedai", "POST", CHAT, {"json": chat_body(model="zai-glm-4.6"),
+                                                  "headers": {"X-Mock-Status": "502"}}),
     "last_model": _post(chat_body(model="gpt-4o")),
     "alias": _u23("deepseek-r1-0528"),
     "case": _u23("DeepSeek-R1"),
@@ -138,7 +143,7 @@ SCENARIOS.update({
 SPECIFIC = {
     "AUTH-001": "no_auth", "AUTH-002": "basic", "AUTH-003": "malformed", "AUTH-004": "unknown_key",
     "AUTH-005": "models", "AUTH-006": "unknown_key", "AUTH-007": "empty_token", "AUTH-008": "lower_scheme",
-    "AUTH-009": "bad_key_bad_body", "AUTH-010": "no_auth",
+    "AUTH-009": "bad_key_bad_body", "AUTH-010": "no_auth", "AUTH-012": "expired_key", "ERRORS-025": "unifiedai_502",
     "MODELS-008": "last_model", "MODELS-009": "unknown_model", "MODELS-010": "unknown_model",
     "MODELS-011": "rejected_model", "MODELS-012": "retrieve", "MODELS-013": "retrieve_unknown",
     "MODELS-014": "alias", "MODELS-015": "alias", "MODELS-016": "case", "MODELS-017": "routed",
