@@ -61,6 +61,8 @@ FAULT_EXTRA_FIELDS = F("PARAMS-015", "Unknown top-level request fields answer 40
 FAULT_WRONG_TYPE = F("PARAMS-016", 'A mistyped temperature (e.g. "hot") is ignored and served.')
 FAULT_BOUNDS = F("PARAMS-017", "The inclusive bounds temperature 2 and top_p 1 are rejected.")
 FAULT_PENALTIES = F("PARAMS-018", "Non-zero presence_penalty / frequency_penalty answer 400.")
+FAULT_PENALTY_RANGE = F("PARAMS-025", "presence_penalty / frequency_penalty outside -2..2 are served.")
+FAULT_LOGIT_BIAS = F("PARAMS-026", "Requests with logit_bias answer 400.")
 FAULT_NULLS = F("PARAMS-019", "An explicit null temperature answers 400.")
 FAULT_TOP_LOGPROBS = F("PARAMS-021", "top_logprobs outside 0..20 is accepted.")
 FAULT_TEXT_FORMAT = F("STRUCTURED-OUTPUT-005", 'response_format {"type": "text"} answers 400.')
@@ -159,7 +161,8 @@ def _number(body: dict, name: str, low: float, high: float) -> float | None:
         if name == "temperature" and _fault(FAULT_WRONG_TYPE):
             return None
         raise invalid(f"Invalid type for '{name}': expected a number, got {type(value).__name__}.", name)
-    lenient = {"temperature": FAULT_TEMPERATURE, "top_p": FAULT_TOP_P}.get(name)
+    lenient = {"temperature": FAULT_TEMPERATURE, "top_p": FAULT_TOP_P, "presence_penalty": FAULT_PENALTY_RANGE,
+               "frequency_penalty": FAULT_PENALTY_RANGE}.get(name)
     if name in ("presence_penalty", "frequency_penalty") and value != 0 and _fault(FAULT_PENALTIES):
         raise invalid(f"'{name}' is not supported.", name)
     if name in ("temperature", "top_p") and value == high and _fault(FAULT_BOUNDS):
@@ -378,6 +381,8 @@ def parse_chat_request(body: Any) -> ChatRequest:
     for name, low, high in (("temperature", 0, 2), ("top_p", 0, 1), ("presence_penalty", -2, 2),
                             ("frequency_penalty", -2, 2)):
         _number(body, name, low, high)
+    if body.get("logit_bias") is not None and _fault(FAULT_LOGIT_BIAS):
+        raise invalid("'logit_bias' is not supported.", "logit_bias")
     tools = _tools(body)
     stream = _boolean(body, "stream", False)
     logprobs = _boolean(body, "logprobs", False)

@@ -132,6 +132,17 @@ def test_n_out_of_range(client, chat_model, profile, expect):
     _rejected(expect, client, profile, "PARAMS-010", body(chat_model, 1, n=0), "n")
 
 
+@pytest.mark.requirement("PARAMS-025", "PARAMS-011", *ENVELOPE)
+def test_penalty_out_of_range(client, chat_model, profile, expect):
+    _rejected(expect, client, profile, "PARAMS-025", body(chat_model, 1, presence_penalty=2.5), "presence_penalty")
+
+
+@pytest.mark.requirement("PARAMS-026")
+def test_logit_bias_accepted(chat_calls, chat_model, expect):
+    # Token id 50256 (GPT-2's end-of-text) biased away: any tokenizer accepts the id; the answer is not judged.
+    _accepted(expect, "PARAMS-026", chat_calls.post("logit-bias", body(chat_model, 4, logit_bias={"50256": -100})))
+
+
 @pytest.mark.requirement("PARAMS-016", "PARAMS-011", *ENVELOPE)
 def test_mistyped_parameter(client, chat_model, profile, expect):
     _rejected(expect, client, profile, "PARAMS-016", body(chat_model, 1, temperature="hot"), "temperature")

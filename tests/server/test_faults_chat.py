@@ -77,6 +77,8 @@ SCENARIOS.update({
     "no_content": _post({"model": "gpt-4o-mini", "messages": [{"role": "user"}]}),
     "unknown_model": _post(chat_body(model="conformance-unknown-model")),
     "rejected_model": _post(chat_body(model="GPT-4O-MINI")),
+    "penalty_out_of_range": _post(chat_body(presence_penalty=2.5)),
+    "logit_bias": _post(chat_body(logit_bias={"50256": -100})),
     "expired_key": ("wallet-gateway", "POST", "/api/v1/chat/completions", {
         "json": chat_body(model="deepseek-chat"), "auth": False,
         "headers": {"Authorization": "Bearer wallet-conformance-expired"}}),
@@ -144,6 +146,7 @@ SPECIFIC = {
     "AUTH-001": "no_auth", "AUTH-002": "basic", "AUTH-003": "malformed", "AUTH-004": "unknown_key",
     "AUTH-005": "models", "AUTH-006": "unknown_key", "AUTH-007": "empty_token", "AUTH-008": "lower_scheme",
     "AUTH-009": "bad_key_bad_body", "AUTH-010": "no_auth", "AUTH-012": "expired_key", "ERRORS-025": "unifiedai_502",
+    "PARAMS-025": "penalty_out_of_range", "PARAMS-026": "logit_bias",
     "MODELS-008": "last_model", "MODELS-009": "unknown_model", "MODELS-010": "unknown_model",
     "MODELS-011": "rejected_model", "MODELS-012": "retrieve", "MODELS-013": "retrieve_unknown",
     "MODELS-014": "alias", "MODELS-015": "alias", "MODELS-016": "case", "MODELS-017": "routed",
