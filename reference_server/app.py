@@ -34,7 +34,7 @@ from reference_server.faults import sse as _sse_faults  # noqa: F401  (the same)
 from reference_server.faults import stream as _stream_faults  # noqa: F401  (the same)
 from reference_server.faults import usage as _usage_faults  # noqa: F401  (the same)
 from reference_server.faults import validation as _validation_faults  # noqa: F401  (the same)
-from reference_server.mock import answer_cache
+from reference_server.mock import answer_cache, usage
 from reference_server.policy import auth, limits
 from reference_server.surfaces import chat, embeddings, models, ollama
 from reference_server.wire import cors, errors
@@ -131,7 +131,7 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     variants.validate(config.variants)
     app = ReferenceFlask(__name__)
     app.server = Server(config=config, limits=limits.Limits(config), journal=RequestJournal(config.journal_size),
-                        attempts=mock_controls.AttemptCounter(), answers=answer_cache.AnswerCache())
+                        attempts=mock_controls.AttemptCounter(), answers=answer_cache.AnswerCache(), prompt_cache=usage.PromptCache())
     app.config["SERVER"] = config
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from reference_server.control.journal import RequestJournal
     from reference_server.control.mock_controls import AttemptCounter, MockControls
     from reference_server.mock.answer_cache import AnswerCache
+    from reference_server.mock.usage import PromptCache
     from reference_server.policy.limits import KeyPolicy, Limits, Snapshot
 
 _current_app = current_app._get_current_object
@@ -41,6 +42,7 @@ class Server:
     journal: RequestJournal  # the last requests answered (GET /_mock/requests)
     attempts: AttemptCounter  # X-Mock-Fail-Times attempt counts
     answers: AnswerCache  # finished answers by request bytes (mock/answer_cache.py)
+    prompt_cache: PromptCache  # prompt prefixes the emulated provider cache holds (mock/usage.py)
 
 
 @dataclass(slots=True, eq=False)

@@ -56,10 +56,11 @@ def healthz():
 
 @bp.post("/_mock/reset")
 def reset():
-    """Reset rate-limit, quota and balance counters and the fail-times attempt counts."""
+    """Reset rate-limit, quota and balance counters, the fail-times attempt counts and the prompt cache."""
     server = request_context().server
     server.limits.reset()
     server.attempts.reset()
+    server.prompt_cache.reset()  # mock/usage.py's emulated provider cache
     return jsonify({"status": "reset"})
 
 
