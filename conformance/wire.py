@@ -91,16 +91,28 @@ class TargetHealth:
                 self.down = f"target down: {exc}; a probe of {self.base_url} then got no answer ({reason})"
 
     def _probe(self) -> str | None:
-        """None when the target gives any HTTP answer within the probe timeout, else why not."""
-        timeout = httpx.Timeout(self.probe_timeout, connect=min(10.0, self.probe_timeout))
-        try:
-            with httpx.Client(timeout=timeout, verify=client_module.shared_ssl_context()) as http:
-                http.get(self.base_url + "/")
-        except httpx.TimeoutException:
+        """None when the target gives any HTTP answer (a status line and headers) within the probe timeout, else
+        why not. The timeout is a total deadline: httpx's read timeout restarts with every byte, so a target that
+        trickles its answer would otherwise hold the probe (and the whole run) for ever."""
+        outcome: list[str | None] = []
+
+        def probe() -> None:
+            timeout = httpx.Timeout(self.probe_timeout, connect=min(10.0, self.probe_timeout))
+            try:
+                with httpx.Client(timeout=timeout, verify=client_module.shared_ssl_context()) as http, \
+                        http.stream("GET", self.base_url + "/"):
+                    outcome.append(None)  # headers arrived: the body does not matter
+            except httpx.TimeoutException:
+                outcome.append(f"no answer within {self.probe_timeout:g} s")
+            except httpx.HTTPError as exc:
+                outcome.append(type(exc).__name__)
+
+        worker = threading.Thread(target=probe, name="conformance-target-probe", daemon=True)
+        worker.start()
+        worker.join(self.probe_timeout + min(10.0, self.probe_timeout))
+        if not outcome:  # still dribbling: abandoned (a daemon thread), and the target counts as not answering
             return f"no answer within {self.probe_timeout:g} s"
-        except httpx.HTTPError as exc:
-            return type(exc).__name__
-        return None
+        return outcome[0]
 
 
 # -- (de)serialising exchanges ----------------------------------------------------------------------------

@@ -31,3 +31,20 @@ def post_worker_init(worker):
     import gc
 
     gc.freeze()
+
+
+def on_starting(server):
+    """Check the configuration once in the master, before any worker forks: a state store that cannot be reached
+    (or a malformed script file) stops gunicorn with the one line ``reference_server.wsgi`` prints, instead of
+    workers failing to boot one after another (gunicorn's arbiter then halts with a traceback of its own)."""
+    import sys
+
+    from reference_server.settings import config_from_env
+    from reference_server.state import StateStoreUnavailable, open_store
+
+    try:
+        config = config_from_env()
+        open_store(config.state, namespace=config.profile.name).close()
+    except (ValueError, OSError, StateStoreUnavailable) as exc:
+        print(f"reference_server: error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(3)

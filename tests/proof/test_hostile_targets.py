@@ -123,9 +123,11 @@ def known_gap(mode: str, case_id: str) -> KnownGap | None:
     return next((g for g in KNOWN_GAPS if mode in g.modes and fnmatch.fnmatchcase(case_id, g.pattern)), None)
 
 
-def assert_survived(run: SuiteRun) -> list[dict]:
-    """The run ended as a normal failing run, ran something, leaked no key and wrote readable messages."""
-    assert run.returncode == pytest.ExitCode.TESTS_FAILED, (
+def assert_survived(run: SuiteRun, target_down_ok: bool = False) -> list[dict]:
+    """The run ended as a normal failing run (or, where allowed, as one cut short because the target never gave an
+    HTTP answer: exit 2 with one "target down" line), ran something, leaked no key and wrote readable messages."""
+    down = target_down_ok and run.returncode == pytest.ExitCode.INTERRUPTED and "target down" in run.stdout
+    assert down or run.returncode == pytest.ExitCode.TESTS_FAILED, (
         f"exit {run.returncode}, expected 1 (tests failed):\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
     assert "INTERNALERROR" not in run.stdout + run.stderr
     ran = [c for c in run.results["cases"] if c["outcome"] != "SKIP"]
@@ -166,8 +168,9 @@ def test_transport_failures_are_graded_error(mode, kind, tmp_path):
         run = run_suite(mode, tmp_path, NARROW)
     if mode == "gigabytes":  # a multi-MiB upload (the oversize-body check) can outlast the 1 s total on a busy box
         kinds.add("RequestTimedOut")
+    kinds.add("TargetDown")  # after the first failure and a probe without an HTTP answer, the rest stop at once
     seen = set()
-    for case in assert_survived(run):
+    for case in assert_survived(run, target_down_ok=True):
         if known_gap(mode, case["id"]):
             continue
         assert case["outcome"] == "ERROR", f"{case['id']}: {case['outcome']} against {mode!r}: {case['message']}"

@@ -218,6 +218,9 @@ class Relays:
             thread.start()
             self._running[key] = (thread, config)
         thread, config = self._running[key]
+        # Every probe starts from a fresh upstream: its per-minute limits would otherwise turn a fast run (an idle
+        # machine sends the whole matrix within a minute) into 429s that no fault caused.
+        self.client.post(self.upstream.url + "/_mock/reset").raise_for_status()
         return Probe(thread.url, self.upstream, config, self.client)
 
     def stop(self) -> None:
