@@ -117,6 +117,14 @@ class PlanContext:
     api_key: str | None
     capabilities: Any
 
+    def role_key(self, role: str) -> str | None:
+        """The key of ``role`` (no-balance, restricted, tier-<name>, expired, disabled): ``--role-key``, else the
+        profile's test key of that role where the target knows the profile's keys (the embedded server)."""
+        given = dict(self.options.role_keys).get(role)
+        if given:
+            return given
+        return (self.profile.get("auth.extra_test_keys") or {}).get(role) if self.capabilities.role_keys else None
+
 
 # -- what was recorded --------------------------------------------------------------------------------------
 class _ChunkClock:

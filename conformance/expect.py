@@ -63,11 +63,14 @@ class Expect:
         self.marker_ids = tuple(marker_ids)
         self.redactor = redactor or Redactor()
         self.violations: list[Violation] = []
+        # Requirements an expectation was evaluated for, held or not: the evidence a PASS needs (outcomes.py).
+        self.evaluated: set[str] = set()
 
     def __call__(self, req_id: str, condition: Any, *, expected: Any, received: Any,
                  note: str | None = None) -> bool:
         """Record a violation of ``req_id`` unless ``condition`` holds; the test goes on. Returns the condition."""
         self._check_id(req_id)
+        self.evaluated.add(req_id)
         if not condition:
             self.violations.append(Violation(req_id, self.redactor.text(_show(expected)),
                                              self.redactor.text(_show(received)),

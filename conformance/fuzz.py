@@ -166,6 +166,24 @@ def requirement_for(op: FuzzOperation, finding: Finding) -> str:
     return op.success
 
 
+def judged_requirements(op: FuzzOperation, exchange: Exchange) -> set[str]:
+    """The requirements ``judge`` could have flagged on this exchange, found or not (the evidence a PASS needs):
+    ``requirement_for`` of every check that runs on an answer of this status and content type."""
+    response = exchange.response
+    status = response.status_code
+    content_type = ",".join(response.headers.get("content-type", []))
+    streamed = content_type.split(";")[0].strip().lower() in STREAM_TYPES
+    judged = {"ERRORS-015"}
+    if status >= 400:
+        judged |= {op.invalid} | ({"OLLAMA-013"} if op.ollama else {"ERRORS-003", "ERRORS-019" if status >= 500
+                                                                      else "ERRORS-001"})
+    elif streamed:
+        judged |= {op.stream_schema or op.body_schema, op.stream_type or op.success, op.success}
+    else:
+        judged |= {op.body_schema, op.content_type or op.success, op.success}
+    return {rid for rid in judged if rid}
+
+
 # -- the fuzzing copy of the contract -----------------------------------------------------------------------
 _SCHEMA_REF = "#/components/schemas/"
 _LITERALS = ("enum", "const", "default", "example", "examples")

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import importlib.metadata
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,6 +79,10 @@ def add_options(parser: pytest.Parser) -> None:
     add("--stream-timeout", type=float, default=60.0, metavar="SECONDS", help="Total deadline per stream.")
     add("--max-body-bytes", type=int, default=8 * 1024 * 1024, help="Response size cap (harness error above).")
     add("--header", action="append", default=[], metavar="'Name: value'", help="Extra request header (repeatable).")
+    add("--role-key", action="append", default=[], metavar="ROLE=KEY",
+        help="A key of the gateway in a documented state, so the checks that need one run against --target-url "
+             "(repeatable): no-balance (402), restricted (model allowlist: 403), tier-<name> (that tier's limit), "
+             "expired, disabled (401). Keys are masked in every report.")
     add("--request-budget", type=int, default=None, metavar="N",
         help="Stop issuing requests after N (shared out among xdist workers); later cases ERROR "
              "'budget exhausted'.")
@@ -101,6 +106,19 @@ def add_options(parser: pytest.Parser) -> None:
     add("--server-trace-faults", action="store_true", default=False,
         help="Embedded server only: record which faults each request consults; results.json then gives each "
              "case's faults_consulted (what the negative-control matrix needs to rerun only those cases).")
+
+
+ROLE_NAME = re.compile(r"^(no-balance|restricted|expired|disabled|tier-[a-z0-9][a-z0-9-]*)$")
+
+
+def parse_role_key(raw: str) -> tuple[str, str]:
+    """Split ``ROLE=KEY``; an unknown role or an empty key is a usage error (the key itself is never shown)."""
+    role, sep, key = raw.partition("=")
+    role, key = role.strip(), key.strip()
+    if not sep or not key or not ROLE_NAME.match(role):
+        raise pytest.UsageError(f"--role-key expects ROLE=KEY with ROLE one of no-balance, restricted, expired, "
+                                f"disabled, tier-<name>; got role {role!r}")
+    return role, key
 
 
 def parse_header(raw: str) -> tuple[str, str]:
@@ -130,6 +148,7 @@ class ConformanceOptions:
     stream_timeout: float = 60.0
     max_body_bytes: int = 8 * 1024 * 1024
     headers: tuple[tuple[str, str], ...] = ()
+    role_keys: tuple[tuple[str, str], ...] = ()
     request_budget: int | None = None
     allow_burst: bool = False
     server_faults: tuple[str, ...] = ()
@@ -167,6 +186,7 @@ class ConformanceOptions:
             stream_timeout=opt.stream_timeout,
             max_body_bytes=opt.max_body_bytes,
             headers=tuple(parse_header(h) for h in opt.header or ()),
+            role_keys=tuple(parse_role_key(r) for r in getattr(opt, "role_key", None) or ()),
             request_budget=opt.request_budget,
             allow_burst=opt.allow_burst,
             server_faults=tuple(opt.server_fault or ()),
@@ -352,9 +372,17 @@ class RunState:
             return self.options.api_key
         return self.profile.test_key if self.embedded else None
 
+    def role_key(self, role: str) -> str | None:
+        """The key of ``role`` (no-balance, restricted, tier-<name>, expired, disabled): ``--role-key``, else the
+        profile's test key of that role, only for the embedded server; None when neither is known."""
+        given = dict(self.options.role_keys).get(role)
+        if given:
+            return given
+        return None if self.options.target_url else (self.profile.get("auth.extra_test_keys") or {}).get(role)
+
     @functools.cached_property
     def redactor(self) -> Redactor:
-        return Redactor([self.options.api_key, self.profile.test_key])
+        return Redactor([self.options.api_key, self.profile.test_key, *(k for _, k in self.options.role_keys)])
 
     def redactor_with(self, key: str | None) -> Redactor:
         """The run's redactor plus one more secret (a client built with another key)."""

@@ -1,13 +1,18 @@
 """Grading: from what a case observed to per-requirement verdicts, a case verdict and a requirement verdict.
 
-Verdicts, worst first: FAIL, XPASS, ERROR, WARN, XFAIL, PASS, SKIP. A requirement's verdict is its worst case.
-MUST (and MAY of a claimed feature) → FAIL; SHOULD → WARN; unclaimed feature → SKIP; a harness exception → ERROR;
-a baselined failure → XFAIL; a baselined case that passes → XPASS.
+Verdicts, worst first: FAIL, XPASS, ERROR, WARN, XFAIL, PASS, UNTESTABLE, SKIP. A requirement's verdict is its
+worst case. MUST (and MAY of a claimed feature) → FAIL; SHOULD → WARN; unclaimed feature → SKIP; a harness exception
+→ ERROR; a baselined failure → XFAIL; a baselined case that passes → XPASS.
+
+Every PASS has evidence: a requirement of a case grades PASS only when at least one expectation for it was evaluated
+in that case (``Expect.evaluated``); a case that observed nothing about it grades it UNTESTABLE, with the reason.
+UNTESTABLE ranks below PASS, so a requirement that passed with evidence in one case and was not reached in another
+is PASS, and one no case could judge is UNTESTABLE.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +24,7 @@ from conformance.expect import StopCase, Violation
 PASS, FAIL, WARN, SKIP, XFAIL, XPASS, ERROR = "PASS", "FAIL", "WARN", "SKIP", "XFAIL", "XPASS", "ERROR"
 # Requirement-only verdicts (reports): untestable per the registry; selected but no case ran.
 UNTESTABLE, NOT_RUN = "UNTESTABLE", "NOT_RUN"
-SEVERITY = {FAIL: 7, XPASS: 6, ERROR: 5, WARN: 4, XFAIL: 3, PASS: 2, SKIP: 1}
+SEVERITY = {FAIL: 8, XPASS: 7, ERROR: 6, WARN: 5, XFAIL: 4, PASS: 3, UNTESTABLE: 2, SKIP: 1}
 VERDICTS = tuple(sorted(SEVERITY, key=SEVERITY.get, reverse=True))
 
 
@@ -41,7 +46,7 @@ class CaseGrade:
         """passed / failed / skipped, as pytest should report the case."""
         if self.outcome in (FAIL, XPASS, ERROR) or (self.outcome == WARN and fail_on == "should"):
             return "failed"
-        if self.outcome in (SKIP, XFAIL):
+        if self.outcome in (SKIP, XFAIL, UNTESTABLE):
             return "skipped"
         return "passed"
 
@@ -56,8 +61,10 @@ def unclaimed_reason(req_ids: Iterable[str], registry: Mapping[str, Any], profil
 
 
 def grade_case(case_id: str, req_ids: Iterable[str], registry: Mapping[str, Any], profile: Any,
-               violations: list[Violation], exc: BaseException | None, baseline: Baseline) -> CaseGrade:
-    """Grade one executed case (its call phase)."""
+               violations: list[Violation], exc: BaseException | None, baseline: Baseline,
+               evaluated: Collection[str] = ()) -> CaseGrade:
+    """Grade one executed case (its call phase). ``evaluated``: the requirements an expectation was evaluated for;
+    a requirement outside it that would PASS is UNTESTABLE (no evidence)."""
     violated = {v.requirement: v for v in violations}
     if isinstance(exc, pytest.fail.Exception):  # pytest.fail() in a check is a failed assertion, not a crash
         exc = AssertionError(str(exc))
@@ -73,15 +80,26 @@ def grade_case(case_id: str, req_ids: Iterable[str], registry: Mapping[str, Any]
             verdicts[rid] = WARN if req.level == "SHOULD" and not untestable else FAIL
         elif harness:
             verdicts[rid] = ERROR
-        else:
+        elif rid in evaluated:
             verdicts[rid] = PASS
+        else:
+            verdicts[rid] = UNTESTABLE
         verdicts[rid] = _apply_baseline(rid, verdicts[rid], case_id, baseline)
     message = ""
     if harness:
         message = f"{type(exc).__name__}: {exc}"
     elif isinstance(exc, AssertionError) and not violations:
         message = f"AssertionError: {exc}".strip()
+    unseen = sorted(r for r, v in verdicts.items() if v == UNTESTABLE)
+    if unseen and not message:
+        message = no_evidence_message(unseen)
     return CaseGrade(verdicts, worst(verdicts.values()), message, list(violations))
+
+
+def no_evidence_message(req_ids: Iterable[str]) -> str:
+    """Why a case's requirements are UNTESTABLE: nothing about them was observed (the check found nothing to judge)."""
+    return ("Not testable: no expectation was evaluated for " + ", ".join(req_ids)
+            + " in this case (the target gave the check nothing to judge), so there is no evidence for a PASS")
 
 
 def _apply_baseline(rid: str, verdict: str, case_id: str, baseline: Baseline) -> str:

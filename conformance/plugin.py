@@ -32,6 +32,7 @@ from conformance.junit import CASE_PROPERTY
 from conformance.options import SUITE_DIR, ConformanceOptions, RunState
 from conformance.outcomes import (
     ERROR,
+    UNTESTABLE,
     WARN,
     XFAIL,
     XPASS,
@@ -237,10 +238,13 @@ def _grade_phase(item, call, report):
         return grade_skip(ids, reason.removeprefix("Skipped: "))
     if call.when == "call" or (call.when == "setup" and isinstance(exc, StopCase)):
         # A StopCase in setup (a fixture's expect.fatal) is the gateway's fault, graded like in the call phase.
-        violations = item.stash[EXPECT].violations if EXPECT in item.stash else []
+        recorder = item.stash.get(EXPECT, None)
+        violations = recorder.violations if recorder is not None else []
+        evaluated = recorder.evaluated if recorder is not None else set()
         if isinstance(exc, StopCase) and call.when == "setup":
             violations = violations + _setup_stop_violations(exc, ids, violations, state.redactor)
-        return grade_case(case_id(item), ids, state.registry, state.profile, violations, exc, state.baseline)
+        return grade_case(case_id(item), ids, state.registry, state.profile, violations, exc, state.baseline,
+                          evaluated)
     if report.failed:  # setup or teardown broke: the harness (or a fixture) failed, not the gateway
         return grade_error(ids, state.registry, state.profile, f"{call.when} failed: {type(exc).__name__}: {exc}")
     return None
@@ -289,6 +293,8 @@ def _apply_grade(item, report, grade) -> None:
         if report.when == "setup" and outcome == "passed":  # a SHOULD stopped the setup: the test cannot run
             outcome = "skipped"
             report.longrepr = (str(item.path), (item.location[1] or 0) + 1, f"WARN: {message}")
+        if grade.outcome == UNTESTABLE:  # nothing observed: shown as a skip with its reason, never as a pass
+            report.longrepr = (str(item.path), (item.location[1] or 0) + 1, state.redactor.text(message))
         report.outcome = outcome
         if (outcome == "failed" or grade.outcome == WARN) and state.allure_enabled:
             reports.allure_attach(transcript, exchanges, state.redactor, message if grade.outcome == WARN else "")

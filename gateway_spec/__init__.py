@@ -83,6 +83,7 @@ class Requirement:
     source: str = ""
     feature: str | None = None
     untestable: str | None = None
+    notes: str | None = None
 
     @property
     def testable(self) -> bool:
@@ -104,6 +105,7 @@ def _requirements_cached(folder: str, stamp: tuple) -> dict[str, Requirement]:
                 source=str(entry.get("source", "")),
                 feature=entry.get("feature"),
                 untestable=entry.get("untestable"),
+                notes=" ".join(str(entry["notes"]).split()) if entry.get("notes") else None,
             )
             if req.id in out:
                 raise ValueError(f"duplicate requirement id {req.id} in {path}")
@@ -182,6 +184,22 @@ class Profile:
     @property
     def test_key(self) -> str:
         return self.get("auth.test_key")
+
+    def unknown_model_statuses(self) -> tuple[int, ...]:
+        """Statuses an unknown model may get: the documented one, else every reasonable one (never an invented one).
+
+        400 or 404 where the doc states none, and 403 as well on a gateway with model allowlists (a name outside
+        the key's list is refused before the gateway looks it up).
+        """
+        documented = self.get("models.unknown_status")
+        if documented:
+            return (int(documented),)
+        return (400, 403, 404) if self.claims("model-allowlist") else (400, 404)
+
+    def accepts_every_key(self, key: str) -> bool:
+        """True when the doc says every key of this form is accepted (``auth.any_key_with_prefix``)."""
+        prefix = self.get("auth.any_key_with_prefix")
+        return bool(prefix) and key.startswith(prefix)
 
 
 class ProfileError(ValueError):

@@ -33,7 +33,7 @@ from reference_server.faults import sse as _sse_faults  # noqa: F401  (the same)
 from reference_server.faults import stream as _stream_faults  # noqa: F401  (the same)
 from reference_server.faults import usage as _usage_faults  # noqa: F401  (the same)
 from reference_server.faults import validation as _validation_faults  # noqa: F401  (the same)
-from reference_server.mock import answer_cache, scripted
+from reference_server.mock import answer_cache, scripted, usage
 from reference_server.policy import auth, limits
 from reference_server.scripting import ScriptEngine
 from reference_server.surfaces import chat, embeddings, models, ollama
@@ -134,7 +134,8 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     store = scripts.open_state(config)
     app.server = Server(config=config, state=store, limits=limits.Limits(config, store.rate_limiter(limits.Snapshot)),
                         journal=store.journal(config.journal_size), attempts=mock_controls.AttemptCounter(store),
-                        answers=answer_cache.AnswerCache(), scripts=ScriptEngine(store))
+                        answers=answer_cache.AnswerCache(), scripts=ScriptEngine(store),
+                        prompt_cache=usage.PromptCache())
     app.config["SERVER"] = config
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False

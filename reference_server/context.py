@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from reference_server.config import ServerConfig
     from reference_server.control.mock_controls import AttemptCounter, MockControls
     from reference_server.mock.answer_cache import AnswerCache
+    from reference_server.mock.usage import PromptCache
     from reference_server.policy.limits import KeyPolicy, Limits, Snapshot
     from reference_server.scripting import ScriptEngine, Selection
     from reference_server.state.base import Journal, StateStore
@@ -44,6 +45,7 @@ class Server:
     attempts: AttemptCounter  # X-Mock-Fail-Times attempt counts, kept in the state store
     answers: AnswerCache  # finished answers by request bytes (mock/answer_cache.py)
     scripts: ScriptEngine  # scripted rules (reference_server/scripting, docs/scripts.md)
+    prompt_cache: PromptCache  # prompt prefixes the emulated provider cache holds (mock/usage.py)
 
 
 @dataclass(slots=True, eq=False)

@@ -47,6 +47,16 @@ def _unknown_key(plan) -> str:
     return unknown_key_like(plan.api_key or plan.profile.test_key, plan.profile.get("auth.key_pattern"))
 
 
+def _bad_key(plan) -> str:
+    """A well-formed key the gateway must refuse; skips where the profile's doc accepts every such key."""
+    skip_if_key_ignored(plan.profile)
+    key = _unknown_key(plan)
+    if plan.profile.accepts_every_key(key):
+        pytest.skip(f"profile {plan.profile.name}'s doc accepts every key starting with "
+                    f"{plan.profile.get('auth.any_key_with_prefix')!r}: no well-formed key is unknown")
+    return key
+
+
 def _response(rec):
     return rec.response
 
@@ -73,8 +83,7 @@ def auth_malformed_key(plan):
 @exchange(view=ChatExchange.of)
 def auth_unknown_key(plan):
     """The one-token completion with a well-formed unknown key (AUTH-004; AUTH-009's reference)."""
-    skip_if_key_ignored(plan.profile)
-    return _chat(plan, f"Bearer {_unknown_key(plan)}")
+    return _chat(plan, f"Bearer {_bad_key(plan)}")
 
 
 @exchange(view=_response)
@@ -98,9 +107,8 @@ def auth_lower_case_scheme(plan):
 
 @exchange(view=_response)
 def auth_before_body(plan):
-    skip_if_key_ignored(plan.profile)
     return Spec("POST", "/chat/completions", content=b'{"model": ',
-                headers={"Authorization": f"Bearer {_unknown_key(plan)}", "Content-Type": "application/json"})
+                headers={"Authorization": f"Bearer {_bad_key(plan)}", "Content-Type": "application/json"})
 
 
 @exchange(view=_response)
@@ -151,7 +159,8 @@ def _accepted(expect, response, where: str) -> None:
 def test_test_key_accepted_on_every_route(models_listing, embedding_batch, rest, chat_basic, models, profile, expect):
     # Exchanges the model and embeddings checks judge as well: this check spends no request of its own.
     _accepted(expect, chat_basic, "POST /chat/completions")
-    _accepted(expect, rest.get("/models").response, "GET /models")
+    if profile.claims("models-list"):
+        _accepted(expect, rest.get("/models").response, "GET /models")
     if profile.claims("models-retrieve"):
         _accepted(expect, rest.get(f"/models/{models.chat}").response, "GET /models/{id}")
     if profile.claims("embeddings") and models.embedding:
@@ -175,6 +184,7 @@ def test_scheme_name_is_case_insensitive(auth_lower_case_scheme, expect):
 def test_key_checked_before_body(auth_before_body, auth_unknown_key, expect):
     response = auth_before_body
     if response.status_code == 401:
+        expect("AUTH-009", True, expected="HTTP 401 (key checked before the body)", received="HTTP 401")
         return
     # Only a key the gateway rejects with a valid body makes this a "bad key" (else AUTH-004 is what broke).
     reference = auth_unknown_key
@@ -188,3 +198,38 @@ def test_models_list_needs_a_key(auth_keyless_models, expect):
     response = auth_keyless_models
     expect("AUTH-010", response.status_code == 401, expected="HTTP 401",
            received=f"HTTP {response.status_code}: {response.text[:300]}")
+
+
+def _stale_key(plan, role: str) -> Spec:
+    """One completion with the key of ``role`` (expired, disabled), where such a key is known (AUTH-012)."""
+    skip_if_key_ignored(plan.profile)
+    key = plan.role_key(role)
+    if not key:
+        pytest.skip(f"needs an {role} key: pass --role-key {role}=KEY" if plan.options.target_url
+                    else f"profile {plan.profile.name} names no '{role}' test key (auth.extra_test_keys)")
+    return Spec.post("/chat/completions", tiny_body(plan.chat_model), key=key)
+
+
+@exchange(view=_response)
+def auth_expired_key(plan):
+    return _stale_key(plan, "expired")
+
+
+@exchange(view=_response)
+def auth_disabled_key(plan):
+    return _stale_key(plan, "disabled")
+
+
+def _stale_key_refused(expect, response, profile, key) -> None:
+    _unauthorized(expect, "AUTH-012", response, profile)
+    _not_echoed(expect, response, key)
+
+
+@pytest.mark.requirement("AUTH-012", "AUTH-006", *ENVELOPE)
+def test_expired_key(auth_expired_key, conformance, profile, expect):
+    _stale_key_refused(expect, auth_expired_key, profile, conformance.role_key("expired"))
+
+
+@pytest.mark.requirement("AUTH-012", "AUTH-006", *ENVELOPE)
+def test_disabled_key(auth_disabled_key, conformance, profile, expect):
+    _stale_key_refused(expect, auth_disabled_key, profile, conformance.role_key("disabled"))

@@ -239,6 +239,20 @@ def test_name_and_name_latest_are_one_model(rest, expect, profile):
            f"(same prompt, seed {OPTIONS['seed']}, temperature 0)", received=answers)
 
 
+@pytest.mark.requirement("OLLAMA-024")
+def test_generate_stream_false_gives_one_json_object(rest, expect, profile):
+    _needs_endpoint(profile, "generate")
+    exchange = rest.ollama("POST", "/generate", {"model": _model(profile), "prompt": "Say OK.", "options": OPTIONS,
+                                                 "stream": False})
+    body = exchange.json()
+    body = body if isinstance(body, dict) else {}
+    expect("OLLAMA-024", exchange.status == 200 and check_content_type(
+        exchange.headers.get("content-type"), "application/json") is None and body.get("done") is True
+        and isinstance(body.get("response"), str) and body["response"] != "",
+        expected="HTTP 200 application/json, one object, done true, the answer in response",
+        received=f"{exchange.headers.get('content-type')} {_status(exchange)}")
+
+
 @pytest.mark.requirement("OLLAMA-016")
 def test_generate_streams_fragments_then_done(rest, expect, profile):
     _needs_endpoint(profile, "generate")

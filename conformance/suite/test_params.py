@@ -63,6 +63,10 @@ def _bounds_name(bounds: dict) -> str:
     return "bounds-" + "-".join(f"{k}{v}" for k, v in bounds.items())
 
 
+# Token id 50256 (GPT-2's end-of-text) biased away: any tokenizer accepts the id; the answer is not judged.
+LOGIT_BIAS = {"50256": -100}
+
+
 @exchange(hint=True)
 def params_requests(plan):
     """Every named exchange the checks below ask ``chat_calls`` for: sent with the plan."""
@@ -83,8 +87,11 @@ def params_requests(plan):
         "rejected-PARAMS-009": chat(body(m, 1, top_p=1.5)),
         "rejected-PARAMS-010": chat(body(m, 1, n=0)),
         "rejected-PARAMS-016": chat(body(m, 1, temperature="hot")),
+        "rejected-PARAMS-025": chat(body(m, 1, presence_penalty=2.5)),
     }
     named.update({_bounds_name(b): chat(body(m, 4, **b)) for b in BOUNDS})
+    if plan.profile.claims("logit-bias"):
+        named["logit-bias"] = chat(body(m, 4, logit_bias=LOGIT_BIAS))
     if plan.profile.claims("logprobs"):
         named["rejected-PARAMS-021"] = chat(body(m, 1, logprobs=True, top_logprobs=21))
     return {f"chat.{name}": spec for name, spec in named.items()}
@@ -170,6 +177,16 @@ def test_top_p_out_of_range(params_requests, chat_calls, chat_model, profile, ex
 @pytest.mark.requirement("PARAMS-010", "PARAMS-011", *ENVELOPE)
 def test_n_out_of_range(params_requests, chat_calls, chat_model, profile, expect):
     _rejected(expect, chat_calls, profile, "PARAMS-010", body(chat_model, 1, n=0), "n")
+
+
+@pytest.mark.requirement("PARAMS-025", "PARAMS-011", *ENVELOPE)
+def test_penalty_out_of_range(params_requests, chat_calls, chat_model, profile, expect):
+    _rejected(expect, chat_calls, profile, "PARAMS-025", body(chat_model, 1, presence_penalty=2.5), "presence_penalty")
+
+
+@pytest.mark.requirement("PARAMS-026")
+def test_logit_bias_accepted(params_requests, chat_calls, chat_model, expect):
+    _accepted(expect, "PARAMS-026", chat_calls.post("logit-bias", body(chat_model, 4, logit_bias=LOGIT_BIAS)))
 
 
 @pytest.mark.requirement("PARAMS-016", "PARAMS-011", *ENVELOPE)

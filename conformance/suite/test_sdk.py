@@ -43,13 +43,18 @@ SHORT_PROMPT = "Reply with just the word ok."
 
 def sdk_client(plan, transport, key: str | None = None, max_retries: int = 0) -> openai.OpenAI:
     """An ``openai.OpenAI`` client on the target (base URL + profile base path), retries off, sending through
-    ``transport``."""
+    ``transport``.
+
+    The run's ``--header`` values go on every SDK request, as on every other client the suite builds: a gateway
+    routed by a header refuses requests without it. A key given here (a bad key on purpose) is what the SDK sends,
+    even when a ``--header`` carries an Authorization of its own."""
     opts = plan.options
+    headers = {name: value for name, value in opts.headers if key is None or name.lower() != "authorization"}
     timeout = httpx.Timeout(opts.stream_timeout, connect=min(10.0, opts.request_timeout))
     http = httpx.Client(timeout=timeout, transport=transport)
     return openai.OpenAI(api_key=key or plan.api_key or "conformance-no-key",
                          base_url=plan.target.rstrip("/") + plan.profile.base_path, max_retries=max_retries,
-                         timeout=timeout, http_client=http)
+                         timeout=timeout, http_client=http, default_headers=headers)
 
 
 def sdk_call(plan, interact, key: str | None = None) -> Call:
@@ -309,15 +314,21 @@ def embedded_only(capabilities, what: str) -> None:
 
 
 def check_class(expect, rid, exc, cls, status=None) -> None:
+    names = " or ".join(f"openai.{c.__name__}" for c in (cls if isinstance(cls, tuple) else (cls,)))
     expect(rid, isinstance(exc, cls) and (status is None or getattr(exc, "status_code", None) == status),
-           expected=f"openai.{cls.__name__}" + (f" with status_code {status}" if status else ""),
+           expected=names + (f" with status_code {status}" if status else ""),
            received=shown(exc) if exc else "no exception")
 
 
-def bad_key(profile, api_key) -> str:
+def bad_key(profile, api_key) -> str | None:
     """A well-formed key the gateway does not know (as AUTH-004's check sends): in every profile the 401 then
-    rests on one requirement, AUTH-004, not on AUTH-003's key pattern where a profile documents one."""
-    return unknown_key_like(api_key or profile.test_key, profile.get("auth.key_pattern"))
+    rests on one requirement, AUTH-004, not on AUTH-003's key pattern where a profile documents one. Where the doc
+    accepts every well-formed key (``auth.any_key_with_prefix``), the documented malformed key (AUTH-003's), else
+    None: no key gets a 401 there."""
+    key = unknown_key_like(api_key or profile.test_key, profile.get("auth.key_pattern"))
+    if profile.accepts_every_key(key):
+        return profile.get("auth.malformed_key")
+    return key
 
 
 def _create(plan, model: str | None = None, **kw):
@@ -329,7 +340,10 @@ def _create(plan, model: str | None = None, **kw):
 def sdk_401(plan):
     if plan.profile.get("auth.key_required_but_ignored"):
         pytest.skip("the profile documents that keys are never checked: no 401 to provoke")
-    return raising_call(plan, _create(plan), key=bad_key(plan.profile, plan.api_key))
+    key = bad_key(plan.profile, plan.api_key)
+    if key is None:
+        pytest.skip("the profile's doc accepts every well-formed key and documents no malformed one: no 401")
+    return raising_call(plan, _create(plan), key=key)
 
 
 @pytest.mark.requirement("SDK-007", "SDK-017")
@@ -366,8 +380,9 @@ def sdk_unknown_model(plan):
 
 @pytest.mark.requirement("SDK-009")
 def test_unknown_model_exception(sdk_unknown_model, profile, expect):
-    cls = openai.NotFoundError if profile.get("models.unknown_status") == 404 else openai.BadRequestError
-    check_class(expect, "SDK-009", sdk_unknown_model.result(), cls)
+    classes = {400: openai.BadRequestError, 403: openai.PermissionDeniedError, 404: openai.NotFoundError}
+    check_class(expect, "SDK-009", sdk_unknown_model.result(),
+                tuple(classes[s] for s in profile.unknown_model_statuses()))
 
 
 @exchange
@@ -410,10 +425,10 @@ def test_mid_stream_error_raises(sdk_mid_stream_error, expect):
 
 
 def keyed_status(plan, key_name, model) -> Call:
-    """The exception for a request with one of the profile's special test keys (embedded server only)."""
-    key = plan.profile.get(f"auth.extra_test_keys.{key_name}")
-    if not plan.capabilities.role_keys or not key:
-        pytest.skip(f"needs a '{key_name}' key: only the embedded server's profile keys are known")
+    """The exception for a request with a key of role ``key_name`` (``--role-key``, or the embedded server's)."""
+    key = plan.role_key(key_name)
+    if not key:
+        pytest.skip(f"needs a '{key_name}' key: pass --role-key {key_name}=KEY")
     return raising_call(plan, _create(plan, model), key=key)
 
 

@@ -79,7 +79,9 @@ def test_tool_call_shape(stream_tool_call, expect):
                note=f"tool_calls[{n}]")
         expect("TOOLS-004", fn.get("name") == "get_weather", expected='"get_weather" (the declared tool)',
                received=fn.get("name"), note=f"tool_calls[{n}]")
-        expect("TOOLS-005", isinstance(tool_arguments(call), dict), expected="a string holding a JSON object",
+        # Only the type is the gateway's (TOOLS-005); whether the text parses is the model's best effort without
+        # strict, judged by TOOLS-016 (SHOULD).
+        expect("TOOLS-005", isinstance(fn.get("arguments"), str), expected="a string (the model's JSON text)",
                received=repr(fn.get("arguments")), note=f"tool_calls[{n}]")
     if calls:
         expect("TOOLS-006", choice.get("finish_reason") == "tool_calls", expected='"tool_calls"',
@@ -91,6 +93,10 @@ def test_arguments_fit_the_tool_schema(stream_tool_call, expect):
     choice = first_choice_or_stop(expect, stream_tool_call, ["TOOLS-016"])
     for n, call in enumerate(calls_of(choice)):
         args, name = tool_arguments(call), (call.get("function") or {}).get("name")
+        text = (call.get("function") or {}).get("arguments") if isinstance(call, dict) else None
+        if isinstance(text, str) and args is None and name in TOOLS:  # a string that is not JSON (TOOLS-005: type)
+            expect("TOOLS-016", False, expected=f"arguments that parse as JSON valid against {name}'s parameters",
+                   received=repr(text[:300]), note=f"tool_calls[{n}]")
         if isinstance(args, dict) and name in TOOLS:  # shape and name have their own checks
             errors = [e.message for e in jsonschema.Draft202012Validator(TOOLS[name]).iter_errors(args)]
             expect("TOOLS-016", not errors, expected=f"arguments valid against {name}'s parameters",

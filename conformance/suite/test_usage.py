@@ -39,8 +39,9 @@ def usage_of(expect, exchange, req_ids) -> dict | None:
 
 @pytest.mark.requirement("USAGE-001", "USAGE-004")
 def test_usage_at_top_level(chat_basic, expect):
-    if usage_of(expect, chat_basic, ("USAGE-001", "USAGE-004")) is None and chat_basic.ok:
-        expect("USAGE-001", False, expected="a usage object", received=chat_basic.text[:300])
+    usage = usage_of(expect, chat_basic, ("USAGE-001", "USAGE-004"))
+    if chat_basic.ok:
+        expect("USAGE-001", usage is not None, expected="a usage object", received=chat_basic.text[:300])
     inside = [i for i, c in enumerate(chat_basic.choices) if isinstance(c, dict) and "usage" in c]
     expect("USAGE-004", not inside, expected="no usage inside choices", received=f"usage in choices {inside}")
 
@@ -103,11 +104,15 @@ CACHEABLE_TEXT = "You are a conformance probe. " + " ".join(
 
 
 def cache_request(model: str, profile) -> dict:
-    """A request whose long system prompt is marked cacheable the way the profile's cache fields imply."""
-    fields = profile.get("usage.cache_fields") or []
+    """A request whose long system prompt is marked cacheable the way the profile's doc marks it
+    (``usage.cache_marker``), to the documented caching model (``usage.cache_model``) when the doc names one."""
+    marker = profile.get("usage.cache_marker") or "prompt_cache_key"
     system: dict = {"role": "system", "content": CACHEABLE_TEXT}
-    body = {"model": model, "max_tokens": 4, "messages": [system, {"role": "user", "content": "Say hi."}]}
-    if any(f.startswith("cache_") for f in fields):  # Anthropic-style providers: a cache_control breakpoint
+    body = {"model": profile.get("usage.cache_model") or model, "max_tokens": 4,
+            "messages": [system, {"role": "user", "content": "Say hi."}]}
+    if marker == "message-cache-control":  # UnifiedAI: "Add the cache_control field to messages you want to cache"
+        system["cache_control"] = {"type": "ephemeral"}
+    elif marker == "part-cache-control":  # Anthropic-style: a cache_control breakpoint on a content part
         system["content"] = [{"type": "text", "text": CACHEABLE_TEXT, "cache_control": {"type": "ephemeral"}}]
     else:  # OpenAI: automatic caching; the key improves routing to the same cache
         body["prompt_cache_key"] = "llm-gateway-conformance"
@@ -125,14 +130,21 @@ def usage_cache_pair(plan):
     return [Spec.post("/chat/completions", cache_request(plan.chat_model, plan.profile))] * 2
 
 
-@pytest.mark.requirement("USAGE-016")
+@pytest.mark.requirement("USAGE-016", "USAGE-018")
 def test_repeated_prompt_hits_the_cache(usage_cache_pair, profile, expect):
-    second = usage_cache_pair[1]
+    first, second = usage_cache_pair
+    documented = profile.get("usage.cache_fields") or []
+    reads = [f for f in CACHE_READ_FIELDS if f in documented or f == CACHE_READ_FIELDS[0]]
+    documented_reads = [f for f in reads if f in documented] or reads[:1]
+    for label, rec in (("first request", first), ("second request", second)):
+        usage = usage_of(expect, rec, ("USAGE-018",))
+        if usage is not None:
+            values = {f: dig(usage, f) for f in documented_reads}
+            expect("USAGE-018", all(is_count(v) for v in values.values()),
+                   expected=f"{documented_reads}: non-negative integers (0 on a miss)", received=values, note=label)
     usage = usage_of(expect, second, ("USAGE-016",))
     if usage is None:
         return
-    documented = profile.get("usage.cache_fields") or []
-    reads = [f for f in CACHE_READ_FIELDS if f in documented or f == CACHE_READ_FIELDS[0]]
     hits = {f: dig(usage, f) for f in reads}
     expect("USAGE-016", any(is_count(v) and v > 0 for v in hits.values()),
            expected=f"a cache hit > 0 in one of {reads}", received=hits)

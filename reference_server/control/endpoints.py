@@ -80,12 +80,13 @@ def healthz():
 
 @bp.post("/_mock/reset")
 def reset():
-    """Reset rate-limit, quota and balance counters, fail-times attempt counts, scripted rules and the journal."""
+    """Reset rate-limit, quota and balance counters, fail-times attempt counts, scripted rules, the journal and the prompt cache."""
     server = request_context().server
     server.limits.reset()
     server.scripts.clear()
     server.state.reset_counters()
     server.journal.clear()
+    server.prompt_cache.reset()  # mock/usage.py's emulated provider cache
     return jsonify({"status": "reset"})
 
 

@@ -33,6 +33,7 @@ from werkzeug.datastructures import Headers
 
 from reference_server import faults
 from reference_server.context import request_context, server_config
+from reference_server.policy.limits import exhausted_snapshot
 from reference_server.wire.errors import ApiError
 
 if TYPE_CHECKING:
@@ -178,7 +179,8 @@ def request_fingerprint(req: Request) -> str:
 
 
 def injected_error(status: int, mock: MockControls) -> ApiError:
-    """The envelope for an injected status; 429 and 503 carry Retry-After (and retry-after-ms when asked)."""
+    """The envelope for an injected status; 429 and 503 carry Retry-After (and retry-after-ms when asked), and a 429
+    the profile's rate-limit headers with nothing remaining."""
     message, code = STATUS_MESSAGES.get(status, (f"Injected error (X-Mock-Status: {status}).", None))
     headers: dict[str, str] = {}
     if status in (429, 503):
@@ -186,6 +188,9 @@ def injected_error(status: int, mock: MockControls) -> ApiError:
         headers["Retry-After"] = str(documented or 1)
         if mock.retry_after_ms is not None:
             headers["retry-after-ms"] = str(mock.retry_after_ms)
+    if status == 429:  # the profile's rate-limit headers, remaining 0, as a real limit's 429 carries them
+        ctx = request_context()
+        ctx.rate_limit = exhausted_snapshot(ctx, documented or 1)
     return ApiError(status, message, code=code, headers=headers)
 
 

@@ -20,6 +20,8 @@ FAULT_CACHED_OVER = F("USAGE-010", "cached_tokens exceeds prompt_tokens.")
 FAULT_REASONING_OVER = F("USAGE-011", "reasoning_tokens exceeds completion_tokens.")
 FAULT_PROMPT_ZERO = F("USAGE-012", "prompt_tokens is 0.")
 FAULT_CACHE_MISSED = F("USAGE-016", "Requests marked cacheable report cached_tokens 0 (no cache hit, ever).")
+FAULT_CACHE_FIELD_GONE = F("USAGE-018", "Requests marked cacheable get usage without the documented cache-read field.",
+                           collateral=("USAGE-016",))
 FAULT_COMPLETION_ZERO = F("USAGE-015", "completion_tokens is 0 even when content is not empty.")
 
 
@@ -81,4 +83,16 @@ def _arithmetic(usage: dict, *_: Any) -> dict:
 def _float_counts(usage: dict, *_: Any) -> dict:
     for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
         usage[name] = float(usage[name])
+    return usage
+
+
+def _cache_involved(usage: dict, *_: Any) -> bool:
+    """The request read the cache, or (its first time, where the profile reports it) wrote it."""
+    return bool(usage["prompt_tokens_details"]["cached_tokens"] or usage.get("cache_creation_input_tokens"))
+
+
+@at(FAULT_CACHE_FIELD_GONE, _cache_involved)
+def _cache_field_gone(usage: dict, *_: Any) -> dict:
+    usage["prompt_tokens_details"].pop("cached_tokens")
+    usage.pop("cache_read_input_tokens", None)
     return usage

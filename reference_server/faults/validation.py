@@ -25,6 +25,7 @@ FAULT_SEED_REJECTED = F("PARAMS-024", "An integer seed on a sampled request (tem
 FAULT_EXTRA_FIELDS = F("PARAMS-015", "Unknown top-level request fields answer 400.")
 FAULT_BOUNDS = F("PARAMS-017", "The inclusive bounds temperature 2 and top_p 1 are rejected.")
 FAULT_PENALTIES = F("PARAMS-018", "Non-zero presence_penalty / frequency_penalty answer 400.")
+FAULT_LOGIT_BIAS = F("PARAMS-026", "Requests with logit_bias answer 400.")
 FAULT_NULLS = F("PARAMS-019", "An explicit null temperature answers 400.")
 FAULT_TEXT_FORMAT = F("STRUCTURED-OUTPUT-005", 'response_format {"type": "text"} answers 400.')
 FAULT_TOOL_FOLLOWUP = F("TOOLS-015", "A follow-up holding tool results answers 400.")
@@ -113,3 +114,8 @@ def _stop_array(req: ChatRequest) -> ChatRequest:
 @at(FAULT_SEED_REJECTED, lambda req: req.seed is not None and req.body.get("temperature") != 0)
 def _seed_rejected(req: ChatRequest) -> ChatRequest:
     raise _refuse("'seed' is not supported by this model.", "seed")
+
+
+@at(FAULT_LOGIT_BIAS, lambda req: req.body.get("logit_bias") is not None)
+def _logit_bias(req: ChatRequest) -> ChatRequest:
+    raise _refuse("'logit_bias' is not supported.", "logit_bias")

@@ -2,7 +2,8 @@
 
 Accepted keys: the profile's ``auth.test_key`` and ``auth.extra_test_keys`` plus ``ServerConfig.keys`` (which
 ``ServerConfig`` seeds with the profile's keys; the CLI adds a keys file and ``REFERENCE_SERVER_KEYS``). A key must
-also match ``auth.key_pattern``. Profiles with ``auth.key_required_but_ignored`` accept any non-empty key.
+also match ``auth.key_pattern``. Profiles with ``auth.key_required_but_ignored`` accept any non-empty key, and
+profiles with ``auth.any_key_with_prefix`` any key that starts with it (UnifiedAI: "Any API key starting with sk-").
 
 Every rejection is a 401 envelope with code ``invalid_api_key`` whose message shows at most a masked prefix of the
 key (``sk-abc***``), never the key itself. The accepted key is on the request context (``RequestContext.api_key``)
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 FAULT_NO_AUTH = faults.declare("AUTH-001", "Requests without an Authorization header are served.",
                                collateral=("AUTH-010", "CORS-007"))
 FAULT_ANY_SCHEME = faults.declare("AUTH-002", "Any auth scheme (e.g. Basic) is accepted with a known key.")
+FAULT_STALE_KEY_OK = faults.declare("AUTH-012", "Expired and disabled keys are accepted like valid ones.")
 FAULT_NO_PATTERN = faults.declare("AUTH-003", "Keys that break the profile's key_pattern answer 400, not 401.")
 # SDK-007's check presents a well-formed unknown key too: served, so no 401 reaches the SDK to map.
 FAULT_UNKNOWN_KEY = faults.declare("AUTH-004", "Well-formed unknown keys are accepted.", collateral=("SDK-007",))
@@ -98,8 +100,11 @@ def check_key(token: str, config: ServerConfig) -> dict[str, Any]:
         raise err
     settings = config.keys.get(token)
     if settings is not None:
+        state = settings.get("role")
+        if state in ("expired", "disabled") and not _fault(FAULT_STALE_KEY_OK):
+            raise unauthorized(f"The API key {_shown(token)} is {state}.")
         return settings
-    if profile.get("auth.key_required_but_ignored") or _fault(FAULT_UNKNOWN_KEY):
+    if profile.get("auth.key_required_but_ignored") or profile.accepts_every_key(token) or _fault(FAULT_UNKNOWN_KEY):
         return {"role": "any"}
     raise unauthorized(f"Incorrect API key provided: {_shown(token)}. You can find your API key in your dashboard.")
 

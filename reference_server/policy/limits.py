@@ -17,6 +17,7 @@ role; the counters could move out if the module grows.
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import math
 import re
 import threading
@@ -45,9 +46,11 @@ F = faults.declare
 FAULT_BARE_429 = F("RATE-LIMITS-001", "Over-limit requests get 429 with a text/plain body instead of the envelope.",
                    collateral=("RATE-LIMITS-014",))
 FAULT_NO_RETRY_AFTER = F("RATE-LIMITS-002", "Rate-limit 429s carry no Retry-After.")
-FAULT_RETRY_AFTER_NOT_INT = F("RATE-LIMITS-003", 'Retry-After is fractional ("40.5").',
-                              collateral=("RATE-LIMITS-004",))
-FAULT_RETRY_AFTER_LONG = F("RATE-LIMITS-004", "Retry-After is 300 seconds (over the SDK's 120 s cap).")
+FAULT_RETRY_AFTER_NOT_INT = F("RATE-LIMITS-003", 'Retry-After is "soon": neither seconds nor an HTTP-date.',
+                              collateral=("RATE-LIMITS-017",))
+FAULT_RETRY_AFTER_LONG = F("RATE-LIMITS-004", "Retry-After is 300 seconds (over the 60 s every SDK honours).",
+                           collateral=("RATE-LIMITS-017",))
+FAULT_RETRY_AFTER_UNDOCUMENTED = F("RATE-LIMITS-017", "Retry-After is half the value the profile's doc states.")
 FAULT_NO_REQUEST_HEADERS = F("RATE-LIMITS-005", "Successful responses lack the x-ratelimit-*-requests headers.")
 FAULT_TOKENS_FLOAT = F("RATE-LIMITS-006", 'x-ratelimit-remaining-tokens is not an integer ("149984.0").')
 FAULT_RESET_SECONDS = F("RATE-LIMITS-007", 'x-ratelimit-reset-* are bare seconds ("60"), not Go durations.')
@@ -230,12 +233,20 @@ def rate_limit_error(message: str, snapshot: Snapshot, *, type_: str = "requests
     """429 with the envelope, code ``rate_limit_exceeded`` and an integer ``Retry-After``."""
     seconds = retry_after_seconds(snapshot)
     headers = {"Retry-After": str(seconds)}
+    config = server_config()
+    documented = config.profile.get("rate_limits.retry_after")
     if _fault(FAULT_NO_RETRY_AFTER):
         headers = {}
     elif _fault(FAULT_RETRY_AFTER_NOT_INT):
-        headers["Retry-After"] = f"{seconds}.5"
+        headers["Retry-After"] = "soon"
     elif _fault(FAULT_RETRY_AFTER_LONG):
         headers["Retry-After"] = "300"
+    elif documented and _fault(FAULT_RETRY_AFTER_UNDOCUMENTED):
+        headers["Retry-After"] = str(max(1, int(documented) // 2))
+    elif not documented and config.variant("retry-after-fraction"):  # both SDKs read a fraction (RATE-LIMITS-003)
+        headers["Retry-After"] = f"{max(seconds - 1, 0)}.5"
+    elif not documented and config.variant("retry-after-date"):  # ... and an HTTP-date
+        headers["Retry-After"] = email.utils.formatdate(time.time() + seconds, usegmt=True)
     if _fault(FAULT_RETRY_AFTER_MS):
         headers["retry-after-ms"] = "-1000"
     code = None if _fault(FAULT_NO_CODE) else "rate_limit_exceeded"
@@ -403,6 +414,19 @@ def add_openai_headers(resp: ReferenceResponse, snapshot: Snapshot, limit: int, 
                   ("x-ratelimit-remaining-tokens", f"{tokens_left}.0" if fault(FAULT_TOKENS_FLOAT) else str(tokens_left)),
                   ("x-ratelimit-reset-tokens", reset)]
     resp.send("rate-limits", pairs)  # made here from numbers: straight to the WSGI server (see wire/headers.py)
+
+
+def exhausted_snapshot(ctx: RequestContext, retry_after: float) -> Snapshot | None:
+    """What a real limit's 429 reports for the request's key: its limits, nothing remaining, a reset after
+    ``retry_after`` seconds (an ``X-Mock-Status: 429`` answer carries the rate-limit headers a real one would)."""
+    key = ctx.api_key
+    if not key:  # X-Mock-Status is answered before authentication: the key the request presents
+        scheme, _, token = (ctx.request.headers.get("Authorization") or "").strip().partition(" ")
+        key = token.strip() if scheme.lower() == "bearer" else ""
+    if not key:
+        return None
+    policy = ctx.server.limits.policy(ctx, key)
+    return Snapshot(policy.requests_per_minute, 0, policy.tokens_per_minute, 0, float(retry_after))
 
 
 def init_app(app: Flask, limits: Limits) -> None:

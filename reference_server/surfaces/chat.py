@@ -20,7 +20,7 @@ from reference_server.mock import answer_cache, scripted
 from reference_server.mock.logprobs import content_logprobs
 from reference_server.mock.providers import Generation, finalize, generate, text_provider
 from reference_server.mock.tokenizer import count_prompt_tokens, tokenize
-from reference_server.mock.usage import build_usage
+from reference_server.mock.usage import build_usage, is_cacheable
 from reference_server.surfaces import streaming
 from reference_server.surfaces.chat_request import ChatRequest, parse_chat_request, read_json_body
 from reference_server.wire.errors import ApiError
@@ -64,11 +64,13 @@ def create_chat_completion():
         def remember(frames: tuple[bytes, ...]) -> None:
             answer_cache.store(ctx, key, answer_cache.CachedAnswer(req.model.id, prompt_tokens, frames=frames))
 
+        # A cacheable request's usage depends on the requests before it (mock/usage.py): never replayed.
         return streaming.stream_response(req, generations, req.model.response_model, completion_id(req),
-                                         remember if key else None)
+                                         remember if key and not is_cacheable(req) else None)
     completion = seams.COMPLETION(config, build_completion(req, generations), req, generations)
     resp = seams.CHAT_RESPONSE(config, jsonify(completion), req)
-    answer_cache.store(ctx, key, answer_cache.CachedAnswer(req.model.id, prompt_tokens, body=resp.get_data()))
+    if not is_cacheable(req):  # its usage depends on the requests before it (mock/usage.py): never replayed
+        answer_cache.store(ctx, key, answer_cache.CachedAnswer(req.model.id, prompt_tokens, body=resp.get_data()))
     return resp
 
 

@@ -2,7 +2,8 @@
 
 Every problem a client can cause answers 400 with the envelope and the offending field in ``param``; a body sent
 with a non-JSON Content-Type answers 415 (Unsupported Media Type, the status HTTP defines for it; ERRORS-005 allows
-400 or 415), always, whatever the body holds. Unknown extra fields are tolerated because SDKs send new fields first.
+400 or 415, or serving the body as JSON: the ``text-plain-served`` variant), whatever the body holds. Unknown extra
+fields are tolerated because SDKs send new fields first.
 
 The faults that refuse a valid request act on the validated ``ChatRequest`` at the ``CHAT_REQUEST`` seam
 (faults/validation.py); those that accept an invalid one, or change the error a problem gets, are still branches here
@@ -36,7 +37,7 @@ FAULT_BARE_ERROR = F("ERRORS-001", "Invalid JSON bodies answer 400 with a bare s
                      collateral=("ERRORS-002", "ERRORS-004"))
 FAULT_EMPTY_MESSAGE = F("ERRORS-002", "Chat parameter validation errors carry an empty message.")
 FAULT_INVALID_JSON_422 = F("ERRORS-004", "Invalid JSON answers 422 instead of 400.")
-FAULT_TEXT_PLAIN = F("ERRORS-005", "Bodies sent as text/plain are parsed as JSON and served.")
+FAULT_TEXT_PLAIN = F("ERRORS-005", "Bodies sent as text/plain are answered 404 (as if the route did not exist).")
 FAULT_NO_MODEL = F("ERRORS-006", "A chat request without model is served by the default model.",
                    collateral=("ERRORS-007",))
 FAULT_NO_MODEL_PARAM = F("ERRORS-007", "The 400 for a missing model carries param null.")
@@ -56,6 +57,7 @@ FAULT_TOP_P = F("PARAMS-009", "top_p outside 0..1 is accepted.")
 FAULT_N = F("PARAMS-010", "n outside 1..128 is accepted (clamped).")
 FAULT_PARAM_NULL = F("PARAMS-011", "Out-of-range and mistyped sampling-parameter errors carry param null.")
 FAULT_WRONG_TYPE = F("PARAMS-016", 'A mistyped temperature (e.g. "hot") is ignored and served.')
+FAULT_PENALTY_RANGE = F("PARAMS-025", "presence_penalty / frequency_penalty outside -2..2 are served.")
 FAULT_TOP_LOGPROBS = F("PARAMS-021", "top_logprobs outside 0..20 is accepted.")
 FAULT_FORMAT_TYPE = F("STRUCTURED-OUTPUT-007", "An unknown response_format type is accepted as text.")
 FAULT_SCHEMA_NAME = F("STRUCTURED-OUTPUT-008", "A json_schema name breaking ^[a-zA-Z0-9_-]{1,64}$ is accepted.")
@@ -124,8 +126,11 @@ def canonical_hash(value: Any) -> str:
 
 def read_json_body() -> Any:
     """The parsed body, or raise 415 (not JSON content type) / 400 (not parseable)."""
-    if not request.is_json and not _fault(FAULT_TEXT_PLAIN):
-        raise invalid("Invalid Content-Type header: expected application/json.", None, status=415)
+    if not request.is_json:
+        if _fault(FAULT_TEXT_PLAIN):
+            raise invalid(f"Unknown request URL: POST {request.path}.", None, status=404)
+        if not server_config().variant("text-plain-served"):
+            raise invalid("Invalid Content-Type header: expected application/json.", None, status=415)
     raw = request.get_data(cache=True)
     try:
         return json.loads(raw.decode("utf-8"))
@@ -147,7 +152,8 @@ def _number(body: dict, name: str, low: float, high: float) -> float | None:
         if name == "temperature" and _fault(FAULT_WRONG_TYPE):
             return None
         raise invalid(f"Invalid type for '{name}': expected a number, got {type(value).__name__}.", name)
-    lenient = {"temperature": FAULT_TEMPERATURE, "top_p": FAULT_TOP_P}.get(name)
+    lenient = {"temperature": FAULT_TEMPERATURE, "top_p": FAULT_TOP_P, "presence_penalty": FAULT_PENALTY_RANGE,
+               "frequency_penalty": FAULT_PENALTY_RANGE}.get(name)
     if not low <= value <= high and not (lenient and _fault(lenient)):
         raise invalid(f"Invalid '{name}': {value} is out of range; expected {low} to {high}.", name)
     return float(value)

@@ -119,7 +119,8 @@ def _check_text(text: str) -> str:
 
 
 def parse_inputs(value: Any) -> list[str | list[int]]:
-    """Normalise the four input shapes (string, string[], int[], int[][]) to a list of texts / token arrays."""
+    """Normalise the four input shapes (string, string[], int[], int[][]) to a list of texts / token arrays; the token
+    shapes only where the profile claims ``embeddings-token-input``."""
     if value is None:
         if _fault(FAULT_MISSING_INPUT_OK):
             return [""]
@@ -139,11 +140,15 @@ def parse_inputs(value: Any) -> list[str | list[int]]:
     if all(isinstance(v, str) for v in value):
         texts = [_check_text(v) for v in value]
         return texts[:1] if _fault(FAULT_FIRST_ONLY) else texts
+    # Token inputs only where the profile's doc serves them (Ollama's /v1/embeddings takes strings only).
+    tokens_served = server_config().profile.claims("embeddings-token-input")
     if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        if _fault(FAULT_NO_TOKENS):
+        if not tokens_served or _fault(FAULT_NO_TOKENS):
             raise ApiError(400, "'input' token arrays are not supported.", param="input")
         return [_check_tokens(value)]
     if all(isinstance(v, list) for v in value):
+        if not tokens_served:
+            raise ApiError(400, "'input' arrays of token arrays are not supported.", param="input")
         arrays = [_check_tokens(v) for v in value]
         return [[t for a in arrays for t in a]] if _fault(FAULT_FLATTEN) else arrays
     raise ApiError(400, "'input' mixes strings, integers and arrays.", param="input")

@@ -188,6 +188,8 @@ def model_object(entry: dict[str, Any], profile: Profile) -> dict[str, Any]:
                            "created": created, "owned_by": entry.get("owned_by", "system")}
     if _fault(FAULT_OWNER):
         obj["owned_by"] = "unknown-owner"
+    elif not profile.get("models.owned_by_documented") and server_config().variant("owned-by-own"):
+        obj["owned_by"] = profile.name  # the gateway names itself where the doc names no owner (MODELS-020)
     if _fault(FAULT_NO_OWNED_BY):
         del obj["owned_by"]
     if _fault(FAULT_SHUTDOWN_DATE):

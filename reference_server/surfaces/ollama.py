@@ -62,6 +62,7 @@ FAULT_ENVELOPE = F("OLLAMA-013", "Native errors use the OpenAI envelope {error: 
 FAULT_LATEST_DIFFERS = F("OLLAMA-014", 'A bare name and "name:latest" reach different models.')
 FAULT_UNKNOWN_400 = F("OLLAMA-015", "An unknown native model answers 400.")
 FAULT_GENERATE_NO_DONE = F("OLLAMA-016", "/api/generate streams end without a done object.")
+FAULT_GENERATE_ALWAYS_STREAMS = F("OLLAMA-024", "/api/generate with stream false streams NDJSON anyway.")
 FAULT_EMBED_SINGULAR = F("OLLAMA-017", '/api/embed answers {"embedding": [...]} with one vector.')
 FAULT_AUTH_REQUIRED = F(
     "OLLAMA-018", "Native routes require an Authorization header (401).",
@@ -400,7 +401,7 @@ def generate():
     """Complete a prompt: like chat, with ``response`` fragments in place of ``message``."""
     body = json_body()
     entry = chat_model(body)
-    stream = stream_flag(body)
+    stream = stream_flag(body) or _fault(FAULT_GENERATE_ALWAYS_STREAMS)
     prompt = body.get("prompt") or ""
     if not isinstance(prompt, str):
         raise ApiError(400, "prompt must be a string")

@@ -25,7 +25,8 @@ FAULT_NO_ALLOW = F("ERRORS-013", "405 answers carry no Allow header.")
 FAULT_TOO_LARGE_400 = F("ERRORS-014", "Oversized bodies answer 400 instead of 413.")
 FAULT_BARE_5XX = F("ERRORS-019", "5xx answers carry a bare JSON string instead of the envelope.",
                    collateral=("ERRORS-001", "ERRORS-002"))
-FAULT_ODD_TYPE = F("ERRORS-022", 'Every error carries type "error".')
+FAULT_ODD_TYPE = F("ERRORS-022", 'Every error carries type "error".', collateral=("ERRORS-025",))
+FAULT_5XX_TYPE = F("ERRORS-025", "5xx errors carry the default type even where the profile's doc names another.")
 
 # Default error `type` per status, following OpenAI's observed vocabulary.
 DEFAULT_TYPES = {
@@ -65,6 +66,7 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.type = type or DEFAULT_TYPES.get(status, "api_error")
+        self.type_given = type is not None  # else the profile's documented type for the status wins (errors.types)
         self.param = param
         self.code = code
         self.headers = dict(headers or {})
@@ -79,6 +81,10 @@ def _fault(fault: faults.Fault) -> bool:
 
 def error_response(err: ApiError) -> Response:
     """Render an ApiError as a JSON response with the envelope and its headers."""
+    if not err.type_given and err.status >= 500 and has_app_context():
+        documented = (server_config().profile.get("errors.types") or {}).get(err.status)
+        if isinstance(documented, str) and not _fault(FAULT_5XX_TYPE):
+            err.type = documented  # UnifiedAI: "provider_error 502 Error from the upstream provider API"
     if _fault(FAULT_ODD_TYPE):
         err.type = "error"
     resp = jsonify(err.message if err.status >= 500 and _fault(FAULT_BARE_5XX) else err.body())

@@ -4,7 +4,7 @@ import pytest
 
 from conformance.baseline import Baseline, BaselineError
 from conformance.expect import Violation
-from conformance.outcomes import FAIL, PASS, XFAIL, XPASS, grade_case, requirement_verdict
+from conformance.outcomes import FAIL, PASS, SKIP, UNTESTABLE, XFAIL, XPASS, grade_case, requirement_verdict
 from gateway_spec import Profile, Requirement
 
 REGISTRY = {
@@ -61,7 +61,7 @@ def test_missing_file_is_an_error_and_none_is_empty(tmp_path):
 def test_baselined_failure_grades_xfail_and_other_requirements_keep_their_verdict(tmp_path):
     b = Baseline.load(_write(tmp_path, "- T-001\n"))
     grade = grade_case("c", ["T-001", "T-002"], REGISTRY, PROFILE,
-                       [Violation("T-001", "x", "y")], None, b)
+                       [Violation("T-001", "x", "y")], None, b, {"T-001", "T-002"})
     assert grade.requirements == {"T-001": XFAIL, "T-002": PASS}
     assert grade.outcome == XFAIL
 
@@ -75,5 +75,19 @@ def test_requirement_wide_entry_that_passes_everywhere_is_stale():
 
 def test_case_specific_entry_that_passes_is_xpass_at_once(tmp_path):
     b = Baseline.load(_write(tmp_path, "- {requirement: T-001, case: 'mod.py::test_a'}\n"))
-    assert grade_case("mod.py::test_a", ["T-001"], REGISTRY, PROFILE, [], None, b).outcome == XPASS
-    assert grade_case("mod.py::test_b", ["T-001"], REGISTRY, PROFILE, [], None, b).outcome == PASS
+    assert grade_case("mod.py::test_a", ["T-001"], REGISTRY, PROFILE, [], None, b, {"T-001"}).outcome == XPASS
+    assert grade_case("mod.py::test_b", ["T-001"], REGISTRY, PROFILE, [], None, b, {"T-001"}).outcome == PASS
+
+
+def test_a_requirement_without_an_evaluated_expectation_is_untestable_not_pass(tmp_path):
+    """Every PASS has evidence: what no expectation judged in the case is UNTESTABLE, with the reason."""
+    b = Baseline.load(None)
+    grade = grade_case("c", ["T-001", "T-002"], REGISTRY, PROFILE, [], None, b, {"T-001"})
+    assert grade.requirements == {"T-001": PASS, "T-002": UNTESTABLE}
+    assert grade.outcome == PASS and "T-002" in grade.message and "no expectation" in grade.message
+    nothing = grade_case("c", ["T-001"], REGISTRY, PROFILE, [], None, b)
+    assert nothing.requirements == {"T-001": UNTESTABLE} and nothing.pytest_outcome("must") == "skipped"
+    # a baseline entry never turns a requirement nothing judged into XPASS
+    stale = Baseline.load(_write(tmp_path, "- {requirement: T-001, case: c}\n"))
+    assert grade_case("c", ["T-001"], REGISTRY, PROFILE, [], None, stale).requirements == {"T-001": UNTESTABLE}
+    assert requirement_verdict([PASS, UNTESTABLE]) == PASS and requirement_verdict([UNTESTABLE, SKIP]) == UNTESTABLE

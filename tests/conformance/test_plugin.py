@@ -169,6 +169,29 @@ def test_each_outcome_is_graded_and_reported(suite):
     assert skipped["message"] == "feature feat-b not claimed by profile fake"
 
 
+def test_a_pass_needs_an_evaluated_expectation(suite):
+    """A requirement no expectation judged in a case is UNTESTABLE there (a skip with the reason), never PASS."""
+    source = '''
+import pytest
+
+@pytest.mark.requirement("T-001", "T-002")
+def test_half_observed(expect):
+    expect("T-001", True, expected=1, received=1)
+
+@pytest.mark.requirement("T-001")
+def test_returns_early(expect):
+    return
+'''
+    result = suite(source=source)
+    result.assert_outcomes(passed=1, skipped=1)
+    data = results(suite.pytester)
+    assert case_outcomes(data) == {"test_half_observed": "PASS", "test_returns_early": "UNTESTABLE"}
+    early = next(c for c in data["cases"] if c["id"].endswith("test_returns_early"))
+    assert "no expectation was evaluated for T-001" in early["message"]
+    reqs = data["requirements"]
+    assert (reqs["T-001"]["verdict"], reqs["T-002"]["verdict"]) == ("PASS", "UNTESTABLE")
+
+
 def test_failure_message_quotes_requirement_expected_received_and_transcript(suite):
     result = suite()
     out = result.stdout.str()
@@ -344,12 +367,12 @@ def test_request_budget_errors_later_cases(suite, echo_server):
 import pytest
 
 @pytest.mark.requirement("T-001")
-def test_one(client):
-    client.get("/models")
+def test_one(client, expect):
+    expect("T-001", client.get("/models").status_code == 200, expected="200", received="other")
 
 @pytest.mark.requirement("T-001")
-def test_two(client):
-    client.get("/models")
+def test_two(client, expect):
+    expect("T-001", client.get("/models").status_code == 200, expected="200", received="other")
 '''
     suite("--target-url", echo_server, "--request-budget", "1", source=source)
     data = results(suite.pytester)
@@ -462,6 +485,29 @@ def test_leaky():
     for path in (suite.pytester.path / "out").rglob("*"):
         if path.is_file():
             assert KEY not in path.read_text(errors="replace"), path
+
+
+ROLE_KEY = "sk-role-secret-no-balance-42"
+
+
+def test_role_keys_reach_the_checks_and_stay_secret(suite):
+    source = f'''
+import pytest
+
+@pytest.mark.requirement("T-001")
+def test_role(conformance, expect):
+    key = conformance.role_key("no-balance")
+    print("role key", key)
+    assert conformance.role_key("restricted") is None  # not given, and no embedded server to ask
+    expect("T-001", key == "{ROLE_KEY}", expected="the --role-key value", received=key)
+'''
+    result = suite("--target-url", "http://127.0.0.1:9", "--no-preflight", "--role-key", f"no-balance={ROLE_KEY}", source=source)
+    result.assert_outcomes(passed=1)
+    for path in (suite.pytester.path / "out").rglob("*"):
+        if path.is_file():
+            assert ROLE_KEY not in path.read_text(errors="replace"), path
+    bad = suite("--target-url", "http://127.0.0.1:9", "--role-key", "admin=sk-x", source=source)
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR and "sk-x" not in bad.stderr.str() + bad.stdout.str()
 
 
 def test_embedded_server_serves_the_profile_and_releases_its_port():

@@ -235,12 +235,14 @@ def choose_profile(requirement: gateway_spec.Requirement, baselines: Baselines) 
     """The profile a requirement's fault runs in: the first claiming its feature whose clean run judges it.
 
     A check may skip for a profile that lacks a fact it needs (no key pattern, no routing, no documented header
-    family): then the next claiming profile is tried. NOT_RUN means no case carries the ID in any profile, so the
+    family), or judge nothing there (UNTESTABLE: no documented owner or Retry-After): then the next claiming
+    profile is tried. NOT_RUN means no case carries the ID in any profile, so the
     first profile is as good as any. ``None`` when no bundled profile claims the feature.
     """
     candidates = claiming_profiles(requirement.feature)
     for profile in candidates:
-        if baselines.get(profile).verdicts.get(requirement.id, "NOT_RUN") != "SKIP":
+        # UNTESTABLE: the profile's clean run judged nothing of it (a fact its check needs is undocumented there)
+        if baselines.get(profile).verdicts.get(requirement.id, "NOT_RUN") not in ("SKIP", "UNTESTABLE"):
             return profile
     return candidates[0] if candidates else None
 

@@ -99,12 +99,31 @@ def test_prompt_cache_usage(post_chat):
     messages = [{"role": "system", "content": [{"type": "text", "text": "Long stable prefix",
                                                 "cache_control": {"type": "ephemeral"}}]},
                 {"role": "user", "content": "Hi"}]
-    usage = post_chat({"model": "gpt-4o-mini", "messages": messages}).get_json()["usage"]
-    assert usage["prompt_tokens_details"]["cached_tokens"] == 1 + count_tokens("Long stable prefix")
+    prefix = 1 + count_tokens("Long stable prefix")
+    # The first request of a prefix writes the cache (a miss), the second reads it.
+    first = post_chat({"model": "gpt-4o-mini", "messages": messages}).get_json()["usage"]
+    second = post_chat({"model": "gpt-4o-mini", "messages": messages}).get_json()["usage"]
+    assert (first["prompt_tokens_details"]["cached_tokens"], second["prompt_tokens_details"]["cached_tokens"]) == \
+        (0, prefix)
+
+
+def test_unifiedai_caches_claude_and_gemini_only_with_cache_control_on_the_message():
+    """UnifiedAI: "Add the cache_control field to messages"; Claude and Gemini cache, GLM and OpenAI GPT do not."""
     client = make_client("unifiedai")
-    resp = client.post("/v1/chat/completions", headers={"Authorization": "Bearer sk-test"},
-                       json={"model": "zai-glm-4.6", "messages": messages, "prompt_cache_key": "k"})
-    assert resp.get_json()["usage"]["cache_read_input_tokens"] == 1 + count_tokens("Long stable prefix")
+    messages = [{"role": "system", "content": "Long stable prefix", "cache_control": {"type": "ephemeral"}},
+                {"role": "user", "content": "Hi"}]
+    prefix = 1 + count_tokens("Long stable prefix")
+
+    def usage(model):
+        resp = client.post("/v1/chat/completions", headers={"Authorization": "Bearer sk-test"},
+                           json={"model": model, "messages": messages})
+        body = resp.get_json()["usage"]
+        return body["cache_creation_input_tokens"], body["cache_read_input_tokens"]
+
+    assert usage("openrouter-anthropic/claude-3.5-sonnet") == (prefix, 0)
+    assert usage("openrouter-anthropic/claude-3.5-sonnet") == (0, prefix)
+    assert usage("zai-glm-4.6") == (0, 0)
+    assert usage("openrouter-openai/gpt-4o") == (0, 0)
 
 
 def test_unknown_fields_and_nulls_are_tolerated(post_chat):

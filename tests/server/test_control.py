@@ -13,6 +13,7 @@ from reference_server import ServerConfig, create_app
 from reference_server.context import request_context
 from reference_server.control.journal import RequestJournal, redact_secret
 from reference_server.control.mock_controls import MockControls
+from tests.server.conftest import auth_headers, chat_body, make_client
 
 KEY = load_profile("openai").test_key
 
@@ -99,6 +100,18 @@ def test_mock_status_429_and_503_carry_retry_after(client, status):
     assert resp.status_code == status
     assert resp.headers["Retry-After"] == "1"
     assert resp.headers["retry-after-ms"] == "20"
+
+
+@pytest.mark.parametrize(("profile", "limit", "remaining"), [
+    ("openai", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests"),
+    ("wallet-gateway", "X-RateLimit-Limit", "X-RateLimit-Remaining")])
+def test_mock_status_429_carries_the_rate_limit_headers_of_a_real_limit(profile, limit, remaining):
+    client = make_client(profile)
+    config = client.application.config["SERVER"]
+    resp = client.post(f"{config.profile.base_path}/chat/completions", headers={
+        **auth_headers(client), "X-Mock-Status": "429"}, json=chat_body(model=config.profile.get("models.default_chat")))
+    assert resp.status_code == 429
+    assert int(resp.headers[limit]) > 0 and resp.headers[remaining] == "0"
 
 
 def test_latency_delays_the_answer(client):

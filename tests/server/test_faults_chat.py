@@ -77,6 +77,13 @@ SCENARIOS.update({
     "no_content": _post({"model": "gpt-4o-mini", "messages": [{"role": "user"}]}),
     "unknown_model": _post(chat_body(model="conformance-unknown-model")),
     "rejected_model": _post(chat_body(model="GPT-4O-MINI")),
+    "penalty_out_of_range": _post(chat_body(presence_penalty=2.5)),
+    "logit_bias": _post(chat_body(logit_bias={"50256": -100})),
+    "expired_key": ("wallet-gateway", "POST", "/api/v1/chat/completions", {
+        "json": chat_body(model="deepseek-chat"), "auth": False,
+        "headers": {"Authorization": "Bearer wallet-conformance-expired"}}),
+    "unifiedai_502": ("unifiedai", "POST", CHAT, {"json": chat_body(model="zai-glm-4.6"),
+                                                  "headers": {"X-Mock-Status": "502"}}),
     "last_model": _post(chat_body(model="gpt-4o")),
     "alias": _u23("deepseek-r1-0528"),
     "case": _u23("DeepSeek-R1"),
@@ -129,7 +136,8 @@ SCENARIOS.update({
         {"role": "assistant", "content": None, "tool_calls": [
             {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
         {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]}),
-    "cached": _post({"model": "gpt-4o-mini", "messages": CACHED}),
+    # "warm": the same request once before, since the first request of a prefix writes the cache (a miss)
+    "cached": _post({"model": "gpt-4o-mini", "messages": CACHED}, warm=True),
     "seeded": _post(chat_body(seed=7, temperature=1)),
     "greedy": _post(chat_body(seed=7, temperature=0)),
 })
@@ -137,7 +145,8 @@ SCENARIOS.update({
 SPECIFIC = {
     "AUTH-001": "no_auth", "AUTH-002": "basic", "AUTH-003": "malformed", "AUTH-004": "unknown_key",
     "AUTH-005": "models", "AUTH-006": "unknown_key", "AUTH-007": "empty_token", "AUTH-008": "lower_scheme",
-    "AUTH-009": "bad_key_bad_body", "AUTH-010": "no_auth",
+    "AUTH-009": "bad_key_bad_body", "AUTH-010": "no_auth", "AUTH-012": "expired_key", "ERRORS-025": "unifiedai_502",
+    "PARAMS-025": "penalty_out_of_range", "PARAMS-026": "logit_bias",
     "MODELS-008": "last_model", "MODELS-009": "unknown_model", "MODELS-010": "unknown_model",
     "MODELS-011": "rejected_model", "MODELS-012": "retrieve", "MODELS-013": "retrieve_unknown",
     "MODELS-014": "alias", "MODELS-015": "alias", "MODELS-016": "case", "MODELS-017": "routed",
@@ -165,7 +174,7 @@ SPECIFIC = {
     "STRUCTURED-OUTPUT-007": "xml_format", "STRUCTURED-OUTPUT-008": "bad_schema_name",
     "TOOLS-012": "tools_none", "TOOLS-013": "tools_required", "TOOLS-014": "tools_named",
     "TOOLS-015": "tool_followup", "TOOLS-017": "tools_serial",
-    "USAGE-008": "stream_plain", "USAGE-010": "cached", "USAGE-016": "cached", "USAGE-011": "reasoning", "USAGE-013": "u23_stream",
+    "USAGE-008": "stream_plain", "USAGE-010": "cached", "USAGE-016": "cached", "USAGE-018": "cached", "USAGE-011": "reasoning", "USAGE-013": "u23_stream",
     "SSE-008": "stream_error", "SSE-013": "stream_unknown",
 }
 STREAM_TOOLS = {"TOOLS-007", "TOOLS-008", "TOOLS-009", "TOOLS-010", "TOOLS-018"}
@@ -192,6 +201,8 @@ def observe(fault_ids: list[str], name: str):
     kwargs = dict(kwargs)
     client = make_client(profile, faults=fault_ids, **kwargs.pop("config", {}))
     headers = {**(auth_headers(client) if kwargs.pop("auth", True) else {}), **kwargs.pop("headers", {})}
+    if kwargs.pop("warm", False):
+        client.open(path, method=method, headers=headers, **kwargs)
     resp = client.open(path, method=method, headers=headers, buffered=False, **kwargs)
     frames = list(resp.response)
     resp.close()
@@ -236,6 +247,8 @@ def _raw(fault_id: str, name: str):
     kwargs = dict(kwargs)
     client = make_client(profile, faults=[fault_id], **kwargs.pop("config", {}))
     headers = {**(auth_headers(client) if kwargs.pop("auth", True) else {}), **kwargs.pop("headers", {})}
+    if kwargs.pop("warm", False):
+        client.open(path, method=method, headers=headers, **kwargs)
     return client.open(path, method=method, headers=headers, **kwargs)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import array
 import base64
 import datetime as dt
+import email.utils
 import json
 import re
 
@@ -62,11 +63,20 @@ def rl_002(c):
 
 def rl_003(c):
     v = over_limit(c).headers.get("Retry-After")
-    return v is None or (v.isdigit() and int(v) >= 1)
+    if v is None:
+        return True
+    try:
+        return float(v) > 0
+    except ValueError:
+        return email.utils.parsedate_to_datetime(v) is not None if "," in v else False
 
 
 def rl_004(c):
-    return int(float(over_limit(c).headers["Retry-After"])) <= 120
+    return float(over_limit(c).headers["Retry-After"]) <= 60
+
+
+def rl_017(c):
+    return over_limit(c).headers.get("Retry-After") == "60"  # the wallet doc: "Retry-After: 60"
 
 
 def rl_005(c):
@@ -276,6 +286,8 @@ OLLAMA_CHECKS = {
                                 and ochat(c, model=m["name"]).status_code != 404
                                 for m in c.get("/api/tags").get_json()["models"]),
     "OLLAMA-023": lambda c: c.head("/").status_code == 200,
+    "OLLAMA-024": lambda c: c.post("/api/generate", json={"model": "llama3.2", "prompt": "hi", "stream": False})
+    .mimetype == "application/json",
 }
 
 CASES: dict[str, tuple[str, object, dict]] = {
@@ -283,6 +295,7 @@ CASES: dict[str, tuple[str, object, dict]] = {
         (1, rl_001), (2, rl_002), (3, rl_003), (4, rl_004), (5, rl_005), (6, rl_006), (7, rl_007), (8, rl_008),
         (12, rl_012), (13, rl_013), (14, rl_014), (15, rl_015), (16, rl_016)]},
     **{f"RATE-LIMITS-{n:03d}": ("wallet-gateway", fn, {}) for n, fn in [(9, rl_009), (10, rl_010), (11, rl_011)]},
+    "RATE-LIMITS-017": ("wallet-gateway", rl_017, {"keys": KEYS}),
     "ERRORS-016": ("wallet-gateway", errors_016, {}),
     "ERRORS-017": ("wallet-gateway", errors_017, {}),
     **{f"CORS-{n:03d}": ("unit23", fn, {}) for n, fn in [

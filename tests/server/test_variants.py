@@ -65,9 +65,40 @@ def test_keepalive_is_a_comment_not_an_event():
     assert all(e == "[DONE]" or json.loads(e) for e in events)
 
 
+def test_text_plain_served_reads_the_body_as_json():
+    body = json.dumps(chat_body()).encode()
+    for variants, status in (([], 415), (["text-plain-served"], 200)):
+        client = make_client("openai", variants=variants)
+        resp = client.post("/v1/chat/completions", data=body,
+                           headers={**auth_headers(client), "Content-Type": "text/plain"})
+        assert resp.status_code == status
+    assert resp.get_json()["object"] == "chat.completion"
+
+
+def test_owned_by_own_only_where_the_doc_names_no_owner():
+    for profile, owner in (("openai", "openai"), ("unifiedai", "openrouter")):
+        client = make_client(profile, variants=["owned-by-own"])
+        listed = client.get(f"{client.application.config['SERVER'].profile.base_path}/models",
+                            headers=auth_headers(client)).get_json()["data"]
+        assert listed[0]["owned_by"] == owner
+
+
+@pytest.mark.parametrize("variant", ["retry-after-fraction", "retry-after-date"])
+def test_retry_after_forms_both_sdks_read(variant):
+    import email.utils
+    client = make_client("openai", variants=[variant], keys={"sk-one": {"requests_per_minute": 1}})
+    client.get("/v1/models", headers={"Authorization": "Bearer sk-one"})
+    value = client.get("/v1/models", headers={"Authorization": "Bearer sk-one"}).headers["Retry-After"]
+    if variant == "retry-after-fraction":
+        assert "." in value and 0 < float(value) <= 60
+    else:
+        assert email.utils.parsedate_to_datetime(value) is not None
+
+
 def test_every_catalogued_variant_is_tested_here():
     assert set(VARIANTS) == {"sse-no-space", "sse-crlf", "sse-cr", "sse-keepalive", "sse-charset-off",
-                             "extra-fields", "usage-omitted", "header-case", "finish-separate"}
+                             "extra-fields", "usage-omitted", "header-case", "finish-separate", "text-plain-served",
+                             "owned-by-own", "retry-after-fraction", "retry-after-date"}
 
 
 def test_unknown_variant_is_a_startup_error():
