@@ -19,6 +19,8 @@ VARIANTS: dict[str, str] = {
     "text-plain-served": "A body sent as text/plain is read as the JSON it holds and served (ERRORS-005 allows it).",
     "retry-after-fraction": 'A rate-limit 429 carries Retry-After as a decimal fraction ("40.5"), which both SDKs read.',
     "retry-after-date": "A rate-limit 429 carries Retry-After as an HTTP-date, which both SDKs read.",
+    "retry-after-ms": "A rate-limit 429 also carries retry-after-ms (the same delay in milliseconds), as Azure OpenAI "
+    "sends it and both SDKs prefer it.",
     "owned-by-own": "Listed models report the gateway's own name as owned_by where the profile's doc names no owner.",
     "finish-separate": "finish_reason arrives on a separate chunk with an empty delta (as Ollama's /v1 does).",
 }

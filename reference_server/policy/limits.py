@@ -249,6 +249,8 @@ def rate_limit_error(message: str, snapshot: Snapshot, *, type_: str = "requests
         headers["Retry-After"] = email.utils.formatdate(time.time() + seconds, usegmt=True)
     if _fault(FAULT_RETRY_AFTER_MS):
         headers["retry-after-ms"] = "-1000"
+    elif config.variant("retry-after-ms") and headers.get("Retry-After") == str(seconds):
+        headers["retry-after-ms"] = str(seconds * 1000)  # as Azure OpenAI sends it; both SDKs read it first
     code = None if _fault(FAULT_NO_CODE) else "rate_limit_exceeded"
     return ApiError(429, message, type=type_, code=code, headers=headers)
 

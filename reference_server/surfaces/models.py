@@ -54,7 +54,10 @@ FAULT_ALIAS_CANONICAL = faults.declare(
     "MODELS-015", "Responses to an alias echo the canonical id instead of the name the profile documents."
 )
 FAULT_CASE = faults.declare("MODELS-016", "Model names are matched case-sensitively despite the profile.")
-FAULT_ROUTING = faults.declare("MODELS-017", "Routed provider-model names that are not listed are rejected.")
+# UnifiedAI documents prompt caching for routed names only (cache_model openrouter-anthropic/...): a gateway that
+# refuses them gives the cache check no completion to read, which grades USAGE-016/018 FAIL (a broken prerequisite).
+FAULT_ROUTING = faults.declare("MODELS-017", "Routed provider-model names that are not listed are rejected.",
+                               collateral=("USAGE-016", "USAGE-018"))
 FAULT_OWNER = faults.declare("MODELS-020", 'Every model is owned_by "unknown-owner" instead of its documented owner.')
 FAULT_SHUTDOWN_DATE = faults.declare("MODELS-021", 'Listed models carry shutdown_date "soon".')
 FAULT_NO_PRICING = faults.declare("MODELS-018", "Listed models lack pricing although the profile documents it.")
@@ -178,7 +181,8 @@ def resolve_model(name: Any, kind: str = "chat", profile: Profile | None = None)
 
 
 def model_object(entry: dict[str, Any], profile: Profile) -> dict[str, Any]:
-    """One ``Model`` as the profile's ``/models`` documents it (plus ``pricing``/``context_length`` when listed)."""
+    """One ``Model`` as the profile's ``/models`` documents it (plus ``pricing``/``context_length``/``shutdown_date``
+    when listed)."""
     created: Any = MODEL_CREATED
     if _fault(FAULT_CREATED_STRING):
         created = str(MODEL_CREATED)
@@ -192,9 +196,11 @@ def model_object(entry: dict[str, Any], profile: Profile) -> dict[str, Any]:
         obj["owned_by"] = profile.name  # the gateway names itself where the doc names no owner (MODELS-020)
     if _fault(FAULT_NO_OWNED_BY):
         del obj["owned_by"]
+    fields = profile.get("models.list_fields") or []
+    if "shutdown_date" in fields:
+        obj["shutdown_date"] = None  # contract.md §1.6's example: no shutdown announced
     if _fault(FAULT_SHUTDOWN_DATE):
         obj["shutdown_date"] = "soon"
-    fields = profile.get("models.list_fields") or []
     if "pricing" in fields and "pricing" in entry and not _fault(FAULT_NO_PRICING):
         obj["pricing"] = dict(entry["pricing"])
     if "context_length" in fields and "context_length" in entry:

@@ -55,7 +55,8 @@ FAULT_NO_DONE_REASON = F("OLLAMA-008", "The final streamed object lacks done_rea
 FAULT_SECONDS = F("OLLAMA-009", "Durations are float seconds instead of integer nanoseconds.",
                   collateral=("OLLAMA-011", "OLLAMA-016"))
 FAULT_FINAL_CONTENT = F("OLLAMA-010", "The final streamed /api/chat object repeats the whole answer.")
-FAULT_SINGLE_AS_NDJSON = F("OLLAMA-011", "stream false answers with Content-Type application/x-ndjson.")
+# /api/chat only: /api/generate's stream false is OLLAMA-024's (its own fault streams NDJSON there).
+FAULT_SINGLE_AS_NDJSON = F("OLLAMA-011", "/api/chat with stream false answers with Content-Type application/x-ndjson.")
 FAULT_STRING_ARGUMENTS = F("OLLAMA-012", "Native tool-call arguments are JSON strings.")
 FAULT_ENVELOPE = F("OLLAMA-013", "Native errors use the OpenAI envelope {error: {message, ...}}.",
                    collateral=("OLLAMA-015", "OLLAMA-021"))
@@ -66,7 +67,9 @@ FAULT_GENERATE_ALWAYS_STREAMS = F("OLLAMA-024", "/api/generate with stream false
 FAULT_EMBED_SINGULAR = F("OLLAMA-017", '/api/embed answers {"embedding": [...]} with one vector.')
 FAULT_AUTH_REQUIRED = F(
     "OLLAMA-018", "Native routes require an Authorization header (401).",
-    collateral=tuple(f"OLLAMA-{n:03d}" for n in range(2, 23) if n not in (18, 19)),
+    # Every native check sends its request without a key: all of them meet the 401 (HEAD / and OLLAMA-019's dates,
+    # judged only on answers that arrived, excepted).
+    collateral=tuple(f"OLLAMA-{n:03d}" for n in (*range(2, 23), 24) if n not in (18, 19)),
 )
 FAULT_EPOCH_TIMES = F("OLLAMA-019", 'created_at and modified_at are unix seconds in a string ("1700000000").')
 FAULT_ERROR_OBJECT_LINE = F("OLLAMA-020", "A mid-stream error line carries an object, not a string.")
@@ -286,7 +289,7 @@ def respond(streamed: list[dict[str, Any]], single: dict[str, Any], stream: bool
         content_type = "application/json" if chat and _fault(FAULT_STREAM_JSON_TYPE) else NDJSON
         return ndjson_response(streamed, content_type=content_type)
     resp = jsonify(single)
-    if _fault(FAULT_SINGLE_AS_NDJSON):
+    if chat and _fault(FAULT_SINGLE_AS_NDJSON):
         resp.mimetype = NDJSON
     return resp
 

@@ -30,9 +30,10 @@ def test_fault_fails_its_requirement_and_nothing_else(fault_id, baselines, matri
         request.applymarker(pytest.mark.xfail(reason=exemptions.known_broken[fault_id], strict=True))
     assert fault_id in REGISTRY, f"fault {fault_id} names no requirement of the registry"
     executed_before = baselines.executed  # clean runs this row triggers count as its executions
-    profile = matrix.choose_profile(REGISTRY[fault_id], baselines)
+    variants = matrix.ROW_VARIANTS.get(fault_id, ())
+    profile = matrix.choose_profile(REGISTRY[fault_id], baselines, variants)
     assert profile, f"no bundled profile claims feature {REGISTRY[fault_id].feature!r} of {fault_id}"
-    baseline = baselines.get(profile)
+    baseline = baselines.get(profile, variants)
     full = matrix.full_mode()
     run = matrix.run_fault(baseline, matrix_dir / f"fault-{fault_id}", (fault_id,), full=full)
     executed = run.executed
@@ -47,7 +48,8 @@ def test_fault_fails_its_requirement_and_nothing_else(fault_id, baselines, matri
     before, after = baseline.verdicts.get(fault_id, "NOT_RUN"), run.verdicts.get(fault_id, "NOT_RUN")
     expected = matrix.expected_verdict(REGISTRY[fault_id])
     status = _status(before, after, expected, stray)
-    record_row(kind="fault", id=fault_id, profile=profile, verdict=after, flaky=flaky, rerun=run.executed,
+    record_row(kind="fault", id=fault_id, profile="+".join((profile, *variants)), verdict=after, flaky=flaky,
+               rerun=run.executed,
                executed=executed + baselines.executed - executed_before, suite_cases=len(baseline.cases), full=full,
                status=f"{status} (known_broken:)" if status != "holds" and fault_id in exemptions.known_broken
                else status)

@@ -95,10 +95,21 @@ def test_retry_after_forms_both_sdks_read(variant):
         assert email.utils.parsedate_to_datetime(value) is not None
 
 
+def test_retry_after_ms_repeats_the_delay_in_milliseconds():
+    client = make_client("openai", variants=["retry-after-ms"], keys={"sk-one": {"requests_per_minute": 1}})
+    client.get("/v1/models", headers={"Authorization": "Bearer sk-one"})
+    refused = client.get("/v1/models", headers={"Authorization": "Bearer sk-one"})
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after-ms"]) == int(refused.headers["Retry-After"]) * 1000 > 0
+    plain = make_client("openai", keys={"sk-one": {"requests_per_minute": 1}})
+    plain.get("/v1/models", headers={"Authorization": "Bearer sk-one"})
+    assert "retry-after-ms" not in plain.get("/v1/models", headers={"Authorization": "Bearer sk-one"}).headers
+
+
 def test_every_catalogued_variant_is_tested_here():
     assert set(VARIANTS) == {"sse-no-space", "sse-crlf", "sse-cr", "sse-keepalive", "sse-charset-off",
                              "extra-fields", "usage-omitted", "header-case", "finish-separate", "text-plain-served",
-                             "owned-by-own", "retry-after-fraction", "retry-after-date"}
+                             "owned-by-own", "retry-after-fraction", "retry-after-date", "retry-after-ms"}
 
 
 def test_unknown_variant_is_a_startup_error():
