@@ -62,14 +62,49 @@ _KINDS = {kind.__name__: kind for kind in (HarnessError, TargetUnreachable, Harn
                                            ResponseTooLarge, BudgetExhausted)}
 
 
+# Flagged usage objects kept per process, as examples for the report (the count is exact).
+MAX_USAGE_FLAGS = 10
+
+
+def completion_bound(request_body: Any) -> int | None:
+    """The most completion tokens a request allows: its ``max_completion_tokens`` or ``max_tokens`` (Ollama's
+    ``options.num_predict``) times ``n`` choices; None when the request sets no limit."""
+    if not isinstance(request_body, dict):
+        return None
+    options = request_body.get("options") if isinstance(request_body.get("options"), dict) else {}
+    limit = next((v for v in (request_body.get("max_completion_tokens"), request_body.get("max_tokens"),
+                              options.get("num_predict"))
+                  if isinstance(v, int) and not isinstance(v, bool) and v > 0), None)
+    n = request_body.get("n")
+    n = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
+    return limit * n if limit is not None else None
+
+
+def _request_json(text: str) -> Any:
+    if '"max_' not in text and '"num_predict"' not in text:
+        return None  # no limit to read: skip the parse
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
 @dataclass
 class Accounting:
-    """Requests issued and tokens reported by the gateway (``usage``), plus the optional request budget."""
+    """Requests issued and tokens reported by the gateway (``usage``), plus the optional request budget.
+
+    Counts are added only from plausible usage: non-negative integers, and completion tokens within the request's
+    own limit (``completion_bound``). Anything else is flagged (``usage_flagged``, with up to ``MAX_USAGE_FLAGS``
+    examples) and left out of the sums, so a gateway reporting random usage cannot turn a run into billions of
+    "spent" tokens; ``usage_counted`` says how many usage objects the sums come from."""
 
     budget: int | None = None
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    usage_counted: int = 0
+    usage_flagged: int = 0
+    usage_flags: list = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def charge(self) -> None:
@@ -80,19 +115,44 @@ class Accounting:
                 raise BudgetExhausted(f"budget exhausted: --request-budget {self.budget} requests already issued")
             self.requests += 1
 
-    def add_usage(self, usage: Any) -> None:
-        """Add a ``usage`` object's token counts; anything malformed is ignored (checks judge it, not this)."""
+    def add_usage(self, usage: Any, bound: int | None = None, where: str = "") -> None:
+        """Add a ``usage`` object's token counts, or flag it (negative, not an integer, completion tokens beyond
+        ``bound``, the request's own limit) and add nothing. Not a ``dict``: nothing to count (checks judge it)."""
         if not isinstance(usage, dict):
             return
-        for key in ("prompt_tokens", "completion_tokens"):
-            value = usage.get(key)
-            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-                with self._lock:
-                    setattr(self, key, getattr(self, key) + value)
+        counts = {key: usage.get(key) for key in ("prompt_tokens", "completion_tokens") if key in usage}
+        problems = [f"{key}={value!r} is not a non-negative integer" for key, value in counts.items()
+                    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0)]
+        completion = counts.get("completion_tokens")
+        if bound is not None and not problems and isinstance(completion, int) and completion > bound:
+            problems.append(f"completion_tokens={completion} is beyond the request's max_tokens ({bound})")
+        with self._lock:
+            if problems:
+                self.usage_flagged += 1
+                if len(self.usage_flags) < MAX_USAGE_FLAGS:
+                    self.usage_flags.append(f"{where}: {'; '.join(problems)}" if where else "; ".join(problems))
+                return
+            self.usage_counted += 1
+            for key, value in counts.items():
+                setattr(self, key, getattr(self, key) + value)
 
-    def as_dict(self) -> dict[str, int]:
+    def add_usage_of(self, usage: Any, exchange: Any) -> None:
+        """``add_usage`` for the answer to ``exchange``: its request's limit, its method and URL as the place."""
+        self.add_usage(usage, completion_bound(_request_json(exchange.request_body)),
+                       f"{exchange.method} {exchange.url}")
+
+    def as_dict(self) -> dict[str, Any]:
         return {"requests": self.requests, "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens}
+                "completion_tokens": self.completion_tokens, "usage_counted": self.usage_counted,
+                "usage_flagged": self.usage_flagged, "usage_flags": list(self.usage_flags[:MAX_USAGE_FLAGS])}
+
+    def merge(self, counts: dict[str, Any]) -> None:
+        """Add another process's ``as_dict`` (xdist workers report theirs to the controller)."""
+        for key, value in counts.items():
+            if key == "usage_flags":
+                self.usage_flags = (self.usage_flags + list(value))[:MAX_USAGE_FLAGS]
+            elif isinstance(value, int) and hasattr(self, key):
+                setattr(self, key, getattr(self, key) + value)
 
 
 @dataclass
@@ -228,7 +288,7 @@ class StreamResponse:
         finally:
             self.exchange.elapsed_ms = (time.monotonic() - self._started) * 1000
             if "event-stream" in self.headers.get("content-type", ""):
-                self._client._account_stream(buf)
+                self._client._account_stream(buf, self.exchange)
 
 
     def _replay(self) -> Iterator[bytes]:
@@ -327,7 +387,7 @@ class GatewayClient:
         with self._open(method, path, json_body, content, headers, auth, self.request_timeout) as stream:
             body = stream.read()
             response = Response(stream.status_code, stream.headers, body, stream.exchange)
-        self._account_json(stream.headers, body)
+        self._account_json(stream.headers, body, stream.exchange)
         return response
 
     def send_and_read(self, method: str, path: str, *, json_body: Any = None, content: bytes | None = None,
@@ -339,13 +399,13 @@ class GatewayClient:
             response.exchange.streamed = stream
             body = response.read()
         if not stream:
-            self._account_json(response.headers, body)
+            self._account_json(response.headers, body, response.exchange)
         return response.exchange
 
-    def _account_json(self, headers: httpx.Headers, body: bytes) -> None:
+    def _account_json(self, headers: httpx.Headers, body: bytes, exchange: Exchange) -> None:
         if "json" in headers.get("content-type", "") and b'"usage"' in body:
             try:
-                self.accounting.add_usage(json.loads(body).get("usage"))
+                self.accounting.add_usage_of(json.loads(body).get("usage"), exchange)
             except (ValueError, AttributeError):
                 pass
 
@@ -489,12 +549,12 @@ class GatewayClient:
         err.exchange = exchange  # the exchange store keeps the failed attempt in the transcript
         return err
 
-    def _account_stream(self, raw: bytes | bytearray) -> None:
+    def _account_stream(self, raw: bytes | bytearray, exchange: Exchange) -> None:
         """Token accounting for SSE bodies: the usage chunk, wherever it is (no judgement here).
 
         Scans in place: splitting a body the size of the cap into lines would copy all of it."""
         for match in _USAGE_LINE.finditer(raw):
             try:
-                self.accounting.add_usage(json.loads(match.group(1)).get("usage"))
+                self.accounting.add_usage_of(json.loads(match.group(1)).get("usage"), exchange)
             except (ValueError, AttributeError):
                 pass

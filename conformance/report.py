@@ -267,9 +267,7 @@ class ResultsRecorder:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
         """xdist: add each worker's request/token counts (they never cross as test reports)."""
-        counts = getattr(node, "workeroutput", {}).get("conformance_accounting") or {}
-        for key, value in counts.items():
-            setattr(self.state.accounting, key, getattr(self.state.accounting, key) + value)
+        self.state.accounting.merge(getattr(node, "workeroutput", {}).get("conformance_accounting") or {})
 
     @pytest.hookimpl(trylast=True)  # after junitxml wrote its file: junit.rewrite edits it
     def pytest_sessionfinish(self, session, exitstatus) -> None:

@@ -19,6 +19,7 @@ from collections import Counter
 from typing import Any
 
 from conformance.outcomes import NOT_RUN, SEVERITY, UNTESTABLE
+from conformance.report_md import spent_note
 
 VERDICTS = ("FAIL", "XPASS", "ERROR", "WARN", "XFAIL", "PASS", "SKIP", UNTESTABLE, NOT_RUN)
 FINDINGS = ("FAIL", "XPASS", "ERROR", "WARN", "XFAIL")
@@ -125,10 +126,12 @@ def render_html(results: dict, transcripts: dict[str, str] | None = None) -> str
 
 def _run_header(run: dict) -> str:
     spent = (f"{run.get('requests', 0)} requests, {run.get('prompt_tokens', 0)} prompt + "
-             f"{run.get('completion_tokens', 0)} completion tokens")
+             f"{run.get('completion_tokens', 0)} completion tokens{spent_note(run)}")
     rows = [("Target", run.get("target")), ("Profile", run.get("profile")),
             ("Suite version", run.get("suite_version")), ("Date", f"{run.get('started')} to {run.get('finished')}"),
             ("Spent", spent), ("Fail on", run.get("fail_on"))]
+    if run.get("usage_flags"):
+        rows.append(("Usage left out", "; ".join(run["usage_flags"])))
     if run.get("baseline"):
         rows.append(("Baseline", run["baseline"]))
     for key, name in (("server_faults", "Server faults"), ("server_variants", "Server variants")):

@@ -40,9 +40,19 @@ def md_code(text: Any) -> str:
     return f"{fence}{pad}{value}{pad}{fence}"
 
 
+def spent_note(run: dict) -> str:
+    """What the token sums are made of: how many usage objects, and how many were left out as implausible."""
+    counted, flagged = run.get("usage_counted"), run.get("usage_flagged")
+    if counted is None:
+        return ""
+    return (f" (from {counted} usage objects" + (f"; {flagged} implausible ones left out" if flagged else "")
+            + ")")
+
+
 def render_markdown(results: dict) -> str:
     """Run header, summary per level, then each non-passing requirement once, with its cases."""
     run = results["run"]
+    flags = [f"- {md_code(flag)}" for flag in run.get("usage_flags") or []]
     out = [f"# Conformance report: {md_escape(run.get('profile'))} at {md_escape(run.get('target'))}", "",
            "| | |", "|---|---|",
            f"| Target | {md_escape(run.get('target'))} |",
@@ -51,9 +61,11 @@ def render_markdown(results: dict) -> str:
            f"| Started | {md_escape(run.get('started'))} |",
            f"| Finished | {md_escape(run.get('finished'))} |",
            f"| Spent | {run.get('requests')} requests, {run.get('prompt_tokens')} prompt and "
-           f"{run.get('completion_tokens')} completion tokens |",
+           f"{run.get('completion_tokens')} completion tokens{spent_note(run)} |",
            "", "Open [report.html](report.html) for the transcripts and raw stream bytes; "
-           "[results.json](results.json) has it all for tools.", "", "## Summary", "",
+           "[results.json](results.json) has it all for tools.", "",
+           *(["Usage left out of the token sums (implausible values):", "", *flags, ""] if flags else []),
+           "## Summary", "",
            "| level | " + " | ".join(VERDICTS) + " |", "|---" * (len(VERDICTS) + 1) + "|"]
     for level, counts in sorted(results["summary"]["levels"].items()):
         out.append(f"| {level} | " + " | ".join(str(counts.get(v, 0)) for v in VERDICTS) + " |")

@@ -64,7 +64,42 @@ def test_post_json_counts_requests_and_tokens():
     response = client.post_json("/chat/completions", {"model": "m"})
     assert response.status_code == 200 and response.json()["url"].endswith("/v1/chat/completions")
     client.get("/models")
-    assert client.accounting.as_dict() == {"requests": 2, "prompt_tokens": 6, "completion_tokens": 8}
+    assert client.accounting.as_dict() == {"requests": 2, "prompt_tokens": 6, "completion_tokens": 8,
+                                           "usage_counted": 2, "usage_flagged": 0, "usage_flags": []}
+
+
+def _usage_answer(usage):
+    return lambda request: httpx.Response(200, json={"usage": usage})
+
+
+@pytest.mark.parametrize(("request_body", "usage", "why"), [
+    ({"max_tokens": 16}, {"prompt_tokens": -5, "completion_tokens": 3}, "prompt_tokens=-5"),
+    ({"max_tokens": 16}, {"prompt_tokens": 5, "completion_tokens": 3.5}, "completion_tokens=3.5"),
+    ({"max_tokens": 16}, {"prompt_tokens": 5, "completion_tokens": 3_800_000_000}, "beyond the request's max_tokens (16)"),
+    ({"max_completion_tokens": 8, "n": 2}, {"prompt_tokens": 5, "completion_tokens": 17}, "max_tokens (16)"),
+    ({"options": {"num_predict": 4}}, {"prompt_tokens": 5, "completion_tokens": 5}, "max_tokens (4)"),
+])
+def test_implausible_usage_is_flagged_not_summed(request_body, usage, why):
+    client = mock_client(_usage_answer(usage))
+    client.post_json("/chat/completions", {"model": "m", **request_body})
+    counts = client.accounting.as_dict()
+    assert (counts["prompt_tokens"], counts["completion_tokens"], counts["usage_counted"]) == (0, 0, 0)
+    assert counts["usage_flagged"] == 1 and why in counts["usage_flags"][0]
+    assert counts["usage_flags"][0].startswith("POST http://gw.test/v1/chat/completions: ")
+
+
+def test_usage_within_the_limit_counts_and_no_limit_means_no_ceiling():
+    client = mock_client(_usage_answer({"prompt_tokens": 5, "completion_tokens": 16}))
+    client.post_json("/chat/completions", {"model": "m", "max_tokens": 8, "n": 2})
+    client.post_json("/chat/completions", {"model": "m"})
+    assert client.accounting.as_dict()["completion_tokens"] == 32
+    assert client.accounting.usage_flagged == 0
+
+
+def test_accounting_of_several_processes_merges():
+    total = Accounting(requests=1, usage_flagged=1, usage_flags=["a"])
+    total.merge({"requests": 2, "prompt_tokens": 3, "usage_flagged": 2, "usage_flags": ["b", "c"]})
+    assert (total.requests, total.prompt_tokens, total.usage_flagged, total.usage_flags) == (3, 3, 3, ["a", "b", "c"])
 
 
 def test_transcript_is_recorded_and_redacted():
@@ -96,6 +131,15 @@ def test_budget_exhausted_before_the_request_is_sent():
 
 SSE = (b'data: {"choices":[{"delta":{"content":"hi"}}]}\n\n'
        b'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}\n\ndata: [DONE]\n\n')
+
+
+def test_streamed_usage_beyond_max_tokens_is_flagged():
+    def handler(request):
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=httpx.ByteStream(SSE))
+    client = mock_client(handler)
+    with client.stream("/chat/completions", {"stream": True, "max_tokens": 1}) as stream:
+        b"".join(stream.chunks())
+    assert client.accounting.completion_tokens == 0 and client.accounting.usage_flagged == 1
 
 
 def test_stream_yields_raw_chunks_and_accounts_usage():

@@ -70,3 +70,16 @@ def test_escaping_helpers():
     assert md_code("a`b") == "``a`b``" and md_code("`x`") == "`` `x` ``"
     assert md_code("") == "(empty)"
     assert render_markdown(build_results([], REGISTRY, Baseline(), RUN)).count("None.") == 1
+
+
+def test_flagged_usage_is_reported_with_what_the_sums_came_from(tmp_path):
+    run = {**RUN, "usage_counted": 2, "usage_flagged": 1,
+           "usage_flags": ["POST http://gw/v1/chat/completions: completion_tokens=3800000000 is beyond the "
+                           "request's max_tokens (16)"]}
+    results = build_results(CASES, REGISTRY, Baseline(), run)
+    write_reports(tmp_path, results, CASES, Redactor())
+    md = (tmp_path / "report.md").read_text()
+    assert "completion tokens (from 2 usage objects; 1 implausible ones left out)" in md
+    assert "completion_tokens=3800000000 is beyond the request's max_tokens (16)" in md
+    page = (tmp_path / "report.html").read_text()
+    assert "Usage left out" in page and "3800000000" in page
