@@ -11,7 +11,7 @@ import numbers
 import pytest
 
 from conformance.exchanges import Spec, exchange
-from conformance.suite.fixtures_chat import ENVELOPE, check_error_envelope, skip_unless_claimed
+from conformance.suite.fixtures_chat import ENVELOPE, ChatExchange, check_error_envelope, skip_unless_claimed
 
 COUNTING = [{"role": "user", "content": "Count from 1 to 40, separated by spaces."}]
 WORDS = "alpha beta gamma delta epsilon"
@@ -296,3 +296,29 @@ def test_natural_end_is_stop(chat_basic, expect):
         return
     expect("PARAMS-023", finish == "stop", expected='finish_reason "stop"',
            received=f"finish_reason {finish!r} after {tokens} of {limit} tokens")
+
+
+LONG_ESSAY = [{"role": "user", "content": "Write a long essay of at least 3000 words about the history of the "
+                                          "printing press. Do not stop early."}]
+
+
+@exchange(view=ChatExchange.of)
+def params_default_max_tokens(plan):
+    if not plan.profile.get("defaults.max_tokens"):
+        pytest.skip(f"profile {plan.profile.name} documents no max_tokens default")
+    return Spec.post("/chat/completions", {"model": plan.chat_model, "messages": LONG_ESSAY})
+
+
+@pytest.mark.requirement("PARAMS-027")
+def test_documented_max_tokens_default(params_default_max_tokens, profile, expect):
+    exchange, default = params_default_max_tokens, profile.get("defaults.max_tokens")
+    if not exchange.ok:
+        expect.untestable("PARAMS-027", f"the completion it needs failed: {exchange.summary()}")
+        return
+    used = completion_tokens(exchange)
+    choice = exchange.choices[0] if exchange.choices and isinstance(exchange.choices[0], dict) else {}
+    finish = choice.get("finish_reason")
+    if used is None or (used <= default and finish != "length"):
+        return  # no usage (USAGE-001's), or the essay ended on its own below the default: the cap was not reached
+    expect("PARAMS-027", used <= default, expected=f"at most {default} completion tokens (the documented default)",
+           received=f"{used} completion tokens, finish_reason {finish!r}")

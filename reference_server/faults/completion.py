@@ -80,6 +80,17 @@ def _max_completion_ignored(req: ChatRequest) -> ChatRequest:
     return req
 
 
+FAULT_DEFAULT_MAX_TOKENS_IGNORED = F(
+    "PARAMS-027", "A request without max_tokens is answered in full, past the profile's documented default.")
+
+
+@CHAT_REQUEST.transform(FAULT_DEFAULT_MAX_TOKENS_IGNORED,
+                        lambda req: req.max_tokens_param is None and req.max_tokens is not None)
+def _default_max_tokens_ignored(req: ChatRequest) -> ChatRequest:
+    req.max_tokens = None
+    return req
+
+
 # req.body, not the raw body: under fault ERRORS-023 an array body is served as the messages of a built object.
 @CHAT_REQUEST.transform(FAULT_STREAM_ANYWAY, lambda req: not req.stream and req.body.get("stream") is False)
 def _stream_anyway(req: ChatRequest) -> ChatRequest:

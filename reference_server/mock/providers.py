@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 REFUSAL_TRIGGER = "REFUSE"
 REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
+# Long-answer mode: a prompt asking for at least 3000 words gets that long an answer (seeded sentences), so a
+# documented max_tokens default (PARAMS-027) has something to cut, as a real model's essay would.
+LONG_ANSWER_TRIGGER = "at least 3000 words"
+LONG_ANSWER_SENTENCE_PAIRS = 300  # ~3600 tokens: well past every documented default
 TEXT_PROVIDERS = ("seeded", "echo")
 VOCABULARY = (
     "the", "a", "gateway", "model", "answer", "stream", "token", "request", "quiet", "river", "bright", "signal",
@@ -116,7 +120,10 @@ def text_answer(req: ChatRequest, index: int, provider: str) -> str:
     if provider == "echo":
         text = last_user_text(req) or "(empty message)"
         return text if index == 0 else f"{text} ({index})"
-    return seeded_text(rng_for(req, "text", index))
+    rng = rng_for(req, "text", index)
+    if LONG_ANSWER_TRIGGER in last_user_text(req).lower():
+        return " ".join(seeded_text(rng) for _ in range(LONG_ANSWER_SENTENCE_PAIRS))
+    return seeded_text(rng)
 
 
 def json_answer(req: ChatRequest, index: int) -> str:

@@ -366,6 +366,8 @@ def parse_chat_request(body: Any) -> ChatRequest:
         raise invalid("Invalid type for 'seed': expected an integer.", "seed")
     limits = {p: _integer(body, p, 1) for p in ("max_completion_tokens", "max_tokens")}
     bound = min(((v, p) for p, v in limits.items() if v is not None), default=(None, None))
+    if bound[0] is None:  # the profile's documented default applies (max_tokens_param stays None: nothing was sent)
+        bound = (server_config().profile.get("defaults.max_tokens"), None)
     req = ChatRequest(
         body=body, model=model, messages=messages, stream=stream, n=_integer(body, "n", 1, 128) or 1,
         temperature=_number(body, "temperature", 0, 2), seed=seed, max_tokens=bound[0], max_tokens_param=bound[1],

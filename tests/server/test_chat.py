@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reference_server.mock.tokenizer import count_prompt_tokens, count_tokens
-from tests.server.conftest import assert_envelope, chat_body, make_client
+from tests.server.conftest import assert_envelope, auth_headers, chat_body, make_client
 
 
 def test_completion_shape_and_usage(post_chat):
@@ -189,3 +189,18 @@ def test_conversation_roles_parts_and_tool_followup(post_chat):
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
     body = post_chat({"model": "gpt-4o-mini", "messages": messages, "tools": tools}).get_json()
     assert body["choices"][0]["finish_reason"] == "stop" and body["choices"][0]["message"]["content"]
+
+
+def test_documented_max_tokens_default_cuts_a_long_answer():
+    """Unified LLM Gateway documents max_tokens "default: 1024": the long-answer mode writes past it."""
+    essay = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Write at least 3000 words on tea."}]}
+    cut = make_client("unified-llm-gateway")
+    body = cut.post("/v1/chat/completions", json=essay, headers=auth_headers(cut)).get_json()
+    assert body["usage"]["completion_tokens"] == 1024 and body["choices"][0]["finish_reason"] == "length"
+    whole = make_client("openai")  # no documented default: the whole essay
+    body = whole.post("/v1/chat/completions", json={**essay, "model": "gpt-4o-mini"},
+                      headers=auth_headers(whole)).get_json()
+    assert body["usage"]["completion_tokens"] > 3000 and body["choices"][0]["finish_reason"] == "stop"
+    short = whole.post("/v1/chat/completions", json={**essay, "model": "gpt-4o-mini", "max_tokens": 5},
+                       headers=auth_headers(whole)).get_json()
+    assert short["usage"]["completion_tokens"] == 5

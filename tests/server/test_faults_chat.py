@@ -85,6 +85,8 @@ SCENARIOS.update({
     "unifiedai_502": ("unifiedai", "POST", CHAT, {"json": chat_body(model="zai-glm-4.6"),
                                                   "headers": {"X-Mock-Status": "502"}}),
     "last_model": _post(chat_body(model="gpt-4o")),
+    "long_essay": ("unified-llm-gateway", "POST", CHAT, {"json": {"model": "gpt-4o", "messages": [
+        {"role": "user", "content": "Write an essay of at least 3000 words."}]}}),
     "alias": _u23("deepseek-r1-0528"),
     "case": _u23("DeepSeek-R1"),
     "routed": ("unifiedai", "POST", CHAT, {"json": chat_body(model="openrouter-anthropic/claude-3.5-sonnet"),
@@ -146,7 +148,7 @@ SPECIFIC = {
     "AUTH-001": "no_auth", "AUTH-002": "basic", "AUTH-003": "malformed", "AUTH-004": "unknown_key",
     "AUTH-005": "models", "AUTH-006": "unknown_key", "AUTH-007": "empty_token", "AUTH-008": "lower_scheme",
     "AUTH-009": "bad_key_bad_body", "AUTH-010": "no_auth", "AUTH-012": "expired_key", "ERRORS-025": "unifiedai_502",
-    "PARAMS-025": "penalty_out_of_range", "PARAMS-026": "logit_bias",
+    "PARAMS-025": "penalty_out_of_range", "PARAMS-026": "logit_bias", "PARAMS-027": "long_essay",
     "MODELS-008": "last_model", "MODELS-009": "unknown_model", "MODELS-010": "unknown_model",
     "MODELS-011": "rejected_model", "MODELS-012": "retrieve", "MODELS-013": "retrieve_unknown",
     "MODELS-014": "alias", "MODELS-015": "alias", "MODELS-016": "case", "MODELS-017": "routed",
