@@ -81,8 +81,9 @@ def add_options(parser: pytest.Parser) -> None:
     add("--header", action="append", default=[], metavar="'Name: value'", help="Extra request header (repeatable).")
     add("--role-key", action="append", default=[], metavar="ROLE=KEY",
         help="A key of the gateway in a documented state, so the checks that need one run against --target-url "
-             "(repeatable): no-balance (402), restricted (model allowlist: 403), tier-<name> (that tier's limit), "
-             "expired, disabled (401). Keys are masked in every report.")
+             "(repeatable): no-balance and suspended (402), restricted (model allowlist: 403), tier-<name> (that "
+             "tier's limit), quota-exhausted and daily-limit (429), expired, disabled (401). Keys are masked in every "
+             "report.")
     add("--request-budget", type=int, default=None, metavar="N",
         help="Stop issuing requests after N (shared out among xdist workers); later cases ERROR "
              "'budget exhausted'.")
@@ -108,7 +109,8 @@ def add_options(parser: pytest.Parser) -> None:
              "case's faults_consulted (what the negative-control matrix needs to rerun only those cases).")
 
 
-ROLE_NAME = re.compile(r"^(no-balance|restricted|expired|disabled|tier-[a-z0-9][a-z0-9-]*)$")
+ROLE_NAME = re.compile(
+    r"^(no-balance|restricted|expired|disabled|suspended|quota-exhausted|daily-limit|tier-[a-z0-9][a-z0-9-]*)$")
 
 
 def parse_role_key(raw: str) -> tuple[str, str]:
@@ -117,7 +119,7 @@ def parse_role_key(raw: str) -> tuple[str, str]:
     role, key = role.strip(), key.strip()
     if not sep or not key or not ROLE_NAME.match(role):
         raise pytest.UsageError(f"--role-key expects ROLE=KEY with ROLE one of no-balance, restricted, expired, "
-                                f"disabled, tier-<name>; got role {role!r}")
+                                f"disabled, suspended, quota-exhausted, daily-limit, tier-<name>; got role {role!r}")
     return role, key
 
 

@@ -77,9 +77,16 @@ class ServerConfig:
 
 
 def role_settings(role: str, profile: Profile) -> dict[str, Any]:
-    """Key settings for a profile's extra test key role (``no-balance``, ``restricted``, ``tier-<name>``)."""
+    """Key settings for a profile's extra test key role (``no-balance``, ``suspended``, ``quota-exhausted``,
+    ``daily-limit``, ``restricted``, ``tier-<name>``; ``expired``/``disabled`` are refused by auth)."""
     if role == "no-balance":
         return {"role": role, "balance": 0}
+    if role == "suspended":
+        return {"role": role, "suspended": True}
+    if role == "quota-exhausted":
+        return {"role": role, "token_quota_exhausted": True}
+    if role == "daily-limit":  # today's allowance already used
+        return {"role": role, "daily_requests": 0}
     if role == "restricted":
         return {"role": role, "allowed_models": [profile.get("models.default_chat")]}
     if role.startswith("tier-"):

@@ -218,6 +218,39 @@ def test_insufficient_balance(errors_no_balance, expect, profile):
     _rejected(expect, "ERRORS-016", errors_no_balance, profile, profile.get("billing.status") or 402)
 
 
+@exchange(view=_response)
+def errors_suspended_wallet(plan):
+    skip_unless_claimed(plan.profile, "billing")
+    return _chat(tiny(plan.chat_model), key=_role_key(plan, "suspended"))
+
+
+@pytest.mark.requirement("ERRORS-026", *ENVELOPE)
+def test_suspended_wallet(errors_suspended_wallet, expect, profile):
+    _rejected(expect, "ERRORS-026", errors_suspended_wallet, profile, profile.get("billing.status") or 402)
+
+
+@exchange(view=_response)
+def errors_token_quota(plan):
+    skip_unless_claimed(plan.profile, "token-quota")
+    return _chat(tiny(plan.chat_model), key=_role_key(plan, "quota-exhausted"))
+
+
+@pytest.mark.requirement("RATE-LIMITS-018", *ENVELOPE)
+def test_token_quota_exhausted(errors_token_quota, expect, profile):
+    _rejected(expect, "RATE-LIMITS-018", errors_token_quota, profile, 429)
+
+
+@exchange(view=_response)
+def errors_daily_limit(plan):
+    skip_unless_claimed(plan.profile, "daily-limit")
+    return _chat(tiny(plan.chat_model), key=_role_key(plan, "daily-limit"))
+
+
+@pytest.mark.requirement("RATE-LIMITS-019", *ENVELOPE)
+def test_daily_limit_reached(errors_daily_limit, expect, profile):
+    _rejected(expect, "RATE-LIMITS-019", errors_daily_limit, profile, 429)
+
+
 def _outside_allowlist(profile, models) -> tuple[str, dict] | None:
     """(path, body) for a model other than the one a restricted key may use: another chat model, or embeddings."""
     other = next((m["id"] for m in profile.get("models.chat", []) if m["id"] != models.chat_model), None)

@@ -68,6 +68,9 @@ FAULT_RETRY_AFTER_MS = F("RATE-LIMITS-016", 'Rate-limit 429s carry retry-after-m
 FAULT_BALANCE_IGNORED = F("ERRORS-016", "Keys with no balance are served (200) instead of 402.",
                           collateral=("SDK-020",))
 FAULT_ALLOWLIST_IGNORED = F("ERRORS-017", "Restricted keys are served any model instead of 403.")
+FAULT_SUSPENDED_SERVED = F("ERRORS-026", "Suspended wallets are served (200) instead of 402.")
+FAULT_QUOTA_SERVED = F("RATE-LIMITS-018", "Keys whose token quota is exhausted are served (200) instead of 429.")
+FAULT_DAILY_SERVED = F("RATE-LIMITS-019", "Keys that reached their daily limit are served (200) instead of 429.")
 
 
 def go_duration(seconds: float) -> str:
@@ -116,6 +119,8 @@ class KeyPolicy:
     balance: float | None = None
     cost_per_request: float = 1.0
     allowed_models: frozenset[str] | None = None
+    suspended: bool = False
+    token_quota_exhausted: bool = False
 
 
 @dataclass(slots=True)
@@ -154,6 +159,8 @@ def policy_for(key: str, settings: dict[str, Any], profile) -> KeyPolicy:
         balance=settings.get("balance"),
         cost_per_request=float(settings.get("cost_per_request", 1.0)),
         allowed_models=frozenset(m.lower() for m in allowed if m) if allowed is not None else None,
+        suspended=bool(settings.get("suspended")),
+        token_quota_exhausted=bool(settings.get("token_quota_exhausted")),
     )
 
 
@@ -255,13 +262,15 @@ def rate_limit_error(message: str, snapshot: Snapshot, *, type_: str = "requests
     return ApiError(429, message, type=type_, code=code, headers=headers)
 
 
-def billing_error(profile) -> ApiError:
-    """The profile's answer to an empty wallet (``billing.status``: 402, or 429 for quota-style gateways)."""
+def billing_error(profile, message: str = "Insufficient balance: your wallet balance is exhausted. Recharge and "
+                  "retry.") -> ApiError:
+    """The profile's answer to an empty or suspended wallet (``billing.status``: 402, or 429 for quota-style
+    gateways)."""
     billing = profile.get("billing") or {}
     status = int(billing.get("status") or 402)
     return ApiError(
         status,
-        "Insufficient balance: your wallet balance is exhausted or suspended. Recharge and retry.",
+        message,
         type=billing.get("error_type") or "insufficient_quota",
         code=billing.get("error_code", "insufficient_quota"),
     )
@@ -353,7 +362,12 @@ class Limits:
         ):
             raise ApiError(403, f"This API key has no access to model '{model_id}' (model allowlist).",
                            code="model_not_allowed")
+        if policy.suspended and profile.claims("billing") and not config.fault(FAULT_SUSPENDED_SERVED):
+            raise billing_error(profile, "Your wallet is suspended. Contact your agent or admin.")
         reason, snapshot = self.limiter.charge(key, policy, tokens)
+        if (reason is None and policy.token_quota_exhausted and profile.claims("token-quota")
+                and not config.fault(FAULT_QUOTA_SERVED)):
+            reason = "quota"
         ctx.rate_limit = snapshot
         if config.fault_trace is not None:
             self._trace_state(ctx, key, policy, snapshot, refused=reason is not None)
@@ -361,8 +375,10 @@ class Limits:
             return
         if reason == "balance" and profile.claims("billing") and not config.fault(FAULT_BALANCE_IGNORED):
             raise billing_error(profile)
-        if reason == "daily":
+        if reason == "daily" and not (profile.claims("daily-limit") and config.fault(FAULT_DAILY_SERVED)):
             raise rate_limit_error("Daily limit reached for this API key.", snapshot)
+        if reason == "quota":
+            raise rate_limit_error("Token quota exhausted for this API key.", snapshot, type_="tokens")
         if reason == "tokens":
             raise rate_limit_error(
                 f"Rate limit reached for tokens: limit {policy.tokens_per_minute} per minute.", snapshot,

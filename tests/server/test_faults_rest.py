@@ -154,6 +154,18 @@ def errors_016(c):
     return embed(c, "wallet-conformance-empty-wallet").status_code == 402
 
 
+def errors_026(c):
+    return embed(c, "wallet-conformance-suspended").status_code == 402
+
+
+def rl_018(c):
+    return embed(c, "wallet-conformance-quota").status_code == 429
+
+
+def rl_019(c):
+    return embed(c, "wallet-conformance-daily").status_code == 429
+
+
 def errors_017(c):
     return embed(c, "wallet-conformance-restricted").status_code == 403
 
@@ -297,6 +309,9 @@ CASES: dict[str, tuple[str, object, dict]] = {
     **{f"RATE-LIMITS-{n:03d}": ("wallet-gateway", fn, {}) for n, fn in [(9, rl_009), (10, rl_010), (11, rl_011)]},
     "RATE-LIMITS-017": ("wallet-gateway", rl_017, {"keys": KEYS}),
     "ERRORS-016": ("wallet-gateway", errors_016, {}),
+    "ERRORS-026": ("wallet-gateway", errors_026, {}),
+    "RATE-LIMITS-018": ("wallet-gateway", rl_018, {}),
+    "RATE-LIMITS-019": ("wallet-gateway", rl_019, {}),
     "ERRORS-017": ("wallet-gateway", errors_017, {}),
     **{f"CORS-{n:03d}": ("unit23", fn, {}) for n, fn in [
         (1, cors_001), (2, cors_002), (3, cors_003), (4, cors_004), (5, cors_005), (6, cors_006), (7, cors_007)]},
@@ -314,5 +329,5 @@ def test_fault_breaks_its_requirement(requirement):
 
 def test_every_fault_of_these_areas_has_a_case():
     prefixes = ("RATE-LIMITS-", "CORS-", "EMBEDDINGS-", "OLLAMA-")
-    mine = {rid for rid in faults.catalogue() if rid.startswith(prefixes)} | {"ERRORS-016", "ERRORS-017"}
+    mine = {rid for rid in faults.catalogue() if rid.startswith(prefixes)} | {"ERRORS-016", "ERRORS-017", "ERRORS-026"}
     assert mine == set(CASES)
