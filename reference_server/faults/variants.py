@@ -21,6 +21,9 @@ VARIANTS: dict[str, str] = {
     "retry-after-date": "A rate-limit 429 carries Retry-After as an HTTP-date, which both SDKs read.",
     "retry-after-ms": "A rate-limit 429 also carries retry-after-ms (the same delay in milliseconds), as Azure OpenAI "
     "sends it and both SDKs prefer it.",
+    "unknown-model-400": "An unknown model in a request answers 400 (not 404) where the profile's doc states no status.",
+    "model-fields-renamed": "Listed models carry prices and context length under names of the gateway's own "
+    "(prompt_price_per_1m, completion_price_per_1m, context_window), which the doc does not name.",
     "owned-by-own": "Listed models report the gateway's own name as owned_by where the profile's doc names no owner.",
     "finish-separate": "finish_reason arrives on a separate chunk with an empty delta (as Ollama's /v1 does).",
 }

@@ -97,8 +97,10 @@ def model_entries(profile: Profile, kind: str) -> list[dict[str, Any]]:
 
 
 def unknown_model_error(name: str, profile: Profile) -> ApiError:
-    """The error for a model the profile does not serve (status ``models.unknown_status``)."""
-    status = int(profile.get("models.unknown_status") or 404)
+    """The error for a model the profile does not serve (status ``models.unknown_status``; where the doc states none,
+    404, or 400 with the ``unknown-model-400`` variant: MODELS-009 accepts either there)."""
+    documented = profile.get("models.unknown_status")
+    status = int(documented or (400 if server_config().variant("unknown-model-400") else 404))
     message = f"The model `{name}` does not exist or you do not have access to it."
     if _fault(FAULT_UNKNOWN_NO_HINT):
         return ApiError(status, message)
@@ -205,6 +207,12 @@ def model_object(entry: dict[str, Any], profile: Profile) -> dict[str, Any]:
         obj["pricing"] = dict(entry["pricing"])
     if "context_length" in fields and "context_length" in entry:
         obj["context_length"] = 0 if _fault(FAULT_NO_CONTEXT) else entry["context_length"]
+    if server_config().variant("model-fields-renamed"):  # the doc names no field (MODELS-018/019 accept any)
+        if "pricing" in obj:
+            price = obj.pop("pricing")
+            obj["prompt_price_per_1m"], obj["completion_price_per_1m"] = price["input_per_1m"], price["output_per_1m"]
+        if "context_length" in obj:
+            obj["context_window"] = obj.pop("context_length")
     return obj
 
 

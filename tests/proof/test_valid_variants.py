@@ -16,7 +16,11 @@ from tests.proof import matrix
 
 # Where a variant is meaningful beyond the default profile (openai claims streaming and stream-usage, so every
 # stream variant acts there); Ollama's /v1 sends finish_reason on its own chunk, so that variant is its dialect.
-VARIANT_PROFILES = {"finish-separate": ("openai", "ollama")}
+VARIANT_PROFILES = {"finish-separate": ("openai", "ollama"),
+                    # acts only where the doc states no unknown-model status (MODELS-009 once demanded 404 there)
+                    "unknown-model-400": ("wallet-gateway", "unified-llm-gateway"),
+                    # the one profile whose /models documents prices and context length (MODELS-018/019)
+                    "model-fields-renamed": ("unified-llm-gateway",)}
 BAD = ("FAIL", "ERROR", "XPASS")
 
 

@@ -106,10 +106,33 @@ def test_retry_after_ms_repeats_the_delay_in_milliseconds():
     assert "retry-after-ms" not in plain.get("/v1/models", headers={"Authorization": "Bearer sk-one"}).headers
 
 
+def test_unknown_model_400_only_where_the_doc_states_no_status():
+    unknown = {"model": "conformance-unknown-model", "messages": [{"role": "user", "content": "hi"}]}
+    for profile, status in (("wallet-gateway", 400), ("openai", 404), ("unifiedai", 400)):
+        client = make_client(profile, variants=["unknown-model-400"])
+        base = client.application.config["SERVER"].profile.base_path
+        resp = client.post(f"{base}/chat/completions", json=unknown, headers=auth_headers(client))
+        assert resp.status_code == status, profile
+        assert resp.get_json()["error"]["code"] == "model_not_found"
+    plain = make_client("wallet-gateway")
+    resp = plain.post("/api/v1/chat/completions", json=unknown, headers=auth_headers(plain))
+    assert resp.status_code == 404
+
+
+def test_model_fields_renamed_keeps_the_values():
+    plain, renamed = (make_client("unified-llm-gateway", variants=v) for v in ([], ["model-fields-renamed"]))
+    (before,), (after,) = (c.get("/v1/models", headers=auth_headers(c)).get_json()["data"][:1] for c in (plain, renamed))
+    assert "pricing" not in after and "context_length" not in after
+    assert after["prompt_price_per_1m"] == before["pricing"]["input_per_1m"]
+    assert after["completion_price_per_1m"] == before["pricing"]["output_per_1m"]
+    assert after["context_window"] == before["context_length"]
+
+
 def test_every_catalogued_variant_is_tested_here():
     assert set(VARIANTS) == {"sse-no-space", "sse-crlf", "sse-cr", "sse-keepalive", "sse-charset-off",
                              "extra-fields", "usage-omitted", "header-case", "finish-separate", "text-plain-served",
-                             "owned-by-own", "retry-after-fraction", "retry-after-date", "retry-after-ms"}
+                             "owned-by-own", "retry-after-fraction", "retry-after-date", "retry-after-ms", "unknown-model-400",
+                             "model-fields-renamed"}
 
 
 def test_unknown_variant_is_a_startup_error():
