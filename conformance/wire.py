@@ -151,7 +151,8 @@ def to_record(scope: str, seq: int, print_: str, ex: Exchange, secrets: Secrets)
             "response_headers": [[k, secrets.mask_text(v)] for k, v in ex.response_headers],
             "body": base64.b64encode(secrets.mask(raw)).decode("ascii"), "marks": ex.marks,
             "headers_ms": ex.headers_ms, "first_byte_ms": ex.first_byte_ms, "elapsed_ms": ex.elapsed_ms,
-            "streamed": ex.streamed, "error": ex.error, "error_kind": ex.error_kind}
+            "streamed": ex.streamed, "error": ex.error, "error_kind": ex.error_kind,
+            "masked_prints": ex.masked_prints}
 
 
 def from_record(record: dict[str, Any], secrets: Secrets, redactor: Any) -> Exchange:
@@ -161,6 +162,7 @@ def from_record(record: dict[str, Any], secrets: Secrets, redactor: Any) -> Exch
                   secrets.unmask(base64.b64decode(record["body"])), redactor, record["headers_ms"],
                   record["first_byte_ms"], record["elapsed_ms"], record["streamed"], record["error"])
     ex.error_kind, ex.marks = record.get("error_kind"), [tuple(m) for m in record.get("marks") or []]
+    ex.masked_prints = list(record.get("masked_prints") or [])
     return ex
 
 

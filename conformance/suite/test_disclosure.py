@@ -17,12 +17,13 @@ from conformance.suite.fixtures_transit import sandwich_of, transit_chat
 from conformance.transit import bearer_fingerprint, leaked, leaked_keys
 
 
-def _visible(rec: Recorded) -> tuple[str, str, list[dict]]:
-    """(what it was, everything the client could read, the journal entries)."""
+def _visible(rec: Recorded) -> tuple[str, str, list[dict], list[str]]:
+    """(what it was, everything the client could read, the journal entries, the fingerprints of the tokens the
+    transcript masks in the response headers: a key a header echoed is masked there, never shown)."""
     head = "\n".join(f"{k}: {v}" for k, v in rec.headers.multi_items())
     what = f"{rec.spec.method} {rec.spec.path}" + (f" ({json.dumps(rec.spec.script.respond)[:60]})"
                                                   if rec.spec.script is not None and rec.spec.script.respond else "")
-    return what, head + "\n" + rec.raw.decode("utf-8", "replace"), list(rec.journal or [])
+    return what, head + "\n" + rec.raw.decode("utf-8", "replace"), list(rec.journal or []), rec.last.masked_prints
 
 
 @exchange(view=_visible)
@@ -49,7 +50,7 @@ def test_no_upstream_address(disclosure_exchanges, plan_context, expect):
     port = side.address.rsplit(":", 1)[-1]
     needles = {"the upstream address": side.address, "the upstream address (localhost)": f"localhost:{port}",
                "the upstream address (loopback)": f"127.0.0.1:{port}"}
-    found = [f"{what}: {hit}" for what, text, _ in disclosure_exchanges for hit in leaked(text, needles)]
+    found = [f"{what}: {hit}" for what, text, _, _ in disclosure_exchanges for hit in leaked(text, needles)]
     _report(expect, "DISCLOSURE-001", "upstream address", found)
 
 
@@ -59,14 +60,16 @@ def test_no_upstream_key(disclosure_exchanges, conformance, expect):
     from conformance.embedded import UPSTREAM_KEY
 
     mine = bearer_fingerprint(conformance.api_key) if conformance.api_key else None
-    prints = {(e.get("authorization") or {}).get("fingerprint") for _, _, journal in disclosure_exchanges
+    prints = {(e.get("authorization") or {}).get("fingerprint") for _, _, journal, _ in disclosure_exchanges
               for e in journal}
     prints = {p for p in prints if p and p != mine}
     if not prints:
         pytest.skip("unobservable: no upstream attempt carried a credential the journal could fingerprint")
-    found = [f"{what}: a token that is the upstream credential ({tok})" for what, text, _ in disclosure_exchanges
+    found = [f"{what}: a token that is the upstream credential ({tok})" for what, text, _, _ in disclosure_exchanges
              for tok in leaked_keys(text, prints)]
-    found += [f"{what}: the suite's upstream key" for what, text, _ in disclosure_exchanges
+    found += [f"{what}: a response header carries the upstream credential (masked in the transcript)"
+              for what, _, _, masked in disclosure_exchanges if prints & set(masked)]
+    found += [f"{what}: the suite's upstream key" for what, text, _, _ in disclosure_exchanges
               if UPSTREAM_KEY in text and bearer_fingerprint(UPSTREAM_KEY) != mine]
     _report(expect, "DISCLOSURE-002", "upstream key", found)
 
@@ -78,6 +81,6 @@ def test_no_upstream_banner(disclosure_exchanges, plan_context, expect):
     banner = plan_context.sandwich.banner
     if not banner:
         pytest.skip("unobservable: the upstream sends no Server header")
-    found = [f"{what}: {hit}" for what, text, _ in disclosure_exchanges
+    found = [f"{what}: {hit}" for what, text, _, _ in disclosure_exchanges
              for hit in leaked(text, {f"the upstream's Server banner {banner!r}": banner})]
     _report(expect, "DISCLOSURE-003", "upstream Server banner", found)
