@@ -189,7 +189,7 @@ def sandwich(conformance: RunState, target: str, wire: Wire):
     from conformance.sandwich import Sandwich
 
     side = Sandwich(url, conformance.sandwich_token, wire, conformance.redactor, server=conformance.upstream_server,
-                    listen=bool(conformance.recording_header(target).get("upstream_listen")))
+                    stoppable=conformance.upstream_stoppable)
     yield side
     side.close()
 

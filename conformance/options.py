@@ -353,6 +353,14 @@ class RunState:
 
         return new_token()
 
+    @property
+    def upstream_stoppable(self) -> bool:
+        """This process can stop the upstream for one request (UPSTREAM-FAILURES-007): it started it, or, replaying,
+        the process that recorded did."""
+        if self.options.replay:
+            return bool(self._replay_log.header.get("upstream_stoppable"))
+        return self.upstream_server is not None
+
     def start_upstream(self) -> None:
         """``--upstream-listen``: start the suite's own upstream (controller only; workers reach it by URL)."""
         if not self.options.upstream_listen or self.options.replay or self.upstream_server is not None:
@@ -407,8 +415,7 @@ class RunState:
                   "target_url": target, "embedded": self.embedded}
         if self.sandwich_url:
             header.update(upstream=self.sandwich_url, sandwich_token=self.sandwich_token,
-                          upstream_listen=bool(self.options.upstream_listen or (
-                              self.options.replay and self._replay_log.header.get("upstream_listen"))))
+                          upstream_stoppable=self.upstream_stoppable)
         return header
 
     @property

@@ -5,12 +5,15 @@ the client exchange through the gateway, then the upstream's journal entries for
 control requests go through the run's wire under the exchange's scope, so they are recorded beside the client
 exchange and ``--replay`` answers them from the recording: a replay re-judges the same journal offline.
 
-Nonces are ``gwc<token><label>``: the token is the run's (recorded in the recording's header, shared with xdist
-workers), the label names the exchange, so a replay asks for exactly the recorded requests.
+Nonces are ``gwc<token><label><process>``: the token is the run's (recorded in the recording's header, shared with
+xdist workers), the label names the exchange, the process (``main``, ``gw0``, ...) keeps two workers that send the
+same planned exchange apart; a replay takes the process of the recording that serves the exchange, so it asks for
+exactly the recorded requests.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -71,13 +74,14 @@ class _Shared(httpx.BaseTransport):
 class Sandwich:
     """One process's side of sandwich mode: the upstream's URL, the run token, the control client of each exchange.
 
-    ``server``: the suite's own upstream (``--upstream-listen``) when this process started it, else None (an
-    unreachable upstream can then not be provoked). ``wire``: the run's wire (recording, replay)."""
+    ``server``: the suite's own upstream (``--upstream-listen``) when this process started it, else None;
+    ``stoppable``: an unreachable upstream can be provoked (this process started it, or replaying, the recording
+    process had). ``wire``: the run's wire (recording, replay)."""
 
     def __init__(self, url: str, token: str, wire: Any, redactor: Any, *, server: Any = None,
-                 listen: bool = False) -> None:
+                 stoppable: bool = False) -> None:
         self.url, self.token, self.wire, self.redactor = url.rstrip("/"), token, wire, redactor
-        self.server, self.listen = server, listen
+        self.server, self.stoppable = server, stoppable
         self._pool = _Shared()
         self.banner: str | None = None
 
@@ -92,6 +96,20 @@ class Sandwich:
 
     def script(self, label: str, respond: Any = None, **kw: Any) -> Script:
         return Script(self.nonce(label), respond, **kw)
+
+    def bind(self, scope: str, spec: Any) -> Any:
+        """``spec`` with its nonce bound to the process that sends it: under xdist two workers may both send one
+        planned exchange, and each must read only its own attempts. On replay the suffix is the process whose
+        recording serves the scope, so the replay asks for exactly the recorded requests."""
+        from dataclasses import replace
+
+        from conformance.wire import process_name
+
+        suffix = self.wire.replay.process_of(scope) if self.wire.replaying else process_name()
+        script = spec.script
+        bound = replace(script, nonce=f"{script.nonce}{re.sub(r'[^A-Za-z0-9]', '', suffix)}")
+        text = json.dumps(spec.body).replace(json.dumps(script.marker)[1:-1], json.dumps(bound.marker)[1:-1])
+        return replace(spec, body=json.loads(text), script=bound)
 
     def exchange(self, scope: str, script: Script, send: Callable[[], Any]) -> Any:
         """Register the script, run ``send()`` (the client exchange, a ``Recorded``), then read the journal; the

@@ -294,6 +294,7 @@ class ExchangeStore:
         if self.sandwich is None:
             return Recorded(name, spec, [], HarnessError("suite bug: a scripted exchange outside sandwich mode"))
         try:
+            spec = self.sandwich.bind(scope, spec)
             return self.sandwich.exchange(scope, spec.script, lambda: self._send_direct(scope, name, spec))
         except HarnessError as exc:
             return Recorded(name, spec, [], exc, self._read_limits)

@@ -230,6 +230,7 @@ class ReplayLog:
                                     "running the suite with --report-dir")
         self.header: dict[str, Any] = {}
         self._by_scope: dict[str, deque] = {}
+        self._process: dict[str, str] = {}  # scope -> the process (file stem) whose records serve it
         for path in files:
             lines = path.read_text(encoding="utf-8").splitlines()
             header = json.loads(lines[0]) if lines else {}
@@ -244,8 +245,14 @@ class ReplayLog:
                 record = json.loads(line)
                 mine.setdefault(record["scope"], deque()).append(record)
             for scope, records in mine.items():  # a planned exchange every process sent: the first copy serves
-                self._by_scope.setdefault(scope, records)
+                if scope not in self._by_scope:
+                    self._by_scope[scope] = records
+                    self._process[scope] = path.stem
         self._lock = threading.Lock()
+
+    def process_of(self, scope: str) -> str:
+        """The process (``main``, ``gw0``, ...) whose recording serves ``scope``."""
+        return self._process.get(scope, "main")
 
     def take(self, scope: str, print_: str) -> dict[str, Any]:
         """The next recorded exchange of ``scope``; ``ReplayDiverged`` when there is none or it differs."""

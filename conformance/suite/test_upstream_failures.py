@@ -128,7 +128,7 @@ def _unreachable_prefetch(plan) -> bool:
 @exchange(view=Transit.of, prefetch=_unreachable_prefetch)
 def failure_unreachable(plan):
     side = sandwich_of(plan)
-    if not side.listen or (side.server is None and not side.wire.replaying):
+    if not side.stoppable:
         pytest.skip("needs --upstream-listen without xdist: the suite stops its own upstream for one request")
     return transit_chat(plan, "failunreachable", unreachable=True)
 

@@ -12,6 +12,7 @@ SKIPs without one, so its fault could not be proven otherwise; the relay reads t
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 from pathlib import Path
@@ -33,7 +34,7 @@ TIMEOUT_S = 1  # the documented upstream timeout of the matrix's profile
 
 def timeout_profile(directory: Path) -> Path:
     """``openai`` with ``timeouts.upstream_seconds: 1``, as a profile file."""
-    raw = gateway_spec.load_yaml(gateway_spec.spec_dir() / "profiles" / "openai.yaml")
+    raw = copy.deepcopy(gateway_spec.load_yaml(gateway_spec.spec_dir() / "profiles" / "openai.yaml"))  # cached
     raw["timeouts"] = {**(raw.get("timeouts") or {}), "upstream_seconds": TIMEOUT_S}
     path = directory / "openai-timeout.yaml"
     path.write_text(json.dumps(raw), encoding="utf-8")  # JSON is YAML
