@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from conformance.headers_deadline import HeadersDeadline, SocketWatch
-from conformance.redact import Redactor
+from conformance.redact import Redactor, masked_fingerprints
 
 REQUEST_EXCERPT = 4096
 RESPONSE_EXCERPT = 16384
@@ -181,6 +181,7 @@ class Exchange:
     # their arrival times from these.
     marks: list = field(default_factory=list, repr=False)
     error_kind: str | None = None  # the HarnessError subclass a failure raised (replay raises it again)
+    masked_prints: list = field(default_factory=list, repr=False)  # redact.masked_fingerprints of the response headers
 
     @property
     def response_body(self) -> bytes:
@@ -484,6 +485,7 @@ class GatewayClient:
         exchange.headers_ms = (time.monotonic() - started) * 1000
         exchange.status = response.status_code
         exchange.response_headers = self.redactor.headers(response.headers.multi_items())
+        exchange.masked_prints = masked_fingerprints(self.redactor, response.headers.multi_items())
         stream = response.extensions.get("network_stream")
         busy = self._sockets.add(stream.get_extra_info("socket") if stream is not None else None)
         self._sockets.hold(busy)

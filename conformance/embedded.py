@@ -26,10 +26,13 @@ class EmbeddedServer:
     """The reference server for one profile on a free 127.0.0.1 port, served from a daemon thread."""
 
     def __init__(self, profile: str, faults: tuple[str, ...] = (), variants: tuple[str, ...] = (),
-                 trace_faults: bool = False) -> None:
+                 trace_faults: bool = False, *, host: str = "127.0.0.1", port: int = 0,
+                 keys: dict[str, dict[str, Any]] | None = None) -> None:
         self.profile, self.faults, self.variants = profile, tuple(faults), tuple(variants)
         self.trace_faults = trace_faults
+        self.host, self.port, self.keys = host, port, dict(keys or {})
         self.fault_trace = None  # with trace_faults: the server's FaultTrace, once started
+        self._app = None  # the reference server's WSGI app, built once (its state survives pause/resume)
         self._server = None  # werkzeug's BaseWSGIServer, once started
         self._thread: threading.Thread | None = None
 
@@ -37,25 +40,40 @@ class EmbeddedServer:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("embedded server not started")
-        return f"http://127.0.0.1:{self._server.server_port}"
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        return f"http://{host}:{self._server.server_port}"
 
     def start(self) -> str:
         """Build the app and start serving; returns the base URL."""
-        from werkzeug.serving import make_server
-
         from reference_server import ServerConfig, create_app  # only here: keep the import one-way elsewhere
 
         config = ServerConfig.for_profile(self.profile, faults=self.faults, variants=self.variants,
                                           trace_faults=self.trace_faults)
         self.fault_trace = config.fault_trace
         config.keys.update(burst_keys(config.profile))
+        config.keys.update(self.keys)
+        self._app = create_app(config)
+        self._serve(self.port)
+        return self.url
+
+    def _serve(self, port: int) -> None:
+        from werkzeug.serving import make_server
+
         # threaded: streaming checks and concurrent checks (rate limits) need more than one request in flight.
-        self._server = make_server("127.0.0.1", 0, create_app(config), threaded=True,
-                                   request_handler=_quiet_handler())
+        self._server = make_server(self.host, port, self._app, threaded=True, request_handler=_quiet_handler())
+        self.port = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, name="conformance-embedded-server",
                                         kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
-        return self.url
+
+    def pause(self) -> None:
+        """Stop listening (connections to the port are refused) but keep the app and its state."""
+        self.stop()
+
+    def resume(self) -> None:
+        """Listen again on the same port, with the same app and state."""
+        if self._server is None:
+            self._serve(self.port)
 
     def stop(self) -> None:
         """Stop serving and release the port."""
@@ -100,3 +118,24 @@ def burst_keys(profile: Any) -> dict[str, dict[str, Any]]:
     key = burst_key(profile)
     # tier "burst": a test key's "tier-<name>" part (unillm's) must not name the tier in the 429's message
     return {key: {"role": "burst", "tier": "burst", "requests_per_minute": BURST_LIMIT}} if key else {}
+
+
+# --upstream-listen: the reference server the suite starts as a gateway's upstream. A gateway in front of it uses
+# UPSTREAM_KEY (or the profile's test key) as its own upstream key. Its quota is the profile's (600 requests a
+# minute, several runs' worth): the rate-limit headers a gateway relays then still match the profile's numbers.
+UPSTREAM_PROFILE = "openai"
+UPSTREAM_KEY = "sk-upstream-conformance"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``:PORT`` binds 127.0.0.1); ValueError otherwise."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def upstream_server(listen: str) -> EmbeddedServer:
+    """The reference server ``--upstream-listen HOST:PORT`` starts (not yet started)."""
+    host, port = parse_listen(listen)
+    return EmbeddedServer(UPSTREAM_PROFILE, host=host, port=port, keys={UPSTREAM_KEY: {"role": "test"}})

@@ -59,6 +59,7 @@ class Spec:
     root: bool = False
     read: str = "buffered"
     wants_429: bool = False
+    script: Any = None  # sandwich mode: a ``conformance.sandwich.Script`` (rule upstream, journal after)
 
     def __post_init__(self) -> None:
         if self.read not in READS:
@@ -116,6 +117,7 @@ class PlanContext:
     embedding_model: str | None
     api_key: str | None
     capabilities: Any
+    sandwich: Any = None  # sandwich mode (``--upstream``): a ``conformance.sandwich.Sandwich``, else None
 
     def role_key(self, role: str) -> str | None:
         """The key of ``role`` (no-balance, restricted, tier-<name>, expired, disabled): ``--role-key``, else the
@@ -154,6 +156,8 @@ class Recorded:
     exchanges: list[Exchange]
     error: HarnessError | None = None
     read_limits: tuple[float, float] = (60.0, 30.0)  # (stream deadline, idle timeout): the run's timeouts
+    journal: list[dict] | None = None  # sandwich mode: the upstream's journal entries for the spec's nonce
+    upstream: list[Exchange] = field(default_factory=list)  # sandwich mode: the control exchanges behind it
 
     @property
     def last(self) -> Exchange:

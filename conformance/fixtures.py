@@ -21,7 +21,7 @@ from conformance.store import ExchangeStore
 from conformance.wire import RECORDING_DIR, Secrets, TargetHealth, Wire, WireTransport, process_name
 
 __all__ = ["api_key", "capabilities", "client", "conformance", "exchange_store", "expect", "make_client",
-           "make_transport", "plan_context", "profile", "requirements", "target", "transcript", "wire"]
+           "make_transport", "plan_context", "profile", "requirements", "sandwich", "target", "transcript", "wire"]
 
 STATE = pytest.StashKey[RunState]()
 IDS = pytest.StashKey[tuple]()
@@ -180,12 +180,27 @@ def make_transport(conformance: RunState, wire: Wire):
 
 
 @pytest.fixture(scope="session")
-def plan_context(conformance: RunState, target: str, api_key) -> PlanContext:
-    """What exchange builders may read: profile, options, target URL, models, key, capabilities."""
+def sandwich(conformance: RunState, target: str, wire: Wire):
+    """Sandwich mode (``--upstream``/``--upstream-listen``): a ``conformance.sandwich.Sandwich``; None otherwise."""
+    url = conformance.sandwich_url
+    if not url:
+        yield None
+        return
+    from conformance.sandwich import Sandwich
+
+    side = Sandwich(url, conformance.sandwich_token, wire, conformance.redactor, server=conformance.upstream_server,
+                    stoppable=conformance.upstream_stoppable)
+    yield side
+    side.close()
+
+
+@pytest.fixture(scope="session")
+def plan_context(conformance: RunState, target: str, api_key, sandwich) -> PlanContext:
+    """What exchange builders may read: profile, options, target URL, models, key, capabilities, sandwich."""
     opts, profile = conformance.options, conformance.profile
     return PlanContext(profile, opts, target, opts.model or profile.get("models.default_chat"),
                        opts.embedding_model or profile.get("models.default_embedding"), api_key,
-                       conformance.capabilities)
+                       conformance.capabilities, sandwich)
 
 
 @pytest.fixture(scope="session")
@@ -212,7 +227,8 @@ def exchange_store(request: pytest.FixtureRequest, conformance: RunState, target
                           plan=lambda unit: planned_entries([i for i in items if unit is None or i.path == unit]),
                           read_limits=(opts.stream_timeout, opts.request_timeout),
                           make_transport=lambda key: WireTransport(wire, conformance.redactor_with(key),
-                                                                   conformance.accounting))
+                                                                   conformance.accounting),
+                          sandwich=plan_context.sandwich)
     yield store
     store.close()
 

@@ -46,8 +46,11 @@ ENV_FALLBACKS = {
 # a shell must not hijack an unrelated ``pytest`` invocation.
 RUN_SELECTING = (
     "conformance", "target_url", "profile", "requirement", "baseline", "server_fault", "server_variant", "model", "fuzz",
-    "server_trace_faults", "replay", "claim", "no_claim", "write_baseline",
+    "server_trace_faults", "replay", "claim", "no_claim", "write_baseline", "gw_upstream", "gw_upstream_listen",
 )
+SANDWICH = "sandwich"  # the feature sandwich mode claims (spec/features.yaml)
+SANDWICH_HINT = ("sandwich mode is off: give --upstream URL (a reference server the gateway routes to) or "
+                 "--upstream-listen HOST:PORT")
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -100,6 +103,11 @@ def add_options(parser: pytest.Parser) -> None:
              "before any check with exit code 6.")
     add("--list-requirements", action="store_true", default=False,
         help="List requirement ID, level, feature, claimed?, text for the profile, then exit.")
+    add("--upstream", dest="gw_upstream", default=None, metavar="URL",
+        help="Sandwich mode: a running reference server the gateway routes to; the suite scripts it and reads its "
+             "journal, and checks the transit requirements (feature sandwich).")
+    add("--upstream-listen", dest="gw_upstream_listen", default=None, metavar="HOST:PORT",
+        help="Sandwich mode: start a reference server there for the gateway to route to (as --upstream).")
     add("--server-fault", action="append", default=[], metavar="ID",
         help="Embedded server only: break this requirement on purpose (negative control).")
     add("--server-variant", action="append", default=[], metavar="NAME",
@@ -155,6 +163,8 @@ class ConformanceOptions:
     allow_burst: bool = False
     server_faults: tuple[str, ...] = ()
     server_variants: tuple[str, ...] = ()
+    upstream: str | None = None
+    upstream_listen: str | None = None
     server_trace_faults: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
     replay: str | None = None
@@ -193,6 +203,8 @@ class ConformanceOptions:
             allow_burst=opt.allow_burst,
             server_faults=tuple(opt.server_fault or ()),
             server_variants=tuple(opt.server_variant or ()),
+            upstream=(getattr(opt, "gw_upstream", None) or "").rstrip("/") or None,
+            upstream_listen=getattr(opt, "gw_upstream_listen", None),
             server_trace_faults=bool(getattr(opt, "server_trace_faults", False)),
             concurrency=getattr(opt, "concurrency", DEFAULT_CONCURRENCY) or DEFAULT_CONCURRENCY,
             replay=getattr(opt, "replay", None),
@@ -293,6 +305,8 @@ class RunState:
         self.started = _now()
         self.target_down: str | None = None  # why the run stopped early: the target stopped answering
         self.case_scope = "run"  # recording scope of the running case (``case:<id>``)
+        self._config = config
+        self.upstream_server = None  # --upstream-listen: the reference server this process started
 
     @functools.cached_property
     def profile(self) -> Profile:
@@ -300,7 +314,10 @@ class RunState:
             profile = load_profile(self.options.profile)
         except (FileNotFoundError, OSError, ValueError) as exc:  # ValueError: ProfileError, a schema mismatch
             raise pytest.UsageError(f"--profile: {exc}") from exc
-        profile = with_claims(profile, self.options.claims, self.options.no_claims)
+        claims = self.options.claims
+        if self.sandwich_url and SANDWICH not in claims and SANDWICH not in self.options.no_claims:
+            claims = (*claims, SANDWICH)  # sandwich mode claims the transit requirements
+        profile = with_claims(profile, claims, self.options.no_claims)
         if self.options.target_url and profile.get("models.discover"):
             from conformance.discovery import list_models, with_discovered_models
 
@@ -332,6 +349,59 @@ class RunState:
             return bool(self.recording.header.get("embedded"))
         return not self.options.target_url
 
+    @property
+    def sandwich_url(self) -> str | None:
+        """The upstream's URL in sandwich mode (``--upstream``, ``--upstream-listen``, or the recording's), else None."""
+        if self.options.replay:
+            return self._replay_log.header.get("upstream")
+        if self.options.upstream:
+            return self.options.upstream
+        if self.options.upstream_listen:
+            from conformance.embedded import parse_listen
+
+            host, port = parse_listen(self.options.upstream_listen)
+            return f"http://{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{port}"
+        return None
+
+    @functools.cached_property
+    def sandwich_token(self) -> str:
+        """The run's nonce token: the recording's on replay, the controller's on an xdist worker, else new."""
+        if self.options.replay:
+            return str(self._replay_log.header.get("sandwich_token") or "")
+        shared = (getattr(self._config, "workerinput", None) or {}).get("conformance_sandwich_token")
+        if shared:
+            return shared
+        from conformance.sandwich import new_token
+
+        return new_token()
+
+    @property
+    def upstream_stoppable(self) -> bool:
+        """This process can stop the upstream for one request (UPSTREAM-FAILURES-007): it started it, or, replaying,
+        the process that recorded did."""
+        if self.options.replay:
+            return bool(self._replay_log.header.get("upstream_stoppable"))
+        return self.upstream_server is not None
+
+    def start_upstream(self) -> None:
+        """``--upstream-listen``: start the suite's own upstream (controller only; workers reach it by URL)."""
+        if not self.options.upstream_listen or self.options.replay or self.upstream_server is not None:
+            return
+        from conformance.embedded import upstream_server
+
+        server = upstream_server(self.options.upstream_listen)
+        try:
+            server.start()
+        except OSError as exc:
+            raise pytest.UsageError(f"--upstream-listen {self.options.upstream_listen}: cannot listen there "
+                                    f"({exc})") from None
+        self.upstream_server = server
+
+    def stop_upstream(self) -> None:
+        if self.upstream_server is not None:
+            self.upstream_server.stop()
+            self.upstream_server = None
+
     @functools.cached_property
     def capabilities(self) -> Capabilities:
         return Capabilities.of(self.embedded, self.profile, self.options.allow_burst)
@@ -339,12 +409,7 @@ class RunState:
     @functools.cached_property
     def recording(self) -> ReplayLog:
         """``--replay DIR``'s recording, checked against this suite (a usage error when it cannot be replayed)."""
-        from conformance.wire import RecordingMismatch, ReplayLog
-
-        try:
-            log = ReplayLog(Path(self.options.replay))
-        except (RecordingMismatch, OSError, ValueError) as exc:
-            raise pytest.UsageError(f"--replay: {exc}") from exc
+        log = self._replay_log
         header = log.header
         if header.get("suite_version") != suite_version() or header.get("suite_digest") != suite_digest():
             raise pytest.UsageError(
@@ -356,10 +421,24 @@ class RunState:
                                     f"not {self.profile.name!r} (give --profile {header.get('profile')})")
         return log
 
+    @functools.cached_property
+    def _replay_log(self) -> ReplayLog:
+        """``--replay DIR``'s recording as read, not yet checked against this suite."""
+        from conformance.wire import RecordingMismatch, ReplayLog
+
+        try:
+            return ReplayLog(Path(self.options.replay))
+        except (RecordingMismatch, OSError, ValueError) as exc:
+            raise pytest.UsageError(f"--replay: {exc}") from exc
+
     def recording_header(self, target: str) -> dict:
         """What a recording states about itself (``--replay`` checks it)."""
-        return {"suite_version": suite_version(), "suite_digest": suite_digest(), "profile": self.profile.name,
-                "target_url": target, "embedded": self.embedded}
+        header = {"suite_version": suite_version(), "suite_digest": suite_digest(), "profile": self.profile.name,
+                  "target_url": target, "embedded": self.embedded}
+        if self.sandwich_url:
+            header.update(upstream=self.sandwich_url, sandwich_token=self.sandwich_token,
+                          upstream_stoppable=self.upstream_stoppable)
+        return header
 
     @property
     def secrets(self) -> list[str | None]:
@@ -406,6 +485,7 @@ class RunState:
         if self.options.replay and (self.options.target_url or server_options):
             raise pytest.UsageError("--replay judges a recording: it sends nothing, so --target-url and "
                                     "--server-* do not apply")
+        self._validate_sandwich()
         if self.options.concurrency < 1:
             raise pytest.UsageError(f"--concurrency must be at least 1, not {self.options.concurrency}")
         for glob in self.options.requirement_globs:
@@ -416,6 +496,34 @@ class RunState:
         if self.options.replay:
             _ = self.recording
 
+    def _validate_sandwich(self) -> None:
+        o = self.options
+        if not (o.upstream or o.upstream_listen):
+            return
+        if o.upstream and o.upstream_listen:
+            raise pytest.UsageError("--upstream and --upstream-listen both name the upstream: give one")
+        if o.replay:
+            raise pytest.UsageError("--replay judges a recording: --upstream/--upstream-listen do not apply (the "
+                                    "recording names its upstream)")
+        if not o.target_url:
+            raise pytest.UsageError("--upstream/--upstream-listen need --target-url: the gateway that routes to "
+                                    "the upstream")
+        if o.upstream_listen:
+            from conformance.embedded import parse_listen
+
+            try:
+                parse_listen(o.upstream_listen)
+            except ValueError as exc:
+                raise pytest.UsageError(f"--upstream-listen: {exc}") from None
+            return
+        from conformance.upstream import NotAReferenceServer, UpstreamControl
+
+        with UpstreamControl(o.upstream, timeout=min(10.0, o.request_timeout)) as control:
+            try:
+                control.identify()
+            except NotAReferenceServer as exc:
+                raise pytest.UsageError(f"--upstream: {exc}") from None
+
     def header_line(self) -> str:
         target = self.options.target_url or "embedded reference server"
         if self.options.replay:
@@ -424,6 +532,8 @@ class RunState:
         extras += "".join(f", no-claim {f}" for f in self.options.no_claims)
         extras += "".join(f", fault {f}" for f in self.options.server_faults)
         extras += "".join(f", variant {v}" for v in self.options.server_variants)
+        if self.sandwich_url:
+            extras += f", upstream {self.sandwich_url}" + (" (started by the suite)" * bool(self.options.upstream_listen))
         return (f"conformance: target {target}, profile {self.profile.name}{extras}, "
                 f"suite {suite_version()}, fail-on {self.options.fail_on}")
 
@@ -448,6 +558,7 @@ class RunState:
                 "server_faults": list(self.options.server_faults),
                 "server_variants": list(self.options.server_variants),
                 "server_trace_faults": self.options.server_trace_faults, "replay": self.options.replay,
+                "upstream": self.sandwich_url,
                 "target_down": self.target_down, **self.accounting.as_dict()}
 
 

@@ -29,7 +29,7 @@ from conformance.fixtures import (
     run_state,
 )
 from conformance.junit import CASE_PROPERTY
-from conformance.options import SUITE_DIR, ConformanceOptions, RunState
+from conformance.options import SANDWICH, SANDWICH_HINT, SUITE_DIR, ConformanceOptions, RunState
 from conformance.outcomes import (
     ERROR,
     UNTESTABLE,
@@ -112,7 +112,24 @@ def _enable_outputs(config: pytest.Config, state: RunState) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     # tryfirst: before xdist starts its workers, so a misconfigured target stops the run with nothing started.
-    run_preflight(session.config, run_state(session.config))
+    state = run_state(session.config)
+    if state.active and not _is_worker(session.config) and not session.config.option.collectonly:
+        state.start_upstream()  # --upstream-listen: before the preflight, which routes a probe through it
+    run_preflight(session.config, state)
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown when xdist is not loaded
+def pytest_configure_node(node) -> None:
+    """Workers share the controller's sandwich nonce token (one recording, one token)."""
+    state = node.config.stash.get(STATE, None)
+    if state is not None and state.active and state.sandwich_url:
+        node.workerinput["conformance_sandwich_token"] = state.sandwich_token
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is not None:
+        state.stop_upstream()
 
 
 def pytest_report_header(config: pytest.Config):
@@ -145,6 +162,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             item.user_properties.append(("requirement", rid))
             item.user_properties.append((f"{rid}.level", registry[rid].level))
         reason = unclaimed_reason(ids, registry, state.profile)
+        if reason and SANDWICH in {registry[i].feature for i in ids} and not state.sandwich_url:
+            reason = SANDWICH_HINT
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
         keep.append(item)

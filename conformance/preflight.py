@@ -194,6 +194,18 @@ def model_ids(body: Any) -> list[str] | None:
     return [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m]
 
 
+def _sandwich_probe(options: Any, state: Any) -> None:
+    """Sandwich mode: one probe under a fresh nonce must reach the upstream through the gateway."""
+    from conformance.sandwich import SandwichSetupError, probe
+
+    try:
+        probe(options.target_url, state.profile.base_path, state.sandwich_url, api_key=state.api_key,
+              model=options.model or state.profile.get("models.default_chat"), headers=options.headers,
+              timeout=options.request_timeout)
+    except SandwichSetupError as exc:
+        raise PreflightError(Redactor([state.api_key]).text(str(exc))) from None
+
+
 def run_preflight(config: Any, state: Any) -> None:
     """The plugin's session-start step: probe ``--target-url`` once, or stop the run with ``pytest.exit``.
 
@@ -211,6 +223,8 @@ def run_preflight(config: Any, state: Any) -> None:
                       timeout=options.request_timeout)
     try:
         probe.run()
+        if state.sandwich_url:
+            _sandwich_probe(options, state)
     except PreflightError as exc:
         # The whole diagnosis once, on stderr; pytest repeats the exit reason, so that stays one short line.
         sys.stderr.write(f"\nconformance preflight: {exc}.\n\n")

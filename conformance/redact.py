@@ -6,6 +6,7 @@ was run with would turn a conformance run into a credential leak.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 
@@ -45,6 +46,22 @@ class Redactor:
         for name, value in items:
             out.append((name, MASK if name.lower() in SECRET_HEADERS else self.text(str(value))))
         return out
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-.]{7,}")
+
+
+def masked_fingerprints(redactor: Redactor, headers: Iterable[tuple[str, str]]) -> list[str]:
+    """``sha256:`` fingerprints of ``Bearer <token>`` for every token of the header values the redactor masks: a
+    check can then tell which credential a gateway echoed (DISCLOSURE-002, against the upstream journal's
+    fingerprints) without the transcript ever showing it."""
+    prints = set()
+    for name, value in headers:
+        value = str(value)
+        if name.lower() in SECRET_HEADERS or redactor.text(value) != value:
+            prints.update("sha256:" + hashlib.sha256(f"Bearer {t}".encode()).hexdigest()
+                          for t in _TOKEN.findall(value))
+    return sorted(prints)
 
 
 def redact_text(value: str, secrets: Iterable[str | None] = ()) -> str:

@@ -43,8 +43,10 @@ class ExchangeStore:
                  attach: Callable[[Any, list[Exchange]], None], *, concurrency: int = DEFAULT_CONCURRENCY,
                  plan: Callable[[Any], list[Entry]] = lambda unit: [],
                  read_limits: tuple[float, float] = (60.0, 30.0),
-                 make_transport: Callable[[str | None], Any] | None = None, plan_by_module: bool = False) -> None:
+                 make_transport: Callable[[str | None], Any] | None = None, plan_by_module: bool = False,
+                 sandwich: Any = None) -> None:
         self.context, self.wire, self._attach = context, wire, attach
+        self.sandwich = sandwich  # sandwich mode: sends the specs that carry a script (conformance.sandwich)
         self._make_transport = make_transport
         self.concurrency = max(1, concurrency)
         self._plan, self._read_limits = plan, read_limits
@@ -124,7 +126,7 @@ class ExchangeStore:
         out = [ex for dep in entry.needs for ex in self.exchanges_of(dep)]
         result = self._result(entry)
         for rec in (result if isinstance(result, list) else [result] if result is not None else []):
-            out += getattr(rec, "exchanges", [])
+            out += getattr(rec, "exchanges", []) + getattr(rec, "upstream", [])
         return out
 
     def _view(self, entry: Entry, result: Any) -> Any:
@@ -285,7 +287,21 @@ class ExchangeStore:
             future.set_exception(exc)
 
     def _send(self, scope: str, name: str, spec: Spec) -> Recorded:
-        """One spec, with the 429 back-off; a harness error is recorded, not raised."""
+        """One spec, with the 429 back-off; a harness error is recorded, not raised. A spec with a script goes
+        through the sandwich (rule upstream first, the upstream's journal after)."""
+        if spec.script is None:
+            return self._send_direct(scope, name, spec)
+        if self.sandwich is None:
+            return Recorded(name, spec, [], HarnessError("suite bug: a scripted exchange outside sandwich mode"))
+        try:
+            spec = self.sandwich.bind(scope, spec)
+            return self.sandwich.exchange(scope, spec.script, lambda: self._send_direct(scope, name, spec))
+        except HarnessError as exc:
+            return Recorded(name, spec, [], exc, self._read_limits)
+        finally:
+            self.wire.scope = None
+
+    def _send_direct(self, scope: str, name: str, spec: Spec) -> Recorded:
         client = self._client(spec.key)
         self.wire.scope = scope
         attempts: list[Exchange] = []

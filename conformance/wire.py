@@ -151,7 +151,8 @@ def to_record(scope: str, seq: int, print_: str, ex: Exchange, secrets: Secrets)
             "response_headers": [[k, secrets.mask_text(v)] for k, v in ex.response_headers],
             "body": base64.b64encode(secrets.mask(raw)).decode("ascii"), "marks": ex.marks,
             "headers_ms": ex.headers_ms, "first_byte_ms": ex.first_byte_ms, "elapsed_ms": ex.elapsed_ms,
-            "streamed": ex.streamed, "error": ex.error, "error_kind": ex.error_kind}
+            "streamed": ex.streamed, "error": ex.error, "error_kind": ex.error_kind,
+            "masked_prints": ex.masked_prints}
 
 
 def from_record(record: dict[str, Any], secrets: Secrets, redactor: Any) -> Exchange:
@@ -161,6 +162,7 @@ def from_record(record: dict[str, Any], secrets: Secrets, redactor: Any) -> Exch
                   secrets.unmask(base64.b64decode(record["body"])), redactor, record["headers_ms"],
                   record["first_byte_ms"], record["elapsed_ms"], record["streamed"], record["error"])
     ex.error_kind, ex.marks = record.get("error_kind"), [tuple(m) for m in record.get("marks") or []]
+    ex.masked_prints = list(record.get("masked_prints") or [])
     return ex
 
 
@@ -228,6 +230,7 @@ class ReplayLog:
                                     "running the suite with --report-dir")
         self.header: dict[str, Any] = {}
         self._by_scope: dict[str, deque] = {}
+        self._process: dict[str, str] = {}  # scope -> the process (file stem) whose records serve it
         for path in files:
             lines = path.read_text(encoding="utf-8").splitlines()
             header = json.loads(lines[0]) if lines else {}
@@ -242,8 +245,14 @@ class ReplayLog:
                 record = json.loads(line)
                 mine.setdefault(record["scope"], deque()).append(record)
             for scope, records in mine.items():  # a planned exchange every process sent: the first copy serves
-                self._by_scope.setdefault(scope, records)
+                if scope not in self._by_scope:
+                    self._by_scope[scope] = records
+                    self._process[scope] = path.stem
         self._lock = threading.Lock()
+
+    def process_of(self, scope: str) -> str:
+        """The process (``main``, ``gw0``, ...) whose recording serves ``scope``."""
+        return self._process.get(scope, "main")
 
     def take(self, scope: str, print_: str) -> dict[str, Any]:
         """The next recorded exchange of ``scope``; ``ReplayDiverged`` when there is none or it differs."""

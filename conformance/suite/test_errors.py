@@ -13,6 +13,7 @@ import pytest
 
 from conformance.exchanges import Spec, exchange
 from conformance.suite.fixtures_chat import ENVELOPE, check_error_envelope, error_object, skip_unless_claimed
+from conformance.suite.fixtures_transit import transit_chat
 
 # Above the reference server's default body cap (ServerConfig.max_body_bytes, 4 MiB): no profile documents a
 # limit, and a few MiB stays modest on loopback. The padding is the user message itself, not an unknown field: a
@@ -304,9 +305,13 @@ SERVER_ERRORS = (500, 502, 503)
 
 @exchange(view=_response)
 def errors_server_errors(plan):
-    if not plan.capabilities.mock_controls:  # a gateway ignores the control header: three requests for nothing
-        pytest.skip("5xx answers can only be provoked on the embedded reference server (X-Mock-Status)")
-    return [_chat(tiny(plan.chat_model), headers={"X-Mock-Status": str(s)}) for s in SERVER_ERRORS]
+    if plan.capabilities.mock_controls:
+        return [_chat(tiny(plan.chat_model), headers={"X-Mock-Status": str(s)}) for s in SERVER_ERRORS]
+    if plan.sandwich is not None:  # the upstream fails on script; the gateway's answer is what is judged
+        return [transit_chat(plan, f"errors{s}", respond={"status": s}, max_tokens=1) for s in SERVER_ERRORS]
+    # a gateway ignores the control header: three requests for nothing
+    pytest.skip("5xx answers can only be provoked on the embedded reference server (X-Mock-Status) or in sandwich "
+                "mode (--upstream)")
 
 
 @pytest.mark.requirement("ERRORS-019", "ERRORS-025")

@@ -15,6 +15,7 @@ from conformance.exchanges import exchange
 from conformance.expect import StopCase
 from conformance.sse import DONE
 from conformance.suite.fixtures_stream import StreamExchange, chat_body, stream_spec
+from conformance.suite.fixtures_transit import transit_chat
 
 KNOWN_FIELDS = {"data", "event", "id", "retry"}
 _LINES = re.compile(rb"\r\n|\r|\n")
@@ -201,10 +202,14 @@ def test_rejected_stream_gets_http_error(stream_exchange_unknown_model, expect, 
 
 @exchange(view=StreamExchange.of)
 def stream_mid_stream_error(plan):
-    """Needs a way to make the upstream fail mid-stream: the embedded server's X-Mock-Error-After control."""
-    if not plan.capabilities.mock_controls:
-        pytest.skip("a mid-stream upstream failure can only be provoked on the embedded reference server")
-    return stream_spec(chat_body(plan.chat_model, stream=True), {"X-Mock-Error-After": "2"})
+    """Needs a way to make the upstream fail mid-stream: the embedded server's X-Mock-Error-After control, or in
+    sandwich mode an upstream scripted to send an error event after two chunks."""
+    if plan.capabilities.mock_controls:
+        return stream_spec(chat_body(plan.chat_model, stream=True), {"X-Mock-Error-After": "2"})
+    if plan.sandwich is not None:
+        return transit_chat(plan, "sseerror", respond={"stream": {"error_after": 2}}, stream=True)
+    pytest.skip("a mid-stream upstream failure can only be provoked on the embedded reference server or in sandwich "
+                "mode (--upstream)")
 
 
 @pytest.mark.requirement("SSE-008")

@@ -1,10 +1,11 @@
-"""One judge per transit requirement: send through a relay, look at both ends, return the problems found.
+"""One probe per transit requirement: send through a relay, look at both ends, return the problems found.
 
-Each ``check_*`` takes a ``Probe`` and returns a list of problems (empty: the requirement held). They are the
-sandwich checks in miniature, written against the harness (upstream failures through ``X-Mock-*``); the suite's
-own versions will use the scripting API and the journal over HTTP instead.
+Each ``check_*`` takes a ``Probe`` and returns a list of problems (empty: the requirement held). The judging itself is
+``conformance.transit``'s, shared with the suite's sandwich checks; what is here is how the harness provokes each
+case (upstream failures through ``X-Mock-*``, what the upstream received through its capturing wrapper). The suite's
+own checks, proven through the same relay, are in tests/relay/test_suite_matrix.py.
 
-Over 400 lines on purpose: 32 judges, one per requirement of five areas, read best as one table in registry order.
+Over 400 lines on purpose: 32 probes, one per requirement of five areas, read best as one table in registry order.
 """
 
 from __future__ import annotations
@@ -14,6 +15,20 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from conformance.transit import (
+    answer_view,
+    attempt_bound,
+    buffering_problems,
+    clean_finish_problems,
+    envelope_problems,
+    failure_problems,
+    forwarded_problems,
+    leaked,
+    placeholder_token,
+    rate_limit_problems,
+    relayed_problems,
+    retry_gap_problems,
+)
 from tests.relay.harness import CLIENT_KEY, MODEL, UPSTREAM_KEY, Probe, Result
 
 CHECKS: dict[str, Callable[[Probe], list[str]]] = {}
@@ -37,14 +52,7 @@ def _forwarded(probe: Probe, body: dict, names: tuple[str, ...], headers: dict |
     attempts = probe.upstream.attempts(nonce)
     if not attempts:
         return [] if result.status == 400 else [f"no upstream attempt and no 400 (status {result.status})"]
-    problems = []
-    for attempt in attempts:
-        received = attempt.body or {}
-        for name in names:
-            if received.get(name, "<absent>") != body.get(name, "<absent>"):
-                problems.append(f"{name}: sent {body.get(name, '<absent>')!r}, upstream got "
-                                f"{received.get(name, '<absent>')!r}")
-    return problems
+    return forwarded_problems(body, [a.body or {} for a in attempts], names)
 
 
 def _nonce_of(body: dict) -> str:
@@ -125,56 +133,17 @@ def client_key_stays(probe: Probe) -> list[str]:
             for name, value in a.headers.items() if CLIENT_KEY in value]
 
 
-PLACEHOLDERS = {"undefined", "null", "none", "nil", ""}
-
-
 @check("RELAY-REQUEST-009")
 def authorization_well_formed(probe: Probe) -> list[str]:
     _, attempts = _credentials(probe)
-    problems = []
-    for a in attempts:
-        value = a.headers.get("Authorization")
-        if value is None:
-            continue
-        scheme, _, token = value.partition(" ")
-        if not scheme or token.strip().lower() in PLACEHOLDERS:
-            problems.append(f"malformed Authorization upstream: {scheme} {token[:10]!r}")
-    return problems
+    return [f"malformed Authorization upstream: {token[:10]!r}" for a in attempts
+            for token in [placeholder_token(a.headers.get("Authorization"))] if token is not None]
 
 
 # -- response relay: the client's answer against the upstream's own answer to the same attempt ----------------------
 def _view(result: Result) -> dict[str, Any]:
     """Per choice index: content, refusal, finish_reason, tool calls, logprobs; plus usage (streamed or not)."""
-    choices: dict[int, dict[str, Any]] = {}
-    usage = None
-    if result.streamed:
-        for chunk in result.chunks():
-            usage = chunk.get("usage") or usage
-            for c in chunk.get("choices") or []:
-                slot = choices.setdefault(c.get("index", 0), {"content": "", "refusal": "", "finish_reason": None,
-                                                             "tool_calls": {}, "logprobs": []})
-                delta = c.get("delta") or {}
-                slot["content"] += delta.get("content") or ""
-                slot["refusal"] += delta.get("refusal") or ""
-                slot["finish_reason"] = c.get("finish_reason") or slot["finish_reason"]
-                for call in delta.get("tool_calls") or []:
-                    merged = slot["tool_calls"].setdefault(call.get("index", 0), {"id": "", "name": "", "args": ""})
-                    fn = call.get("function") or {}
-                    merged["id"] += call.get("id") or ""
-                    merged["name"] += fn.get("name") or ""
-                    merged["args"] += fn.get("arguments") or ""
-                slot["logprobs"] += ((c.get("logprobs") or {}).get("content") or [])
-    elif isinstance(result.json, dict):
-        usage = result.json.get("usage")
-        for c in result.json.get("choices") or []:
-            message = c.get("message") or {}
-            choices[c.get("index", 0)] = {
-                "content": message.get("content") or "", "refusal": message.get("refusal") or "",
-                "finish_reason": c.get("finish_reason"),
-                "tool_calls": {i: {"id": t.get("id"), "name": t["function"]["name"], "args": t["function"]["arguments"]}
-                               for i, t in enumerate(message.get("tool_calls") or [])},
-                "logprobs": (c.get("logprobs") or {}).get("content") or []}
-    return {"choices": choices, "usage": usage}
+    return answer_view(chunks=result.chunks()) if result.streamed else answer_view(result.json)
 
 
 def _relayed(probe: Probe, body: dict, fields: tuple[str, ...], stream: bool) -> list[str]:
@@ -184,16 +153,7 @@ def _relayed(probe: Probe, body: dict, fields: tuple[str, ...], stream: bool) ->
     attempts = probe.upstream.attempts(nonce)
     if result.status != 200 or not attempts:
         return [f"no answer to compare (status {result.status}, {len(attempts)} attempts)"]
-    mine, theirs = _view(result), _view(probe.upstream.replay(attempts[-1]))
-    problems = []
-    if "usage" in fields and mine["usage"] != theirs["usage"]:
-        problems.append(f"usage {mine['usage']} != upstream's {theirs['usage']}")
-    if sorted(mine["choices"]) != sorted(theirs["choices"]):
-        problems.append(f"choices {sorted(mine['choices'])} != upstream's {sorted(theirs['choices'])}")
-    for index, choice in theirs["choices"].items():
-        got = mine["choices"].get(index, {})
-        problems += [f"choice {index} {name}: {got.get(name)!r} != upstream's {choice[name]!r}"
-                     for name in fields if name != "usage" and got.get(name) != choice[name]]
+    problems = relayed_problems(_view(result), _view(probe.upstream.replay(attempts[-1])), fields)
     mode = "stream" if stream else "json"
     return [f"{mode}: {p}" for p in problems]
 
@@ -242,29 +202,13 @@ def request_id(probe: Probe) -> list[str]:
     return [] if result.headers.get("x-request-id") else ["no x-request-id"]
 
 
-def _number(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 @check("RELAY-RESPONSE-008")
 def rate_limit_headers(probe: Probe) -> list[str]:
     nonce = probe.nonce()
     result = probe.chat(user(f"rl {nonce}"))
     attempts = probe.upstream.attempts(nonce)
     theirs = probe.upstream.replay(attempts[-1]).headers if attempts else {}
-    problems = []
-    for name in (n.lower() for n in theirs if n.lower().startswith("x-ratelimit-")):
-        if name not in result.headers:
-            problems.append(f"{name} not relayed nor replaced")
-    for kind in ("requests", "tokens"):
-        limit = _number(result.headers.get(f"x-ratelimit-limit-{kind}"))
-        remaining = _number(result.headers.get(f"x-ratelimit-remaining-{kind}"))
-        if limit is not None and remaining is not None and remaining > limit:
-            problems.append(f"remaining {kind} {remaining} above limit {limit}")
-    return problems
+    return rate_limit_problems(list(theirs), result.headers)
 
 
 # -- stream relay -------------------------------------------------------------------------------------------------
@@ -278,18 +222,14 @@ def no_buffering(probe: Probe) -> list[str]:
     times = [e.received_s for e in result.events if e.received_s is not None]
     if len(times) < 5:
         return [f"only {len(times)} events arrived"]
-    spread, expected = times[-1] - times[0], (len(times) - 2) / PACE_TPS
     # tolerance: half the upstream's own spread; a buffered stream arrives in one burst (spread near 0)
-    return [] if spread >= expected / 2 else [f"{len(times)} events arrived within {spread:.3f}s; the upstream "
-                                              f"spread them over {expected:.1f}s"]
+    return buffering_problems(times, (len(times) - 2) / PACE_TPS)
 
 
 @check("RELAY-STREAM-002")
 def cut_is_not_finished(probe: Probe) -> list[str]:
     result = probe.chat({**user(f"cut {probe.nonce()}"), "stream": True}, {"X-Mock-Stream-Cut-After": "3"})
-    problems = ["[DONE] after a cut stream"] if result.done else []
-    finished = [c["finish_reason"] for ch in result.chunks() for c in ch.get("choices") or [] if c.get("finish_reason")]
-    return problems + [f"invented finish_reason {f!r}" for f in finished]
+    return clean_finish_problems(result.done, result.chunks())
 
 
 @check("RELAY-STREAM-003")
@@ -311,10 +251,7 @@ FAST_429 = {"X-Mock-Status": "429", "X-Mock-Retry-After-Ms": "10"}
 
 
 def _envelope(result: Result) -> list[str]:
-    err = result.json.get("error") if isinstance(result.json, dict) else None
-    if not isinstance(err, dict) or not isinstance(err.get("message"), str) or not isinstance(err.get("type"), str):
-        return [f"no OpenAI error envelope: {result.raw[:80]!r}"]
-    return []
+    return envelope_problems(result.json, result.raw)
 
 
 @check("UPSTREAM-FAILURES-001")
@@ -336,7 +273,8 @@ def retry_budget(probe: Probe) -> list[str]:
     nonce = probe.nonce()
     probe.chat(user(f"429 {nonce}"), FAST_429)
     count = len(probe.upstream.attempts(nonce))
-    return [] if count <= probe.attempt_bound else [f"{count} upstream attempts, budget {probe.attempt_bound}"]
+    bound = attempt_bound(probe.config.profile)
+    return [] if count <= bound else [f"{count} upstream attempts, budget {bound}"]
 
 
 @check("UPSTREAM-FAILURES-004")
@@ -344,24 +282,11 @@ def retry_after_honoured(probe: Probe) -> list[str]:
     nonce = probe.nonce()  # the first attempt gets 503 with Retry-After: 1 (no retry-after-ms); the second succeeds
     probe.chat(user(f"503 {nonce}"), {"X-Mock-Status": "503", "X-Mock-Fail-Times": "1", "X-Mock-Fail-Key": nonce})
     attempts = probe.upstream.attempts(nonce)
-    gaps = [b.at - a.at for a, b in zip(attempts, attempts[1:], strict=False)]
-    return [f"attempt {i + 2} {gap:.3f}s after the previous, Retry-After was 1s" for i, gap in enumerate(gaps)
-            if gap < 0.9]
-
-
-def _documented(probe: Probe, kind: str) -> tuple[set[int], str | None]:
-    entry = probe.config.profile.get(f"upstream.failures.{kind}") or {}
-    status = entry.get("status") or (504 if kind == "timeout" else 502)
-    return set(status if isinstance(status, list) else [status]), entry.get("type")
+    return retry_gap_problems([a.at for a in attempts], 1.0)
 
 
 def _failure(result: Result, probe: Probe, kind: str) -> list[str]:
-    statuses, etype = _documented(probe, kind)
-    problems = [] if result.status in statuses else [f"status {result.status}, documented {sorted(statuses)}"]
-    problems += _envelope(result)
-    if etype and not problems and result.json["error"]["type"] != etype:
-        problems.append(f"type {result.json['error']['type']!r}, documented {etype!r}")
-    return problems
+    return failure_problems(result.status, result.json, result.raw, probe.config.profile, kind)
 
 
 @check("UPSTREAM-FAILURES-005")
@@ -404,7 +329,7 @@ def _exchanges(probe: Probe) -> list[Result]:
 
 def _leaks(probe: Probe, needles: dict[str, str]) -> list[str]:
     return [f"{what} visible to the client (status {r.status})" for r in _exchanges(probe)
-            for what, needle in needles.items() if needle and needle in r.visible()]
+            for what in leaked(r.visible(), needles)]
 
 
 @check("DISCLOSURE-001")

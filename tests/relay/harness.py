@@ -2,8 +2,9 @@
 front of it, and a ``Probe`` that sends through a relay and reads what each upstream attempt received.
 
 Upstream failures are provoked with the reference server's ``X-Mock-*`` headers, which the relay forwards only in
-its test mode (``forward_mock_headers``): the scripting API (``/_mock/scripts``, nonce in the content) is the
-channel the suite will use against real gateways, and is not on this branch yet.
+its test mode (``forward_mock_headers``). The suite's own sandwich checks use the scripting API instead
+(``/_mock/scripts``, nonce in the content: the channel that works through any gateway); tests/relay/suite_matrix.py
+runs them through the relay.
 """
 
 from __future__ import annotations
@@ -189,11 +190,6 @@ class Probe:
         start = time.monotonic()
         with self.client.stream("GET", self.relay + path, headers={"Authorization": f"Bearer {key}"}) as resp:
             return Result.read(resp, start)
-
-    @property
-    def attempt_bound(self) -> int:
-        """UPSTREAM-FAILURES-003's bound: the profile's documented budget, else 3."""
-        return self.config.profile.get("upstream.max_attempts") or 3
 
 
 class Relays:
