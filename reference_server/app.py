@@ -136,6 +136,7 @@ def create_app(config: ServerConfig | None = None) -> Flask:
                         journal=store.journal(config.journal_size), attempts=mock_controls.AttemptCounter(store),
                         answers=answer_cache.AnswerCache(), scripts=ScriptEngine(store))
     app.config["SERVER"] = config
+    seams.bind(config)  # every fault module is imported above: each seam keeps the transforms this app can use
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
     app.json.compact = True

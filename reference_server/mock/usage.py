@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from reference_server.context import server_config
 from reference_server.faults.seams import USAGE
 from reference_server.mock import scripted
-from reference_server.mock.tokenizer import count_prompt_tokens, count_tokens, message_text
+from reference_server.mock.tokenizer import count_tokens, message_text
 
 if TYPE_CHECKING:
     from reference_server.mock.providers import Generation
@@ -41,7 +41,7 @@ def build_usage(req: ChatRequest, generations: list[Generation], *, streamed: bo
     """The ``usage`` object for all choices of the request, through the ``USAGE`` seam."""
     config = server_config()
     profile = config.profile
-    prompt = count_prompt_tokens(req.messages, req.tools)
+    prompt = req.prompt_tokens
     completion = sum(g.completion_tokens for g in generations)
     cached = cached_tokens(req) if profile.claims("prompt-cache-usage") else 0
     usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
