@@ -127,3 +127,10 @@ class StreamBody:
 STREAM_BODY: Seam = Seam("stream body")
 # headers: the x-request-id an answer carries (None: left out), context (resp,)
 REQUEST_ID: Seam = Seam("request id")
+# error -> error: an ApiError about to be rendered as the envelope (wire/errors.error_response), context ()
+ERROR: Seam = Seam("error")
+# error -> response: the rendered error envelope with its headers, context (err,)
+ERROR_RESPONSE: Seam = Seam("error response")
+# error -> response: the envelope answering a routing or protocol error werkzeug raised (404, 405, 413), context
+# (exc,)
+HTTP_ERROR: Seam = Seam("http error")
