@@ -28,7 +28,7 @@ FAULT_MODULES = (
     "reference_server.surfaces.ollama",
     "reference_server.policy.limits",
     "reference_server.control.endpoints",
-    "reference_server.wire.cors",
+    "reference_server.faults.cors",
 )
 
 

@@ -134,3 +134,7 @@ ERROR_RESPONSE: Seam = Seam("error response")
 # error -> response: the envelope answering a routing or protocol error werkzeug raised (404, 405, 413), context
 # (exc,)
 HTTP_ERROR: Seam = Seam("http error")
+# headers: the 204 answer to a CORS preflight (wire/cors.py), context ()
+CORS_PREFLIGHT: Seam = Seam("cors preflight")
+# headers: the CORS header pairs of an actual response, context (resp,)
+CORS_HEADERS: Seam = Seam("cors headers")
