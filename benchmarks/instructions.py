@@ -60,13 +60,14 @@ def _control(option: str, pid: int) -> None:
 
 
 def _send(port: int, workload: Workload, count: int) -> int:
-    """Send about ``count`` requests one at a time (in pairs on one keep-alive connection); returns how many."""
-    raw = workload.raw_request("127.0.0.1", port)
-    pairs = loadgen.paired_latencies("127.0.0.1", port, raw, raw, max(1, count // 2), timeout=REQUEST_TIMEOUT)
-    statuses = {status for pair in pairs for status, _, _ in pair}
+    """Send ``count`` requests one at a time on one keep-alive connection (for a ``first_seen`` workload, each with a
+    body never sent before); returns how many."""
+    source = workload.request_source("127.0.0.1", port)
+    requests = [source() if callable(source) else source for _ in range(max(1, count))]
+    statuses = {status for status, _, _ in loadgen.sequential("127.0.0.1", port, requests, timeout=REQUEST_TIMEOUT)}
     if statuses != {200}:
         raise RuntimeError(f"callgrind run answered {sorted(statuses)}, not only 200")
-    return 2 * len(pairs)
+    return len(requests)
 
 
 def instructions_per_request(server: CallgrindServer, workload: Workload, requests: int = REQUESTS,
@@ -87,10 +88,18 @@ def instructions_per_request(server: CallgrindServer, workload: Workload, reques
 def measure(apps: dict[str, tuple[str, dict[str, str]]], config, workload: Workload,
             requests: int = REQUESTS, warm_up: int = WARM_UP) -> dict[str, float]:
     """``{name: instructions per request}`` for each ``name: (wsgi app, environment)``, one worker each."""
+    return {name: counts[workload.name]
+            for name, counts in measure_workloads(apps, config, (workload,), requests, warm_up).items()}
+
+
+def measure_workloads(apps: dict[str, tuple[str, dict[str, str]]], config, workloads: tuple[Workload, ...],
+                      requests: int = REQUESTS, warm_up: int = WARM_UP) -> dict[str, dict[str, float]]:
+    """``{name: {workload: instructions per request}}``: each app started once under callgrind, its workloads
+    counted one after the other (each after its own warm-up)."""
     single = replace(config, workers=1)
-    figures = {}
+    figures: dict[str, dict[str, float]] = {}
     for name, (app, env) in apps.items():
         with tempfile.TemporaryDirectory(prefix="callgrind-") as tmp, \
                 CallgrindServer(app, single, env=env, out_dir=Path(tmp), start_timeout=START_TIMEOUT) as server:
-            figures[name] = instructions_per_request(server, workload, requests, warm_up)
+            figures[name] = {w.name: instructions_per_request(server, w, requests, warm_up) for w in workloads}
     return figures

@@ -224,6 +224,20 @@ def paired_latencies(host: str, port: int, first: bytes, second: bytes, pairs: i
     return asyncio.run(main())
 
 
+def sequential(host: str, port: int, requests: list[bytes], timeout: float = 30.0) -> list[tuple[int, float, float]]:
+    """Each of ``requests`` in turn on one keep-alive connection, nothing else in flight: (status, first byte, total)
+    per request."""
+
+    async def main():
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        try:
+            return [await _exchange(reader, writer, request, timeout) for request in requests]
+        finally:
+            writer.close()
+
+    return asyncio.run(main())
+
+
 async def fetch_once(host: str, port: int, request: bytes, timeout: float = 60.0) -> tuple[int, float, float]:
     """One request on a fresh connection: (status, seconds to first body byte, seconds to the complete answer),
     counted from when the request is written."""

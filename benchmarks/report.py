@@ -88,6 +88,10 @@ def _other_rows(results: dict[str, Any]) -> list[list[str]]:
     if "ratio" in counted:
         rows.append([f"{counted['workload']} instructions/request (callgrind)", _fmt(counted["bare"], 0),
                      _fmt(counted["reference"], 0), f"{counted['ratio']:.2f} (bare/ref)"])
+        first = counted.get("first_seen")
+        if first:
+            rows.append(["first-seen instructions/request (callgrind)", _fmt(first["bare"], 0),
+                         _fmt(first["reference"], 0), f"{first['ratio']:.2f} (bare/ref)"])
     elif counted:
         rows.append(["instructions/request (callgrind)", "", counted.get("skipped", "-"), ""])
     suite = results.get("suite") or {}

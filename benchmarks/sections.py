@@ -13,7 +13,7 @@ from typing import Any
 from benchmarks import instructions, loadgen, measure, state_stores, suite_cost
 from benchmarks.servers import BARE_APP, REFERENCE_APP, GunicornConfig, GunicornServer, reference_env
 from benchmarks.stats import ratio, summarize_runs
-from benchmarks.workload import NONSTREAM, STREAM, WORKLOADS, paced_stream
+from benchmarks.workload import FIRST_SEEN, NONSTREAM, STREAM, WORKLOADS, paced_stream
 
 SECTIONS = ("nonstream", "first-seen", "stream", "embeddings", "state", "concurrency", "suite", "memory",
             "instructions")
@@ -116,10 +116,14 @@ def instructions_section(settings: Settings) -> dict[str, Any]:
         return {"skipped": "valgrind is not installed"}
     apps = {"bare": (BARE_APP, {}), "reference": (REFERENCE_APP, reference_env(settings.profile))}
     requests = settings.instruction_requests
-    figures = instructions.measure(apps, settings.gunicorn, NONSTREAM, requests=requests,
-                                   warm_up=min(instructions.WARM_UP, requests))
-    return {**figures, "ratio": ratio(figures["bare"], figures["reference"]), "requests": requests,
-            "workload": NONSTREAM.name}
+    counts = instructions.measure_workloads(apps, settings.gunicorn, (NONSTREAM, FIRST_SEEN), requests=requests,
+                                            warm_up=min(instructions.WARM_UP, requests))
+    bare, reference = counts["bare"], counts["reference"]
+    first_seen = {"bare": bare[FIRST_SEEN.name], "reference": reference[FIRST_SEEN.name],
+                  "ratio": ratio(bare[FIRST_SEEN.name], reference[FIRST_SEEN.name])}
+    return {"bare": bare[NONSTREAM.name], "reference": reference[NONSTREAM.name],
+            "ratio": ratio(bare[NONSTREAM.name], reference[NONSTREAM.name]), "requests": requests,
+            "workload": NONSTREAM.name, "first_seen": first_seen}
 
 
 def run_sections(settings: Settings, progress=print) -> dict[str, Any]:

@@ -10,55 +10,20 @@ Skipped (with the reason) when ``redis-server`` or the ``redis``/``limits`` pack
 from __future__ import annotations
 
 import importlib.util
-import shutil
-import socket
-import subprocess
-import time
 from typing import Any
 
 from benchmarks import measure
-from benchmarks.servers import BARE_APP, REFERENCE_APP, GunicornServer, free_port, reference_env
+from benchmarks.servers import BARE_APP, REFERENCE_APP, GunicornServer, reference_env
 from benchmarks.stats import ratio, summarize_runs
 from benchmarks.workload import NONSTREAM
+from reference_server.state.local_redis import LocalRedis, redis_binary
 
 START_TIMEOUT = 120.0  # three servers start at once, on a machine the benchmark shares
 
 
-class RedisProcess:
-    """``redis-server`` on 127.0.0.1 with no persistence; a context manager that stops what it started."""
-
-    def __init__(self, binary: str) -> None:
-        self.binary, self.port, self.process = binary, free_port(), None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def __enter__(self) -> RedisProcess:
-        self.process = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                         "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        self.__exit__()
-        raise RuntimeError("redis-server did not start")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
 def missing() -> str | None:
     """Why the section cannot run here, or None."""
-    if shutil.which("redis-server") is None:
+    if redis_binary() is None:
         return "redis-server is not installed"
     for module in ("redis", "limits"):
         if importlib.util.find_spec(module) is None:
@@ -72,7 +37,7 @@ def state_section(settings: Any) -> dict[str, Any]:
     if reason is not None:
         return {"skipped": reason}
     env = reference_env(settings.profile)
-    with RedisProcess(shutil.which("redis-server")) as redis, \
+    with LocalRedis(redis_binary()) as redis, \
             GunicornServer(BARE_APP, settings.gunicorn, start_timeout=START_TIMEOUT) as bare, \
             GunicornServer(REFERENCE_APP, settings.gunicorn, env=env, start_timeout=START_TIMEOUT) as memory, \
             GunicornServer(REFERENCE_APP, settings.gunicorn, env={**env, "REFERENCE_SERVER_STATE": redis.url},

@@ -27,6 +27,8 @@ from reference_server.control import endpoints as control
 from reference_server.control import mock_controls, scripts
 from reference_server.faults import answer as _answer_faults  # noqa: F401  (registers its transforms at the seams)
 from reference_server.faults import completion as _completion_faults  # noqa: F401  (the same)
+from reference_server.faults import cors as _cors_faults  # noqa: F401  (the same)
+from reference_server.faults import errors as _error_faults  # noqa: F401  (the same)
 from reference_server.faults import headers as header_faults
 from reference_server.faults import seams, variants
 from reference_server.faults import sse as _sse_faults  # noqa: F401  (the same)
@@ -137,6 +139,7 @@ def create_app(config: ServerConfig | None = None) -> Flask:
                         answers=answer_cache.AnswerCache(), scripts=ScriptEngine(store),
                         prompt_cache=usage.PromptCache())
     app.config["SERVER"] = config
+    seams.bind(config)  # every fault module is imported above: each seam keeps the transforms this app can use
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
     app.json.compact = True

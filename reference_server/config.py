@@ -34,6 +34,8 @@ class ServerConfig:
     # Scripted rules registered at start-up (``--script FILE``; docs/scripts.md), as raw JSON rules.
     scripts: list[dict[str, Any]] = field(default_factory=list)
     fault_trace: FaultTrace | None = field(default=None, init=False, repr=False, compare=False)
+    # seam -> the transforms that can act for this config, fixed by ``faults.seams.bind`` when the app is built
+    seam_transforms: dict[Any, tuple[Any, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def for_profile(cls, name: str = "openai", **kwargs: Any) -> ServerConfig:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 # Modules that declare faults; imported by catalogue() so the list does not depend on what happened to be imported.
 FAULT_MODULES = (
     "reference_server.faults.headers",
-    "reference_server.wire.errors",
+    "reference_server.faults.errors",
     "reference_server.policy.auth",
     "reference_server.surfaces.models",
     "reference_server.faults.completion",
@@ -28,7 +28,7 @@ FAULT_MODULES = (
     "reference_server.surfaces.ollama",
     "reference_server.policy.limits",
     "reference_server.control.endpoints",
-    "reference_server.wire.cors",
+    "reference_server.faults.cors",
 )
 
 

@@ -11,8 +11,12 @@ passes it through its seam; each fault module registers, at import time, a trans
 
 A transform may give an ``applies`` predicate: a cheap, pure test of whether the fault could change this value at
 all. The fault is asked about (``config.fault``) only where the predicate holds, so fault tracing (faults/trace.py)
-ties a fault to exactly the requests it can change. Transforms run in registration order; with no fault on and none
-traced (``config.fault_questions_matter()`` false) a seam returns its value untouched without looking at them.
+ties a fault to exactly the requests it can change. Transforms run in registration order.
+
+Which transforms can act is fixed per app: ``bind(config)`` (called by ``create_app`` once every fault module has
+registered) keeps, per seam, the transforms of the faults the config turns on (all of them when faults are traced,
+so every question lands in the trace). A seam with none bound returns its value after one dict look-up: the correct
+path pays nothing for the faults it does not serve.
 
 This module imports nothing of the server: surfaces and fault modules both import it.
 """
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
     from reference_server.faults import Fault
 
 T = TypeVar("T")
+SEAMS: list[Seam] = []  # every seam, in definition order (``bind`` walks them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +55,7 @@ class Seam(Generic[T]):
         self.name = name
         self.prepare = prepare
         self.transforms: list[Transform] = []
+        SEAMS.append(self)
 
     def transform(self, fault: Fault, applies: Callable[..., bool] | None = None) -> Callable:
         """Decorator: register ``fn(value, *context) -> value`` for ``fault`` at this seam."""
@@ -60,12 +66,19 @@ class Seam(Generic[T]):
 
         return register
 
+    def active(self, config: ServerConfig) -> tuple[Transform, ...]:
+        """The transforms that can act for ``config``: all when faults are traced, else those of its faults."""
+        if config.fault_trace is not None:
+            return tuple(self.transforms)
+        return tuple(t for t in self.transforms if t.fault.requirement in config.faults)
+
     def __call__(self, config: ServerConfig, value: T, *context: Any) -> T:
-        if not config.fault_questions_matter():
+        transforms = config.seam_transforms.get(self)
+        if not transforms:
             return value
         fault = config.fault
         prepared = self.prepare is None
-        for t in self.transforms:
+        for t in transforms:
             if (t.applies is None or t.applies(value, *context)) and fault(t.fault):
                 if not prepared:
                     value, prepared = self.prepare(value), True
@@ -74,6 +87,12 @@ class Seam(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<Seam {self.name}: {len(self.transforms)} transforms>"
+
+
+def bind(config: ServerConfig) -> None:
+    """Fix, for every seam, the transforms that can act for ``config`` (``create_app``, after every fault module
+    registered its transforms). A config never bound serves no fault at any seam."""
+    config.seam_transforms = {seam: active for seam in SEAMS if (active := seam.active(config))}
 
 
 # request -> parsed request: ChatRequest, context ()
@@ -108,3 +127,14 @@ class StreamBody:
 STREAM_BODY: Seam = Seam("stream body")
 # headers: the x-request-id an answer carries (None: left out), context (resp,)
 REQUEST_ID: Seam = Seam("request id")
+# error -> error: an ApiError about to be rendered as the envelope (wire/errors.error_response), context ()
+ERROR: Seam = Seam("error")
+# error -> response: the rendered error envelope with its headers, context (err,)
+ERROR_RESPONSE: Seam = Seam("error response")
+# error -> response: the envelope answering a routing or protocol error werkzeug raised (404, 405, 413), context
+# (exc,)
+HTTP_ERROR: Seam = Seam("http error")
+# headers: the 204 answer to a CORS preflight (wire/cors.py), context ()
+CORS_PREFLIGHT: Seam = Seam("cors preflight")
+# headers: the CORS header pairs of an actual response, context (resp,)
+CORS_HEADERS: Seam = Seam("cors headers")

@@ -1,7 +1,7 @@
 """Memo of finished answers: the server is deterministic (same request, same bytes), so a repeated request reuses
 the body or the stream frames it got last time instead of validating, generating and encoding again.
 
-Only what a request's bytes decide is cached: the route, the raw JSON body, and ``X-Mock-Provider``. Everything that
+Only what a request's bytes decide is cached: the route, the raw JSON body, its Content-Type and ``X-Mock-Provider``. Everything that
 belongs to one request still happens for each one: authentication, the rate-limit counters and headers, the token
 charge (``limits.admit`` with the cached model and prompt size), X-Mock-* controls and stream pacing, the journal,
 ``x-request-id``. A body that failed validation is never stored, so its error is produced again. Apps serving faults
@@ -26,7 +26,7 @@ MAX_TOTAL_BYTES = 32 * 1024 * 1024
 MAX_ANSWER_BYTES = 1024 * 1024
 MAX_KEY_BYTES = 64 * 1024
 
-CacheKey = tuple[str, str, str | None, bytes]
+CacheKey = tuple[str, str, str | None, str | None, bytes]
 
 
 @dataclass(frozen=True)
@@ -81,14 +81,19 @@ class AnswerCache:
 
 
 def request_key(ctx: RequestContext, surface: str) -> CacheKey | None:
-    """The cache key of the request, or None when its answer must not be cached or reused."""
+    """The cache key of the request, or None when its answer must not be cached or reused.
+
+    The Content-Type is part of the key as sent: only answers are stored, so a key whose type is not JSON never
+    finds one (its request answers 415 each time), without parsing the header on every request.
+    """
     req = ctx.request
-    if ctx.server.config.fault_questions_matter() or not req.is_json or ctx.script is not None:
+    if ctx.server.config.fault_questions_matter() or ctx.script is not None:
         return None  # a request a scripted rule answers is neither served from nor stored in the cache
     raw = req.get_data(cache=True)
     if len(raw) > MAX_KEY_BYTES:
         return None
-    return surface, req.path, req.environ.get("HTTP_X_MOCK_PROVIDER"), raw
+    environ = req.environ
+    return surface, req.path, environ.get("HTTP_X_MOCK_PROVIDER"), environ.get("CONTENT_TYPE"), raw
 
 
 def lookup(ctx: RequestContext, key: CacheKey | None) -> CachedAnswer | None:

@@ -198,10 +198,8 @@ def _take(text: str | None, budget: int) -> tuple[str | None, int, bool]:
 
 def finalize(gen: Generation, req: ChatRequest) -> Generation:
     """Apply ``stop`` (content cut before the first stop sequence) and the max-tokens budget (``length``)."""
-    content = gen.content
-    if content is not None and req.stop:
-        content, _ = _cut_at_stop(content, req.stop)
-    gen = replace(gen, content=content)
+    if gen.content is not None and req.stop:
+        gen = replace(gen, content=_cut_at_stop(gen.content, req.stop)[0])
     if req.max_tokens is None:
         return gen
     budget = req.max_tokens

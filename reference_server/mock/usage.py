@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from reference_server.context import request_context, server_config
 from reference_server.faults.seams import USAGE
 from reference_server.mock import scripted
-from reference_server.mock.tokenizer import count_prompt_tokens, count_tokens, message_text
+from reference_server.mock.tokenizer import count_tokens, message_text
 
 if TYPE_CHECKING:
     from reference_server.mock.providers import Generation
@@ -92,7 +92,7 @@ def build_usage(req: ChatRequest, generations: list[Generation], *, streamed: bo
     """The ``usage`` object for all choices of the request, through the ``USAGE`` seam."""
     config = server_config()
     profile = config.profile
-    prompt = count_prompt_tokens(req.messages, req.tools)
+    prompt = req.prompt_tokens
     completion = sum(g.completion_tokens for g in generations)
     cached = cached_tokens(req)
     created = 0

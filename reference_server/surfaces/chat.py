@@ -12,18 +12,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response
 
 from reference_server.context import request_context
 from reference_server.faults import seams
 from reference_server.mock import answer_cache, scripted
 from reference_server.mock.logprobs import content_logprobs
 from reference_server.mock.providers import Generation, finalize, generate, text_provider
-from reference_server.mock.tokenizer import count_prompt_tokens, tokenize
+from reference_server.mock.tokenizer import tokenize
 from reference_server.mock.usage import build_usage, is_cacheable
 from reference_server.surfaces import streaming
 from reference_server.surfaces.chat_request import ChatRequest, parse_chat_request, read_json_body
 from reference_server.wire.errors import ApiError
+from reference_server.wire.headers import json_response
 
 bp = Blueprint("chat", __name__)
 
@@ -54,7 +55,7 @@ def create_chat_completion():
         raise
     req = seams.CHAT_REQUEST(config, req)
     provider = text_provider()
-    prompt_tokens = count_prompt_tokens(req.messages, req.tools)
+    prompt_tokens = req.prompt_tokens
     ctx.server.limits.admit(ctx, req.model.id, prompt_tokens)
     # The one seam of scripted answers (docs/scripts.md): a matched rule shapes the request and its generations.
     req, generations = scripted.chat_answer(
@@ -68,7 +69,7 @@ def create_chat_completion():
         return streaming.stream_response(req, generations, req.model.response_model, completion_id(req),
                                          remember if key and not is_cacheable(req) else None)
     completion = seams.COMPLETION(config, build_completion(req, generations), req, generations)
-    resp = seams.CHAT_RESPONSE(config, jsonify(completion), req)
+    resp = seams.CHAT_RESPONSE(config, json_response(completion), req)
     if not is_cacheable(req):  # its usage depends on the requests before it (mock/usage.py): never replayed
         answer_cache.store(ctx, key, answer_cache.CachedAnswer(req.model.id, prompt_tokens, body=resp.get_data()))
     return resp

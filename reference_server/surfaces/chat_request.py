@@ -23,6 +23,7 @@ from flask import request
 from reference_server import faults
 from reference_server.context import fault as _fault
 from reference_server.context import server_config
+from reference_server.mock.tokenizer import count_prompt_tokens
 from reference_server.surfaces.models import ResolvedModel, resolve_model
 from reference_server.wire.errors import ApiError
 
@@ -97,6 +98,14 @@ class ChatRequest:
     request_hash: str = ""
     content_key: str = ""
     unknown_fields: tuple[str, ...] = ()  # top-level fields the server does not know (and ignores), sorted
+    _prompt_tokens: int | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def prompt_tokens(self) -> int:
+        """``count_prompt_tokens`` of the messages and tools, counted once (the limiter and the usage both ask)."""
+        if self._prompt_tokens is None:
+            self._prompt_tokens = count_prompt_tokens(self.messages, self.tools)
+        return self._prompt_tokens
 
     @property
     def tool_names(self) -> list[str]:
@@ -118,10 +127,12 @@ def _sampling_param(param: str | None) -> bool:
     return param not in ("model", "messages") and not (param or "").startswith("response_format")
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode
+
+
 def canonical_hash(value: Any) -> str:
     """sha256 of the canonical JSON of ``value`` (sorted keys, no spaces): equal requests, equal hashes."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL(value).encode()).hexdigest()
 
 
 def read_json_body() -> Any:

@@ -49,6 +49,13 @@ def test_the_table_shows_both_counts_and_bare_over_reference():
     assert "nonstream instructions/request (callgrind)  1,120,456  1,465,278  0.76 (bare/ref)" in text
 
 
+def test_the_table_shows_the_first_seen_count_beside_the_repeated_one():
+    text = _render({"bare": 1_120_456.0, "reference": 1_465_278.0, "ratio": 0.7647, "requests": 300,
+                    "workload": "nonstream",
+                    "first_seen": {"bare": 1_130_000.0, "reference": 2_500_000.0, "ratio": 0.452}})
+    assert "first-seen instructions/request (callgrind)  1,130,000  2,500,000  0.45 (bare/ref)" in text
+
+
 def test_without_valgrind_the_table_says_so():
     assert "valgrind is not installed" in _render({"skipped": "valgrind is not installed"})
 

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,40 +19,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.server_process import free_port, stop, wait_healthy
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMITED_KEY = "sk-three-a-minute"
 TEST_KEY = "sk-conformance-test"
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_healthy(proc: subprocess.Popen, url: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            httpx.get(url + "/healthz", timeout=1.0).raise_for_status()
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise AssertionError("server did not become healthy")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def server_env(redis_url: str, **extra: str) -> dict[str, str]:
@@ -71,7 +43,7 @@ def start_gunicorn(redis_url: str, workers: int) -> tuple[subprocess.Popen, str]
                              "reference_server.wsgi:app"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
     url = f"http://127.0.0.1:{port}"
-    wait_healthy(proc, url)
+    wait_healthy(proc, url, timeout=120.0)
     return proc, url
 
 
@@ -80,7 +52,7 @@ def start_cli(redis_url: str) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "reference_server", "--port", str(port), "--state", redis_url],
                             env=server_env(redis_url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
-    wait_healthy(proc, url)
+    wait_healthy(proc, url, timeout=120.0)
     return proc, url
 
 

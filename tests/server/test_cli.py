@@ -6,10 +6,8 @@ import gc
 import os
 import re
 import runpy
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -18,6 +16,7 @@ import pytest
 from reference_server.__main__ import main
 from reference_server.policy.keys import parse_keys
 from reference_server.settings import config_from_env
+from tests.server_process import free_port, stop, wait_healthy
 
 
 def test_listings(capsys):
@@ -64,53 +63,27 @@ def test_config_from_env(tmp_path):
     assert {"sk-from-file", "sk-from-env", config.profile.test_key} <= set(config.keys)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(proc: subprocess.Popen, url: str, timeout: float = 20.0) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else "server exited"
-        try:
-            return httpx.get(url + "/healthz", timeout=1.0)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("server did not become healthy")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @pytest.mark.slow
 def test_cli_serves_profile_with_fault():
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "reference_server", "--port", str(port), "--profile", "unit23",
                              "--fault", "SSE-002"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        assert _wait_healthy(proc, url).json()["profile"] == "unit23"
+        assert wait_healthy(proc, url).json()["profile"] == "unit23"
         key = "unit23-sk-482d0f3ffd1c7284273f58ff6373fa8663e9750fbee03cc7"
         resp = httpx.post(url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
                           json={"model": "deepseek-v3", "stream": True,
                                 "messages": [{"role": "user", "content": "hi"}]})
         assert resp.status_code == 200 and "[DONE]" not in resp.text
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 @pytest.mark.slow
 def test_gunicorn_starts_and_answers():
     pytest.importorskip("gunicorn")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "REFERENCE_SERVER_BIND": f"127.0.0.1:{port}", "REFERENCE_SERVER_PROFILE": "openai",
            "REFERENCE_SERVER_THREADS": "4"}
     conf = os.path.join(os.path.dirname(__file__), "..", "..", "reference_server", "gunicorn_conf.py")
@@ -118,7 +91,7 @@ def test_gunicorn_starts_and_answers():
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        assert _wait_healthy(proc, url).json()["profile"] == "openai"
+        assert wait_healthy(proc, url).json()["profile"] == "openai"
         with httpx.stream("POST", url + "/v1/chat/completions",
                           headers={"Authorization": "Bearer sk-conformance-test"},
                           json={"model": "gpt-4o-mini", "stream": True,
@@ -129,7 +102,7 @@ def test_gunicorn_starts_and_answers():
             assert resp.headers["x-ratelimit-remaining-requests"].isdigit()
             assert "".join(resp.iter_text()).endswith("data: [DONE]\n\n")
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def test_the_production_config_freezes_what_the_worker_loaded():
