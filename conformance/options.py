@@ -2,6 +2,10 @@
 
 The pytest11 entry point (``conformance/entry.py``) imports this module in every pytest run to declare the options:
 keep its imports light (no httpx, werkzeug or reference server at module level).
+
+Over 400 lines: the option table and ``RunState``, which resolves every option (sandwich mode's upstream, nonce
+token and ``--upstream-listen`` server included) in one place; the sandwich part could move beside
+``conformance/sandwich.py`` if it grows.
 """
 
 from __future__ import annotations
