@@ -1,7 +1,7 @@
 """The exchange store: collect, then judge.
 
 Checks declare the exchanges they judge as named builders; the run's plan is every builder a selected case uses
-(directly or through another fixture); the store sends the plan concurrently (``--concurrency N``), each exchange
+(directly or through another fixture); the store sends the plan concurrently (``--gw-concurrency N``), each exchange
 once per process, and the checks judge what it recorded.
 
 Declaring one (in a check module or the suite's conftest)::

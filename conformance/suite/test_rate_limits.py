@@ -5,7 +5,7 @@ The header checks judge the shared one-token chat completion (``rest.chat``, whi
 too); RATE-LIMITS-012 compares it with an earlier completion of the same key, the suite's basic exchange. The 429
 burst spends a key's per-minute quota. Against the embedded server it always runs, on a key of its own that the
 server limits to ``conformance.embedded.BURST_LIMIT`` requests a minute (``Capabilities.burst_key``), so it costs a handful of requests and leaves
-the run's key alone. Against a real gateway it spends the run's key's quota, so it runs only with ``--allow-burst``
+the run's key alone. Against a real gateway it spends the run's key's quota, so it runs only with ``--gw-allow-burst``
 and then waits out Retry-After (at most 120 s) so that later checks are not starved.
 """
 
@@ -147,7 +147,7 @@ def burst(plan):
 
     Where the target has a key of its own for it (the embedded server's, limited to ``BURST_LIMIT`` a minute; no
     check needs a documented tier's limit: they judge the 429 itself) it goes with the plan, since it spends no
-    other quota. Against a real gateway it runs only with --allow-burst, on the run's key up to the documented
+    other quota. Against a real gateway it runs only with --gw-allow-burst, on the run's key up to the documented
     limit, when its first case asks (after the planned exchanges), and then waits out Retry-After.
     """
     caps = plan.capabilities

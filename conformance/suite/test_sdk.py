@@ -217,7 +217,7 @@ def sdk_embeddings(plan):
 @pytest.mark.requirement("SDK-006")
 def test_embeddings_default_encoding(sdk_embeddings, models, expect):
     if not models.embedding:
-        expect.untestable("SDK-006", "no embedding model: give --embedding-model or a profile default")
+        expect.untestable("SDK-006", "no embedding model: give --gw-embedding-model or a profile default")
         return
     try:
         vector = sdk_embeddings.result()
