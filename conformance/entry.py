@@ -32,7 +32,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config):
-    """``--gw-list-requirements`` lists and exits before any configuration: hand it to the plugin."""
+    """``--gw-list-requirements`` lists and ``--gw-discover`` probes, each exiting before any configuration."""
+    if config.option.gw_discover:
+        from conformance.feature_discovery import discover
+        from conformance.options import ConformanceOptions
+
+        return discover(ConformanceOptions.from_config(config), config)
     if not config.option.gw_list_requirements:
         return None
     from conformance import plugin

@@ -109,6 +109,9 @@ def add_options(parser: pytest.Parser) -> None:
     add("--gw-no-preflight", action="store_true", default=False,
         help="Skip the probes of --target-url (reachable, base path, key, model) that stop a misconfigured run "
              "before any check with exit code 6.")
+    add("--gw-discover", action="store_true", default=False,
+        help="Probe which optional features the target offers (one request each), print the evidence and write a "
+             "starting profile (discovered-profile.yaml) to the report dir, then exit; not a conformance verdict.")
     add("--gw-list-requirements", action="store_true", default=False,
         help="List requirement ID, level, feature, claimed?, text for the profile, then exit.")
     add("--gw-server-fault", action="append", default=[], metavar="ID",
