@@ -23,7 +23,7 @@ REQUESTS = 2 + 1 + len(PROBES)  # the preflight, GET /models, one request per pr
 @pytest.mark.parametrize("profile_name", ["openai", "ollama", "openai-compatible"])
 def test_discovery_finds_what_the_profile_claims(profile_name, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("CONFORMANCE_TARGET_URL", raising=False)
-    assert main(["discover", "--gw-profile", profile_name, "--gw-report-dir", str(tmp_path)]) == 0
+    assert main(["discover", "--profile", profile_name, "--report-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"{REQUESTS} requests (not a conformance verdict)" in out
     for feature in PROBED:  # one line per probed feature, with its evidence
@@ -47,7 +47,7 @@ def test_an_unreachable_target_stops_discovery_with_the_preflight_code(tmp_path,
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    code = main(["discover", "--target-url", f"http://127.0.0.1:{port}", "--gw-report-dir", str(tmp_path)])
+    code = main(["discover", "--target-url", f"http://127.0.0.1:{port}", "--report-dir", str(tmp_path)])
     assert code == PREFLIGHT_FAILED
     assert "cannot reach the gateway" in capsys.readouterr().err
     assert not (tmp_path / OUTPUT).exists()

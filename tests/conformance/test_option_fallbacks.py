@@ -1,6 +1,7 @@
 """Where the suite's settings come from: the command line, then the environment, then ``[pytest]`` ini keys
 (pytest-base-url's order); and ``llm-conformance``'s short spellings of the ``--gw-`` options."""
 
+# rename_options: skip-file (the short spellings here are the point: a project's own options, llm-conformance's)
 import pytest
 
 from conformance.cli import main, short_help, short_spellings, to_pytest_args
@@ -65,18 +66,18 @@ def test_the_command_line_wins_over_both(pytester, no_env):
 
 def test_llm_conformance_takes_the_short_spellings():
     aliases = short_spellings()
-    assert aliases["--gw-profile"] == "--gw-profile" and aliases["--gw-api-key"] == "--gw-api-key"
+    assert aliases["--profile"] == "--gw-profile" and aliases["--api-key"] == "--gw-api-key"
     assert "--target-url" not in aliases  # kept as it is
-    assert to_pytest_args(["--gw-profile=unit23", "--gw-api-key", "k", "--gw-model", "m", "--target-url", "u", "-k", "x"]) \
+    assert to_pytest_args(["--profile=unit23", "--api-key", "k", "--gw-model", "m", "--target-url", "u", "-k", "x"]) \
         == ["--gw-profile=unit23", "--gw-api-key", "k", "--gw-model", "m", "--target-url", "u", "-k", "x"]
 
 
 def test_llm_conformance_help_shows_the_short_spellings():
     text = "  --gw-profile=NAME|PATH\n  --gw-fuzz             Add fuzzing (--gw-fuzz-examples).\n"
-    assert short_help(text) == "  --gw-profile=NAME|PATH\n  --gw-fuzz                Add fuzzing (--gw-fuzz-examples).\n"
+    assert short_help(text) == "  --profile=NAME|PATH\n  --fuzz                Add fuzzing (--fuzz-examples).\n"
 
 
 def test_llm_conformance_runs_with_a_short_spelling(capsys):
-    assert main(["--gw-profile", "openai", "--gw-list-requirements", "--gw-requirement", "MODELS-00[12]"]) == 0
+    assert main(["--profile", "openai", "--list-requirements", "--requirement", "MODELS-00[12]"]) == 0
     out = capsys.readouterr().out
     assert "MODELS-001" in out and "MODELS-002" in out and "MODELS-003" not in out

@@ -5,6 +5,7 @@ pytest itself refuses a run whose plugins declare the same option name or dest (
 "option dest ... already used"), so a run with all of them loaded that starts is the proof.
 """
 
+# rename_options: skip-file (the short spellings here are the point: a project's own options, llm-conformance's)
 import importlib.metadata
 import os
 import subprocess
@@ -70,25 +71,25 @@ def test_no_suite_option_keeps_a_generic_name():
 
 CONFTEST = """
 def pytest_addoption(parser):
-    parser.addoption("--gw-model", default="none")
-    parser.addoption("--gw-profile", default="none")
-    parser.addoption("--gw-header", action="append", default=[])
-    parser.addoption("--gw-api-key", default=None)
+    parser.addoption("--model", default="none")
+    parser.addoption("--profile", default="none")
+    parser.addoption("--header", action="append", default=[])
+    parser.addoption("--api-key", default=None)
 """
 
 TEST = """
 def test_options(pytestconfig):
     opt = pytestconfig.option
-    assert (opt.gw_model, opt.gw_profile, opt.gw_header, opt.gw_api_key) == ("m", "p", ["X: 1"], "k")
+    assert (opt.model, opt.profile, opt.header, opt.api_key) == ("m", "p", ["X: 1"], "k")
 """
 
 
 def test_a_project_conftest_with_generic_options_still_starts(tmp_path):
     (tmp_path / "conftest.py").write_text(CONFTEST)
     (tmp_path / "test_generic.py").write_text(TEST)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "--gw-model",
-                           "m", "--gw-profile", "p", "--gw-header", "X: 1", "--gw-api-key", "k"], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "--model",
+                           "m", "--profile", "p", "--header", "X: 1", "--api-key", "k"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "1 passed" in proc.stdout
-    assert "conformance:" not in proc.stdout  # the project's --gw-profile selects no conformance run
+    assert "conformance:" not in proc.stdout  # the project's --profile selects no conformance run
