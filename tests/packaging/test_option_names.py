@@ -87,9 +87,15 @@ def test_options(pytestconfig):
 def test_a_project_conftest_with_generic_options_still_starts(tmp_path):
     (tmp_path / "conftest.py").write_text(CONFTEST)
     (tmp_path / "test_generic.py").write_text(TEST)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "--model",
-                           "m", "--profile", "p", "--header", "X: 1", "--api-key", "k"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    # only our plugin beside the conftest: pytest-profiling (dev extra) declares --profile itself
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    env.pop("PYTEST_ADDOPTS", None)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "conformance.entry", "-p", "no:cacheprovider",
+                           "--model", "m", "--profile", "p", "--header", "X: 1", "--api-key", "k"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "1 passed" in proc.stdout
+    assert "--gw-profile" in subprocess.run([sys.executable, "-m", "pytest", "-p", "conformance.entry", "--help"],
+                                            cwd=tmp_path, env=env, capture_output=True, text=True,
+                                            timeout=120).stdout  # our plugin was loaded
     assert "conformance:" not in proc.stdout  # the project's --profile selects no conformance run
