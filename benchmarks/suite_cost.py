@@ -35,7 +35,7 @@ def suite_command(profile: str, report_dir: Path, processes: int, autoload: bool
     cmd = [sys.executable, "-m", "pytest"]
     if not autoload:
         cmd += ["-p", "conformance.entry"] + (["-p", "xdist.plugin"] if processes > 1 else [])
-    cmd += ["--pyargs", "conformance.suite", "--profile", profile, "--report-dir", str(report_dir), "-q",
+    cmd += ["--pyargs", "conformance.suite", "--gw-profile", profile, "--gw-report-dir", str(report_dir), "-q",
             "-p", "no:cacheprovider"]
     if target is not None:  # (url, key): a black-box run; the key goes by environment, never on a command line
         cmd += ["--target-url", target[0]]

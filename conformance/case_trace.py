@@ -1,4 +1,4 @@
-"""Which requests a case judged (``request_ids``) and, with ``--server-trace-faults``, which faults they consulted.
+"""Which requests a case judged (``request_ids``) and, with ``--gw-server-trace-faults``, which faults they consulted.
 
 ``request_ids`` are the ``x-request-id`` values of the exchanges in a case's transcript (its own, the session-cached
 ones it reused, the SDK's), so a case's requests can be found in a gateway's logs. ``faults_consulted`` is what the

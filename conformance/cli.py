@@ -5,20 +5,74 @@
 Equivalent to ``pytest --conformance ...``: with no paths, the plugin collects ``conformance/suite``; the results
 are the same from any working directory. ``--help`` shows the suite's options first, then pytest's.
 
+The suite's pytest options are spelled ``--gw-*`` so that they cannot clash with another plugin's; this is our own
+command, so it takes the short spellings (``--profile``, ``--api-key``, ``--model``, ...) and hands pytest the
+``--gw-`` ones (either spelling works here); its ``--help`` shows the short ones.
+
     llm-conformance compare RUN_DIR... --out DIR [--fail-on-regression]
 
 writes a matrix of several runs (``conformance.compare``).
+
+    llm-conformance discover --target-url URL --api-key KEY
+
+probes which optional features the gateway offers and writes a starting profile (``conformance.discover``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import re
 import sys
 
 import pytest
 
 GROUP_TITLE = "LLM gateway conformance:"
+PREFIX = "--gw-"
+
+
+class _OptionNames:
+    """Stands in for pytest's parser to collect the option names the plugin declares."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def getgroup(self, *args, **kwargs) -> _OptionNames:
+        return self
+
+    def addoption(self, *names: str, **kwargs) -> None:
+        self.names.extend(names)
+
+    def addini(self, *args, **kwargs) -> None:
+        pass
+
+
+@functools.cache
+def short_spellings() -> dict[str, str]:
+    """``--profile`` -> ``--gw-profile`` for every ``--gw-`` option the plugin declares (conformance.entry)."""
+    from conformance.entry import pytest_addoption
+
+    recorder = _OptionNames()
+    pytest_addoption(recorder)  # type: ignore[arg-type]
+    return {"--" + name[len(PREFIX):]: name for name in recorder.names if name.startswith(PREFIX)}
+
+
+def to_pytest_args(args: list[str]) -> list[str]:
+    """``args`` with each short spelling (``--profile X``, ``--profile=X``) turned into its ``--gw-`` option."""
+    aliases = short_spellings()
+    out = []
+    for arg in args:
+        name, sep, value = arg.partition("=")
+        out.append(aliases[name] + sep + value if name in aliases else arg)
+    return out
+
+
+def short_help(text: str) -> str:
+    """pytest's help with the ``--gw-`` spellings shown short, the help column kept where it was."""
+    text = re.sub(r"--gw-(\S+?)(,? {2,}|, )", lambda m: f"--{m[1]}{m[2]}" + ("   " if m[2].endswith("  ") else ""),
+                  text)
+    return text.replace(PREFIX, "--")
 
 
 def lead_with_suite_options(text: str) -> str:
@@ -43,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         from conformance.compare import main as compare_main
 
         return compare_main(args[1:])
+    if args[:1] == ["discover"]:
+        args = ["--gw-discover", *args[1:]]
+    args = to_pytest_args(args)
     if "--conformance" not in args:
         args.insert(0, "--conformance")
     if "-h" in args or "--help" in args:
@@ -50,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.redirect_stdout(captured):
             code = int(pytest.main(args))
         try:
-            sys.stdout.write(lead_with_suite_options(captured.getvalue()))
+            sys.stdout.write(short_help(lead_with_suite_options(captured.getvalue())))
             sys.stdout.flush()
         except BrokenPipeError:  # `llm-conformance --help | head`
             pass

@@ -6,7 +6,7 @@ optional request budget. Transport failures raise ``HarnessError`` subclasses, w
 (the harness or the network broke, not the gateway).
 
 Longer than 400 lines on purpose: one class and the records it produces. The live path and the replay path
-(``--replay``, through ``conformance.wire``) share ``_open``, so a replayed exchange is read, capped and
+(``--gw-replay``, through ``conformance.wire``) share ``_open``, so a replayed exchange is read, capped and
 transcribed by the very code that read it live.
 """
 
@@ -51,11 +51,11 @@ class RequestTimedOut(HarnessError):
 
 
 class ResponseTooLarge(HarnessError):
-    """The response body went past ``--max-body-bytes``."""
+    """The response body went past ``--gw-max-body-bytes``."""
 
 
 class BudgetExhausted(HarnessError):
-    """``--request-budget`` requests were already issued in this process."""
+    """``--gw-request-budget`` requests were already issued in this process."""
 
 
 _KINDS = {kind.__name__: kind for kind in (HarnessError, TargetUnreachable, HarnessRequestInvalid, RequestTimedOut,
@@ -112,7 +112,7 @@ class Accounting:
         store sends concurrently)."""
         with self._lock:
             if self.budget is not None and self.requests >= self.budget:
-                raise BudgetExhausted(f"budget exhausted: --request-budget {self.budget} requests already issued")
+                raise BudgetExhausted(f"budget exhausted: --gw-request-budget {self.budget} requests already issued")
             self.requests += 1
 
     def add_usage(self, usage: Any, bound: int | None = None, where: str = "") -> None:
@@ -161,7 +161,7 @@ class Exchange:
 
     Request fields are stored redacted. The response body is kept raw (one copy, shared with the ``Response``)
     and redacted when it is read through ``response_body`` or rendered: redacting a body the size of
-    ``--max-body-bytes`` up front cost several times the cap in memory.
+    ``--gw-max-body-bytes`` up front cost several times the cap in memory.
     """
 
     method: str
@@ -496,7 +496,7 @@ class GatewayClient:
             response.close()
 
     def _replayed(self, wire: Any, scope: str, print_: str) -> StreamResponse:
-        """The recorded answer to this request (``--replay``): no request is sent or charged."""
+        """The recorded answer to this request (``--gw-replay``): no request is sent or charged."""
         exchange = wire.replayed(scope, print_, self.redactor)
         if self.keep_transcript:
             self.transcript.append(exchange)
@@ -540,7 +540,7 @@ class GatewayClient:
     def _check_limits(self, size: int, deadline: float, exchange: Exchange) -> None:
         if size > self.max_body_bytes:
             raise self._fail(exchange, ResponseTooLarge,
-                             f"response body exceeds --max-body-bytes {self.max_body_bytes}")
+                             f"response body exceeds --gw-max-body-bytes {self.max_body_bytes}")
         if time.monotonic() > deadline:
             raise self._fail(exchange, RequestTimedOut, "total deadline for the request passed")
 

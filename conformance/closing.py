@@ -1,4 +1,4 @@
-"""The end of a run, on the controller: one line per requirement that did not pass, and ``--write-baseline``.
+"""The end of a run, on the controller: one line per requirement that did not pass, and ``--gw-write-baseline``.
 
 Registered by the entry point in a conformance run (never on an xdist worker). Both read the results the results
 recorder (``conformance.report.ResultsRecorder``) built at session finish, so they run ``trylast``.
@@ -14,7 +14,7 @@ import pytest
 
 RESULTS_PLUGIN = "llm-gateway-conformance-results"
 LISTED = ("FAIL", "ERROR", "WARN")  # the verdicts the closing summary names, worst first
-BASELINED = ("FAIL", "WARN", "XFAIL")  # what --write-baseline records: still failing, already expected or not
+BASELINED = ("FAIL", "WARN", "XFAIL")  # what --gw-write-baseline records: still failing, already expected or not
 TEXT_WIDTH = 90
 
 
@@ -48,7 +48,7 @@ def baseline_document(results: dict, redact) -> str:
         entries.append({"requirement": rid, "reason": redact(reason)})
     run = results.get("run", {})
     written = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    head = (f"# Written by --write-baseline from a run of profile {run.get('profile')} at {run.get('target')} "
+    head = (f"# Written by --gw-write-baseline from a run of profile {run.get('profile')} at {run.get('target')} "
             f"({written}).\n# Each entry expects its requirement to fail; replace each reason with the real one, and "
             f"remove an entry once it passes\n# (a baselined requirement that passes fails the run: XPASS).\n")
     return head + yaml.safe_dump({"expected_failures": entries}, sort_keys=False, width=120)
@@ -56,7 +56,7 @@ def baseline_document(results: dict, redact) -> str:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    path = getattr(session.config.option, "write_baseline", None)
+    path = getattr(session.config.option, "gw_write_baseline", None)
     results = _results(session.config)
     if not path or results is None or hasattr(session.config, "workerinput"):
         return
@@ -74,8 +74,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     for verdict, line in failing_lines(results):
         terminalreporter.line(line, red=verdict in ("FAIL", "ERROR"), yellow=verdict == "WARN")
-    path = getattr(config.option, "write_baseline", None)
+    path = getattr(config.option, "gw_write_baseline", None)
     if path:
         count = sum(1 for r in results.get("requirements", {}).values()
                     if any(c["verdict"] in BASELINED for c in r["cases"]))
-        terminalreporter.line(f"baseline of {count} expected failures written to {path} (--baseline {path})")
+        terminalreporter.line(f"baseline of {count} expected failures written to {path} (--gw-baseline {path})")

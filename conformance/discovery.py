@@ -1,5 +1,5 @@
 """Model discovery for profiles with ``models.discover`` (the bundled ``openai-compatible``): against
-``--target-url`` the chat models come from the gateway's own ``GET {base}/models``, or ``--model``.
+``--target-url`` the chat models come from the gateway's own ``GET {base}/models``, or ``--gw-model``.
 
 The profile's own model list stays what the embedded reference server serves. One GET per pytest process (each
 xdist worker builds its own profile); when it fails, the profile is left as it is and the preflight (or the

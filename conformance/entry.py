@@ -6,7 +6,7 @@ option always parses. Only in a conformance run (a conformance option on the com
 among the paths: ``conformance.options.is_conformance_run``) does it register the plugin proper
 (``conformance.plugin``: collection, grading, preflight, reports), the generic fixtures (``conformance.fixtures``:
 ``client``, ``expect``, ``profile``, ``target``, ...), the fuzz hooks (``conformance.fuzz``) and the run's end
-(``conformance.closing``: failing requirements listed, ``--write-baseline``). An unrelated run
+(``conformance.closing``: failing requirements listed, ``--gw-write-baseline``). An unrelated run
 therefore gets no fixture, no hook and no import of httpx, werkzeug, schemathesis or allure from this package.
 """
 
@@ -32,8 +32,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config):
-    """``--list-requirements`` lists and exits before any configuration: hand it to the plugin."""
-    if not config.option.list_requirements:
+    """``--gw-list-requirements`` lists and ``--gw-discover`` probes, each exiting before any configuration."""
+    if config.option.gw_discover:
+        from conformance.feature_discovery import discover
+        from conformance.options import ConformanceOptions
+
+        return discover(ConformanceOptions.from_config(config), config)
+    if not config.option.gw_list_requirements:
         return None
     from conformance import plugin
 
@@ -46,8 +51,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # allure's, which read their output options in their own pytest_configure.
     if not is_conformance_run(config):
         return
-    if config.option.fuzz and importlib.util.find_spec("schemathesis") is None:
-        raise pytest.UsageError("--fuzz needs schemathesis: pip install 'llm-gateway-conformance[fuzz]'")
+    if config.option.gw_fuzz and importlib.util.find_spec("schemathesis") is None:
+        raise pytest.UsageError("--gw-fuzz needs schemathesis: pip install 'llm-gateway-conformance[fuzz]'")
     for module_name, name in PLUGINS:
         module = importlib.import_module(module_name)
         if not config.pluginmanager.is_registered(module):

@@ -1,7 +1,7 @@
 """The exchange store: collect, then judge.
 
 Checks declare the exchanges they judge as named builders; the run's plan is every builder a selected case uses
-(directly or through another fixture); the store sends the plan concurrently (``--concurrency N``), each exchange
+(directly or through another fixture); the store sends the plan concurrently (``--gw-concurrency N``), each exchange
 once per process, and the checks judge what it recorded.
 
 Declaring one (in a check module or the suite's conftest)::
@@ -120,7 +120,7 @@ class PlanContext:
     sandwich: Any = None  # sandwich mode (``--upstream``): a ``conformance.sandwich.Sandwich``, else None
 
     def role_key(self, role: str) -> str | None:
-        """The key of ``role`` (no-balance, restricted, tier-<name>, expired, disabled): ``--role-key``, else the
+        """The key of ``role`` (no-balance, restricted, tier-<name>, expired, disabled): ``--gw-role-key``, else the
         profile's test key of that role where the target knows the profile's keys (the embedded server)."""
         given = dict(self.options.role_keys).get(role)
         if given:

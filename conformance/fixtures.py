@@ -117,14 +117,14 @@ def target(conformance: RunState, request: pytest.FixtureRequest):
 
 @pytest.fixture(scope="session")
 def api_key(conformance: RunState, target: str) -> str | None:
-    """``--api-key``; the profile's test key only when the target is the embedded server."""
+    """``--gw-api-key``; the profile's test key only when the target is the embedded server."""
     return conformance.api_key
 
 
 @pytest.fixture(scope="session")
 def wire(conformance: RunState, target: str, request: pytest.FixtureRequest):
     """What every client of this process shares: the target's health, the recording of every exchange (in
-    ``<report-dir>/exchanges/``), or with ``--replay`` the recording the answers come from."""
+    ``<report-dir>/exchanges/``), or with ``--gw-replay`` the recording the answers come from."""
     opts = conformance.options
     replay = conformance.recording if opts.replay else None
     record_to = None if replay else conformance.report_dir / RECORDING_DIR / f"{process_name()}.jsonl"

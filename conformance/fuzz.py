@@ -1,4 +1,4 @@
-"""Schemathesis fuzz mode: the ``--fuzz`` options, a fuzzing copy of the contract, case generation, and findings.
+"""Schemathesis fuzz mode: the ``--gw-fuzz`` options, a fuzzing copy of the contract, case generation, and findings.
 
 A plugin module the entry point (``conformance/entry.py``) registers in a conformance run: it checks the options and
 adds a header line; the entry point declares its options (``add_options``) in every run. The cases live in
@@ -39,28 +39,28 @@ STREAM_TYPES = ("text/event-stream", "application/x-ndjson")
 
 
 def add_options(parser: pytest.Parser) -> None:
-    """The ``--fuzz*`` options (declared by ``conformance/entry.py`` in every run, so they always parse)."""
+    """The ``--gw-fuzz*`` options (declared by ``conformance/entry.py`` in every run, so they always parse)."""
     group = parser.getgroup(GROUP, "LLM gateway conformance")
-    group.addoption("--fuzz", action="store_true", default=False,
+    group.addoption("--gw-fuzz", action="store_true", default=False,
                     help="Add schemathesis fuzzing of every operation the profile serves (conformance/suite/"
                          "test_fuzz.py; skipped without this option).")
-    group.addoption("--fuzz-examples", type=int, default=DEFAULT_EXAMPLES, metavar="N",
+    group.addoption("--gw-fuzz-examples", type=int, default=DEFAULT_EXAMPLES, metavar="N",
                     help=f"Generated requests per operation and mode, positive and negative (default "
                          f"{DEFAULT_EXAMPLES}).")
-    group.addoption("--fuzz-seed", type=int, default=0, metavar="SEED",
+    group.addoption("--gw-fuzz-seed", type=int, default=0, metavar="SEED",
                     help="Seed of the generator; the same seed sends the same requests (default 0).")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("fuzz_examples") < 0:
-        raise pytest.UsageError("--fuzz-examples must be 0 or more")
+    if config.getoption("gw_fuzz_examples") < 0:
+        raise pytest.UsageError("--gw-fuzz-examples must be 0 or more")
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
-    if not config.getoption("fuzz"):
+    if not config.getoption("gw_fuzz"):
         return None
-    return (f"fuzz: schemathesis, {config.getoption('fuzz_examples')} requests per operation and mode, "
-            f"seed {config.getoption('fuzz_seed')}")
+    return (f"fuzz: schemathesis, {config.getoption('gw_fuzz_examples')} requests per operation and mode, "
+            f"seed {config.getoption('gw_fuzz_seed')}")
 
 
 # -- operations and the requirements their findings are graded under ---------------------------------------
@@ -311,7 +311,7 @@ class FuzzModels:
 
     @classmethod
     def for_profile(cls, profile: Profile, chat: str | None = None, embedding: str | None = None) -> FuzzModels:
-        """The profile's defaults, or the run's ``--model`` / ``--embedding-model``."""
+        """The profile's defaults, or the run's ``--gw-model`` / ``--gw-embedding-model``."""
         ollama = profile.get("ollama.default_model")
         embedders = [m["name"] for m in profile.get("ollama.models") or [] if m.get("embedding_dimensions")]
         return cls(chat or profile.get("models.default_chat"), embedding or profile.get("models.default_embedding"),

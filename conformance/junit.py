@@ -6,7 +6,7 @@ property at collection. Here, on the controller once the file is written, every 
 - its ``classname`` prefixed with the run's label (``openai@gateway_example_com.conformance.suite.test_chat``)
   and the ``<testsuite>`` named after the label, so two targets' files merged in one CI job never collide;
 - ``conformance.outcome`` and ``conformance.target`` properties (the verdict: PASS, WARN, XFAIL, ...);
-- for a WARN (a SHOULD violated; the test passes unless ``--fail-on should``), a ``<system-out>`` block naming
+- for a WARN (a SHOULD violated; the test passes unless ``--gw-fail-on should``), a ``<system-out>`` block naming
   each violated requirement with Expected and Received. CI test views (GitLab's test report, Jenkins' JUnit
   plugin) show a test case's standard output, where a property alone would stay hidden; pytest itself writes
   ``<system-out>`` only with ``junit_logging``, so this block is added whatever that setting is.
@@ -30,7 +30,7 @@ def slug(label: str) -> str:
 
 def warning_text(case: Mapping[str, Any], requirements: Mapping[str, Any]) -> str:
     """What a WARN case violated, one block per violated SHOULD requirement."""
-    lines = [f"WARN: {case['id']} violated a SHOULD requirement (the run passes unless --fail-on should)."]
+    lines = [f"WARN: {case['id']} violated a SHOULD requirement (the run passes unless --gw-fail-on should)."]
     for v in case.get("violations", []):
         req = requirements.get(v["requirement"], {})
         lines.append(f"{v['requirement']} ({req.get('level', '?')}): {req.get('text', '')}")

@@ -32,7 +32,7 @@ from gateway_spec import Profile, Requirement, load_features, load_profile, load
 if TYPE_CHECKING:  # httpx-bound: imported where used, never by an unrelated pytest run
     from conformance.wire import ReplayLog
 
-DEFAULT_CONCURRENCY = 8  # exchanges in flight at once (--concurrency)
+DEFAULT_CONCURRENCY = 8  # exchanges in flight at once (--gw-concurrency)
 
 GROUP = "llm-gateway-conformance"
 DEFAULT_PROFILE = "openai"
@@ -41,16 +41,25 @@ DEFAULT_REPORT_DIR = "reports/conformance"
 # dest -> environment variable consulted when the option is absent from the command line.
 ENV_FALLBACKS = {
     "target_url": "CONFORMANCE_TARGET_URL",
-    "api_key": "CONFORMANCE_API_KEY",
-    "profile": "CONFORMANCE_PROFILE",
+    "gw_api_key": "CONFORMANCE_API_KEY",
+    "gw_profile": "CONFORMANCE_PROFILE",
+    "gw_report_dir": "CONFORMANCE_REPORT_DIR",
+}
+# dest -> ``[pytest]`` ini key consulted after the environment (pytest-base-url's order: command line, environment,
+# ini file). No ini key for the API key: a key does not belong in a checked-in file.
+INI_FALLBACKS = {
+    "target_url": "conformance_target_url",
+    "gw_profile": "conformance_profile",
+    "gw_report_dir": "conformance_report_dir",
 }
 
 # Options whose presence on the command line means "this is a conformance run" (collection is redirected to the
 # suite when no paths are given). Environment variables alone never redirect: a stray CONFORMANCE_TARGET_URL in
 # a shell must not hijack an unrelated ``pytest`` invocation.
 RUN_SELECTING = (
-    "conformance", "target_url", "profile", "requirement", "baseline", "server_fault", "server_variant", "model", "fuzz",
-    "server_trace_faults", "replay", "claim", "no_claim", "write_baseline", "gw_upstream", "gw_upstream_listen",
+    "conformance", "target_url", "gw_profile", "gw_requirement", "gw_baseline", "gw_server_fault", "gw_server_variant",
+    "gw_model", "gw_fuzz", "gw_server_trace_faults", "gw_replay", "gw_claim", "gw_no_claim", "gw_write_baseline",
+    "gw_upstream", "gw_upstream_listen",
 )
 SANDWICH = "sandwich"  # the feature sandwich mode claims (spec/features.yaml)
 SANDWICH_HINT = ("sandwich mode is off: give --upstream URL (a reference server the gateway routes to) or "
@@ -58,65 +67,77 @@ SANDWICH_HINT = ("sandwich mode is off: give --upstream URL (a reference server 
 
 
 def add_options(parser: pytest.Parser) -> None:
-    """Register every option in the one ``llm-gateway-conformance`` group."""
+    """Register every option in the one ``llm-gateway-conformance`` group, and the ini fallbacks.
+
+    Every option but ``--target-url`` and ``--conformance`` is spelled ``--gw-*`` (dest ``gw_*``), so that no other
+    plugin's or project's option can clash (``tests/packaging/test_option_names.py``); ``llm-conformance`` accepts
+    the short spellings (``conformance.cli``).
+    """
+    for dest, key in INI_FALLBACKS.items():
+        parser.addini(key, default=None, help=f"Conformance suite: fallback of --{dest.replace('_', '-')} after "
+                      f"the environment ({ENV_FALLBACKS[dest]}).")
     group = parser.getgroup(GROUP, "LLM gateway conformance")
     add = group.addoption
     add("--conformance", action="store_true", default=False,
         help="Run the bundled conformance suite when no paths are given (implied by the options below).")
-    add("--target-url", default=None, help="Gateway base URL (env CONFORMANCE_TARGET_URL). Without it the "
+    add("--target-url", default=None, metavar="URL", help="Gateway base URL (env CONFORMANCE_TARGET_URL, ini conformance_target_url). Without it the "
         "embedded reference server is started for the profile.")
-    add("--api-key", default=None, help="API key sent as bearer token (env CONFORMANCE_API_KEY). Default: the "
+    add("--gw-api-key", default=None, metavar="KEY", help="API key sent as bearer token (env CONFORMANCE_API_KEY). Default: the "
         "profile's test key, only for the embedded server.")
-    add("--profile", default=None, metavar="NAME|PATH", help="Gateway profile (env CONFORMANCE_PROFILE, "
-        f"default {DEFAULT_PROFILE}).")
-    add("--model", default=None, help="Chat model id to use (default: the profile's default_chat).")
-    add("--claim", action="append", default=[], metavar="FEATURE",
+    add("--gw-profile", default=None, metavar="NAME|PATH", help="Gateway profile (env CONFORMANCE_PROFILE, ini "
+        f"conformance_profile; default {DEFAULT_PROFILE}).")
+    add("--gw-model", default=None, metavar="MODEL", help="Chat model id to use (default: the profile's default_chat).")
+    add("--gw-claim", action="append", default=[], metavar="FEATURE",
         help="Check this optional feature (spec/features.yaml) as if the profile claimed it (repeatable).")
-    add("--no-claim", action="append", default=[], metavar="FEATURE",
+    add("--gw-no-claim", action="append", default=[], metavar="FEATURE",
         help="Skip this optional feature's checks as if the profile did not claim it (repeatable).")
-    add("--embedding-model", default=None, help="Embedding model id (default: the profile's default_embedding).")
-    add("--fail-on", default="must", choices=("must", "should"), help="Lowest level that fails the run.")
-    add("--baseline", default=None, metavar="PATH", help="YAML/JSON file of requirement IDs expected to fail.")
-    add("--write-baseline", default=None, metavar="PATH",
+    add("--gw-embedding-model", default=None, metavar="MODEL", help="Embedding model id (default: the profile's default_embedding).")
+    add("--gw-fail-on", default="must", choices=("must", "should"), help="Lowest level that fails the run.")
+    add("--gw-baseline", default=None, metavar="PATH", help="YAML/JSON file of requirement IDs expected to fail.")
+    add("--gw-write-baseline", default=None, metavar="PATH",
         help="Write the requirements that FAIL or WARN (or XFAIL) in this run as a baseline file to start from.")
-    add("--requirement", action="append", default=[], metavar="GLOB",
+    add("--gw-requirement", action="append", default=[], metavar="GLOB",
         help="Only run cases checking a matching requirement ID, e.g. CHAT-STREAM-* (repeatable).")
-    add("--report-dir", default=None, metavar="DIR", help=f"Where reports go (default {DEFAULT_REPORT_DIR}).")
-    add("--request-timeout", type=float, default=30.0, metavar="SECONDS", help="Total deadline per request.")
-    add("--stream-timeout", type=float, default=60.0, metavar="SECONDS", help="Total deadline per stream.")
-    add("--max-body-bytes", type=int, default=8 * 1024 * 1024, help="Response size cap (harness error above).")
-    add("--header", action="append", default=[], metavar="'Name: value'", help="Extra request header (repeatable).")
-    add("--role-key", action="append", default=[], metavar="ROLE=KEY",
+    add("--gw-report-dir", default=None, metavar="DIR", help="Where reports go (env CONFORMANCE_REPORT_DIR, ini "
+        f"conformance_report_dir; default {DEFAULT_REPORT_DIR}).")
+    add("--gw-request-timeout", type=float, default=30.0, metavar="SECONDS", help="Total deadline per request.")
+    add("--gw-stream-timeout", type=float, default=60.0, metavar="SECONDS", help="Total deadline per stream.")
+    add("--gw-max-body-bytes", type=int, default=8 * 1024 * 1024, metavar="N", help="Response size cap (harness error above).")
+    add("--gw-header", action="append", default=[], metavar="'Name: value'", help="Extra request header (repeatable).")
+    add("--gw-role-key", action="append", default=[], metavar="ROLE=KEY",
         help="A key of the gateway in a documented state, so the checks that need one run against --target-url "
              "(repeatable): no-balance and suspended (402), restricted (model allowlist: 403), tier-<name> (that "
              "tier's limit), quota-exhausted and daily-limit (429), expired, disabled (401). Keys are masked in every "
              "report.")
-    add("--request-budget", type=int, default=None, metavar="N",
+    add("--gw-request-budget", type=int, default=None, metavar="N",
         help="Stop issuing requests after N (shared out among xdist workers); later cases ERROR "
              "'budget exhausted'.")
-    add("--allow-burst", action="store_true", default=False,
+    add("--gw-allow-burst", action="store_true", default=False,
         help="Run the 429 burst checks against --target-url, spending the key's per-minute quota. On the embedded "
              f"reference server they always run, on a key it limits to {BURST_LIMIT} requests a minute.")
-    add("--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
+    add("--gw-concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
         help=f"Exchanges in flight at once (default {DEFAULT_CONCURRENCY}); 1 sends one after another.")
-    add("--replay", default=None, metavar="DIR",
-        help="Judge the exchanges recorded in DIR (a previous run's --report-dir) instead of sending any: the "
+    add("--gw-replay", default=None, metavar="DIR",
+        help="Judge the exchanges recorded in DIR (a previous run's --gw-report-dir) instead of sending any: the "
              "same suite version gives the same verdicts.")
-    add("--no-preflight", action="store_true", default=False,
+    add("--gw-no-preflight", action="store_true", default=False,
         help="Skip the probes of --target-url (reachable, base path, key, model) that stop a misconfigured run "
              "before any check with exit code 6.")
-    add("--list-requirements", action="store_true", default=False,
+    add("--gw-discover", action="store_true", default=False,
+        help="Probe which optional features the target offers (one request each), print the evidence and write a "
+             "starting profile (discovered-profile.yaml) to the report dir, then exit; not a conformance verdict.")
+    add("--gw-list-requirements", action="store_true", default=False,
         help="List requirement ID, level, feature, claimed?, text for the profile, then exit.")
     add("--upstream", dest="gw_upstream", default=None, metavar="URL",
         help="Sandwich mode: a running reference server the gateway routes to; the suite scripts it and reads its "
              "journal, and checks the transit requirements (feature sandwich).")
     add("--upstream-listen", dest="gw_upstream_listen", default=None, metavar="HOST:PORT",
         help="Sandwich mode: start a reference server there for the gateway to route to (as --upstream).")
-    add("--server-fault", action="append", default=[], metavar="ID",
+    add("--gw-server-fault", action="append", default=[], metavar="ID",
         help="Embedded server only: break this requirement on purpose (negative control).")
-    add("--server-variant", action="append", default=[], metavar="NAME",
+    add("--gw-server-variant", action="append", default=[], metavar="NAME",
         help="Embedded server only: switch on a valid alternative behaviour.")
-    add("--server-trace-faults", action="store_true", default=False,
+    add("--gw-server-trace-faults", action="store_true", default=False,
         help="Embedded server only: record which faults each request consults; results.json then gives each "
              "case's faults_consulted (what the negative-control matrix needs to rerun only those cases).")
 
@@ -130,7 +151,7 @@ def parse_role_key(raw: str) -> tuple[str, str]:
     role, sep, key = raw.partition("=")
     role, key = role.strip(), key.strip()
     if not sep or not key or not ROLE_NAME.match(role):
-        raise pytest.UsageError(f"--role-key expects ROLE=KEY with ROLE one of no-balance, restricted, expired, "
+        raise pytest.UsageError(f"--gw-role-key expects ROLE=KEY with ROLE one of no-balance, restricted, expired, "
                                 f"disabled, suspended, quota-exhausted, daily-limit, tier-<name>; got role {role!r}")
     return role, key
 
@@ -139,7 +160,7 @@ def parse_header(raw: str) -> tuple[str, str]:
     """Split ``'Name: value'`` into a header pair; a missing colon is a usage error."""
     name, sep, value = raw.partition(":")
     if not sep or not name.strip():
-        raise pytest.UsageError(f"--header expects 'Name: value', got {raw!r}")
+        raise pytest.UsageError(f"--gw-header expects 'Name: value', got {raw!r}")
     return name.strip(), value.strip()
 
 
@@ -176,42 +197,46 @@ class ConformanceOptions:
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> ConformanceOptions:
-        """Resolve options from a pytest config and the environment."""
+        """Resolve options: command line, then environment (``ENV_FALLBACKS``), then ini (``INI_FALLBACKS``)."""
         opt = config.option
 
         def pick(dest: str):
             value = getattr(opt, dest, None)
-            return value if value is not None else os.environ.get(ENV_FALLBACKS.get(dest, ""), None) or None
+            if value is not None:
+                return value
+            if os.environ.get(ENV_FALLBACKS.get(dest, "")):
+                return os.environ[ENV_FALLBACKS[dest]]
+            return (config.getini(INI_FALLBACKS[dest]) or None) if dest in INI_FALLBACKS else None
 
         explicit = any(getattr(opt, dest, None) for dest in RUN_SELECTING)
         target_url = pick("target_url")
         return cls(
             target_url=target_url.rstrip("/") if target_url else None,
-            api_key=pick("api_key"),
-            profile=pick("profile") or DEFAULT_PROFILE,
-            model=opt.model,
-            embedding_model=opt.embedding_model,
-            claims=tuple(getattr(opt, "claim", None) or ()),
-            no_claims=tuple(getattr(opt, "no_claim", None) or ()),
-            fail_on=opt.fail_on,
-            baseline=opt.baseline,
+            api_key=pick("gw_api_key"),
+            profile=pick("gw_profile") or DEFAULT_PROFILE,
+            model=opt.gw_model,
+            embedding_model=opt.gw_embedding_model,
+            claims=tuple(getattr(opt, "gw_claim", None) or ()),
+            no_claims=tuple(getattr(opt, "gw_no_claim", None) or ()),
+            fail_on=opt.gw_fail_on,
+            baseline=opt.gw_baseline,
             # IDs are upper case (gateway_spec.REQUIREMENT_ID): chat-stream-* means CHAT-STREAM-*
-            requirement_globs=tuple(g.upper() for g in opt.requirement or ()),
-            report_dir=opt.report_dir or DEFAULT_REPORT_DIR,
-            request_timeout=opt.request_timeout,
-            stream_timeout=opt.stream_timeout,
-            max_body_bytes=opt.max_body_bytes,
-            headers=tuple(parse_header(h) for h in opt.header or ()),
-            role_keys=tuple(parse_role_key(r) for r in getattr(opt, "role_key", None) or ()),
-            request_budget=opt.request_budget,
-            allow_burst=opt.allow_burst,
-            server_faults=tuple(opt.server_fault or ()),
-            server_variants=tuple(opt.server_variant or ()),
+            requirement_globs=tuple(g.upper() for g in opt.gw_requirement or ()),
+            report_dir=pick("gw_report_dir") or DEFAULT_REPORT_DIR,
+            request_timeout=opt.gw_request_timeout,
+            stream_timeout=opt.gw_stream_timeout,
+            max_body_bytes=opt.gw_max_body_bytes,
+            headers=tuple(parse_header(h) for h in opt.gw_header or ()),
+            role_keys=tuple(parse_role_key(r) for r in getattr(opt, "gw_role_key", None) or ()),
+            request_budget=opt.gw_request_budget,
+            allow_burst=opt.gw_allow_burst,
+            server_faults=tuple(opt.gw_server_fault or ()),
+            server_variants=tuple(opt.gw_server_variant or ()),
             upstream=(getattr(opt, "gw_upstream", None) or "").rstrip("/") or None,
             upstream_listen=getattr(opt, "gw_upstream_listen", None),
-            server_trace_faults=bool(getattr(opt, "server_trace_faults", False)),
-            concurrency=getattr(opt, "concurrency", DEFAULT_CONCURRENCY) or DEFAULT_CONCURRENCY,
-            replay=getattr(opt, "replay", None),
+            server_trace_faults=bool(getattr(opt, "gw_server_trace_faults", False)),
+            concurrency=getattr(opt, "gw_concurrency", DEFAULT_CONCURRENCY) or DEFAULT_CONCURRENCY,
+            replay=getattr(opt, "gw_replay", None),
             explicit=explicit,
         )
 
@@ -270,7 +295,7 @@ class Capabilities:
     pacing, the echo provider). ``role_keys``: the profile's extra test keys (no-balance, restricted, ...) are
     valid on it. ``burst_key``/``burst_limit``: a key it limits to ``BURST_LIMIT`` requests a minute, for the
     429 burst (None: the burst spends the run's key, up to the profile's documented limit). ``burst_skip``: why
-    the 429 burst cannot run here (None: it runs; free on the embedded server, ``--allow-burst`` elsewhere).
+    the 429 burst cannot run here (None: it runs; free on the embedded server, ``--gw-allow-burst`` elsewhere).
     """
 
     mock_controls: bool
@@ -284,7 +309,7 @@ class Capabilities:
         key = burst_key(profile) if embedded else None
         skip = None
         if not embedded and not allow_burst:
-            skip = "the 429 burst spends the gateway's quota: run with --allow-burst"
+            skip = "the 429 burst spends the gateway's quota: run with --gw-allow-burst"
         elif embedded and key is None:
             skip = "no burst key matches the profile's auth.key_pattern (conformance.embedded.burst_key)"
         return cls(mock_controls=embedded, role_keys=embedded, burst_key=key,
@@ -317,7 +342,7 @@ class RunState:
         try:
             profile = load_profile(self.options.profile)
         except (FileNotFoundError, OSError, ValueError) as exc:  # ValueError: ProfileError, a schema mismatch
-            raise pytest.UsageError(f"--profile: {exc}") from exc
+            raise pytest.UsageError(f"--gw-profile: {exc}") from exc
         claims = self.options.claims
         if self.sandwich_url and SANDWICH not in claims and SANDWICH not in self.options.no_claims:
             claims = (*claims, SANDWICH)  # sandwich mode claims the transit requirements
@@ -339,10 +364,10 @@ class RunState:
         try:
             baseline = Baseline.load(self.options.baseline)
         except BaselineError as exc:
-            raise pytest.UsageError(f"--baseline: {exc}") from exc
+            raise pytest.UsageError(f"--gw-baseline: {exc}") from exc
         unknown = sorted({e.requirement for e in baseline.entries} - set(self.registry))
         if unknown:  # an entry that names no requirement would silently expect nothing
-            raise pytest.UsageError(f"--baseline {self.options.baseline}: unknown requirement IDs:\n  " + "\n  ".join(
+            raise pytest.UsageError(f"--gw-baseline {self.options.baseline}: unknown requirement IDs:\n  " + "\n  ".join(
                 f"{rid}{close_ids_hint(rid, self.registry)}" for rid in unknown))
         return baseline
 
@@ -412,31 +437,31 @@ class RunState:
 
     @functools.cached_property
     def recording(self) -> ReplayLog:
-        """``--replay DIR``'s recording, checked against this suite (a usage error when it cannot be replayed)."""
+        """``--gw-replay DIR``'s recording, checked against this suite (a usage error when it cannot be replayed)."""
         log = self._replay_log
         header = log.header
         if header.get("suite_version") != suite_version() or header.get("suite_digest") != suite_digest():
             raise pytest.UsageError(
-                f"--replay: {self.options.replay} was recorded by suite {header.get('suite_version')} "
+                f"--gw-replay: {self.options.replay} was recorded by suite {header.get('suite_version')} "
                 f"(digest {header.get('suite_digest')}); this is suite {suite_version()} (digest {suite_digest()}). "
                 "Replay it with the suite that recorded it, or record a new run.")
         if header.get("profile") != self.profile.name:
-            raise pytest.UsageError(f"--replay: the recording is of profile {header.get('profile')!r}, "
-                                    f"not {self.profile.name!r} (give --profile {header.get('profile')})")
+            raise pytest.UsageError(f"--gw-replay: the recording is of profile {header.get('profile')!r}, "
+                                    f"not {self.profile.name!r} (give --gw-profile {header.get('profile')})")
         return log
 
     @functools.cached_property
     def _replay_log(self) -> ReplayLog:
-        """``--replay DIR``'s recording as read, not yet checked against this suite."""
+        """``--gw-replay DIR``'s recording as read, not yet checked against this suite."""
         from conformance.wire import RecordingMismatch, ReplayLog
 
         try:
             return ReplayLog(Path(self.options.replay))
         except (RecordingMismatch, OSError, ValueError) as exc:
-            raise pytest.UsageError(f"--replay: {exc}") from exc
+            raise pytest.UsageError(f"--gw-replay: {exc}") from exc
 
     def recording_header(self, target: str) -> dict:
-        """What a recording states about itself (``--replay`` checks it)."""
+        """What a recording states about itself (``--gw-replay`` checks it)."""
         header = {"suite_version": suite_version(), "suite_digest": suite_digest(), "profile": self.profile.name,
                   "target_url": target, "embedded": self.embedded}
         if self.sandwich_url:
@@ -452,13 +477,13 @@ class RunState:
 
     @property
     def api_key(self) -> str | None:
-        """The key to send: ``--api-key``, else the profile's test key only for the embedded server."""
+        """The key to send: ``--gw-api-key``, else the profile's test key only for the embedded server."""
         if self.options.api_key:
             return self.options.api_key
         return self.profile.test_key if self.embedded else None
 
     def role_key(self, role: str) -> str | None:
-        """The key of ``role`` (no-balance, restricted, tier-<name>, expired, disabled): ``--role-key``, else the
+        """The key of ``role`` (no-balance, restricted, tier-<name>, expired, disabled): ``--gw-role-key``, else the
         profile's test key of that role, only for the embedded server; None when neither is known."""
         given = dict(self.options.role_keys).get(role)
         if given:
@@ -484,18 +509,18 @@ class RunState:
         """Fail fast, with a usage error, on options that cannot work together or files that cannot load."""
         server_options = self.options.server_faults or self.options.server_variants or self.options.server_trace_faults
         if self.options.target_url and server_options:
-            raise pytest.UsageError("--server-fault/--server-variant/--server-trace-faults only apply to the "
+            raise pytest.UsageError("--gw-server-fault/--gw-server-variant/--gw-server-trace-faults only apply to the "
                                     "embedded server (drop --target-url)")
         if self.options.replay and (self.options.target_url or server_options):
-            raise pytest.UsageError("--replay judges a recording: it sends nothing, so --target-url and "
+            raise pytest.UsageError("--gw-replay judges a recording: it sends nothing, so --target-url and "
                                     "--server-* do not apply")
         self._validate_sandwich()
         if self.options.concurrency < 1:
-            raise pytest.UsageError(f"--concurrency must be at least 1, not {self.options.concurrency}")
+            raise pytest.UsageError(f"--gw-concurrency must be at least 1, not {self.options.concurrency}")
         for glob in self.options.requirement_globs:
             if not any(fnmatch.fnmatchcase(rid, glob) for rid in self.registry):
-                raise pytest.UsageError(f"--requirement {glob} matches no requirement ID"
-                                        f"{close_ids_hint(glob, self.registry)} (--list-requirements lists them)")
+                raise pytest.UsageError(f"--gw-requirement {glob} matches no requirement ID"
+                                        f"{close_ids_hint(glob, self.registry)} (--gw-list-requirements lists them)")
         _ = self.profile, self.baseline
         if self.options.replay:
             _ = self.recording
@@ -507,7 +532,7 @@ class RunState:
         if o.upstream and o.upstream_listen:
             raise pytest.UsageError("--upstream and --upstream-listen both name the upstream: give one")
         if o.replay:
-            raise pytest.UsageError("--replay judges a recording: --upstream/--upstream-listen do not apply (the "
+            raise pytest.UsageError("--gw-replay judges a recording: --upstream/--upstream-listen do not apply (the "
                                     "recording names its upstream)")
         if not o.target_url:
             raise pytest.UsageError("--upstream/--upstream-listen need --target-url: the gateway that routes to "
@@ -542,7 +567,7 @@ class RunState:
                 f"suite {suite_version()}, fail-on {self.options.fail_on}")
 
     def requirement_listing(self) -> str:
-        """One line per requirement: ID, level, feature, claimed?, text (``--list-requirements``)."""
+        """One line per requirement: ID, level, feature, claimed?, text (``--gw-list-requirements``)."""
         lines = []
         for rid, req in self.registry.items():
             if self.options.requirement_globs and not any(
@@ -567,11 +592,11 @@ class RunState:
 
 
 def with_claims(profile: Profile, claims: tuple[str, ...], no_claims: tuple[str, ...]) -> Profile:
-    """``profile`` with ``--claim`` features added and ``--no-claim`` features removed (each must exist)."""
+    """``profile`` with ``--gw-claim`` features added and ``--gw-no-claim`` features removed (each must exist)."""
     if not claims and not no_claims:
         return profile
     known = load_features()
-    for option, names in (("--claim", claims), ("--no-claim", no_claims)):
+    for option, names in (("--gw-claim", claims), ("--gw-no-claim", no_claims)):
         for name in names:
             if name not in known:
                 close = difflib.get_close_matches(name, list(known), n=4, cutoff=0.6)
@@ -580,7 +605,7 @@ def with_claims(profile: Profile, claims: tuple[str, ...], no_claims: tuple[str,
                                            f"; features: {', '.join(known)}"))
     both = sorted(set(claims) & set(no_claims))
     if both:
-        raise pytest.UsageError(f"--claim and --no-claim both name {', '.join(both)}")
+        raise pytest.UsageError(f"--gw-claim and --gw-no-claim both name {', '.join(both)}")
     features = [f for f in known if (f in profile.features or f in claims) and f not in no_claims]
     return Profile(name=profile.name, raw={**profile.raw, "features": features}, path=profile.path)
 
@@ -593,7 +618,7 @@ def close_ids_hint(word: str, registry) -> str:
 
 
 def _process_budget(budget: int | None, config: pytest.Config) -> int | None:
-    """This process's share of ``--request-budget``: under xdist each worker gets an equal part (total <= N)."""
+    """This process's share of ``--gw-request-budget``: under xdist each worker gets an equal part (total <= N)."""
     workerinput = getattr(config, "workerinput", None)
     if budget is None or not workerinput:
         return budget

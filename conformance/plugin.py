@@ -63,8 +63,8 @@ def _is_worker(config: pytest.Config) -> bool:
 # -- configuration -----------------------------------------------------------------------------------------
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config):
-    """``--list-requirements``: a dry run listing (h2spec ``--dryrun``), then exit."""
-    if not config.option.list_requirements:
+    """``--gw-list-requirements``: a dry run listing (h2spec ``--dryrun``), then exit."""
+    if not config.option.gw_list_requirements:
         return None
     state = RunState(ConformanceOptions.from_config(config), config)
     sys.stdout.write(state.requirement_listing())
@@ -139,7 +139,7 @@ def pytest_report_header(config: pytest.Config):
 
 # -- collection -------------------------------------------------------------------------------------------
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    """Validate requirement IDs, apply ``--requirement`` selection, skip unclaimed features, tag JUnit."""
+    """Validate requirement IDs, apply ``--gw-requirement`` selection, skip unclaimed features, tag JUnit."""
     state = run_state(config)
     globs = state.options.requirement_globs
     keep, drop, unknown = [], [], []

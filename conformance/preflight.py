@@ -10,7 +10,7 @@ Probes: ``GET {target}{base_path}/models`` and one basic chat completion (``max_
 the doubled-base-path hint costs one more ``GET`` only when the first one answered 404. Anything else (a 5xx, a
 429, a wrong body) is left to the checks: the preflight judges only what makes every check meaningless. It sends
 through its own httpx client, so its requests are not in the run's accounting or transcripts. Against the
-embedded reference server nothing is probed (the suite started it itself). ``--no-preflight`` skips it; the
+embedded reference server nothing is probed (the suite started it itself). ``--gw-no-preflight`` skips it; the
 auth checks judge the gateway's key handling either way.
 """
 
@@ -165,9 +165,9 @@ class Preflight:
                     f"the suite appends: you probably mean --target-url {self.target[: -len(self.base_path)]}")
         if not self.api_key:
             raise PreflightError(f"no API key was given and the gateway requires one: "
-                                 f"{answer.describe(self.redactor)}. Pass --api-key KEY (or set "
+                                 f"{answer.describe(self.redactor)}. Pass --gw-api-key KEY (or set "
                                  f"CONFORMANCE_API_KEY){note}")
-        raise PreflightError(f"the API key was refused: {answer.describe(self.redactor)}. Check --api-key "
+        raise PreflightError(f"the API key was refused: {answer.describe(self.redactor)}. Check --gw-api-key "
                              f"(or CONFORMANCE_API_KEY){note}")
 
     def _ends_in_base_path(self) -> bool:
@@ -183,7 +183,7 @@ class Preflight:
             return
         offer = f" GET /models lists: {', '.join(listed[:12])}{' ...' if len(listed) > 12 else ''}." if listed else ""
         raise PreflightError(f"the model {self.model!r} does not exist at the gateway: "
-                             f"{chat.describe(self.redactor)}.{offer} Choose one with --model")
+                             f"{chat.describe(self.redactor)}.{offer} Choose one with --gw-model")
 
 
 def model_ids(body: Any) -> list[str] | None:
@@ -209,14 +209,14 @@ def _sandwich_probe(options: Any, state: Any) -> None:
 def run_preflight(config: Any, state: Any) -> None:
     """The plugin's session-start step: probe ``--target-url`` once, or stop the run with ``pytest.exit``.
 
-    Runs on the controller only (never on an xdist worker), not for ``--collect-only``, ``--no-preflight`` or the
+    Runs on the controller only (never on an xdist worker), not for ``--collect-only``, ``--gw-no-preflight`` or the
     embedded server. ``state`` is the plugin's ``RunState``.
     """
     import pytest
 
     options = state.options
     if (not state.active or not options.target_url or hasattr(config, "workerinput")
-            or config.option.collectonly or getattr(config.option, "no_preflight", False)):
+            or config.option.collectonly or getattr(config.option, "gw_no_preflight", False)):
         return
     probe = Preflight(options.target_url, base_path=state.profile.base_path, api_key=state.api_key,
                       model=options.model or state.profile.get("models.default_chat"), headers=options.headers,
@@ -228,5 +228,5 @@ def run_preflight(config: Any, state: Any) -> None:
     except PreflightError as exc:
         # The whole diagnosis once, on stderr; pytest repeats the exit reason, so that stays one short line.
         sys.stderr.write(f"\nconformance preflight: {exc}.\n\n")
-        pytest.exit(f"conformance preflight failed, no check ran (exit code {PREFLIGHT_FAILED}; --no-preflight "
+        pytest.exit(f"conformance preflight failed, no check ran (exit code {PREFLIGHT_FAILED}; --gw-no-preflight "
                     "skips the preflight)", returncode=PREFLIGHT_FAILED)

@@ -3,7 +3,7 @@
 A sandwich exchange (``Spec(..., script=Script(...))``) is: the rule registered upstream under the exchange's nonce,
 the client exchange through the gateway, then the upstream's journal entries for the nonce (one per attempt). The
 control requests go through the run's wire under the exchange's scope, so they are recorded beside the client
-exchange and ``--replay`` answers them from the recording: a replay re-judges the same journal offline.
+exchange and ``--gw-replay`` answers them from the recording: a replay re-judges the same journal offline.
 
 Nonces are ``gwc<token><label><process>``: the token is the run's (recorded in the recording's header, shared with
 xdist workers), the label names the exchange, the process (``main``, ``gw0``, ...) keeps two workers that send the

@@ -1,7 +1,7 @@
 """The exchange store: sends the run's plan of declared exchanges concurrently and hands out their recordings.
 
 The first planned exchange goes alone (a target that does not answer then costs one timeout, not one per worker
-thread), the rest under the cap (``--concurrency``). An entry is launched from the callback of its last
+thread), the rest under the cap (``--gw-concurrency``). An entry is launched from the callback of its last
 dependency, so no pool thread ever waits for another task. A 429 of an exchange that does not ask for one is
 retried after its Retry-After (at most ``MAX_RETRY_AFTER_S`` each, ``MAX_429_RETRIES`` times); every attempt
 stays in the transcript. What is declared is in ``conformance.exchanges``.

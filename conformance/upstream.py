@@ -3,7 +3,7 @@
 One role: HTTP to the upstream a gateway routes to in sandwich mode (``--upstream`` / ``--upstream-listen``).
 ``identify`` tells a reference server from anything else (a usage error otherwise), ``register`` scripts a rule
 under a nonce, ``journal`` reads the attempts that carried a nonce. Requests go through an optional httpx transport,
-so the exchange store can record them with the client exchange they belong to (and ``--replay`` answer them).
+so the exchange store can record them with the client exchange they belong to (and ``--gw-replay`` answer them).
 """
 
 from __future__ import annotations

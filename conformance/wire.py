@@ -8,7 +8,7 @@
 - recording: each exchange is kept, keys masked, in ``exchanges/<process>.jsonl`` of the report dir, under its
   scope (``spec:<name>`` for the exchange store's planned exchanges, ``case:<case id>`` for what a case sent
   itself) and its order within that scope.
-- replay (``--replay DIR``): requests are answered from such a recording, scope by scope in the order they were
+- replay (``--gw-replay DIR``): requests are answered from such a recording, scope by scope in the order they were
   sent; a request that differs from the recorded one is a harness error ("replay diverged"), never a verdict.
 
 Secrets are written as ``[secret:<digest>]`` placeholders: a replay run restores the ones it knows (the run's key,
@@ -227,7 +227,7 @@ class ReplayLog:
         files = sorted((directory / RECORDING_DIR).glob("*.jsonl")) if directory.is_dir() else []
         if not files:
             raise RecordingMismatch(f"{directory} holds no recording ({RECORDING_DIR}/*.jsonl): record one by "
-                                    "running the suite with --report-dir")
+                                    "running the suite with --gw-report-dir")
         self.header: dict[str, Any] = {}
         self._by_scope: dict[str, deque] = {}
         self._process: dict[str, str] = {}  # scope -> the process (file stem) whose records serve it

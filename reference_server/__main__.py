@@ -100,7 +100,7 @@ def serve(app, host: str, port: int) -> int:
     origin = f"http://{host}:{server.server_port}"
     print(f"llm-reference-server: profile {profile.name}, base URL {origin}{profile.base_path} "
           f"(GET {origin}/healthz), test key {profile.test_key}{extras}\n"
-          f"  check it: pytest --target-url {origin} --api-key {profile.test_key} --profile {profile.name}",
+          f"  check it: pytest --target-url {origin} --gw-api-key {profile.test_key} --gw-profile {profile.name}",
           flush=True)
     try:
         server.serve_forever()

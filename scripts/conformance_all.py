@@ -38,8 +38,8 @@ def main(argv: list[str]) -> int:
     args, pytest_args = parser.parse_known_args(argv)
     failed, ran = [], []
     for profile in profile_names():
-        command = [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "--profile", profile,
-                   "--report-dir", str(args.report_dir / profile), "-q", *pytest_args]
+        command = [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "--gw-profile", profile,
+                   "--gw-report-dir", str(args.report_dir / profile), "-q", *pytest_args]
         print(f"== {profile}", flush=True)
         if subprocess.call(command, cwd=ROOT) != 0:
             failed.append(profile)

@@ -24,7 +24,7 @@ def _registry_unpatched():
     """Undo the registry patch that inner suite runs apply (tests/conformance/test_plugin.py CONFTEST).
 
     Their conftest patches ``conformance.options.load_requirements`` when imported and restores it in
-    ``pytest_unconfigure``, which pytest skips when a run exits before configuring (``--list-requirements``). The
+    ``pytest_unconfigure``, which pytest skips when a run exits before configuring (``--gw-list-requirements``). The
     patch then outlived the run, and a later suite run in the same worker (the proof matrix) graded fake T-*
     requirements too.
     """

@@ -12,7 +12,7 @@ import pytest
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """Model ids the checks use: ``--model`` / ``--embedding-model`` or the profile's defaults."""
+    """Model ids the checks use: ``--gw-model`` / ``--gw-embedding-model`` or the profile's defaults."""
 
     chat: str
     embedding: str | None

@@ -206,7 +206,7 @@ def _rotate(ch: str) -> str:
 def unknown_key_like(key: str, pattern: str | None) -> str:
     """A key of the same shape as ``key`` that still matches ``pattern`` but differs in every character it can.
 
-    Changing every changeable character (not just one) keeps a real ``--api-key`` out of the transcript: the
+    Changing every changeable character (not just one) keeps a real ``--gw-api-key`` out of the transcript: the
     derived key shares the key's format, not its secret part.
     """
     chars = list(key)

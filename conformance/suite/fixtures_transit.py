@@ -3,7 +3,7 @@ upstream's journal entries for its nonce) and the builder helper that scripts th
 
 Each sandwich exchange carries a fresh nonce in its last user message and a ``Script`` (the rule registered
 upstream under that nonce, or none for the normal answer); the exchange store registers the rule, sends the
-request through the gateway and records the journal entries with the exchange, so ``--replay`` re-judges them.
+request through the gateway and records the journal entries with the exchange, so ``--gw-replay`` re-judges them.
 """
 
 from __future__ import annotations

@@ -205,7 +205,7 @@ def _stale_key(plan, role: str) -> Spec:
     skip_if_key_ignored(plan.profile)
     key = plan.role_key(role)
     if not key:
-        pytest.skip(f"needs an {role} key: pass --role-key {role}=KEY" if plan.options.target_url
+        pytest.skip(f"needs an {role} key: pass --gw-role-key {role}=KEY" if plan.options.target_url
                     else f"profile {plan.profile.name} names no '{role}' test key (auth.extra_test_keys)")
     return Spec.post("/chat/completions", tiny_body(plan.chat_model), key=key)
 

@@ -42,7 +42,7 @@ def embed(embedding_requests, rest, models, expect):
     """``embed(**fields)``: POST /embeddings for the run's embedding model with these fields."""
     def send(req_id: str, **fields):
         if not models.embedding:
-            expect.untestable(req_id, "no embedding model: pass --embedding-model or set models.default_embedding")
+            expect.untestable(req_id, "no embedding model: pass --gw-embedding-model or set models.default_embedding")
             raise StopCase(req_id)
         return rest.post("/embeddings", {"model": models.embedding, **fields})
     return send

@@ -200,10 +200,10 @@ def test_oversize_body(errors_oversize, expect, profile):
 
 
 def _role_key(plan, role: str) -> str:
-    """The key of ``role``: ``--role-key``, else (embedded server) the profile's test key of that role."""
+    """The key of ``role``: ``--gw-role-key``, else (embedded server) the profile's test key of that role."""
     key = plan.role_key(role)
     if not key:
-        pytest.skip(f"needs a '{role}' key: pass --role-key {role}=KEY" if plan.options.target_url
+        pytest.skip(f"needs a '{role}' key: pass --gw-role-key {role}=KEY" if plan.options.target_url
                     else f"profile {plan.profile.name} names no '{role}' test key (auth.extra_test_keys)")
     return key
 

@@ -1,10 +1,10 @@
-"""Fuzz mode (``--fuzz``): schemathesis-generated requests for every operation the profile serves.
+"""Fuzz mode (``--gw-fuzz``): schemathesis-generated requests for every operation the profile serves.
 
 Positive cases are valid per a closed, bounded copy of the request schemas and name the profile's models; negative
 cases break the request schema. Every answer goes through schemathesis' checks (no 5xx, a documented status and
 content type, a body -- or each SSE event / NDJSON line -- that matches the response schema, errors in the
 envelope). Each failed check is graded under the requirement ``conformance.fuzz.requirement_for`` names, once per
-(requirement, check, status) with a count and the first request that showed it. Without ``--fuzz`` these cases
+(requirement, check, status) with a count and the first request that showed it. Without ``--gw-fuzz`` these cases
 are skipped, so a default run sends nothing extra.
 """
 
@@ -30,7 +30,7 @@ from conformance.fuzz import (
 # Exchanges kept in the transcript: those of the first few requests that produced findings (not all 20+).
 KEPT_EXCHANGES = 5
 
-pytestmark = pytest.mark.skipif("not config.getoption('fuzz', False)", reason="fuzz mode is off (run with --fuzz)")
+pytestmark = pytest.mark.skipif("not config.getoption('gw_fuzz', False)", reason="fuzz mode is off (run with --gw-fuzz)")
 
 
 def _cases():
@@ -48,8 +48,8 @@ def test_fuzz(operation_id, mode, request, conformance, profile, make_client, ex
         pytest.skip(reason)
     options = conformance.options
     models = FuzzModels.for_profile(profile, options.model, options.embedding_model)
-    cases = generate(operation_id, mode, request.config.getoption("fuzz_examples"),
-                     request.config.getoption("fuzz_seed"))
+    cases = generate(operation_id, mode, request.config.getoption("gw_fuzz_examples"),
+                     request.config.getoption("gw_fuzz_seed"))
     client = make_client()
     streaming = profile.claims("streaming")
     grouped: dict[tuple[str, str, int], list[Finding]] = defaultdict(list)

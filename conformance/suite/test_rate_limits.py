@@ -6,7 +6,7 @@ too); RATE-LIMITS-012 compares it with an earlier completion of the same key, th
 burst spends a key's per-minute quota. Against the embedded server it always runs, on a key of its own that the
 server limits to ``conformance.embedded.BURST_LIMIT`` requests a minute (``Capabilities.burst_key``), so it costs a
 handful of requests and leaves
-the run's key alone. Against a real gateway it spends the run's key's quota, so it runs only with ``--allow-burst``
+the run's key alone. Against a real gateway it spends the run's key's quota, so it runs only with ``--gw-allow-burst``
 and then waits out Retry-After (at most MAX_BURST_WAIT) so that later checks are not starved.
 """
 
@@ -168,11 +168,11 @@ def test_limit_matches_the_documented_tier(one_token_chat, rest, chat_model, exp
 
 
 def _tier_keys(plan) -> dict[str, str]:
-    """Each documented tier whose key is known (``--role-key tier-<name>=KEY``, or the embedded server's)."""
+    """Each documented tier whose key is known (``--gw-role-key tier-<name>=KEY``, or the embedded server's)."""
     tiers = plan.profile.get("rate_limits.tiers") or {}
     keyed = {tier: key for tier in tiers if (key := plan.role_key(f"tier-{tier}"))}
     if not keyed:
-        pytest.skip("no tier key: pass --role-key tier-<name>=KEY for a documented tier" if tiers
+        pytest.skip("no tier key: pass --gw-role-key tier-<name>=KEY for a documented tier" if tiers
                     else "the profile documents no tiers")
     return keyed
 
@@ -206,7 +206,7 @@ def burst(plan):
 
     Where the target has a key of its own for it (the embedded server's, limited to ``BURST_LIMIT`` a minute; no
     check needs a documented tier's limit: they judge the 429 itself) it goes with the plan, since it spends no
-    other quota. Against a real gateway it runs only with --allow-burst, on the run's key up to the documented
+    other quota. Against a real gateway it runs only with --gw-allow-burst, on the run's key up to the documented
     limit, when its first case asks (after the planned exchanges), and then waits out Retry-After.
     """
     caps = plan.capabilities

@@ -160,7 +160,7 @@ def test_client_key_stays_at_the_gateway(relay_credentials, conformance, profile
     if profile.get("upstream.key_passthrough"):
         pytest.skip(f"profile {profile.name} documents key passthrough (upstream.key_passthrough)")
     if not conformance.api_key:
-        pytest.skip("no client key was sent (give --api-key)")
+        pytest.skip("no client key was sent (give --gw-api-key)")
     relay_credentials.needs_attempt()
     problems = client_key_problems(relay_credentials.journal, conformance.api_key)
     expect("RELAY-REQUEST-008", not problems, expected="the gateway's own upstream credential",

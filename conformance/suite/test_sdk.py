@@ -45,9 +45,9 @@ def sdk_client(plan, transport, key: str | None = None, max_retries: int = 0) ->
     """An ``openai.OpenAI`` client on the target (base URL + profile base path), retries off, sending through
     ``transport``.
 
-    The run's ``--header`` values go on every SDK request, as on every other client the suite builds: a gateway
+    The run's ``--gw-header`` values go on every SDK request, as on every other client the suite builds: a gateway
     routed by a header refuses requests without it. A key given here (a bad key on purpose) is what the SDK sends,
-    even when a ``--header`` carries an Authorization of its own."""
+    even when a ``--gw-header`` carries an Authorization of its own."""
     opts = plan.options
     headers = {name: value for name, value in opts.headers if key is None or name.lower() != "authorization"}
     timeout = httpx.Timeout(opts.stream_timeout, connect=min(10.0, opts.request_timeout))
@@ -222,7 +222,7 @@ def sdk_embeddings(plan):
 @pytest.mark.requirement("SDK-006")
 def test_embeddings_default_encoding(sdk_embeddings, models, expect):
     if not models.embedding:
-        expect.untestable("SDK-006", "no embedding model: give --embedding-model or a profile default")
+        expect.untestable("SDK-006", "no embedding model: give --gw-embedding-model or a profile default")
         return
     try:
         vector = sdk_embeddings.result()
@@ -425,10 +425,10 @@ def test_mid_stream_error_raises(sdk_mid_stream_error, expect):
 
 
 def keyed_status(plan, key_name, model) -> Call:
-    """The exception for a request with a key of role ``key_name`` (``--role-key``, or the embedded server's)."""
+    """The exception for a request with a key of role ``key_name`` (``--gw-role-key``, or the embedded server's)."""
     key = plan.role_key(key_name)
     if not key:
-        pytest.skip(f"needs a '{key_name}' key: pass --role-key {key_name}=KEY")
+        pytest.skip(f"needs a '{key_name}' key: pass --gw-role-key {key_name}=KEY")
     return raising_call(plan, _create(plan, model), key=key)
 
 

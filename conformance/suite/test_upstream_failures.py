@@ -95,7 +95,7 @@ def _stall_skip(plan) -> float:
         pytest.skip(f"profile {plan.profile.name} documents no upstream timeout (timeouts.upstream_seconds): waiting "
                     "out an undocumented one is no check")
     if timeout + STALL_MARGIN_S + 2 >= plan.options.request_timeout:
-        pytest.skip(f"the documented upstream timeout ({timeout:g} s) needs --request-timeout above "
+        pytest.skip(f"the documented upstream timeout ({timeout:g} s) needs --gw-request-timeout above "
                     f"{timeout + STALL_MARGIN_S + 2:g} s to be observed")
     return float(timeout)
 

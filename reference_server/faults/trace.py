@@ -2,7 +2,7 @@
 
 With ``ServerConfig(trace_faults=True)`` every ``config.fault(X)`` call records ``X`` (active or not) into the trace
 of the request being served. The server is deterministic, so a request whose trace lacks ``X`` answers the same
-bytes under ``--server-fault X`` as on a clean server, and a conformance case whose requests all lack ``X`` keeps
+bytes under ``--gw-server-fault X`` as on a clean server, and a conformance case whose requests all lack ``X`` keeps
 its clean verdict: the negative-control matrix reruns only the cases that consulted the fault (tests/proof).
 
 What a trace holds:

@@ -100,7 +100,7 @@ def test_suite_command_documented_and_lean(tmp_path):
     from benchmarks.suite_cost import read_run_totals, suite_command
 
     documented = suite_command("openai", tmp_path, 2)
-    assert documented[3:] == ["--pyargs", "conformance.suite", "--profile", "openai", "--report-dir", str(tmp_path),
+    assert documented[3:] == ["--pyargs", "conformance.suite", "--gw-profile", "openai", "--gw-report-dir", str(tmp_path),
                               "-q", "-p", "no:cacheprovider", "-n", "2"]
     lean = suite_command("openai", tmp_path, 2, autoload=False)
     assert lean[3:7] == ["-p", "conformance.entry", "-p", "xdist.plugin"]

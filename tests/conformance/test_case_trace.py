@@ -1,4 +1,4 @@
-"""results.json's ``request_ids`` and, with ``--server-trace-faults``, ``faults_consulted`` of every case."""
+"""results.json's ``request_ids`` and, with ``--gw-server-trace-faults``, ``faults_consulted`` of every case."""
 
 import json
 
@@ -82,7 +82,7 @@ def test_request_ids_name_the_exchanges_a_case_judged(run):
 
 
 def test_faults_consulted_follow_the_requests_behind_each_verdict(run):
-    cases = run("--server-trace-faults")
+    cases = run("--gw-server-trace-faults")
     assert cases["run"]["server_trace_faults"] is True
     sent, judged = cases["test_sends_the_cached_request"], cases["test_judges_the_cached_request"]
     # Sent while the first case ran (no transcript keeps it there), judged by the second: both depend on it.
@@ -98,7 +98,7 @@ def test_faults_consulted_follow_the_requests_behind_each_verdict(run):
 
 def test_tracing_needs_the_embedded_server(pytester, monkeypatch):
     monkeypatch.delenv("CONFORMANCE_TARGET_URL", raising=False)
-    result = pytester.runpytest("--target-url", "http://127.0.0.1:9", "--server-trace-faults", "--collect-only",
+    result = pytester.runpytest("--target-url", "http://127.0.0.1:9", "--gw-server-trace-faults", "--collect-only",
                                 "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "--server-trace-faults" in result.stderr.str() + result.stdout.str()
+    assert "--gw-server-trace-faults" in result.stderr.str() + result.stdout.str()

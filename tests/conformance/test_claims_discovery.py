@@ -1,4 +1,4 @@
-"""--claim / --no-claim and the openai-compatible profile's model discovery (against a real reference server)."""
+"""--gw-claim / --gw-no-claim and the openai-compatible profile's model discovery (against a real reference server)."""
 
 import subprocess
 import sys
@@ -17,7 +17,7 @@ def test_claims_add_and_remove_features_and_unknown_ones_are_usage_errors():
     claimed = with_claims(compat, ("streaming", "tools"), ())
     assert claimed.features == {"streaming", "tools"} and claimed.claims("tools")
     assert "streaming" not in with_claims(load_profile("openai"), (), ("streaming",)).features
-    with pytest.raises(pytest.UsageError, match="--claim streeming: no such feature.*close: streaming"):
+    with pytest.raises(pytest.UsageError, match="--gw-claim streeming: no such feature.*close: streaming"):
         with_claims(compat, ("streeming",), ())
     with pytest.raises(pytest.UsageError, match="both name tools"):
         with_claims(compat, ("tools",), ("tools",))
@@ -45,8 +45,8 @@ def test_openai_compatible_checks_the_core_contract_of_another_dialect(tmp_path)
     core model-list checks pass without any unit23 knowledge."""
     with EmbeddedServer("unit23") as server:
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "--profile", "openai-compatible",
-             "--target-url", server.url, "--api-key", load_profile("unit23").test_key, "--requirement", "MODELS-00*",
-             "--report-dir", str(tmp_path / "out"), "-p", "no:cacheprovider", "-q"],
+            [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "--gw-profile", "openai-compatible",
+             "--target-url", server.url, "--gw-api-key", load_profile("unit23").test_key, "--gw-requirement", "MODELS-00*",
+             "--gw-report-dir", str(tmp_path / "out"), "-p", "no:cacheprovider", "-q"],
             capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]

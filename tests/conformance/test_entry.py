@@ -55,7 +55,7 @@ import sys
 def test_x(profile, conformance):
     assert "conformance.plugin" in sys.modules and profile.name == "openai"
 '''
-    proc = run_isolated(tmp_path, source, "--profile", "openai", "--report-dir", str(tmp_path / "out"),
+    proc = run_isolated(tmp_path, source, "--gw-profile", "openai", "--gw-report-dir", str(tmp_path / "out"),
                         "test_unrelated.py")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -67,7 +67,7 @@ def test_fuzz_without_schemathesis_is_a_usage_error(tmp_path):
     (tmp_path / "test_unrelated.py").write_text(source)
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": env_path}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "conformance.entry", "-p", "no:cacheprovider",
-                           "--fuzz", "--profile", "openai", "--report-dir", "out", "test_unrelated.py"],
+                           "--gw-fuzz", "--gw-profile", "openai", "--gw-report-dir", "out", "test_unrelated.py"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
     assert "pip install 'llm-gateway-conformance[fuzz]'" in proc.stderr

@@ -1,5 +1,5 @@
 """The exchange store end to end: planned exchanges sent concurrently, the 429 back-off, a target that stops
-answering, and ``--replay`` of a recording (tiny suites with pytester, loopback targets)."""
+answering, and ``--gw-replay`` of a recording (tiny suites with pytester, loopback targets)."""
 
 import json
 import socket
@@ -93,7 +93,7 @@ def target_factory():
 
 def test_planned_exchanges_go_out_concurrently_under_the_cap(suite, target_factory):
     target = target_factory(delay=0.3)
-    result = suite("--target-url", target.url, "--concurrency", "4", source=planned_suite(9))
+    result = suite("--target-url", target.url, "--gw-concurrency", "4", source=planned_suite(9))
     result.assert_outcomes(passed=1)
     assert target.requests == 9  # each once
     assert 2 <= target.max_in_flight <= 4
@@ -101,7 +101,7 @@ def test_planned_exchanges_go_out_concurrently_under_the_cap(suite, target_facto
 
 def test_concurrency_one_sends_one_after_another(suite, target_factory):
     target = target_factory(delay=0.05)
-    suite("--target-url", target.url, "--concurrency", "1", source=planned_suite(5)).assert_outcomes(passed=1)
+    suite("--target-url", target.url, "--gw-concurrency", "1", source=planned_suite(5)).assert_outcomes(passed=1)
     assert target.max_in_flight == 1
 
 
@@ -173,7 +173,7 @@ def timeouts_recorded(pytester) -> int:
 def test_a_hung_target_ends_the_run_after_one_timeout_and_one_probe(suite, source):
     hung = HungTarget()
     try:
-        result = suite("--target-url", hung.url, "--request-timeout", "2", source=source)
+        result = suite("--target-url", hung.url, "--gw-request-timeout", "2", source=source)
     finally:
         hung.close()
     assert result.ret == pytest.ExitCode.INTERRUPTED
@@ -187,7 +187,7 @@ def test_a_hung_target_ends_the_run_after_one_timeout_and_one_probe(suite, sourc
 def test_a_target_that_hangs_mid_run_ends_it_too(suite):
     hung = HungTarget(answer_first=3)
     try:
-        result = suite("--target-url", hung.url, "--request-timeout", "2", source=DIRECT_SUITE)
+        result = suite("--target-url", hung.url, "--gw-request-timeout", "2", source=DIRECT_SUITE)
     finally:
         hung.close()
     assert result.ret == pytest.ExitCode.INTERRUPTED
@@ -207,7 +207,7 @@ import pytest
 def test_direct(client, n):
     client.get(f"/item/{n}")
 '''
-    result = suite("--target-url", target.url, "--request-timeout", "1", source=source)
+    result = suite("--target-url", target.url, "--gw-request-timeout", "1", source=source)
     assert result.ret == pytest.ExitCode.TESTS_FAILED  # three ERRORs, each its own timeout: not "target down"
     assert list(case_outcomes(results(suite.pytester)).values()) == ["ERROR"] * 3
     assert results(suite.pytester)["run"]["target_down"] is None
@@ -235,13 +235,13 @@ def test_direct(client, expect):
 
 def test_replay_judges_the_recording_without_sending(suite, target_factory):
     target = target_factory()
-    suite("--target-url", target.url, "--api-key", "sk-plugin-secret-0123456789", source=REPLAY_SUITE)
+    suite("--target-url", target.url, "--gw-api-key", "sk-plugin-secret-0123456789", source=REPLAY_SUITE)
     live = {c["id"]: c["verdicts"] for c in results(suite.pytester)["cases"]}
     recording = (suite.pytester.path / "out" / "exchanges").glob("*.jsonl")
     assert not any("sk-plugin-secret" in path.read_text() for path in recording)  # keys are placeholders
     sent = target.requests
     suite.pytester.path.joinpath("out").rename(suite.pytester.path / "recorded")
-    result = suite("--replay", "recorded", "--api-key", "sk-plugin-secret-0123456789", source=REPLAY_SUITE)
+    result = suite("--gw-replay", "recorded", "--gw-api-key", "sk-plugin-secret-0123456789", source=REPLAY_SUITE)
     assert target.requests == sent  # nothing was sent
     assert {c["id"]: c["verdicts"] for c in results(suite.pytester)["cases"]} == live
     assert result.ret == pytest.ExitCode.OK
@@ -255,15 +255,15 @@ def test_replay_refuses_a_recording_of_another_suite_version(suite, target_facto
     header = json.loads(lines[0])
     header["suite_digest"] = "0" * 16
     recording.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
-    result = suite("--replay", "out", source=REPLAY_SUITE)
+    result = suite("--gw-replay", "out", source=REPLAY_SUITE)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--replay*recorded by suite*Replay it with the suite that recorded it*"])
+    result.stderr.fnmatch_lines(["*--gw-replay*recorded by suite*Replay it with the suite that recorded it*"])
 
 
 def test_replay_of_a_directory_without_a_recording_is_a_usage_error(suite):
-    result = suite("--replay", "nowhere", source=REPLAY_SUITE)
+    result = suite("--gw-replay", "nowhere", source=REPLAY_SUITE)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--replay*holds no recording*"])
+    result.stderr.fnmatch_lines(["*--gw-replay*holds no recording*"])
 
 
 def test_replay_of_the_bundled_suite_gives_the_same_verdicts(tmp_path):
@@ -274,13 +274,13 @@ def test_replay_of_the_bundled_suite_gives_the_same_verdicts(tmp_path):
 
     selection = []
     for glob in ("CHAT-STREAM-*", "HEADERS-*", "SDK-*", "AUTH-*", "RATE-LIMITS-*", "USAGE-*"):
-        selection += ["--requirement", glob]
-    base = [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "--profile", "openai", "-q",
+        selection += ["--gw-requirement", glob]
+    base = [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "--gw-profile", "openai", "-q",
             "-p", "no:cacheprovider", *selection]
-    live = subprocess.run([*base, "--report-dir", str(tmp_path / "live")], cwd=tmp_path, capture_output=True,
+    live = subprocess.run([*base, "--gw-report-dir", str(tmp_path / "live")], cwd=tmp_path, capture_output=True,
                           text=True, check=False)
     assert live.returncode == 0, live.stdout[-2000:]
-    replay = subprocess.run([*base, "--report-dir", str(tmp_path / "replay"), "--replay", str(tmp_path / "live")],
+    replay = subprocess.run([*base, "--gw-report-dir", str(tmp_path / "replay"), "--gw-replay", str(tmp_path / "live")],
                             cwd=tmp_path, capture_output=True, text=True, check=False)
     assert replay.returncode == 0, replay.stdout[-2000:]
 

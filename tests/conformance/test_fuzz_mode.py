@@ -1,4 +1,4 @@
-"""Fuzz mode: the engine's contract copy, fitting and mapping, and ``--fuzz`` end to end with pytester."""
+"""Fuzz mode: the engine's contract copy, fitting and mapping, and ``--gw-fuzz`` end to end with pytester."""
 
 from __future__ import annotations
 
@@ -149,14 +149,14 @@ def test_reject_invalid_flags_an_accepted_negative_case():
     assert [f.check for f in found] == ["negative_data_rejection"]
 
 
-# -- --fuzz end to end --------------------------------------------------------------------------------------
+# -- --gw-fuzz end to end --------------------------------------------------------------------------------------
 @pytest.fixture
 def run(pytester, monkeypatch):
     """``pytest --pyargs conformance.suite -k test_fuzz ...`` in process; returns (result, results.json)."""
     monkeypatch.delenv("CONFORMANCE_TARGET_URL", raising=False)
 
     def runner(*args):
-        result = pytester.runpytest("--pyargs", "conformance.suite", "-k", "test_fuzz", "--report-dir", "out",
+        result = pytester.runpytest("--pyargs", "conformance.suite", "-k", "test_fuzz", "--gw-report-dir", "out",
                                     "-p", "no:cacheprovider", "-rs", *args)
         return result, json.loads((pytester.path / "out" / "results.json").read_text())
     return runner
@@ -169,12 +169,12 @@ def _outcomes(data) -> dict[str, str]:
 def test_without_fuzz_nothing_fuzzes(run):
     result, data = run()
     result.assert_outcomes(skipped=14)
-    result.stdout.fnmatch_lines(["*fuzz mode is off (run with --fuzz)*"])
+    result.stdout.fnmatch_lines(["*fuzz mode is off (run with --gw-fuzz)*"])
     assert data["run"]["requests"] == 0
 
 
 def test_fuzz_adds_a_case_per_served_operation_and_passes_on_the_reference_server(run):
-    result, data = run("--fuzz", "--fuzz-examples", "3")
+    result, data = run("--gw-fuzz", "--gw-fuzz-examples", "3")
     result.assert_outcomes(passed=len(OPENAI_SERVED), skipped=14 - len(OPENAI_SERVED))
     result.stdout.fnmatch_lines(["fuzz: schemathesis, 3 requests per operation and mode, seed 0"])
     assert {case for case, outcome in _outcomes(data).items() if outcome == "PASS"} == OPENAI_SERVED
@@ -182,13 +182,13 @@ def test_fuzz_adds_a_case_per_served_operation_and_passes_on_the_reference_serve
 
 
 def test_fuzz_examples_must_not_be_negative(pytester):
-    result = pytester.runpytest("--fuzz", "--fuzz-examples", "-1", "-p", "no:cacheprovider")
+    result = pytester.runpytest("--gw-fuzz", "--gw-fuzz-examples", "-1", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--fuzz-examples must be 0 or more*"])
+    result.stderr.fnmatch_lines(["*--gw-fuzz-examples must be 0 or more*"])
 
 
 def test_a_broken_error_envelope_is_graded_under_its_requirement(run):
-    result, data = run("--fuzz", "--fuzz-examples", "5", "--server-fault", "ERRORS-001",
+    result, data = run("--gw-fuzz", "--gw-fuzz-examples", "5", "--gw-server-fault", "ERRORS-001",
                        "-k", "createChatCompletion-negative")
     result.assert_outcomes(failed=1)
     verdicts = {rid: r["verdict"] for rid, r in data["requirements"].items() if r["verdict"] != "NOT_RUN"}
@@ -198,14 +198,14 @@ def test_a_broken_error_envelope_is_graded_under_its_requirement(run):
 
 
 def test_a_broken_native_error_is_graded_ollama_013(run):
-    result, data = run("--profile", "ollama", "--fuzz", "--fuzz-examples", "5", "--server-fault", "OLLAMA-013",
+    result, data = run("--gw-profile", "ollama", "--gw-fuzz", "--gw-fuzz-examples", "5", "--gw-server-fault", "OLLAMA-013",
                        "-k", "ollamaEmbed-negative")
     result.assert_outcomes(failed=1)
     assert data["requirements"]["OLLAMA-013"]["verdict"] == "FAIL"
 
 
 def test_fuzzing_spends_the_request_budget_like_any_case(run):
-    result, data = run("--fuzz", "--fuzz-examples", "4", "--request-budget", "2",
+    result, data = run("--gw-fuzz", "--gw-fuzz-examples", "4", "--gw-request-budget", "2",
                        "-k", "createChatCompletion-positive")
     (case,) = [c for c in data["cases"] if c["outcome"] != "SKIP"]
     assert case["outcome"] == "ERROR" and "budget exhausted" in case["message"]

@@ -1,7 +1,7 @@
-"""``--header`` reaches every client the suite builds, the official SDK's included.
+"""``--gw-header`` reaches every client the suite builds, the official SDK's included.
 
 The target is the reference server behind a gate that refuses, with the gateway's own 400 envelope, every request
-without a routing header, as gateways routed by a header do. With ``--header`` the SDK checks pass; without it they
+without a routing header, as gateways routed by a header do. With ``--gw-header`` the SDK checks pass; without it they
 fail on the gate's 400, which shows that the gate is real and that the SDK requests are the ones carrying the header.
 """
 
@@ -59,10 +59,10 @@ def _run(target: str, tmp_path: Path, *extra: str) -> dict:
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     key = ServerConfig.for_profile("openai").profile.test_key
     args = [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "--target-url", target,
-            "--api-key", key, "--profile", "openai", "--report-dir", str(report), "-q", "-p", "no:cacheprovider",
+            "--gw-api-key", key, "--gw-profile", "openai", "--gw-report-dir", str(report), "-q", "-p", "no:cacheprovider",
             *suite_plugins(), *extra]
     for rid in SDK_CHECKS:
-        args += ["--requirement", rid]
+        args += ["--gw-requirement", rid]
     proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     path = report / "results.json"
     assert path.is_file(), f"no results.json (exit {proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr}"
@@ -71,7 +71,7 @@ def _run(target: str, tmp_path: Path, *extra: str) -> dict:
 
 def test_sdk_clients_send_the_header(gated_target, tmp_path):
     target, gate = gated_target
-    data = _run(target, tmp_path, "--header", f"{ROUTE_HEADER}: {ROUTE_VALUE}")
+    data = _run(target, tmp_path, "--gw-header", f"{ROUTE_HEADER}: {ROUTE_VALUE}")
     verdicts = {rid: data["requirements"][rid]["verdict"] for rid in SDK_CHECKS}
     assert verdicts == dict.fromkeys(SDK_CHECKS, "PASS"), verdicts
 

@@ -1,5 +1,5 @@
 """Options that used to do nothing quietly: unmatched globs, unknown baseline IDs, invalid profiles; and the run's
-end: the failing requirements named one per line, ``--write-baseline``."""
+end: the failing requirements named one per line, ``--gw-write-baseline``."""
 
 import pytest
 import yaml
@@ -16,21 +16,21 @@ def suite(pytester, monkeypatch):
 
 
 def test_an_unmatched_requirement_glob_is_a_usage_error_naming_close_ids(suite):
-    result = suite("--requirement", "T-01*")
+    result = suite("--gw-requirement", "T-01*")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
-    assert "--requirement T-01* matches no requirement ID; close: " in err and "T-001" in err
+    assert "--gw-requirement T-01* matches no requirement ID; close: " in err and "T-001" in err
 
 
 def test_a_lower_case_glob_matches_like_upper_case(suite):
-    result = suite("--requirement", "t-002")
+    result = suite("--gw-requirement", "t-002")
     assert result.ret == pytest.ExitCode.TESTS_FAILED  # test_must_fail checks T-001 and T-002
     assert set(results(suite.pytester)["requirements"]) == {"T-001", "T-002"}
 
 
 def test_a_baseline_naming_an_unknown_requirement_is_a_usage_error(suite):
     suite.pytester.makefile(".yaml", baseline="expected_failures:\n  - {requirement: T-0001, reason: typo}\n")
-    result = suite("--baseline", "baseline.yaml")
+    result = suite("--gw-baseline", "baseline.yaml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "unknown requirement IDs:\n  T-0001; close: T-001" in result.stderr.str()
 
@@ -40,7 +40,7 @@ def test_an_invalid_custom_profile_is_a_usage_error_naming_the_field(suite):
     raw["models"]["unknown_status"] = "404"
     del raw["auth"]["key_format"]
     (suite.pytester.path / "broken.yaml").write_text(yaml.safe_dump(raw))
-    result = suite("--profile", "broken.yaml")
+    result = suite("--gw-profile", "broken.yaml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert "does not match spec/schemas/profile.schema.json" in err
@@ -77,7 +77,7 @@ def test_should_warn(expect):
 
 
 def test_the_closing_summary_names_each_failing_requirement_and_write_baseline_starts_one(suite):
-    first = suite("--write-baseline", "baseline.yaml", "--requirement", "T-00[12]", "--requirement", "U-*",
+    first = suite("--gw-write-baseline", "baseline.yaml", "--gw-requirement", "T-00[12]", "--gw-requirement", "U-*",
                   source=SOURCE)
     assert first.ret == pytest.ExitCode.TESTS_FAILED
     lines = first.stdout.str().splitlines()
@@ -86,7 +86,7 @@ def test_the_closing_summary_names_each_failing_requirement_and_write_baseline_s
     assert not any(line.startswith(("FAIL  U-001", "WARN  U-001")) for line in lines)
     doc = yaml.safe_load((suite.pytester.path / "baseline.yaml").read_text())
     assert [e["requirement"] for e in doc["expected_failures"]] == ["T-001", "T-002"]
-    second = suite("--baseline", "baseline.yaml", "--requirement", "T-00[12]", "--requirement", "U-*",
+    second = suite("--gw-baseline", "baseline.yaml", "--gw-requirement", "T-00[12]", "--gw-requirement", "U-*",
                    source=SOURCE)
     verdicts = {rid: r["verdict"] for rid, r in results(suite.pytester)["requirements"].items()
                 if rid.startswith("T-")}

@@ -117,9 +117,9 @@ def inner_suite(pytester, monkeypatch):
         # The path is explicit: with conformance options and no paths the plugin would run the bundled suite.
         # Inner runs judge the plugin's own behaviour against fakes: the preflight (tests/conformance/test_preflight.py)
         # would stop most of them before any check, so it is off unless a test asks for it.
-        preflight = () if "--preflight" in args else ("--no-preflight",)
+        preflight = () if "--preflight" in args else ("--gw-no-preflight",)
         args = tuple(a for a in args if a != "--preflight")
-        argv = [path.name, "--profile", "profile.yaml", "--report-dir", "out", "-p", "no:cacheprovider", *preflight,
+        argv = [path.name, "--gw-profile", "profile.yaml", "--gw-report-dir", "out", "-p", "no:cacheprovider", *preflight,
                 *args]
         return (pytester.runpytest_subprocess if subprocess else pytester.runpytest)(*argv)
     run.pytester = pytester
@@ -229,7 +229,7 @@ def test_should_warn(expect):
     expect("T-002", False, expected="a", received="b")
 '''
     assert suite(source=source).ret == pytest.ExitCode.OK
-    result = suite("--fail-on", "should", source=source)
+    result = suite("--gw-fail-on", "should", source=source)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert case_outcomes(results(suite.pytester)) == {"test_should_warn": "WARN"}
 
@@ -249,7 +249,7 @@ def test_fixed_long_ago(expect):
 
 def test_baseline_turns_known_failures_into_xfail(suite):
     suite.pytester.makefile(".yaml", baseline="expected_failures:\n  - {requirement: T-001, reason: vendor bug 12}\n")
-    result = suite("--baseline", "baseline.yaml", "-rx", source=BASELINE_SUITE)  # -rx: the summary shows the reason
+    result = suite("--gw-baseline", "baseline.yaml", "-rx", source=BASELINE_SUITE)  # -rx: the summary shows the reason
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=1, xfailed=1)
     data = results(suite.pytester)
@@ -259,7 +259,7 @@ def test_baseline_turns_known_failures_into_xfail(suite):
 
 def test_stale_baseline_entry_fails_the_run(suite):
     suite.pytester.makefile(".yaml", baseline="- T-001\n- U-001\n")
-    result = suite("--baseline", "baseline.yaml", source=BASELINE_SUITE)
+    result = suite("--gw-baseline", "baseline.yaml", source=BASELINE_SUITE)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert results(suite.pytester)["requirements"]["U-001"]["verdict"] == "XPASS"
     result.stdout.fnmatch_lines(["*stale baseline entry: U-001*"])
@@ -267,14 +267,14 @@ def test_stale_baseline_entry_fails_the_run(suite):
 
 def test_case_specific_baseline_entry_that_passes_is_xpass(suite):
     suite.pytester.makefile(".yaml", baseline="- {requirement: U-001, case: test_fixed_long_ago}\n")
-    result = suite("--baseline", "baseline.yaml", source=BASELINE_SUITE)
+    result = suite("--gw-baseline", "baseline.yaml", source=BASELINE_SUITE)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert case_outcomes(results(suite.pytester))["test_fixed_long_ago"] == "XPASS"
     result.stdout.fnmatch_lines(["*XPASS: the baseline expects U-001 to fail*"])
 
 
 def test_requirement_glob_selects_cases(suite):
-    result = suite("--requirement", "T-00[23]")
+    result = suite("--gw-requirement", "T-00[23]")
     data = results(suite.pytester)
     assert set(case_outcomes(data)) == {"test_must_fail", "test_should_warn", "test_may_claimed_fail",
                                         "test_plain_assert"}
@@ -316,7 +316,7 @@ def test_echo(client, expect):
     logging.getLogger("suite").warning("got %s", body)
     expect("T-001", False, expected="nothing", received=body)
 '''
-    result = suite("--target-url", echo_server, "--api-key", KEY, "--header", "X-Trace: on", source=source)
+    result = suite("--target-url", echo_server, "--gw-api-key", KEY, "--gw-header", "X-Trace: on", source=source)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     out = suite.pytester.path / "out"
     data = results(suite.pytester)
@@ -329,7 +329,7 @@ def test_echo(client, expect):
     for path in out.rglob("*"):
         if path.is_file():
             assert KEY not in path.read_text(errors="replace"), path
-    assert KEY not in result.stdout.str().replace("--api-key " + KEY, "")
+    assert KEY not in result.stdout.str().replace("--gw-api-key " + KEY, "")
     allure = [json.loads(p.read_text()) for p in (out / "allure-results").glob("*-result.json")]
     (echo,) = [r for r in allure if r["name"] == "test_echo"]
     labels = {(label["name"], label["value"]) for label in echo["labels"]}
@@ -338,7 +338,7 @@ def test_echo(client, expect):
 
 
 def test_malformed_header_option_is_a_usage_error(suite):
-    assert suite("--header", "no-colon-here").ret == pytest.ExitCode.USAGE_ERROR
+    assert suite("--gw-header", "no-colon-here").ret == pytest.ExitCode.USAGE_ERROR
 
 
 def _closed_port() -> int:
@@ -356,8 +356,8 @@ def test_models(client, expect):
     response = client.get("/models")
     expect("T-001", response.status_code == 200, expected=200, received=response.status_code)
 '''
-    # --no-preflight: the preflight would stop the run before any check (tests/conformance/test_preflight.py)
-    result = suite("--target-url", f"http://127.0.0.1:{_closed_port()}", "--no-preflight", source=source)
+    # --gw-no-preflight: the preflight would stop the run before any check (tests/conformance/test_preflight.py)
+    result = suite("--target-url", f"http://127.0.0.1:{_closed_port()}", "--gw-no-preflight", source=source)
     assert case_outcomes(results(suite.pytester)) == {"test_models": "ERROR"}
     result.assert_outcomes(errors=1)
 
@@ -374,7 +374,7 @@ def test_one(client, expect):
 def test_two(client, expect):
     expect("T-001", client.get("/models").status_code == 200, expected="200", received="other")
 '''
-    suite("--target-url", echo_server, "--request-budget", "1", source=source)
+    suite("--target-url", echo_server, "--gw-request-budget", "1", source=source)
     data = results(suite.pytester)
     assert case_outcomes(data) == {"test_one": "PASS", "test_two": "ERROR"}
     assert "budget exhausted" in data["cases"][1]["message"]
@@ -407,12 +407,12 @@ def test_key(conformance):
 
 
 def test_server_fault_needs_the_embedded_server(suite):
-    result = suite("--target-url", "http://127.0.0.1:9", "--server-fault", "T-001")
+    result = suite("--target-url", "http://127.0.0.1:9", "--gw-server-fault", "T-001")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 
 def test_list_requirements_is_a_dry_run(suite):
-    result = suite("--list-requirements", "--requirement", "T-*")
+    result = suite("--gw-list-requirements", "--gw-requirement", "T-*")
     assert result.ret == 0
     result.stdout.fnmatch_lines([
         "T-001 *MUST*-*claimed*The gateway MUST do one.",
@@ -434,7 +434,7 @@ def test_plugin_is_inert_outside_a_conformance_run(pytester, monkeypatch):
 def test_conformance_option_without_paths_collects_the_bundled_suite(pytester, monkeypatch):
     monkeypatch.delenv("CONFORMANCE_TARGET_URL", raising=False)
     pytester.makepyfile("def test_local():\n    pass\n")  # must not be collected
-    result = pytester.runpytest("--profile", "openai", "--collect-only", "-q", "-p", "no:cacheprovider")
+    result = pytester.runpytest("--gw-profile", "openai", "--collect-only", "-q", "-p", "no:cacheprovider")
     out = result.stdout.str()
     assert "test_models.py::" in out and "test_local" not in out
 
@@ -477,7 +477,7 @@ def test_leaky():
     print("stdout has {KEY}")
     raise HarnessError("connect failed for key {KEY}")
 '''
-    result = suite("--api-key", KEY, "--target-url", "http://127.0.0.1:9", "--no-preflight", source=source)
+    result = suite("--gw-api-key", KEY, "--target-url", "http://127.0.0.1:9", "--gw-no-preflight", source=source)
     result.assert_outcomes(errors=1)
     out = result.stdout.str()
     assert "stdout has [REDACTED]" in out and "connect failed for key [REDACTED]" in out
@@ -499,14 +499,14 @@ def test_role(conformance, expect):
     key = conformance.role_key("no-balance")
     print("role key", key)
     assert conformance.role_key("restricted") is None  # not given, and no embedded server to ask
-    expect("T-001", key == "{ROLE_KEY}", expected="the --role-key value", received=key)
+    expect("T-001", key == "{ROLE_KEY}", expected="the --gw-role-key value", received=key)
 '''
-    result = suite("--target-url", "http://127.0.0.1:9", "--no-preflight", "--role-key", f"no-balance={ROLE_KEY}", source=source)
+    result = suite("--target-url", "http://127.0.0.1:9", "--gw-no-preflight", "--gw-role-key", f"no-balance={ROLE_KEY}", source=source)
     result.assert_outcomes(passed=1)
     for path in (suite.pytester.path / "out").rglob("*"):
         if path.is_file():
             assert ROLE_KEY not in path.read_text(errors="replace"), path
-    bad = suite("--target-url", "http://127.0.0.1:9", "--role-key", "admin=sk-x", source=source)
+    bad = suite("--target-url", "http://127.0.0.1:9", "--gw-role-key", "admin=sk-x", source=source)
     assert bad.ret == pytest.ExitCode.USAGE_ERROR and "sk-x" not in bad.stderr.str() + bad.stdout.str()
 
 
@@ -525,10 +525,10 @@ def test_embedded_server_serves_the_profile_and_releases_its_port():
 
 def test_server_fault_reaches_the_embedded_server_as_a_negative_control(pytester, monkeypatch):
     monkeypatch.delenv("CONFORMANCE_TARGET_URL", raising=False)
-    args = ("--requirement", "MODELS-003", "--report-dir", "out", "-p", "no:cacheprovider")
+    args = ("--gw-requirement", "MODELS-003", "--gw-report-dir", "out", "-p", "no:cacheprovider")
     clean = pytester.runpytest(*args)
     assert clean.ret == pytest.ExitCode.OK
-    broken = pytester.runpytest(*args, "--server-fault", "MODELS-003")
+    broken = pytester.runpytest(*args, "--gw-server-fault", "MODELS-003")
     assert broken.ret == pytest.ExitCode.TESTS_FAILED
     data = results(pytester)
     assert data["requirements"]["MODELS-003"]["verdict"] == "FAIL"

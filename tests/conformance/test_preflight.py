@@ -106,7 +106,7 @@ def test_a_missing_or_refused_key_stops_and_the_key_is_never_printed(reference):
 def test_an_unknown_model_lists_the_gateway_models(reference):
     message = diagnosis(reference, model="no-such-model")
     assert message.startswith(f"the model 'no-such-model' does not exist at the gateway: POST {reference}/v1/chat")
-    assert "GET /models lists: gpt-4o-mini" in message and "--model" in message
+    assert "GET /models lists: gpt-4o-mini" in message and "--gw-model" in message
 
 
 def test_a_model_alias_or_other_case_the_gateway_accepts_passes(reference):
@@ -114,13 +114,13 @@ def test_a_model_alias_or_other_case_the_gateway_accepts_passes(reference):
 
 
 def run_suite(*args: str, tmp_path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "--profile", "openai",
-                           "--report-dir", str(tmp_path / "out"), "-p", "no:cacheprovider", "-q", *args],
+    return subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "--gw-profile", "openai",
+                           "--gw-report-dir", str(tmp_path / "out"), "-p", "no:cacheprovider", "-q", *args],
                           capture_output=True, text=True, cwd=tmp_path, timeout=300)
 
 
 def test_the_plugin_stops_a_misconfigured_run_with_its_own_exit_code(reference, tmp_path):
-    proc = run_suite("--target-url", reference + "/v1", "--api-key", KEY, tmp_path=tmp_path)
+    proc = run_suite("--target-url", reference + "/v1", "--gw-api-key", KEY, tmp_path=tmp_path)
     assert proc.returncode == PREFLIGHT_FAILED, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert proc.stderr.count("Drop /v1") == 1
     assert KEY not in proc.stdout + proc.stderr
@@ -128,8 +128,8 @@ def test_the_plugin_stops_a_misconfigured_run_with_its_own_exit_code(reference, 
 
 
 def test_no_preflight_lets_the_checks_judge(tmp_path):
-    proc = run_suite("--target-url", f"http://127.0.0.1:{closed_port()}", "--no-preflight",
-                     "--requirement", "MODELS-001", tmp_path=tmp_path)
+    proc = run_suite("--target-url", f"http://127.0.0.1:{closed_port()}", "--gw-no-preflight",
+                     "--gw-requirement", "MODELS-001", tmp_path=tmp_path)
     # No preflight: the first check reaches the closed port itself, and the run then stops as the target is down
     # (exit 2, verdicts incomplete) instead of letting every later check fail the same way.
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, proc.stdout[-2000:] + proc.stderr[-2000:]

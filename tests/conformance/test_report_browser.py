@@ -35,7 +35,7 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (dev depe
 By = pytest.importorskip("selenium.webdriver.common.by").By
 
 FAULTS = ("SSE-002", "CHAT-001", "CHAT-STREAM-002", "AUTH-008")
-SELECTION = ("AUTH-*", "CHAT-*", "SSE-*")  # --requirement globs: these areas only, and the report lists no others
+SELECTION = ("AUTH-*", "CHAT-*", "SSE-*")  # --gw-requirement globs: these areas only, and the report lists no others
 FAIL_BADGE = (0xFD, 0xE2, 0xE1)  # .v-FAIL background
 REGRESSION_MARK = (0xA3, 0x19, 0x1B)  # .mark.regressed background
 
@@ -51,10 +51,10 @@ def _serve(profile: str, port: int, faults=()):
 
 def _run_suite(url: str, report_dir: Path) -> None:
     key = load_profile("openai").test_key
-    command = [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "--profile", "openai", "--target-url",
-               url, "--api-key", key, "--report-dir", str(report_dir), "-q", "-p", "no:cacheprovider"]
+    command = [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "--gw-profile", "openai", "--target-url",
+               url, "--gw-api-key", key, "--gw-report-dir", str(report_dir), "-q", "-p", "no:cacheprovider"]
     for glob in SELECTION:
-        command += ["--requirement", glob]
+        command += ["--gw-requirement", glob]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert (report_dir / "results.json").is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
 

@@ -93,8 +93,8 @@ def test_allure_failures_carry_requirement_and_expected_received_and_stopcase_is
 def test_allure_attaches_the_transcript_and_raw_sse_bytes_of_a_failed_stream(pytester, monkeypatch):
     for var in ("CONFORMANCE_TARGET_URL", "CONFORMANCE_API_KEY", "CONFORMANCE_PROFILE"):
         monkeypatch.delenv(var, raising=False)
-    pytester.runpytest_subprocess("--pyargs", "conformance.suite", "--profile", "openai", "--server-fault", "SSE-002",
-                                  "--requirement", "SSE-002", "--report-dir", "out", "-p", "no:cacheprovider")
+    pytester.runpytest_subprocess("--pyargs", "conformance.suite", "--gw-profile", "openai", "--gw-server-fault", "SSE-002",
+                                  "--gw-requirement", "SSE-002", "--gw-report-dir", "out", "-p", "no:cacheprovider")
     out = pytester.path / "out"
     failed = [r for r in (json.loads(p.read_text()) for p in (out / "allure-results").glob("*-result.json"))
               if r["status"] == "failed"]

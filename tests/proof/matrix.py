@@ -8,8 +8,8 @@ against ~6 s for a fresh ``python -m pytest``, and xdist spreads the runs over t
 Verdicts come from the run's own ``results.json``, the interface every consumer of the suite reads.
 
 Fault rows rerun only what the fault can change (``run_fault``): the clean baseline runs with
-``--server-trace-faults``, which gives every case the faults its requests consulted; the reference server is
-deterministic, so a case that never asked about fault X answers the same under ``--server-fault X`` and keeps its
+``--gw-server-trace-faults``, which gives every case the faults its requests consulted; the reference server is
+deterministic, so a case that never asked about fault X answers the same under ``--gw-server-fault X`` and keeps its
 clean record. The cases that did ask (or whose trace is unknown) rerun under the fault, their records replace the
 baseline's, and requirement verdicts are recomputed by the plugin's own ``build_results``. ``MATRIX_FULL=1`` reruns
 every case instead, for audits (tests/proof/test_traced_matrix.py checks both agree).
@@ -68,7 +68,7 @@ class SuiteResult:
     verdicts: dict[str, str]
     cases: tuple[dict, ...]
     executed: int = 0  # cases this run executed (a traced fault run reuses the others from the baseline)
-    traced: bool = False  # run with --server-trace-faults: every case carries faults_consulted
+    traced: bool = False  # run with --gw-server-trace-faults: every case carries faults_consulted
 
     def cases_for(self, requirement: str) -> list[str]:
         """``case id: verdict (message)`` lines for the cases that judged ``requirement``: evidence for a report."""
@@ -140,20 +140,20 @@ def run_suite(profile: str, report_dir: Path, *, faults=(), variants=(), trace: 
               only: frozenset[str] | None = None) -> SuiteResult:
     """Run the bundled suite against the embedded server for ``profile`` with the given faults/variants.
 
-    ``trace``: with ``--server-trace-faults``. ``only``: run just these case ids (all when None).
+    ``trace``: with ``--gw-server-trace-faults``. ``only``: run just these case ids (all when None).
     """
     _reuse_ssl_context()
     # A selection collects only the modules it needs (collection costs ~1 ms per test, whether it runs or not),
     # in the order a whole run collects them (a directory's files by name).
     paths = ["--pyargs", "conformance.suite"] if only is None else \
         [str(SUITE_DIR / name) for name in sorted({cid.split("::", 1)[0] for cid in only})]
-    args = [*paths, "--profile", profile, "--report-dir", str(report_dir), *_QUIET]
+    args = [*paths, "--gw-profile", profile, "--gw-report-dir", str(report_dir), *_QUIET]
     for fault in faults:
-        args += ["--server-fault", fault]
+        args += ["--gw-server-fault", fault]
     for variant in variants:
-        args += ["--server-variant", variant]
+        args += ["--gw-server-variant", variant]
     if trace:
-        args.append("--server-trace-faults")
+        args.append("--gw-server-trace-faults")
     results = Path(report_dir) / "results.json"
     results.unlink(missing_ok=True)
     _forget_suite_modules()

@@ -1,6 +1,6 @@
 """Schemathesis against the reference server, in every profile, with zero findings.
 
-The same engine as the suite's ``--fuzz`` mode (``conformance.fuzz``): positive and negative requests for every
+The same engine as the suite's ``--gw-fuzz`` mode (``conformance.fuzz``): positive and negative requests for every
 operation the profile serves, sent in process (``httpx.WSGITransport``) through ``GatewayClient``, judged by
 schemathesis' checks: no 5xx, documented status and content type, bodies, SSE events and NDJSON lines matching the
 spec, OpenAI errors in the envelope and native errors as ``{"error": "<string>"}``, and (the reference server

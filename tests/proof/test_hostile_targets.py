@@ -24,7 +24,7 @@ import pytest
 
 from tests.proof.hostile import HostileServer
 
-KEY = "hostile-suite-key-9d27c4e1b8a6"  # not key-shaped: only the --api-key redaction can hide it
+KEY = "hostile-suite-key-9d27c4e1b8a6"  # not key-shaped: only the --gw-api-key redaction can hide it
 NARROW = ("MODELS-001", "CHAT-001", "CHAT-STREAM-001", "SSE-001", "ERRORS-001")
 AREAS = ("MODELS-*", "CHAT-*", "SSE-*", "ERRORS-*")
 HARD_TIMEOUT_S = 120.0   # a failure bound for loaded CI machines, not an expected duration
@@ -97,12 +97,12 @@ def run_suite(mode: str, tmp_path: Path, selection: tuple[str, ...], *extra: str
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     # The default --tb on purpose: the plugin reports a HarnessError in one line; pytest's long traceback through
     # httpx's chained errors cost 1-3 s of CPU per ERROR case before (garbage target: 58 s of CPU, now ~6 s).
-    args = [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "--api-key", KEY, "--profile", "openai",
-            "--report-dir", str(report_dir), "--request-timeout", "1", "--stream-timeout", "2",
-            "--max-body-bytes", str(2 << 20), "-q", "-p", "no:cacheprovider", "--no-preflight", *suite_plugins(),
+    args = [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "--gw-api-key", KEY, "--gw-profile", "openai",
+            "--gw-report-dir", str(report_dir), "--gw-request-timeout", "1", "--gw-stream-timeout", "2",
+            "--gw-max-body-bytes", str(2 << 20), "-q", "-p", "no:cacheprovider", "--gw-no-preflight", *suite_plugins(),
             *extra]
     for glob in selection:
-        args += ["--requirement", glob]
+        args += ["--gw-requirement", glob]
     with HostileServer(mode, interval=TRICKLE_S) as server:
         started = time.monotonic()
         try:
@@ -141,7 +141,7 @@ def assert_survived(run: SuiteRun, target_down_ok: bool = False) -> list[dict]:
 
 
 def assert_key_absent(run: SuiteRun) -> None:
-    """--api-key is in no byte of stdout, stderr, results.json, junit.xml, report.md, transcripts or Allure files."""
+    """--gw-api-key is in no byte of stdout, stderr, results.json, junit.xml, report.md, transcripts or Allure files."""
     assert KEY not in run.stdout and KEY not in run.stderr
     files = [p for p in run.report_dir.rglob("*") if p.is_file()]
     names = {p.name for p in files}
@@ -162,7 +162,7 @@ def transport_param(mode: str):
 def test_transport_failures_are_graded_error(mode, kind, tmp_path):
     kinds = {kind}
     if mode == "trickle":  # two requests show the headers deadline holds (each ends at its total); then the budget
-        run = run_suite(mode, tmp_path, NARROW, "--request-budget", "2", hard_timeout=TRICKLE_HARD_TIMEOUT_S)
+        run = run_suite(mode, tmp_path, NARROW, "--gw-request-budget", "2", hard_timeout=TRICKLE_HARD_TIMEOUT_S)
         kinds.add("BudgetExhausted")
     else:
         run = run_suite(mode, tmp_path, NARROW)

@@ -1,7 +1,7 @@
 """Negative-control matrix: every fault of the reference server is caught by exactly its requirement.
 
 For each fault (in the first profile that claims its requirement's feature and whose clean run judges it) the suite
-runs against the embedded server with ``--server-fault ID``: that requirement must FAIL (WARN for a SHOULD), the
+runs against the embedded server with ``--gw-server-fault ID``: that requirement must FAIL (WARN for a SHOULD), the
 fault's declared ``collateral`` may move too, and every other requirement keeps its verdict from the clean run of the
 profile. Only the cases whose requests consulted the fault rerun (the others cannot change: see matrix.run_fault);
 ``MATRIX_FULL=1`` reruns the whole suite per fault.
@@ -56,7 +56,7 @@ def test_fault_fails_its_requirement_and_nothing_else(fault_id, baselines, matri
 
     problems = []
     if stray:
-        problems.append(f"--server-fault {fault_id} moved requirements it does not declare as collateral "
+        problems.append(f"--gw-server-fault {fault_id} moved requirements it does not declare as collateral "
                         f"(a check firing on the wrong ID, or a fault breaking too much):\n"
                         + matrix.describe_changes(stray, run))
     if status == "missed":

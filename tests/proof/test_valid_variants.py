@@ -45,5 +45,5 @@ def test_variant_raises_no_false_alarm(variant, profile, baselines, matrix_dir, 
     alarms = {rid: (old, new) for rid, (old, new) in matrix.changed_verdicts(clean, run).items()
               if new in BAD or new == "WARN" or old == "PASS"}
     record_row(kind="variant", id=variant, profile=profile, status="holds" if not alarms else "false alarm")
-    assert not alarms, (f"--server-variant {variant} ({VARIANTS[variant]}) is valid, yet the suite moved:\n"
+    assert not alarms, (f"--gw-server-variant {variant} ({VARIANTS[variant]}) is valid, yet the suite moved:\n"
                         + matrix.describe_changes(alarms, run))

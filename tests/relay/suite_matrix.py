@@ -68,11 +68,11 @@ def run_row(profile: Path, report_dir: Path, *, upstream_url: str | None = None,
     relay.start()
     try:
         _reuse_ssl_context()
-        args = ["--pyargs", "conformance.suite", "--profile", str(profile), "--target-url", relay.url,
-                "--api-key", CLIENT_KEY, "--report-dir", str(report_dir), *_QUIET, *extra]
+        args = ["--pyargs", "conformance.suite", "--gw-profile", str(profile), "--target-url", relay.url,
+                "--gw-api-key", CLIENT_KEY, "--gw-report-dir", str(report_dir), *_QUIET, *extra]
         args += ["--upstream", upstream_url] if upstream_url else ["--upstream-listen", listen]
         for glob in TRANSIT_GLOBS:
-            args += ["--requirement", glob]
+            args += ["--gw-requirement", glob]
         results = report_dir / "results.json"
         results.unlink(missing_ok=True)
         _forget_suite_modules()

@@ -26,14 +26,14 @@ def test_runs_every_profile_into_its_own_report_dir(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(subprocess, "call", lambda command, cwd: calls.append(command) or 0)
     assert module.main(["--report-dir", str(tmp_path), "-k", "sse"]) == 0
-    assert [c[c.index("--profile") + 1] for c in calls] == list(profile_names())
-    assert all(c[c.index("--report-dir") + 1] == str(tmp_path / c[c.index("--profile") + 1]) for c in calls)
+    assert [c[c.index("--gw-profile") + 1] for c in calls] == list(profile_names())
+    assert all(c[c.index("--gw-report-dir") + 1] == str(tmp_path / c[c.index("--gw-profile") + 1]) for c in calls)
     assert all(c[-2:] == ["-k", "sse"] for c in calls)
 
 
 def test_exits_non_zero_naming_the_failing_profile(monkeypatch, capsys, tmp_path):
     module = _load()
-    monkeypatch.setattr(subprocess, "call", lambda command, cwd: int(command[command.index("--profile") + 1] == "unit23"))
+    monkeypatch.setattr(subprocess, "call", lambda command, cwd: int(command[command.index("--gw-profile") + 1] == "unit23"))
     assert module.main(["--report-dir", str(tmp_path)]) == 1
     assert "profiles failing: unit23" in capsys.readouterr().out
 
@@ -59,9 +59,9 @@ def test_ends_with_a_matrix_of_the_runs_and_the_kept_real_gateway_runs(monkeypat
            "requirements": {"SSE-001": {"level": "MUST", "area": "sse", "text": "t", "verdict": "PASS", "cases": []}}}
 
     def fake_call(command, cwd):
-        out = Path(command[command.index("--report-dir") + 1])
+        out = Path(command[command.index("--gw-report-dir") + 1])
         out.mkdir(parents=True)
-        profile = command[command.index("--profile") + 1]
+        profile = command[command.index("--gw-profile") + 1]
         (out / "results.json").write_text(json.dumps({**run, "run": {"profile": profile, "target": "embedded"}}))
         return 0
 
