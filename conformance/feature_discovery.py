@@ -6,7 +6,7 @@ bundled ``openai-compatible`` and valid against spec/schemas/profile.schema.json
 exits 0 whatever the gateway supports; only a target the preflight rejects (unreachable, doubled base path, key
 refused, unknown model) stops it, with the preflight's message and exit code 6.
 
-Cost: 16 requests: the preflight's two, one ``GET /models`` for the model list, then one per probe (``PROBES``,
+Cost: 17 requests: the preflight's two, one ``GET /models`` for the model list, then one per probe (``PROBES``,
 13), ``max_tokens`` 8 (64 where a tool call or JSON must fit); against a profile with ``models.discover`` one more
 ``GET /models`` reads the models (``RunState.profile``). Without ``--target-url`` the embedded reference server of ``--gw-profile`` is probed (the
 reference server serves most chat features under every profile, so there it shows a superset of the claims).
@@ -223,13 +223,19 @@ def probe_logprobs(p: Prober) -> list[Finding]:
 
 
 def probe_prompt_cache(p: Prober) -> list[Finding]:
-    reply = p.chat(messages=[{"role": "system", "content": "You answer briefly. " * 8}, USER],
-                   prompt_cache_key="conformance-discover")
+    # A prompt cache is written by the first request of a prefix and read by the next (OpenAI's, Anthropic's, and
+    # the reference server's): send the same request twice and judge the second.
+    def ask() -> Reply:
+        return p.chat(messages=[{"role": "system", "content": "You answer briefly. " * 8}, USER],
+                      prompt_cache_key="conformance-discover")
+
+    first = ask()
+    reply = ask() if first.status == 200 else first
     usage = (reply.json or {}).get("usage") if isinstance(reply.json, dict) else None
     usage = usage if isinstance(usage, dict) else {}
     cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or usage.get("cache_read_input_tokens")
     ok = isinstance(cached, int) and cached > 0
-    return [Finding("prompt-cache-usage", ok, f"prompt_cache_key and a system prefix: {reply.describe()}, cached "
+    return [Finding("prompt-cache-usage", ok, f"prompt_cache_key and a system prefix, sent twice: {reply.describe()}, cached "
                     f"tokens {cached!r}" + ("" if ok else " (a real cache may need a repeated, longer prompt)"))]
 
 

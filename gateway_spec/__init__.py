@@ -3,6 +3,9 @@
 Both ``conformance`` and ``reference_server`` read the contract through this package, so neither imports the
 other. In a checkout (or an editable install) the files are read from the repository's ``spec/`` folder; in a
 wheel they are shipped as ``gateway_spec/data``.
+
+PYTEST_DONT_REWRITE: ``llm-conformance`` reads the plugin's options (and so this package) before pytest starts, so
+pytest could not rewrite it and warned on every run; it holds no test asserts.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from conformance.preflight import PREFLIGHT_FAILED
 from gateway_spec import load_profile
 
 GATED = {"embeddings", "prompt-cache-usage", "cors", "ollama", "ratelimit-openai-headers", "ratelimit-x-headers"}
-REQUESTS = 2 + 1 + len(PROBES)  # the preflight, GET /models, one request per probe
+REQUESTS = 2 + 1 + len(PROBES) + 1  # the preflight, GET /models, one request per probe, the prompt-cache probe twice
 
 
 @pytest.mark.parametrize("profile_name", ["openai", "ollama", "openai-compatible"])

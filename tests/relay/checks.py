@@ -294,7 +294,7 @@ def server_error(probe: Probe) -> list[str]:
     return _failure(probe.chat(user(f"500 {probe.nonce()}"), {"X-Mock-Status": "500"}), probe, "server_error")
 
 
-STALL_MS = 2000
+STALL_MS = 3000  # well beyond RELAY_TIMEOUT plus the check's margin
 
 
 @check("UPSTREAM-FAILURES-006")
