@@ -133,9 +133,14 @@ def relayed_problems(mine: dict, theirs: dict, fields: Iterable[str]) -> list[st
         problems.append(f"choices {sorted(mine['choices'])} != upstream's {sorted(theirs['choices'])}")
     for index, choice in theirs["choices"].items():
         got = mine["choices"].get(index, {})
-        problems += [f"choice {index} {name}: {got.get(name)!r} != upstream's {choice[name]!r}"
+        problems += [f"choice {index} {name}: {_shown(got.get(name))} != upstream's {_shown(choice[name])}"
                      for name in fields if name != "usage" and got.get(name) != choice[name]]
     return problems
+
+
+def _shown(value: Any) -> str:
+    """A compared value as a finding shows it: an empty or missing text says so instead of ``''``."""
+    return "absent or empty" if value in ("", None) else repr(value)
 
 
 def _number(value: str | None) -> float | None:
