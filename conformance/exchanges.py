@@ -83,10 +83,15 @@ class Call:
     """An interaction that is not one request the store can send: a client the suite does not build (the openai
     SDK, with its own retries and stream parsing). ``run(transport)`` runs in the pool, its requests going through
     ``transport`` (an httpx transport on the run's wire: recorded, replayed, health-checked; ``key`` is masked);
-    what it returns or raises is what the cases judge (``CallResult.result()``)."""
+    what it returns or raises is what the cases judge (``CallResult.result()``).
 
-    run: Callable[[Any], Any]
+    ``script`` (sandwich mode, a ``conformance.sandwich.Script``): the rule registered upstream before the call and
+    the journal read after, as for a scripted ``Spec``; ``run`` is then called as ``run(transport, marker)`` and puts
+    ``marker`` (the nonce bound to the sending process) into its message content."""
+
+    run: Callable[..., Any]
     key: str | None = None
+    script: Any = None
 
 
 @dataclass(eq=False)
@@ -98,6 +103,13 @@ class CallResult:
     value: Any = None
     raised: BaseException | None = None
     error: None = None  # a Call's failures are its result (the case decides what a harness error is)
+    journal: list[dict] | None = None  # sandwich mode: the upstream's journal entries for the script's nonce
+    upstream: list[Exchange] = field(default_factory=list)  # sandwich mode: the control exchanges behind it
+
+    @property
+    def status(self) -> int:
+        """The status of the last exchange the call made (0: none)."""
+        return (self.exchanges[-1].status or 0) if self.exchanges else 0
 
     def result(self) -> Any:
         """The value, or the exception raised again (in the case's thread)."""

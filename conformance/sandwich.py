@@ -103,17 +103,24 @@ class Sandwich:
         recording serves the scope, so the replay asks for exactly the recorded requests."""
         from dataclasses import replace
 
-        from conformance.wire import process_name
-
-        suffix = self.wire.replay.process_of(scope) if self.wire.replaying else process_name()
         script = spec.script
-        bound = replace(script, nonce=f"{script.nonce}{re.sub(r'[^A-Za-z0-9]', '', suffix)}")
+        bound = self.bind_script(scope, script)
         text = json.dumps(spec.body).replace(json.dumps(script.marker)[1:-1], json.dumps(bound.marker)[1:-1])
         return replace(spec, body=json.loads(text), script=bound)
 
+    def bind_script(self, scope: str, script: Script) -> Script:
+        """``script`` with its nonce bound to the process that sends ``scope`` (see ``bind``)."""
+        from dataclasses import replace
+
+        from conformance.wire import process_name
+
+        suffix = self.wire.replay.process_of(scope) if self.wire.replaying else process_name()
+        return replace(script, nonce=f"{script.nonce}{re.sub(r'[^A-Za-z0-9]', '', suffix)}")
+
     def exchange(self, scope: str, script: Script, send: Callable[[], Any]) -> Any:
-        """Register the script, run ``send()`` (the client exchange, a ``Recorded``), then read the journal; the
-        journal entries and the control exchanges join the recording (``journal``, ``upstream``)."""
+        """Register the script, run ``send()`` (the client exchange: a ``Recorded``, or the ``CallResult`` of an SDK
+        call), then read the journal; the journal entries and the control exchanges join the recording (``journal``,
+        ``upstream``)."""
         from conformance.wire import WireTransport
 
         transport = WireTransport(self.wire, self.redactor, None, inner=self._pool)

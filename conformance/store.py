@@ -323,11 +323,27 @@ class ExchangeStore:
         return Recorded(name, spec, attempts, None, self._read_limits)
 
     def _run_call(self, scope: str, name: str, call: Call) -> CallResult:
+        """One interaction; with a script, through the sandwich like a scripted spec (rule upstream first, the
+        upstream's journal after), ``run`` getting the bound nonce's marker."""
+        if call.script is None:
+            return self._run_call_direct(scope, name, call, ())
+        if self.sandwich is None:
+            return CallResult(name, [], raised=HarnessError("suite bug: a scripted call outside sandwich mode"))
+        try:
+            script = self.sandwich.bind_script(scope, call.script)
+            return self.sandwich.exchange(scope, script,
+                                          lambda: self._run_call_direct(scope, name, call, (script.marker,)))
+        except HarnessError as exc:
+            return CallResult(name, [], raised=exc)
+        finally:
+            self.wire.scope = None
+
+    def _run_call_direct(self, scope: str, name: str, call: Call, args: tuple[str, ...]) -> CallResult:
         transport = self._make_transport(call.key)
         self.wire.scope = scope
         value, raised = None, None
         try:
-            value = call.run(transport)
+            value = call.run(transport, *args)
         except Exception as exc:  # noqa: BLE001 - what the interaction raised is its result
             raised = exc
         finally:

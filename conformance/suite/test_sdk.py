@@ -5,7 +5,8 @@ concurrently with the rest, its requests going through the run's wire (recorded,
 what it returned or raised. A target that breaks the SDK fails the named requirement with the exception text as
 Received (redacted by ``expect``). Connection failures and timeouts stay harness errors. Statuses that only a
 misbehaving upstream produces (429, 5xx, mid-stream errors) are provoked with the embedded server's X-Mock-*
-controls; against a real gateway those checks are skipped, since nothing black-box can provoke them safely.
+controls, or in sandwich mode (``--upstream``) by scripting the upstream under a nonce in the message content;
+against a gateway without an upstream the suite scripts, those checks are skipped.
 """
 
 from __future__ import annotations
@@ -308,11 +309,6 @@ def raising_call(plan, make_request, key: str | None = None) -> Call:
     return sdk_call(plan, lambda sdk: raised(lambda: make_request(sdk)), key)
 
 
-def embedded_only(capabilities, what: str) -> None:
-    if not capabilities.mock_controls:
-        pytest.skip(f"{what} can only be provoked on the embedded reference server (X-Mock-Status)")
-
-
 def check_class(expect, rid, exc, cls, status=None) -> None:
     names = " or ".join(f"openai.{c.__name__}" for c in (cls if isinstance(cls, tuple) else (cls,)))
     expect(rid, isinstance(exc, cls) and (status is None or getattr(exc, "status_code", None) == status),
@@ -385,10 +381,34 @@ def test_unknown_model_exception(sdk_unknown_model, profile, expect):
                 tuple(classes[s] for s in profile.unknown_model_statuses()))
 
 
+# an upstream failure the gateway must pass on: every attempt fails (a gateway's own retries meet it too), and
+# retry-after-ms keeps a gateway that honours it from waiting a second per retry
+UPSTREAM_429 = {"status": 429, "headers": {"Retry-After": "1", "retry-after-ms": "10"}}
+UPSTREAM_5XX = {"status": 502}
+UPSTREAM_ERROR_EVENT = {"stream": {"error_after": 2}}
+
+
+def failing_upstream(plan, what: str, label: str, controls: dict[str, str], respond: dict, make_request) -> Call:
+    """A ``raising_call`` of ``make_request(client, messages, extra_headers)`` whose upstream fails. On the embedded
+    server the X-Mock-* ``controls`` provoke it; in sandwich mode (``--upstream``) the upstream is scripted with
+    ``respond`` under a nonce the message content carries (the SDK's own retries stay off); otherwise the case
+    SKIPs: nothing black-box can provoke an upstream failure safely."""
+    if plan.capabilities.mock_controls:
+        return raising_call(plan, lambda sdk: make_request(sdk, messages(), controls))
+    if plan.sandwich is not None:
+        def run(transport, marker):
+            sdk = sdk_client(plan, transport)
+            return raised(lambda: make_request(sdk, messages(f"{PROMPT} {marker}"), {}))
+
+        return Call(run, script=plan.sandwich.script(label, respond))
+    pytest.skip(f"{what} can only be provoked on the embedded reference server (X-Mock-*) or in sandwich mode "
+                "(--upstream)")
+
+
 @exchange
 def sdk_429(plan):
-    embedded_only(plan.capabilities, "a 429")
-    return raising_call(plan, _create(plan, extra_headers={"X-Mock-Status": "429"}))
+    return failing_upstream(plan, "a 429", "sdk429", {"X-Mock-Status": "429"}, UPSTREAM_429,
+                            lambda sdk, msgs, headers: _create(plan, messages=msgs, extra_headers=headers)(sdk))
 
 
 @pytest.mark.requirement("SDK-010")
@@ -398,8 +418,8 @@ def test_429_is_rate_limit_error(sdk_429, expect):
 
 @exchange
 def sdk_5xx(plan):
-    embedded_only(plan.capabilities, "a 5xx")
-    return raising_call(plan, _create(plan, extra_headers={"X-Mock-Status": "502"}))
+    return failing_upstream(plan, "a 5xx", "sdk5xx", {"X-Mock-Status": "502"}, UPSTREAM_5XX,
+                            lambda sdk, msgs, headers: _create(plan, messages=msgs, extra_headers=headers)(sdk))
 
 
 @pytest.mark.requirement("SDK-019")
@@ -409,14 +429,13 @@ def test_5xx_is_internal_server_error(sdk_5xx, expect):
 
 @exchange
 def sdk_mid_stream_error(plan):
-    embedded_only(plan.capabilities, "a mid-stream upstream failure")
-
-    def iterate(sdk):
-        for _ in sdk.chat.completions.create(model=plan.chat_model, messages=messages(), max_tokens=MAX_TOKENS,
-                                             stream=True, extra_headers={"X-Mock-Error-After": "2"}):
+    def iterate(sdk, msgs, headers):
+        for _ in sdk.chat.completions.create(model=plan.chat_model, messages=msgs, max_tokens=MAX_TOKENS,
+                                             stream=True, extra_headers=headers):
             pass
 
-    return raising_call(plan, iterate)
+    return failing_upstream(plan, "a mid-stream upstream failure", "sdkmidstream", {"X-Mock-Error-After": "2"},
+                            UPSTREAM_ERROR_EVENT, iterate)
 
 
 @pytest.mark.requirement("SDK-014")

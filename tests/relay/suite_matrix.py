@@ -58,9 +58,10 @@ def start_upstream():
 
 
 def run_row(profile: Path, report_dir: Path, *, upstream_url: str | None = None, faults=(), variants=(),
-            extra: tuple[str, ...] = ()) -> tuple[dict[str, str], int]:
-    """The transit verdicts of one suite run through a relay with ``faults``/``variants``; ``upstream_url`` None:
-    the suite starts its own upstream (``--upstream-listen``) on a free port. (verdicts, exit code)."""
+            extra: tuple[str, ...] = (), requirements: tuple[str, ...] = TRANSIT_GLOBS) -> tuple[dict[str, str], int]:
+    """The verdicts of one suite run through a relay with ``faults``/``variants``, selecting ``requirements``
+    (``--gw-requirement`` globs; the transit ones by default); ``upstream_url`` None: the suite starts its own
+    upstream (``--upstream-listen``) on a free port. (verdicts, exit code)."""
     listen = None if upstream_url else f"127.0.0.1:{free_port()}"
     relay = RelayThread(create_relay_app(RelayConfig.for_profile(
         str(profile), upstream_url or f"http://{listen}", upstream_key=UPSTREAM_KEY, faults=faults,
@@ -71,15 +72,29 @@ def run_row(profile: Path, report_dir: Path, *, upstream_url: str | None = None,
         args = ["--pyargs", "conformance.suite", "--gw-profile", str(profile), "--target-url", relay.url,
                 "--gw-api-key", CLIENT_KEY, "--gw-report-dir", str(report_dir), *_QUIET, *extra]
         args += ["--upstream", upstream_url] if upstream_url else ["--upstream-listen", listen]
-        for glob in TRANSIT_GLOBS:
+        for glob in requirements:
             args += ["--gw-requirement", glob]
-        results = report_dir / "results.json"
-        results.unlink(missing_ok=True)
-        _forget_suite_modules()
-        with contextlib.redirect_stdout(io.StringIO()):
-            code = int(pytest.main(args))
+        return _suite(args, report_dir)
     finally:
         relay.stop()
+
+
+def replay_row(profile: Path, recording: Path, report_dir: Path, *,
+               requirements: tuple[str, ...] = TRANSIT_GLOBS) -> tuple[dict[str, str], int]:
+    """The verdicts of ``--gw-replay recording`` (a ``run_row``'s report directory): nothing is sent."""
+    args = ["--pyargs", "conformance.suite", "--gw-profile", str(profile), "--gw-replay", str(recording),
+            "--gw-api-key", CLIENT_KEY, "--gw-report-dir", str(report_dir), *_QUIET]
+    for glob in requirements:
+        args += ["--gw-requirement", glob]
+    return _suite(args, report_dir)
+
+
+def _suite(args: list[str], report_dir: Path) -> tuple[dict[str, str], int]:
+    results = report_dir / "results.json"
+    results.unlink(missing_ok=True)
+    _forget_suite_modules()
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = int(pytest.main(args))
     if not results.is_file():
         raise RuntimeError(f"suite run wrote no results.json (exit {code}): pytest {' '.join(args)}")
     data = json.loads(results.read_text(encoding="utf-8"))

@@ -48,6 +48,30 @@ def test_correct_relay_fails_no_transit_requirement(profile_file, tmp_path):
     assert code == 0
 
 
+SDK_UPSTREAM_FAILURES = ("SDK-010", "SDK-014", "SDK-019")  # 429, mid-stream error, 5xx through the openai SDK
+
+
+def test_sdk_upstream_failure_checks_run_in_sandwich_mode(profile_file, tmp_path, shared_upstream):
+    """The SDK's exception classes for an upstream 429, 5xx and mid-stream error are judged through a gateway in
+    sandwich mode (the upstream scripted under a nonce in the SDK call's content), not skipped as on a bare
+    --target-url; a replay of the run's recording judges the same (the control requests are recorded)."""
+    live, code = suite_matrix.run_row(profile_file, tmp_path / "live", upstream_url=shared_upstream.url,
+                                      requirements=("SDK-01[049]",))
+    assert live == dict.fromkeys(SDK_UPSTREAM_FAILURES, "PASS") and code == 0
+    replayed, code = suite_matrix.replay_row(profile_file, tmp_path / "live", tmp_path / "replay",
+                                             requirements=("SDK-01[049]",))
+    assert replayed == live and code == 0
+
+
+@pytest.mark.parametrize(("fault", "broken"), [("UPSTREAM-FAILURES-001", "SDK-010"), ("RELAY-STREAM-003", "SDK-014")])
+def test_sdk_upstream_failure_checks_fail_on_a_relay_fault(profile_file, tmp_path, shared_upstream, fault, broken):
+    """Negative controls in sandwich mode: a relay answering an upstream 429 with a 5xx breaks the SDK's
+    RateLimitError, one swallowing the upstream's error event breaks the SDK's mid-stream APIError."""
+    verdicts, _ = suite_matrix.run_row(profile_file, tmp_path, upstream_url=shared_upstream.url, faults=(fault,),
+                                       requirements=("SDK-01[049]",))
+    assert suite_matrix.broken(verdicts) == {broken: "FAIL"}, verdicts
+
+
 @pytest.mark.matrix
 @pytest.mark.parametrize("fault", TRANSIT)
 def test_relay_fault_fails_exactly_its_requirement(profile_file, tmp_path, shared_upstream, fault):
