@@ -7,6 +7,9 @@ Received (redacted by ``expect``). Connection failures and timeouts stay harness
 misbehaving upstream produces (429, 5xx, mid-stream errors) are provoked with the embedded server's X-Mock-*
 controls, or in sandwich mode (``--upstream``) by scripting the upstream under a nonce in the message content;
 against a gateway without an upstream the suite scripts, those checks are skipped.
+
+Over 400 lines: one module per area is the suite's layout (spec/requirements/sdk.yaml), and the SDK area's checks
+share the client, exception and failure-provoking helpers above them.
 """
 
 from __future__ import annotations
