@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: run.claims, no_claims, replay, upstream, target_down, usage_counted/flagged/flags
 SCHEMA_FILE = "results.schema.json"
 
 
