@@ -68,6 +68,43 @@ def to_pytest_args(args: list[str]) -> list[str]:
     return out
 
 
+def typed_short(args: list[str]) -> frozenset[str]:
+    """The ``--gw-`` options the user spelled short in ``args`` (their error messages are shown short too)."""
+    aliases = short_spellings()
+    return frozenset(aliases[name] for name in (arg.partition("=")[0] for arg in args) if name in aliases)
+
+
+class _ShortSpelling(io.TextIOBase):
+    """A stream in front of stderr that shows the ``--gw-`` options the user typed short (``--profile``) as typed,
+    and this command's name for pytest's, so a usage error names what the user wrote. Writes pass straight through:
+    nothing is held back."""
+
+    def __init__(self, stream, names: frozenset[str]) -> None:
+        self._stream = stream
+        alternatives = [re.escape(n) + r"\b(?!-)" for n in sorted(names, key=len, reverse=True)]
+        self._pattern = re.compile("|".join(alternatives)) if alternatives else None
+
+    def write(self, text: str) -> int:
+        shown = text.replace("pytest.main()", "llm-conformance")
+        if self._pattern is not None:
+            shown = self._pattern.sub(lambda m: "--" + m[0][len(PREFIX):], shown)
+        self._stream.write(shown)
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._stream.encoding
+
+
 def short_help(text: str) -> str:
     """pytest's help with the ``--gw-`` spellings shown short, the help column kept where it was."""
     text = re.sub(r"--gw-(\S+?)(,? {2,}|, )", lambda m: f"--{m[1]}{m[2]}" + ("   " if m[2].endswith("  ") else ""),
@@ -99,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         return compare_main(args[1:])
     if args[:1] == ["discover"]:
         args = ["--gw-discover", *args[1:]]
+    typed = typed_short(args)
     args = to_pytest_args(args)
     if "--conformance" not in args:
         args.insert(0, "--conformance")
@@ -112,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         except BrokenPipeError:  # `llm-conformance --help | head`
             pass
         return code
-    return int(pytest.main(args))
+    with contextlib.redirect_stderr(_ShortSpelling(sys.stderr, typed)):
+        return int(pytest.main(args))
 
 
 if __name__ == "__main__":

@@ -55,3 +55,14 @@ def test_the_server_banner_names_base_url_profile_and_test_key():
     profile = load_profile("unit23")
     assert "profile unit23" in banner and f"test key {profile.test_key}" in banner
     assert "/v1 (GET http://127.0.0.1:" in banner and "base URL http://127.0.0.1:" in banner
+
+
+def test_a_usage_error_names_the_option_as_the_user_typed_it(tmp_path):
+    cli = [sys.executable, "-c", "import sys; from conformance.cli import main; sys.exit(main(sys.argv[1:]))"]
+    short = run([*cli, "--profile", "no-such-profile", "-p", "no:cacheprovider"], cwd=tmp_path)
+    assert short.returncode == 4
+    assert "--profile: unknown profile 'no-such-profile'" in short.stderr and "--gw-profile" not in short.stderr
+    parse = run([*cli, "--request-timeout", "abc", "-p", "no:cacheprovider"], cwd=tmp_path)
+    assert "llm-conformance: error: argument --request-timeout: invalid float value" in parse.stderr, parse.stderr
+    long = run([*cli, "--gw-profile", "no-such-profile", "-p", "no:cacheprovider"], cwd=tmp_path)
+    assert "--gw-profile: unknown profile 'no-such-profile'" in long.stderr  # typed long, shown long
