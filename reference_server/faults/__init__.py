@@ -24,7 +24,7 @@ FAULT_MODULES = (
     "reference_server.surfaces.streaming",
     "reference_server.faults.stream",
     "reference_server.faults.sse",
-    "reference_server.surfaces.embeddings",
+    "reference_server.faults.embeddings",
     "reference_server.surfaces.ollama",
     "reference_server.policy.limits",
     "reference_server.control.endpoints",

@@ -27,7 +27,7 @@ from reference_server import faults
 from reference_server.context import request_context, server_config
 from reference_server.mock import schema_values
 from reference_server.mock.tokenizer import count_prompt_tokens, count_tokens, tokenize
-from reference_server.surfaces.embeddings import shorten, unit_vector
+from reference_server.mock.vectors import shorten, unit_vector
 from reference_server.wire.errors import ApiError
 
 bp = Blueprint("ollama", __name__)
