@@ -19,15 +19,16 @@ import json
 import random
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from reference_server import faults
 from reference_server.context import request_context, server_config
+from reference_server.faults import seams
 from reference_server.mock import schema_values
 from reference_server.mock.tokenizer import count_prompt_tokens, count_tokens, tokenize
-from reference_server.surfaces.embeddings import shorten, unit_vector
+from reference_server.mock.vectors import shorten, unit_vector
 from reference_server.wire.errors import ApiError
 
 bp = Blueprint("ollama", __name__)
@@ -41,48 +42,6 @@ NDJSON = "application/x-ndjson"
 ROLES = ("system", "user", "assistant", "tool")
 WORDS = schema_values.WORDS
 
-F = faults.declare
-FAULT_ROOT_TEXT = F("OLLAMA-001", 'GET / answers "Ollama is ready".')
-FAULT_VERSION_NUMBER = F("OLLAMA-002", "GET /api/version answers the version as a number.")
-FAULT_TAGS_NO_DIGEST = F("OLLAMA-003", "/api/tags items lack digest.")
-FAULT_TAGS_NO_FAMILIES = F("OLLAMA-004", "/api/tags details lack families.")
-FAULT_STREAM_JSON_TYPE = F("OLLAMA-005", "/api/chat streams are labelled application/json.")
-FAULT_NO_FINAL_NEWLINE = F("OLLAMA-006", "The last NDJSON line has no terminating newline.")
-FAULT_NO_CREATED_AT = F("OLLAMA-007", "Streamed /api/chat objects before the last lack created_at.")
-FAULT_NO_DONE_REASON = F("OLLAMA-008", "The final streamed object lacks done_reason.")
-# The final objects of stream false and /api/generate no longer match their response schemas, which the checks of
-# OLLAMA-011 and OLLAMA-016 validate (as CHAT-019 carries every field fault of a chat completion).
-FAULT_SECONDS = F("OLLAMA-009", "Durations are float seconds instead of integer nanoseconds.",
-                  collateral=("OLLAMA-011", "OLLAMA-016"))
-FAULT_FINAL_CONTENT = F("OLLAMA-010", "The final streamed /api/chat object repeats the whole answer.")
-# /api/chat only: /api/generate's stream false is OLLAMA-024's (its own fault streams NDJSON there).
-FAULT_SINGLE_AS_NDJSON = F("OLLAMA-011", "/api/chat with stream false answers with Content-Type application/x-ndjson.")
-FAULT_STRING_ARGUMENTS = F("OLLAMA-012", "Native tool-call arguments are JSON strings.")
-FAULT_ENVELOPE = F("OLLAMA-013", "Native errors use the OpenAI envelope {error: {message, ...}}.",
-                   collateral=("OLLAMA-015", "OLLAMA-021"))
-FAULT_LATEST_DIFFERS = F("OLLAMA-014", 'A bare name and "name:latest" reach different models.')
-FAULT_UNKNOWN_400 = F("OLLAMA-015", "An unknown native model answers 400.")
-FAULT_GENERATE_NO_DONE = F("OLLAMA-016", "/api/generate streams end without a done object.")
-FAULT_GENERATE_ALWAYS_STREAMS = F("OLLAMA-024", "/api/generate with stream false streams NDJSON anyway.")
-FAULT_EMBED_SINGULAR = F("OLLAMA-017", '/api/embed answers {"embedding": [...]} with one vector.')
-FAULT_AUTH_REQUIRED = F(
-    "OLLAMA-018", "Native routes require an Authorization header (401).",
-    # Every native check sends its request without a key: all of them meet the 401 (HEAD / and OLLAMA-019's dates,
-    # judged only on answers that arrived, excepted).
-    collateral=tuple(f"OLLAMA-{n:03d}" for n in (*range(2, 23), 24) if n not in (18, 19)),
-)
-FAULT_EPOCH_TIMES = F("OLLAMA-019", 'created_at and modified_at are unix seconds in a string ("1700000000").')
-FAULT_ERROR_OBJECT_LINE = F("OLLAMA-020", "A mid-stream error line carries an object, not a string.")
-# The OLLAMA-013 check provokes its error body with a request without model: served, there is no body to judge.
-FAULT_MISSING_MODEL_OK = F("OLLAMA-021", "A native chat request without model is served by the default model.",
-                           collateral=("OLLAMA-013",))
-FAULT_PHANTOM_TAG = F("OLLAMA-022", "/api/tags lists a model that /api/chat does not serve.")
-FAULT_HEAD_ROOT = F("OLLAMA-023", "HEAD / answers 405.")
-PHANTOM = {"name": "phantom:latest", "family": "phantom", "parameter_size": "1B", "quantization_level": "Q4_0"}
-
-
-def _fault(fault: faults.Fault) -> bool:
-    return server_config().fault(fault)
 
 
 def _profile():
@@ -92,16 +51,10 @@ def _profile():
 # ---------------------------------------------------------------- errors, auth, endpoints
 
 
-def error_body(message: str) -> dict[str, Any]:
-    if _fault(FAULT_ENVELOPE):
-        return {"error": {"message": message, "type": "api_error", "param": None, "code": None}}
-    return {"error": message}
-
-
 @bp.errorhandler(ApiError)
 def _ollama_error(err: ApiError):
     """Every native error, whoever raised it (limits, auth, X-Mock-*), as ``{"error": "<string>"}``."""
-    resp = jsonify(error_body(err.message))
+    resp = jsonify(seams.OLLAMA_BODY(server_config(), {"error": err.message}, "error"))
     resp.status_code = err.status
     for name, value in err.headers.items():
         resp.headers[name] = value
@@ -110,8 +63,9 @@ def _ollama_error(err: ApiError):
 
 @bp.before_request
 def _checks() -> None:
-    if not request.headers.get("Authorization") and _fault(FAULT_AUTH_REQUIRED):
-        raise ApiError(401, "unauthorized")
+    refusal = seams.OLLAMA_ACCESS(server_config(), None, request.headers.get("Authorization"))
+    if refusal is not None:
+        raise refusal
     endpoint = (request.endpoint or "").rpartition(".")[2]
     documented = _profile().get("ollama.endpoints")
     if documented is not None and endpoint not in documented:
@@ -148,20 +102,45 @@ def full_name(name: str) -> str:
     return name if ":" in name else f"{name}:latest"
 
 
+def is_name(name: Any) -> bool:
+    """A model name was given (a non-empty string)."""
+    return isinstance(name, str) and bool(name)
+
+
+def find(models: list[dict[str, Any]], name: str) -> int | None:
+    """The position of the served model ``name`` names (``x`` and ``x:latest`` are the same), or None."""
+    wanted = full_name(name).lower()
+    return next((i for i, entry in enumerate(models) if entry["name"].lower() == wanted), None)
+
+
+@dataclass(frozen=True, slots=True)
+class NativeModel:
+    """Which served model a native request names (the ``OLLAMA_MODEL`` seam's decision): ``position`` in ``models``
+    (None: refused, 400 without a name, else ``status``)."""
+
+    name: Any
+    models: list[dict[str, Any]]
+    position: int | None
+    status: int = 404
+
+    def named(self, name: Any) -> NativeModel:
+        """The decision for another requested name."""
+        return replace(self, name=name, position=find(self.models, name) if is_name(name) else None)
+
+    def refusal(self) -> ApiError:
+        if not is_name(self.name):
+            return ApiError(400, "model is required")
+        return ApiError(self.status, f"model '{self.name}' not found")
+
+
 def resolve(name: Any) -> dict[str, Any]:
     """The served model for ``name`` (``x`` and ``x:latest`` are the same), or 400/404 ``{"error"}``."""
-    if not isinstance(name, str) or not name:
-        if _fault(FAULT_MISSING_MODEL_OK):
-            name = _profile().get("ollama.default_model")
-        else:
-            raise ApiError(400, "model is required")
+    config = server_config()
     models = served_models()
-    for position, entry in enumerate(models):
-        if entry["name"].lower() == full_name(name).lower():
-            if ":" not in name and _fault(FAULT_LATEST_DIFFERS):
-                return models[(position + 1) % len(models)]
-            return entry
-    raise ApiError(400 if _fault(FAULT_UNKNOWN_400) else 404, f"model '{name}' not found")
+    choice = seams.OLLAMA_MODEL(config, NativeModel(None, models, None).named(name), config.profile)
+    if choice.position is None:
+        raise choice.refusal()
+    return models[choice.position]
 
 
 def admit(entry: dict[str, Any], tokens: int) -> None:
@@ -172,10 +151,10 @@ def admit(entry: dict[str, Any], tokens: int) -> None:
 
 def timestamp(seconds: float | None = None) -> str:
     """RFC 3339 UTC from the config clock (``2023-11-14T22:13:20Z``)."""
-    seconds = server_config().clock if seconds is None else seconds
-    if _fault(FAULT_EPOCH_TIMES):  # still a string: the shape MUSTs (OLLAMA-003/007/011) hold, only the format breaks
-        return str(int(seconds))
-    return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    config = server_config()
+    seconds = config.clock if seconds is None else seconds
+    text = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return seams.OLLAMA_TIME(config, text, seconds)
 
 
 def tag_item(entry: dict[str, Any]) -> dict[str, Any]:
@@ -185,13 +164,9 @@ def tag_item(entry: dict[str, Any]) -> dict[str, Any]:
     details = {"parent_model": "", "format": "gguf", "family": family, "families": [family],
                "parameter_size": entry.get("parameter_size", "unknown"),
                "quantization_level": entry.get("quantization_level", "unknown")}
-    if _fault(FAULT_TAGS_NO_FAMILIES):
-        del details["families"]
     item = {"name": entry["name"], "model": entry["name"], "modified_at": timestamp(),
             "size": int(digest[:8], 16) % 5_000_000_000 + 100_000_000, "digest": digest, "details": details}
-    if _fault(FAULT_TAGS_NO_DIGEST):
-        del item["digest"]
-    return item
+    return seams.OLLAMA_TAG(server_config(), item)
 
 
 # ---------------------------------------------------------------- deterministic generation
@@ -219,9 +194,8 @@ def tool_calls_for(tools: list[Any], rng: random.Random) -> list[dict[str, Any]]
     if not isinstance(function, dict) or not function.get("name"):
         raise ApiError(400, "invalid tool definition: function.name is required")
     arguments = schema_values.generate(function.get("parameters") or {"type": "object"}, rng)
-    if _fault(FAULT_STRING_ARGUMENTS):
-        arguments = json.dumps(arguments)
-    return [{"function": {"index": 0, "name": function["name"], "arguments": arguments}}]
+    calls = [{"function": {"index": 0, "name": function["name"], "arguments": arguments}}]
+    return seams.OLLAMA_TOOL_CALLS(server_config(), calls)
 
 
 def num_predict(body: dict[str, Any]) -> int | None:
@@ -244,21 +218,18 @@ def metrics(prompt_tokens: int, eval_count: int) -> dict[str, Any]:
     values = {"total_duration": LOAD_NS + prompt_ns + eval_ns, "load_duration": LOAD_NS,
               "prompt_eval_count": prompt_tokens, "prompt_eval_duration": prompt_ns,
               "eval_count": eval_count, "eval_duration": eval_ns}
-    if _fault(FAULT_SECONDS):
-        return {k: (v / 1e9 if k.endswith("duration") else v) for k, v in values.items()}
-    return values
+    return seams.OLLAMA_METRICS(server_config(), values)
 
 
 # ---------------------------------------------------------------- NDJSON
 
 
-def ndjson_response(lines: list[dict[str, Any]], *, content_type: str = NDJSON) -> Response:
-    """Stream one JSON object per line, honouring the X-Mock-* stream controls of the request."""
+def ndjson_response(lines: list[dict[str, Any]]) -> Response:
+    """Stream one JSON object per line, honouring the X-Mock-* stream controls of the request; each line passes the
+    ``OLLAMA_LINE`` seam as it is sent."""
     mock = request_context().mock
-    final_newline = not _fault(FAULT_NO_FINAL_NEWLINE)
-    # A mid-stream error line is OLLAMA-020's alone: the OLLAMA-013 envelope fault acts on HTTP error bodies only.
-    message = "an error was encountered while running the model"
-    error_line = {"error": {"message": message}} if _fault(FAULT_ERROR_OBJECT_LINE) else {"error": message}
+    config = server_config()
+    error_line = {"error": "an error was encountered while running the model"}
 
     def produce() -> Iterator[bytes]:
         ttft = getattr(mock, "ttft_ms", 0) or 0
@@ -269,29 +240,27 @@ def ndjson_response(lines: list[dict[str, Any]], *, content_type: str = NDJSON) 
             if getattr(mock, "cut_after", None) is not None and i >= mock.cut_after:
                 return
             if getattr(mock, "error_after", None) is not None and i >= mock.error_after:
-                yield (json.dumps(error_line) + "\n").encode()
+                yield seams.OLLAMA_LINE(config, (json.dumps(error_line) + "\n").encode(), error_line, False)
                 return
             if getattr(mock, "stall_after", None) is not None and i == mock.stall_after:
                 time.sleep(mock.stall_seconds)
             if i and tps:
                 time.sleep(1 / tps)
-            last = i == len(lines) - 1
-            yield (json.dumps(obj, separators=(",", ":")) + ("\n" if final_newline or not last else "")).encode()
+            line = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+            yield seams.OLLAMA_LINE(config, line, obj, i == len(lines) - 1)
 
-    resp = Response(produce(), status=200, content_type=content_type)
+    resp = Response(produce(), status=200, content_type=NDJSON)
     resp.headers["Cache-Control"] = "no-cache"
     return resp
 
 
-def respond(streamed: list[dict[str, Any]], single: dict[str, Any], stream: bool, *, chat: bool) -> Response:
-    """NDJSON by default; ``stream: false`` gives the single object as application/json."""
-    if stream:
-        content_type = "application/json" if chat and _fault(FAULT_STREAM_JSON_TYPE) else NDJSON
-        return ndjson_response(streamed, content_type=content_type)
-    resp = jsonify(single)
-    if chat and _fault(FAULT_SINGLE_AS_NDJSON):
-        resp.mimetype = NDJSON
-    return resp
+def respond(streamed: list[dict[str, Any]], single: dict[str, Any], stream: bool, route: str) -> Response:
+    """NDJSON by default; ``stream: false`` gives the single object as application/json. ``route`` is ``chat`` or
+    ``generate``; whether to stream passes the ``OLLAMA_STREAMS`` seam, the response the ``OLLAMA_RESPONSE`` seam."""
+    config = server_config()
+    stream = seams.OLLAMA_STREAMS(config, stream, route)
+    resp = ndjson_response(streamed) if stream else jsonify(single)
+    return seams.OLLAMA_RESPONSE(config, resp, route, stream)
 
 
 def stream_flag(body: dict[str, Any]) -> bool:
@@ -318,23 +287,19 @@ def check_messages(messages: Any) -> list[dict[str, Any]]:
 @root_bp.route("/", methods=["GET", "HEAD"])
 def root():
     """Ollama's liveness answer, which clients probe before anything else."""
-    if request.method == "HEAD" and _fault(FAULT_HEAD_ROOT):
-        raise ApiError(405, "Method not allowed for this URL.")
-    text = "Ollama is ready" if _fault(FAULT_ROOT_TEXT) else "Ollama is running"
-    return Response(text, content_type="text/plain; charset=utf-8")
+    resp = Response("Ollama is running", content_type="text/plain; charset=utf-8")
+    return seams.OLLAMA_ROOT(server_config(), resp, request.method)
 
 
 @bp.route("/version", methods=["GET", "HEAD"])
 def version():
     value = _profile().get("ollama.version") or DEFAULT_VERSION
-    if _fault(FAULT_VERSION_NUMBER):
-        return jsonify({"version": float(".".join(value.split(".")[:2]))})
-    return jsonify({"version": value})
+    return jsonify(seams.OLLAMA_BODY(server_config(), {"version": value}, "version"))
 
 
 @bp.route("/tags", methods=["GET", "HEAD"])
 def tags():
-    entries = served_models() + ([PHANTOM] if _fault(FAULT_PHANTOM_TAG) else [])
+    entries = seams.OLLAMA_TAGS(server_config(), served_models())
     return jsonify({"models": [tag_item(e) for e in entries]})
 
 
@@ -375,7 +340,7 @@ def chat():
     head = {"model": name, "created_at": now}
     if not messages:  # Ollama loads the model and answers at once
         done = {**head, "message": {"role": "assistant", "content": ""}, "done_reason": "load", "done": True}
-        return respond([done], done, stream, chat=True)
+        return respond([done], done, stream, "chat")
     rng = request_rng("chat", entry["name"], messages, body.get("tools"), body.get("format"), body.get("options"))
     tools = body.get("tools") if isinstance(body.get("tools"), list) else []
     calls = tool_calls_for(tools, rng) if tools and messages[-1].get("role") != "tool" else []
@@ -387,16 +352,9 @@ def chat():
     chunks = [{**head, "message": {"role": "assistant", "content": t}, "done": False} for t in tokens]
     if calls:
         chunks = [{**head, "message": {"role": "assistant", "content": "", "tool_calls": calls}, "done": False}]
-    if _fault(FAULT_NO_CREATED_AT):
-        chunks = [{k: v for k, v in c.items() if k != "created_at"} for c in chunks]
-    streamed_final = dict(final)
-    if _fault(FAULT_FINAL_CONTENT):
-        streamed_final["message"] = {"role": "assistant", "content": "".join(tokens)}
-    if _fault(FAULT_NO_DONE_REASON):
-        del streamed_final["done_reason"]
     single = {**final, "message": {"role": "assistant", "content": "".join(tokens),
                                    **({"tool_calls": calls} if calls else {})}}
-    return respond([*chunks, streamed_final], single, stream, chat=True)
+    return respond(seams.OLLAMA_STREAM(server_config(), [*chunks, final], "chat"), single, stream, "chat")
 
 
 @bp.post("/generate")
@@ -404,7 +362,7 @@ def generate():
     """Complete a prompt: like chat, with ``response`` fragments in place of ``message``."""
     body = json_body()
     entry = chat_model(body)
-    stream = stream_flag(body) or _fault(FAULT_GENERATE_ALWAYS_STREAMS)
+    stream = stream_flag(body)
     prompt = body.get("prompt") or ""
     if not isinstance(prompt, str):
         raise ApiError(400, "prompt must be a string")
@@ -413,15 +371,15 @@ def generate():
     head = {"model": body.get("model") or entry["name"], "created_at": timestamp()}
     if not prompt:
         done = {**head, "response": "", "done_reason": "load", "done": True}
-        return respond([done], done, stream, chat=False)
+        return respond([done], done, stream, "generate")
     rng = request_rng("generate", entry["name"], prompt, body.get("system"), body.get("format"), body.get("options"))
     tokens, reason = reply_tokens(answer_text(entry["name"], body.get("format"), rng), num_predict(body))
     context = [int(hashlib.sha256(t.encode()).hexdigest()[:4], 16) for t in tokenize(prompt) + tokens]
     final = {**head, "response": "", "done_reason": reason, "done": True, "context": context,
              **metrics(prompt_tokens, len(tokens))}
     chunks = [{**head, "response": t, "done": False} for t in tokens]
-    streamed = chunks if _fault(FAULT_GENERATE_NO_DONE) else [*chunks, final]
-    return respond(streamed, {**final, "response": "".join(tokens)}, stream, chat=False)
+    streamed = seams.OLLAMA_STREAM(server_config(), [*chunks, final], "generate")
+    return respond(streamed, {**final, "response": "".join(tokens)}, stream, "generate")
 
 
 def embed_inputs(value: Any) -> list[str]:
@@ -449,10 +407,9 @@ def embed():
     admit(entry, tokens)
     vectors = embed_vectors(entry, texts, body.get("dimensions"))
     timing = metrics(tokens, 0)
-    if _fault(FAULT_EMBED_SINGULAR):
-        return jsonify({"model": body["model"], "embedding": vectors[0]})
-    return jsonify({"model": body["model"], "embeddings": vectors, "total_duration": timing["total_duration"],
-                    "load_duration": timing["load_duration"], "prompt_eval_count": tokens})
+    answer = {"model": body["model"], "embeddings": vectors, "total_duration": timing["total_duration"],
+              "load_duration": timing["load_duration"], "prompt_eval_count": tokens}
+    return jsonify(seams.OLLAMA_BODY(server_config(), answer, "embed"))
 
 
 @bp.post("/embeddings", endpoint="embeddings")
