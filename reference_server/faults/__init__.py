@@ -21,7 +21,6 @@ FAULT_MODULES = (
     "reference_server.faults.validation",
     "reference_server.faults.answer",
     "reference_server.faults.usage",
-    "reference_server.surfaces.streaming",
     "reference_server.faults.stream",
     "reference_server.faults.sse",
     "reference_server.surfaces.embeddings",

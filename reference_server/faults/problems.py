@@ -1,5 +1,6 @@
 """Faults of chat request validation: the problems a body's checks find (``CHAT_PROBLEM`` seam) and the answer a
-refused chat request gets (``CHAT_REJECTION``).
+refused chat request gets (``CHAT_REJECTION``: ``(resp, err, body) -> resp``, ``resp`` the rendered envelope,
+``body`` the parsed body, None when it could not be read).
 
 ``surfaces/chat_request.py`` describes each problem as a ``Problem`` (``field``, ``rule``, the error, the ``value``
 found) and raises its error unless the seam returns it accepted. A transform ``(problem) -> problem`` here either
@@ -14,13 +15,14 @@ import json
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from flask import Response
+
 from reference_server import faults
 from reference_server.context import current_request, server_config
 from reference_server.faults.seams import CHAT_PROBLEM, CHAT_REJECTION
+from reference_server.wire import sse
 
 if TYPE_CHECKING:
-    from flask import Response
-
     from reference_server.surfaces.chat_request import Problem
     from reference_server.wire.errors import ApiError
 
@@ -52,6 +54,7 @@ FAULT_PENALTY_RANGE = F("PARAMS-025", "presence_penalty / frequency_penalty outs
 FAULT_TOP_LOGPROBS = F("PARAMS-021", "top_logprobs outside 0..20 is accepted.")
 FAULT_FORMAT_TYPE = F("STRUCTURED-OUTPUT-007", "An unknown response_format type is accepted as text.")
 FAULT_SCHEMA_NAME = F("STRUCTURED-OUTPUT-008", "A json_schema name breaking ^[a-zA-Z0-9_-]{1,64}$ is accepted.")
+FAULT_STREAM_200 = F("SSE-013", "Streaming requests for an unknown model get 200 and an in-stream error.")
 
 at = CHAT_PROBLEM.transform
 
@@ -185,3 +188,15 @@ def _bare_error(resp: Response, err: ApiError, body: Any) -> Response:
     resp.set_data(json.dumps("Invalid JSON body"))  # a bare string where the envelope belongs
     resp.status_code = 400
     return resp
+
+
+def _invalid_stream(resp: Response, err: ApiError, body: Any) -> bool:
+    """A streaming request its body's validation refused (an unknown model included)."""
+    return isinstance(body, dict) and body.get("stream") is True
+
+
+@CHAT_REJECTION.transform(FAULT_STREAM_200, _invalid_stream)
+def _stream_200(resp: Response, err: ApiError, body: Any) -> Response:
+    config = server_config()
+    encoder = sse.SseEncoder(config)
+    return Response(encoder.error(err.body()["error"]) + encoder.done(), content_type=sse.content_type(config))

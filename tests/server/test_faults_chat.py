@@ -216,7 +216,7 @@ def observe(fault_ids: list[str], name: str):
 
 
 OWNERS = ("faults.headers", "wire.errors", "policy.auth", "surfaces.models", "faults.completion", "faults.problems",
-          "faults.validation", "faults.answer", "faults.usage", "surfaces.streaming", "faults.stream", "faults.sse")
+          "faults.validation", "faults.answer", "faults.usage", "faults.stream", "faults.sse")
 MINE = sorted(
     fault.requirement
     for module in OWNERS
