@@ -26,6 +26,7 @@ from reference_server.context import (
 from reference_server.control import endpoints as control
 from reference_server.control import mock_controls, scripts
 from reference_server.faults import answer as _answer_faults  # noqa: F401  (registers its transforms at the seams)
+from reference_server.faults import auth as _auth_faults  # noqa: F401  (the same)
 from reference_server.faults import completion as _completion_faults  # noqa: F401  (the same)
 from reference_server.faults import cors as _cors_faults  # noqa: F401  (the same)
 from reference_server.faults import errors as _error_faults  # noqa: F401  (the same)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 FAULT_MODULES = (
     "reference_server.faults.headers",
     "reference_server.faults.errors",
-    "reference_server.policy.auth",
+    "reference_server.faults.auth",
     "reference_server.surfaces.models",
     "reference_server.faults.completion",
     "reference_server.faults.problems",

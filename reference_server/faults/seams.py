@@ -147,3 +147,6 @@ CHAT_PROBLEM: Seam = Seam("chat problem")
 # error -> response: the answer to a chat request refused before generation (its body unreadable or invalid), the
 # rendered envelope; context (err, body) with body None when it could not be read
 CHAT_REJECTION: Seam = Seam("chat rejection")
+# decision -> decision: one check of policy/auth.py, its refusal (ApiError) or None when it passes; context (check,
+# subject, settings): the check's name, what it judged (header, scheme or token), the key's settings where known
+AUTH: Seam = Seam("auth")
