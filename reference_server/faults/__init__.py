@@ -25,7 +25,7 @@ FAULT_MODULES = (
     "reference_server.faults.sse",
     "reference_server.surfaces.embeddings",
     "reference_server.surfaces.ollama",
-    "reference_server.policy.limits",
+    "reference_server.faults.limits",
     "reference_server.control.endpoints",
     "reference_server.faults.cors",
 )

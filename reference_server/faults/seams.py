@@ -150,3 +150,10 @@ CHAT_REJECTION: Seam = Seam("chat rejection")
 # decision -> decision: one check of policy/auth.py, its refusal (ApiError) or None when it passes; context (check,
 # subject, settings): the check's name, what it judged (header, scheme or token), the key's settings where known
 AUTH: Seam = Seam("auth")
+# decision -> decision: a refusal of a model call policy/limits.Limits.admit makes (ApiError), None: the call is
+# admitted; context (reason, policy): allowlist, suspended, balance, daily, quota or tokens, the key's KeyPolicy
+ADMISSION: Seam = Seam("admission")
+# error -> error: a 429 of the limits with its Retry-After (policy/limits.rate_limit_error), context (snapshot,)
+RATE_LIMIT_ERROR: Seam = Seam("rate limit error")
+# headers: the rate-limit header pairs of an answer in the profile's style, context (resp, snapshot)
+RATE_LIMIT_HEADERS: Seam = Seam("rate limit headers")
