@@ -112,7 +112,9 @@ def authenticate(config: ServerConfig) -> None:
         ctx.key = {"role": "anonymous"}
         return
     settings = check_key(token, config)
-    check(config, "route", None, token, settings)
+    refusal = seams.AUTH(config, None, "route", token, settings)  # check() inlined: every keyed request passes here
+    if refusal is not None:
+        raise refusal
     ctx.api_key = token
     ctx.key = settings
 
