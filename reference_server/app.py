@@ -26,13 +26,16 @@ from reference_server.context import (
 from reference_server.control import endpoints as control
 from reference_server.control import mock_controls, scripts
 from reference_server.faults import answer as _answer_faults  # noqa: F401  (registers its transforms at the seams)
+from reference_server.faults import auth as _auth_faults  # noqa: F401  (the same)
 from reference_server.faults import completion as _completion_faults  # noqa: F401  (the same)
 from reference_server.faults import cors as _cors_faults  # noqa: F401  (the same)
 from reference_server.faults import embeddings as _embedding_faults  # noqa: F401  (the same)
 from reference_server.faults import errors as _error_faults  # noqa: F401  (the same)
 from reference_server.faults import headers as header_faults
+from reference_server.faults import limits as _limit_faults  # noqa: F401  (the same)
 from reference_server.faults import models as _model_faults  # noqa: F401  (the same)
 from reference_server.faults import ollama as _ollama_faults  # noqa: F401  (the same)
+from reference_server.faults import problems as _problem_faults  # noqa: F401  (the same)
 from reference_server.faults import seams, variants
 from reference_server.faults import sse as _sse_faults  # noqa: F401  (the same)
 from reference_server.faults import stream as _stream_faults  # noqa: F401  (the same)

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING
 from flask import Flask, Request
 from werkzeug.datastructures import Headers
 
-from reference_server import faults
 from reference_server.context import request_context, server_config
 from reference_server.policy.limits import exhausted_snapshot
 from reference_server.wire.errors import ApiError
@@ -194,14 +193,11 @@ def injected_error(status: int, mock: MockControls) -> ApiError:
     return ApiError(status, message, code=code, headers=headers)
 
 
-FAULT_UPSTREAM_TIMEOUT = faults.declare("ERRORS-018", "Upstream timeouts answer 502 instead of 504.")
-
-
 def upstream_timeout_error() -> ApiError:
     """504 naming the documented upstream limit, answered at once (a test must not wait for it)."""
     config = server_config()
     seconds = config.profile.get("timeouts.upstream_seconds") or 600
-    return ApiError(502 if config.fault(FAULT_UPSTREAM_TIMEOUT) else 504, f"Upstream request timed out after {seconds} seconds.", code="upstream_timeout")
+    return ApiError(504, f"Upstream request timed out after {seconds} seconds.", code="upstream_timeout")
 
 
 def is_control_path(path: str) -> bool:

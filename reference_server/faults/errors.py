@@ -29,7 +29,18 @@ FAULT_TOO_LARGE_400 = F("ERRORS-014", "Oversized bodies answer 400 instead of 41
 FAULT_BARE_5XX = F("ERRORS-019", "5xx answers carry a bare JSON string instead of the envelope.",
                    collateral=("ERRORS-001", "ERRORS-002"))
 FAULT_ODD_TYPE = F("ERRORS-022", 'Every error carries type "error".', collateral=("ERRORS-025",))
+FAULT_UPSTREAM_TIMEOUT_502 = F("ERRORS-018", "Upstream timeouts answer 502 instead of 504.")
 FAULT_5XX_TYPE = F("ERRORS-025", "5xx errors carry the default type even where the profile's doc names another.")
+
+
+@ERROR.transform(FAULT_UPSTREAM_TIMEOUT_502, lambda err: err.status == 504 and err.code == "upstream_timeout")
+def _upstream_timeout_502(err: ApiError) -> ApiError:
+    from reference_server.wire.errors import DEFAULT_TYPES
+
+    err.status = 502
+    if not err.type_given:
+        err.type = DEFAULT_TYPES.get(502, "api_error")
+    return err
 
 
 @ERROR.transform(FAULT_ODD_TYPE)

@@ -194,3 +194,21 @@ OLLAMA_RESPONSE: Seam = Seam("ollama response")
 OLLAMA_LINE: Seam = Seam("ollama line")
 # headers: the answer to GET or HEAD /, context (method,)
 OLLAMA_ROOT: Seam = Seam("ollama root")
+
+# chat request / policy
+# error -> decision: a problem validation found in a chat request body (surfaces/chat_request.Problem), context ();
+# a transform reshapes its error or accepts the input (``problem.accept(value)``: validation goes on with value)
+CHAT_PROBLEM: Seam = Seam("chat problem")
+# error -> response: the answer to a chat request refused before generation (its body unreadable or invalid), the
+# rendered envelope; context (err, body) with body None when it could not be read
+CHAT_REJECTION: Seam = Seam("chat rejection")
+# decision -> decision: one check of policy/auth.py, its refusal (ApiError) or None when it passes; context (check,
+# subject, settings): the check's name, what it judged (header, scheme or token), the key's settings where known
+AUTH: Seam = Seam("auth")
+# decision -> decision: a refusal of a model call policy/limits.Limits.admit makes (ApiError), None: the call is
+# admitted; context (reason, policy): allowlist, suspended, balance, daily, quota or tokens, the key's KeyPolicy
+ADMISSION: Seam = Seam("admission")
+# error -> error: a 429 of the limits with its Retry-After (policy/limits.rate_limit_error), context (snapshot,)
+RATE_LIMIT_ERROR: Seam = Seam("rate limit error")
+# headers: the rate-limit header pairs of an answer in the profile's style, context (resp, snapshot)
+RATE_LIMIT_HEADERS: Seam = Seam("rate limit headers")

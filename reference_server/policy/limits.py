@@ -3,7 +3,9 @@
 Every authenticated request counts against its key's requests-per-minute (profile ``rate_limits.tiers``, tier from
 the key's settings or a ``tier-<name>`` key); surfaces call :meth:`Limits.admit` after resolving the model, which applies
 the allowlist (403, ``model-allowlist``), the wallet (402, ``billing``), the daily limit and the token quota (429).
-Every authenticated response carries the profile's rate-limit headers (``rate_limits.headers``).
+Every authenticated response carries the profile's rate-limit headers (``rate_limits.headers``). Faults act at
+seams (faults/limits.py): a refusal of a model call (``ADMISSION``), a 429 with its Retry-After
+(``RATE_LIMIT_ERROR``), the header pairs (``RATE_LIMIT_HEADERS``).
 
 With the default ``memory`` state the counters live in this process (:class:`RateLimiter`): under gunicorn with
 several workers each would count on its own, so use one worker with threads (gthread). With a Redis state
@@ -28,9 +30,8 @@ from typing import Any
 
 from flask import Flask
 
-from reference_server import faults
 from reference_server.context import RequestContext, request_context, server_config
-from reference_server.context import fault as _fault
+from reference_server.faults import seams
 from reference_server.faults.trace import UNKEYED
 from reference_server.wire.errors import ApiError
 from reference_server.wire.headers import ReferenceResponse
@@ -41,37 +42,6 @@ DEFAULT_TOKENS_PER_MINUTE = 150_000  # OpenAI's sample value
 # When the doc gives no number the server still limits, high enough that a conformance run never meets it.
 UNDOCUMENTED_REQUESTS_PER_MINUTE = 10_000
 TIER_KEY = re.compile(r"tier-([A-Za-z0-9_]+)")
-
-F = faults.declare
-FAULT_BARE_429 = F("RATE-LIMITS-001", "Over-limit requests get 429 with a text/plain body instead of the envelope.",
-                   collateral=("RATE-LIMITS-014",))
-FAULT_NO_RETRY_AFTER = F("RATE-LIMITS-002", "Rate-limit 429s carry no Retry-After.")
-FAULT_RETRY_AFTER_NOT_INT = F("RATE-LIMITS-003", 'Retry-After is "soon": neither seconds nor an HTTP-date.',
-                              collateral=("RATE-LIMITS-017",))
-FAULT_RETRY_AFTER_LONG = F("RATE-LIMITS-004", "Retry-After is 300 seconds (over the 60 s every SDK honours).",
-                           collateral=("RATE-LIMITS-017",))
-FAULT_RETRY_AFTER_UNDOCUMENTED = F("RATE-LIMITS-017", "Retry-After is half the value the profile's doc states.")
-FAULT_NO_REQUEST_HEADERS = F("RATE-LIMITS-005", "Successful responses lack the x-ratelimit-*-requests headers.")
-FAULT_TOKENS_FLOAT = F("RATE-LIMITS-006", 'x-ratelimit-remaining-tokens is not an integer ("149984.0").')
-FAULT_RESET_SECONDS = F("RATE-LIMITS-007", 'x-ratelimit-reset-* are bare seconds ("60"), not Go durations.')
-FAULT_NO_TOKEN_HEADERS = F("RATE-LIMITS-008", "Successful responses lack the x-ratelimit-*-tokens headers.")
-FAULT_NO_X_HEADERS = F("RATE-LIMITS-009", "Successful responses lack X-RateLimit-Limit/-Remaining/-Reset.")
-FAULT_X_RESET_EPOCH = F("RATE-LIMITS-010", "X-RateLimit-Reset is unix seconds, not ISO 8601.")
-FAULT_X_REMAINING_FLOAT = F("RATE-LIMITS-011", 'X-RateLimit-Remaining is not an integer ("59.0").',
-                            collateral=("RATE-LIMITS-012",))
-FAULT_REMAINING_STUCK = F("RATE-LIMITS-012", "The remaining-requests header stays at limit - 1 until exhausted.")
-FAULT_LIMIT_WRONG = F("RATE-LIMITS-013", "The limit-requests header is twice the documented tier limit.")
-FAULT_NO_CODE = F("RATE-LIMITS-014", "Rate-limit 429s carry code null.")
-FAULT_429_NO_HEADERS = F("RATE-LIMITS-015", "Rate-limit 429s carry no rate-limit headers.")
-FAULT_RETRY_AFTER_MS = F("RATE-LIMITS-016", 'Rate-limit 429s carry retry-after-ms "-1000".')
-# SDK-020: served, so there is no 402 for the SDK to raise as APIStatusError.
-FAULT_BALANCE_IGNORED = F("ERRORS-016", "Keys with no balance are served (200) instead of 402.",
-                          collateral=("SDK-020",))
-FAULT_ALLOWLIST_IGNORED = F("ERRORS-017", "Restricted keys are served any model instead of 403.")
-FAULT_SUSPENDED_SERVED = F("ERRORS-026", "Suspended wallets are served (200) instead of 402.")
-FAULT_QUOTA_SERVED = F("RATE-LIMITS-018", "Keys whose token quota is exhausted are served (200) instead of 429.")
-FAULT_DAILY_SERVED = F("RATE-LIMITS-019", "Keys that reached their daily limit are served (200) instead of 429.")
-
 
 def go_duration(seconds: float) -> str:
     """Format like Go's ``time.Duration.String()`` (``1s``, ``6m0s``, ``59.5s``, ``72ms``), as OpenAI's reset headers."""
@@ -237,29 +207,22 @@ def retry_after_seconds(snapshot: Snapshot) -> int:
 
 
 def rate_limit_error(message: str, snapshot: Snapshot, *, type_: str = "requests") -> ApiError:
-    """429 with the envelope, code ``rate_limit_exceeded`` and an integer ``Retry-After``."""
-    seconds = retry_after_seconds(snapshot)
-    headers = {"Retry-After": str(seconds)}
+    """429 with the envelope, code ``rate_limit_exceeded`` and an integer ``Retry-After`` (the profile's documented
+    value, else a fraction or an HTTP-date under the valid variants that send one), through the
+    ``RATE_LIMIT_ERROR`` seam."""
     config = server_config()
+    seconds = retry_after_seconds(snapshot)
+    retry_after = str(seconds)
     documented = config.profile.get("rate_limits.retry_after")
-    if _fault(FAULT_NO_RETRY_AFTER):
-        headers = {}
-    elif _fault(FAULT_RETRY_AFTER_NOT_INT):
-        headers["Retry-After"] = "soon"
-    elif _fault(FAULT_RETRY_AFTER_LONG):
-        headers["Retry-After"] = "300"
-    elif documented and _fault(FAULT_RETRY_AFTER_UNDOCUMENTED):
-        headers["Retry-After"] = str(max(1, int(documented) // 2))
-    elif not documented and config.variant("retry-after-fraction"):  # both SDKs read a fraction (RATE-LIMITS-003)
-        headers["Retry-After"] = f"{max(seconds - 1, 0)}.5"
+    if not documented and config.variant("retry-after-fraction"):  # both SDKs read a fraction (RATE-LIMITS-003)
+        retry_after = f"{max(seconds - 1, 0)}.5"
     elif not documented and config.variant("retry-after-date"):  # ... and an HTTP-date
-        headers["Retry-After"] = email.utils.formatdate(time.time() + seconds, usegmt=True)
-    if _fault(FAULT_RETRY_AFTER_MS):
-        headers["retry-after-ms"] = "-1000"
-    elif config.variant("retry-after-ms") and headers.get("Retry-After") == str(seconds):
+        retry_after = email.utils.formatdate(time.time() + seconds, usegmt=True)
+    headers = {"Retry-After": retry_after}
+    if config.variant("retry-after-ms") and retry_after == str(seconds):
         headers["retry-after-ms"] = str(seconds * 1000)  # as Azure OpenAI sends it; both SDKs read it first
-    code = None if _fault(FAULT_NO_CODE) else "rate_limit_exceeded"
-    return ApiError(429, message, type=type_, code=code, headers=headers)
+    return seams.RATE_LIMIT_ERROR(config, ApiError(429, message, type=type_, code="rate_limit_exceeded",
+                                                   headers=headers), snapshot)
 
 
 def billing_error(profile, message: str = "Insufficient balance: your wallet balance is exhausted. Recharge and "
@@ -347,91 +310,89 @@ class Limits:
         """Check the authenticated key may call ``model_id`` now; raise 403/402/429 otherwise.
 
         Called by chat, embeddings and ollama after resolving the model; ``tokens`` is the prompt size to charge.
-        Does nothing for unauthenticated requests (e.g. an Ollama surface without auth).
+        Does nothing for unauthenticated requests (e.g. an Ollama surface without auth). Each refusal goes through
+        the ``ADMISSION`` seam (:meth:`refuse`).
         """
         key = ctx.api_key
         if not key:
             return
-        config = self.config
-        policy, profile = self.policy(ctx, key), config.profile
+        policy, profile = self.policy(ctx, key), self.config.profile
         if (
             policy.allowed_models is not None
             and profile.claims("model-allowlist")
             and model_id.lower() not in policy.allowed_models
-            and not config.fault(FAULT_ALLOWLIST_IGNORED)
         ):
-            raise ApiError(403, f"This API key has no access to model '{model_id}' (model allowlist).",
-                           code="model_not_allowed")
-        if policy.suspended and profile.claims("billing") and not config.fault(FAULT_SUSPENDED_SERVED):
-            raise billing_error(profile, "Your wallet is suspended. Contact your agent or admin.")
+            self.refuse("allowlist", ApiError(403, f"This API key has no access to model '{model_id}' (model "
+                                              "allowlist).", code="model_not_allowed"), policy)
+        if policy.suspended and profile.claims("billing"):
+            self.refuse("suspended", billing_error(profile, "Your wallet is suspended. Contact your agent or admin."),
+                        policy)
         reason, snapshot = self.limiter.charge(key, policy, tokens)
-        if (reason is None and policy.token_quota_exhausted and profile.claims("token-quota")
-                and not config.fault(FAULT_QUOTA_SERVED)):
+        if reason is None and policy.token_quota_exhausted and profile.claims("token-quota"):
             reason = "quota"
         ctx.rate_limit = snapshot
-        if config.fault_trace is not None:
+        if self.config.fault_trace is not None:
             self._trace_state(ctx, key, policy, snapshot, refused=reason is not None)
         if reason is None:
             return
-        if reason == "balance" and profile.claims("billing") and not config.fault(FAULT_BALANCE_IGNORED):
-            raise billing_error(profile)
-        if reason == "daily" and not (profile.claims("daily-limit") and config.fault(FAULT_DAILY_SERVED)):
-            raise rate_limit_error("Daily limit reached for this API key.", snapshot)
-        if reason == "quota":
-            raise rate_limit_error("Token quota exhausted for this API key.", snapshot, type_="tokens")
-        if reason == "tokens":
-            raise rate_limit_error(
-                f"Rate limit reached for tokens: limit {policy.tokens_per_minute} per minute.", snapshot,
-                type_="tokens",
-            )
+        if reason == "balance":
+            if profile.claims("billing"):
+                self.refuse(reason, billing_error(profile), policy)
+        elif reason == "daily":
+            self.refuse(reason, rate_limit_error("Daily limit reached for this API key.", snapshot), policy)
+        elif reason == "quota":
+            self.refuse(reason, rate_limit_error("Token quota exhausted for this API key.", snapshot, type_="tokens"),
+                        policy)
+        else:
+            self.refuse(reason, rate_limit_error(f"Rate limit reached for tokens: limit {policy.tokens_per_minute} "
+                                                 "per minute.", snapshot, type_="tokens"), policy)
+
+    def refuse(self, reason: str, refusal: ApiError, policy: KeyPolicy) -> None:
+        """Raise ``refusal`` unless the ``ADMISSION`` seam lets the call pass (``reason``: allowlist, suspended,
+        balance, daily, quota or tokens)."""
+        refusal = seams.ADMISSION(self.config, refusal, reason, policy)
+        if refusal is not None:
+            raise refusal
 
     def add_headers(self, resp: ReferenceResponse) -> ReferenceResponse:
-        """after_request: the profile's rate-limit headers on every authenticated response (429s included)."""
+        """after_request: the profile's rate-limit headers on every authenticated response (429s included), through
+        the ``RATE_LIMIT_HEADERS`` seam."""
         config = self.config
-        fault = config.fault
         ctx = request_context()
         snapshot = ctx.rate_limit
         trace = config.fault_trace
         if trace is not None and not ctx.limits_traced:  # refused before the limiter, or no key: UNKEYED
             trace.couple(UNKEYED, inherit=False)
         style = self.header_style
-        if resp.status_code == 429 and fault(FAULT_BARE_429):
-            resp.set_data(b"Too Many Requests")
-            resp.mimetype = "text/plain"
-        if snapshot is None or style == "none" or (resp.status_code == 429 and fault(FAULT_429_NO_HEADERS)):
+        if snapshot is None:
             return resp
-        success = resp.status_code < 400
-        limit = snapshot.limit_requests * 2 if fault(FAULT_LIMIT_WRONG) else snapshot.limit_requests
-        remaining = snapshot.remaining_requests
-        if fault(FAULT_REMAINING_STUCK) and remaining > 0:
-            remaining = max(0, snapshot.limit_requests - 1)
         if style == "openai":
-            add_openai_headers(resp, snapshot, limit, remaining, success, fault)
-        elif style == "x-ratelimit" and not (success and fault(FAULT_NO_X_HEADERS)):
-            reset_at = self.limiter.wall_clock() + snapshot.reset_seconds
-            as_float = fault(FAULT_X_REMAINING_FLOAT) and remaining > 0
-            reset = str(int(reset_at)) if fault(FAULT_X_RESET_EPOCH) else iso_utc(reset_at)
-            # Made here from numbers: straight to the WSGI server (see wire/headers.py).
-            resp.send("rate-limits", [("X-RateLimit-Limit", str(limit)),
-                                      ("X-RateLimit-Remaining", f"{remaining}.0" if as_float else str(remaining)),
-                                      ("X-RateLimit-Reset", reset)])
+            pairs = openai_headers(snapshot)
+        elif style == "x-ratelimit":
+            pairs = x_ratelimit_headers(snapshot, self.limiter.wall_clock() + snapshot.reset_seconds)
+        else:
+            return resp
+        # Made here from numbers: straight to the WSGI server (see wire/headers.py).
+        resp.send("rate-limits", seams.RATE_LIMIT_HEADERS(config, pairs, resp, snapshot))
         return resp
 
 
-def add_openai_headers(resp: ReferenceResponse, snapshot: Snapshot, limit: int, remaining: int, success: bool,
-                       fault: Callable[[Any], bool]) -> None:
+def openai_headers(snapshot: Snapshot) -> list[tuple[str, str]]:
     """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``, resets as Go durations."""
-    reset = str(round(snapshot.reset_seconds)) if fault(FAULT_RESET_SECONDS) else go_duration(snapshot.reset_seconds)
-    pairs: list[tuple[str, str]] = []
-    if not (success and fault(FAULT_NO_REQUEST_HEADERS)):
-        pairs += [("x-ratelimit-limit-requests", str(limit)), ("x-ratelimit-remaining-requests", str(remaining)),
-                  ("x-ratelimit-reset-requests", reset)]
-    if not (success and fault(FAULT_NO_TOKEN_HEADERS)):
-        tokens_left = snapshot.remaining_tokens
-        pairs += [("x-ratelimit-limit-tokens", str(snapshot.limit_tokens)),
-                  ("x-ratelimit-remaining-tokens", f"{tokens_left}.0" if fault(FAULT_TOKENS_FLOAT) else str(tokens_left)),
-                  ("x-ratelimit-reset-tokens", reset)]
-    resp.send("rate-limits", pairs)  # made here from numbers: straight to the WSGI server (see wire/headers.py)
+    reset = go_duration(snapshot.reset_seconds)
+    return [("x-ratelimit-limit-requests", str(snapshot.limit_requests)),
+            ("x-ratelimit-remaining-requests", str(snapshot.remaining_requests)),
+            ("x-ratelimit-reset-requests", reset),
+            ("x-ratelimit-limit-tokens", str(snapshot.limit_tokens)),
+            ("x-ratelimit-remaining-tokens", str(snapshot.remaining_tokens)),
+            ("x-ratelimit-reset-tokens", reset)]
+
+
+def x_ratelimit_headers(snapshot: Snapshot, reset_at: float) -> list[tuple[str, str]]:
+    """``X-RateLimit-Limit``/``-Remaining`` (requests) and ``-Reset`` (ISO 8601 UTC, the window's end)."""
+    return [("X-RateLimit-Limit", str(snapshot.limit_requests)),
+            ("X-RateLimit-Remaining", str(snapshot.remaining_requests)),
+            ("X-RateLimit-Reset", iso_utc(reset_at))]
 
 
 def exhausted_snapshot(ctx: RequestContext, retry_after: float) -> Snapshot | None:

@@ -4,8 +4,9 @@ Deterministic: the id is ``chatcmpl-`` + a hash of the route and canonical body,
 and the text comes from ``providers`` (seeded by the request), so the same request gives the same bytes.
 
 This module builds the correct answer only. Faults act at the seams it passes its values through
-(faults/seams.py): the parsed request, each generated choice, the completion body and the answer's headers; the
-faults themselves live in faults/completion.py and faults/answer.py.
+(faults/seams.py): the answer to a refused request, the parsed request, each generated choice, the completion body
+and the answer's headers; the faults themselves live in faults/problems.py, faults/completion.py and
+faults/answer.py.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from reference_server.mock.tokenizer import tokenize
 from reference_server.mock.usage import build_usage, is_cacheable
 from reference_server.surfaces import streaming
 from reference_server.surfaces.chat_request import ChatRequest, parse_chat_request, read_json_body
-from reference_server.wire.errors import ApiError
+from reference_server.wire.errors import ApiError, error_response
 from reference_server.wire.headers import json_response
 
 bp = Blueprint("chat", __name__)
@@ -41,18 +42,12 @@ def create_chat_completion():
         if cached.frames:
             return streaming.replay_response(cached.frames)
         return Response(cached.body, mimetype="application/json")
+    body = None
     try:
         body = read_json_body()
-    except ApiError as err:
-        if err.message == "bare":  # fault ERRORS-001: a bare string where the envelope belongs
-            return Response('"Invalid JSON body"', status=400, mimetype="application/json")
-        raise
-    try:
         req = parse_chat_request(body)
-    except ApiError as err:
-        if isinstance(body, dict) and body.get("stream") is True and config.fault(streaming.FAULT_STREAM_200):
-            return streaming.stream_error_response(err.body())
-        raise
+    except ApiError as err:  # unreadable or invalid: its envelope, through the seam of refused chat requests
+        return seams.CHAT_REJECTION(config, error_response(err), err, body)
     req = seams.CHAT_REQUEST(config, req)
     provider = text_provider()
     prompt_tokens = req.prompt_tokens

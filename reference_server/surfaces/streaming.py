@@ -17,7 +17,6 @@ from typing import Any
 
 from flask import Response, stream_with_context
 
-from reference_server import faults
 from reference_server.config import ServerConfig
 from reference_server.context import request_context, server_config
 from reference_server.faults import seams
@@ -30,9 +29,6 @@ from reference_server.mock.tokenizer import tokenize
 from reference_server.mock.usage import build_usage
 from reference_server.surfaces.chat_request import ChatRequest
 from reference_server.wire import sse
-
-F = faults.declare
-FAULT_STREAM_200 = F("SSE-013", "Streaming requests for an unknown model get 200 and an in-stream error.")
 
 ARGUMENT_FRAGMENT_TOKENS = 3
 MAX_STALL_SECONDS = 300.0
@@ -154,11 +150,3 @@ def _event_stream(frames: Iterator[bytes], encoder: sse.SseEncoder, config: Serv
                       {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Content-Type": sse.content_type(config)})
     body = seams.STREAM_BODY(config, body)
     return Response(stream_with_context(body.frames), headers=body.headers)
-
-
-def stream_error_response(err_body: dict[str, Any]) -> Response:
-    """Fault SSE-013: a rejected streaming request answered 200 with an in-stream error and [DONE]."""
-    config: ServerConfig = server_config()
-    encoder = sse.SseEncoder(config)
-    payload = encoder.error(err_body["error"]) + encoder.done()
-    return Response(payload, content_type=sse.content_type(config))

@@ -215,8 +215,8 @@ def observe(fault_ids: list[str], name: str):
         "req_" + "0" * 32)
 
 
-OWNERS = ("faults.headers", "wire.errors", "policy.auth", "faults.models", "faults.completion", "surfaces.chat_request",
-          "faults.validation", "faults.answer", "faults.usage", "surfaces.streaming", "faults.stream", "faults.sse")
+OWNERS = ("faults.headers", "wire.errors", "faults.auth", "faults.models", "faults.completion", "faults.problems",
+          "faults.validation", "faults.answer", "faults.usage", "faults.stream", "faults.sse")
 MINE = sorted(
     fault.requirement
     for module in OWNERS
