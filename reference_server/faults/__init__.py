@@ -17,7 +17,7 @@ FAULT_MODULES = (
     "reference_server.policy.auth",
     "reference_server.surfaces.models",
     "reference_server.faults.completion",
-    "reference_server.surfaces.chat_request",
+    "reference_server.faults.problems",
     "reference_server.faults.validation",
     "reference_server.faults.answer",
     "reference_server.faults.usage",

@@ -138,3 +138,12 @@ HTTP_ERROR: Seam = Seam("http error")
 CORS_PREFLIGHT: Seam = Seam("cors preflight")
 # headers: the CORS header pairs of an actual response, context (resp,)
 CORS_HEADERS: Seam = Seam("cors headers")
+
+
+# chat request / policy
+# error -> decision: a problem validation found in a chat request body (surfaces/chat_request.Problem), context ();
+# a transform reshapes its error or accepts the input (``problem.accept(value)``: validation goes on with value)
+CHAT_PROBLEM: Seam = Seam("chat problem")
+# error -> response: the answer to a chat request refused before generation (its body unreadable or invalid), the
+# rendered envelope; context (err, body) with body None when it could not be read
+CHAT_REJECTION: Seam = Seam("chat rejection")

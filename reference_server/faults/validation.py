@@ -1,6 +1,7 @@
-"""Faults that refuse a valid chat request: the ``CHAT_REQUEST`` seam (request -> parsed request), each transform
-``(req) -> req`` raising the 400 the fault answers. They act on a request that passed validation, so an invalid
-request keeps the error its first problem deserves.
+"""Faults on a valid chat request: the ``CHAT_REQUEST`` seam (request -> parsed request). Most refuse it, each
+transform ``(req) -> req`` raising the 400 the fault answers; one ignores a valid field (PARAMS-022). They act on a
+request that passed validation, so an invalid request keeps the error its first problem deserves (the faults on
+invalid requests are faults/problems.py's).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ FAULT_LOGIT_BIAS = F("PARAMS-026", "Requests with logit_bias answer 400.")
 FAULT_NULLS = F("PARAMS-019", "An explicit null temperature answers 400.")
 FAULT_TEXT_FORMAT = F("STRUCTURED-OUTPUT-005", 'response_format {"type": "text"} answers 400.')
 FAULT_TOOL_FOLLOWUP = F("TOOLS-015", "A follow-up holding tool results answers 400.")
+FAULT_STOP_STRING = F("PARAMS-022", "stop given as a single string is ignored.")
 
 at = CHAT_REQUEST.transform
 
@@ -119,3 +121,9 @@ def _seed_rejected(req: ChatRequest) -> ChatRequest:
 @at(FAULT_LOGIT_BIAS, lambda req: req.body.get("logit_bias") is not None)
 def _logit_bias(req: ChatRequest) -> ChatRequest:
     raise _refuse("'logit_bias' is not supported.", "logit_bias")
+
+
+@at(FAULT_STOP_STRING, lambda req: isinstance(req.body.get("stop"), str))
+def _stop_string(req: ChatRequest) -> ChatRequest:
+    req.stop = []
+    return req

@@ -23,7 +23,7 @@ from reference_server.mock.tokenizer import tokenize
 from reference_server.mock.usage import build_usage, is_cacheable
 from reference_server.surfaces import streaming
 from reference_server.surfaces.chat_request import ChatRequest, parse_chat_request, read_json_body
-from reference_server.wire.errors import ApiError
+from reference_server.wire.errors import ApiError, error_response
 from reference_server.wire.headers import json_response
 
 bp = Blueprint("chat", __name__)
@@ -43,10 +43,8 @@ def create_chat_completion():
         return Response(cached.body, mimetype="application/json")
     try:
         body = read_json_body()
-    except ApiError as err:
-        if err.message == "bare":  # fault ERRORS-001: a bare string where the envelope belongs
-            return Response('"Invalid JSON body"', status=400, mimetype="application/json")
-        raise
+    except ApiError as err:  # unreadable: its envelope, through the seam of refused chat requests
+        return seams.CHAT_REJECTION(config, error_response(err), err, None)
     try:
         req = parse_chat_request(body)
     except ApiError as err:
