@@ -30,6 +30,7 @@ from reference_server.faults import completion as _completion_faults  # noqa: F4
 from reference_server.faults import cors as _cors_faults  # noqa: F401  (the same)
 from reference_server.faults import errors as _error_faults  # noqa: F401  (the same)
 from reference_server.faults import headers as header_faults
+from reference_server.faults import models as _model_faults  # noqa: F401  (the same)
 from reference_server.faults import problems as _problem_faults  # noqa: F401  (the same)
 from reference_server.faults import seams, variants
 from reference_server.faults import sse as _sse_faults  # noqa: F401  (the same)

@@ -15,7 +15,7 @@ FAULT_MODULES = (
     "reference_server.faults.headers",
     "reference_server.faults.errors",
     "reference_server.policy.auth",
-    "reference_server.surfaces.models",
+    "reference_server.faults.models",
     "reference_server.faults.completion",
     "reference_server.faults.problems",
     "reference_server.faults.validation",

@@ -147,3 +147,19 @@ CHAT_PROBLEM: Seam = Seam("chat problem")
 # error -> response: the answer to a chat request refused before generation (its body unreadable or invalid), the
 # rendered envelope; context (err, body) with body None when it could not be read
 CHAT_REJECTION: Seam = Seam("chat rejection")
+
+# models / embeddings / ollama surfaces
+# request -> parsed request: how a model name matched (surfaces/models.Lookup), context ()
+MODEL_LOOKUP: Seam = Seam("model lookup")
+# request -> parsed request: the entry synthesised for a routed provider-model name (None: refused), context (name,)
+ROUTED_MODEL: Seam = Seam("routed model")
+# decision: whether a requested model is served (surfaces/models.Resolution), context ()
+MODEL_RESOLUTION: Seam = Seam("model resolution")
+# answer -> answer: the profile entries GET /models lists, context (profile,)
+MODEL_ENTRIES: Seam = Seam("model entries")
+# answer -> answer: one Model object (before a variant renames fields), context (entry,)
+MODEL_OBJECT: Seam = Seam("model object")
+# answer -> answer: the GET /models body, context ()
+MODELS_LIST: Seam = Seam("models list")
+# answer -> answer: GET /models/{id}'s Model, or the ApiError for an unknown id, context (entry or None,)
+MODEL_RETRIEVED: Seam = Seam("model retrieved")

@@ -215,7 +215,7 @@ def observe(fault_ids: list[str], name: str):
         "req_" + "0" * 32)
 
 
-OWNERS = ("faults.headers", "wire.errors", "policy.auth", "surfaces.models", "faults.completion", "faults.problems",
+OWNERS = ("faults.headers", "wire.errors", "policy.auth", "faults.models", "faults.completion", "faults.problems",
           "faults.validation", "faults.answer", "faults.usage", "surfaces.streaming", "faults.stream", "faults.sse")
 MINE = sorted(
     fault.requirement
