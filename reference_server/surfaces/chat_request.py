@@ -132,6 +132,27 @@ def canonical_hash(value: Any) -> str:
     return hashlib.sha256(_CANONICAL(value).encode()).hexdigest()
 
 
+def request_hashes(path: str, body: dict[str, Any], model_id: str, shaping: dict[str, Any]) -> tuple[str, str]:
+    """``canonical_hash([path, body])`` and ``canonical_hash([model_id, shaping])``, the messages encoded once.
+
+    Both hashes cover the messages, nearly all of a chat body's bytes. The canonical JSON of a dict is its members'
+    canonical JSON in key order, so each value is encoded on its own and the messages' text reused: the same bytes,
+    hence the same hashes, as encoding each list whole.
+    """
+    encode = _CANONICAL
+    messages = body.get("messages")
+    shared = encode(messages) if messages is not None and shaping.get("messages") is messages else None
+
+    def canonical_object(value: dict[str, Any]) -> str:
+        members = (f"{encode(key)}:{shared if shared is not None and value[key] is messages else encode(value[key])}"
+                   for key in sorted(value))
+        return "{" + ",".join(members) + "}"
+
+    request_text = f"[{encode(path)},{canonical_object(body)}]"
+    content_text = f"[{encode(model_id)},{canonical_object(shaping)}]"
+    return (hashlib.sha256(request_text.encode()).hexdigest(), hashlib.sha256(content_text.encode()).hexdigest())
+
+
 def read_json_body() -> Any:
     """The parsed body, or raise 415 (not JSON content type) / 400 (not parseable)."""
     if not request.is_json and not server_config().variant("text-plain-served"):
@@ -377,12 +398,12 @@ def parse_chat_request(body: Any) -> ChatRequest:
         stop=_stop(body), logprobs=logprobs, top_logprobs=top_logprobs or 0, tools=tools,
         tool_choice=_tool_choice(body, [t["function"]["name"] for t in tools]),
         parallel_tool_calls=_boolean(body, "parallel_tool_calls", True), response_format=_response_format(body),
-        include_usage=include_usage, usage_requested=asked, request_hash=canonical_hash([request.path, body]),
+        include_usage=include_usage, usage_requested=asked,
         unknown_fields=tuple(sorted(body.keys() - KNOWN_FIELDS)),
     )
     # Parsed values, not raw ones: {"type": "text"} and an absent response_format must give the same text.
     shaping = {name: getattr(req, name) for name in CONTENT_FIELDS}
     if req.temperature == 0:
         shaping.pop("seed")  # greedy decoding: the seed cannot change the text
-    req.content_key = canonical_hash([model.id, shaping])
+    req.request_hash, req.content_key = request_hashes(request.path, body, model.id, shaping)
     return req
