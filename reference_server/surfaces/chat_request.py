@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -135,22 +136,26 @@ def canonical_hash(value: Any) -> str:
 def request_hashes(path: str, body: dict[str, Any], model_id: str, shaping: dict[str, Any]) -> tuple[str, str]:
     """``canonical_hash([path, body])`` and ``canonical_hash([model_id, shaping])``, the messages encoded once.
 
-    Both hashes cover the messages, nearly all of a chat body's bytes. The canonical JSON of a dict is its members'
-    canonical JSON in key order, so each value is encoded on its own and the messages' text reused: the same bytes,
-    hence the same hashes, as encoding each list whole.
+    Both hashes cover the messages, nearly all of a chat body's bytes. Each outer value is encoded with a
+    placeholder string where the shared messages list sits, and the placeholder's JSON replaced by the messages'
+    canonical JSON: the same text, hence the same hashes, as encoding each whole. The placeholder is random per
+    process, and a text holding it anywhere else is encoded whole instead.
     """
-    encode = _CANONICAL
     messages = body.get("messages")
-    shared = encode(messages) if messages is not None and shaping.get("messages") is messages else None
+    if messages is None or shaping.get("messages") is not messages:
+        return canonical_hash([path, body]), canonical_hash([model_id, shaping])
+    request_text = _CANONICAL([path, {**body, "messages": _PLACEHOLDER}])
+    content_text = _CANONICAL([model_id, {**shaping, "messages": _PLACEHOLDER}])
+    if request_text.count(_PLACEHOLDER_JSON) != 1 or content_text.count(_PLACEHOLDER_JSON) != 1:
+        return canonical_hash([path, body]), canonical_hash([model_id, shaping])
+    shared = _CANONICAL(messages)
+    request_text = request_text.replace(_PLACEHOLDER_JSON, shared)
+    content_text = content_text.replace(_PLACEHOLDER_JSON, shared)
+    return hashlib.sha256(request_text.encode()).hexdigest(), hashlib.sha256(content_text.encode()).hexdigest()
 
-    def canonical_object(value: dict[str, Any]) -> str:
-        members = (f"{encode(key)}:{shared if shared is not None and value[key] is messages else encode(value[key])}"
-                   for key in sorted(value))
-        return "{" + ",".join(members) + "}"
 
-    request_text = f"[{encode(path)},{canonical_object(body)}]"
-    content_text = f"[{encode(model_id)},{canonical_object(shaping)}]"
-    return (hashlib.sha256(request_text.encode()).hexdigest(), hashlib.sha256(content_text.encode()).hexdigest())
+_PLACEHOLDER = f"messages-{os.urandom(16).hex()}"
+_PLACEHOLDER_JSON = f'"{_PLACEHOLDER}"'
 
 
 def read_json_body() -> Any:

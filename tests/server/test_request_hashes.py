@@ -35,3 +35,12 @@ def test_request_hashes_equal_the_whole_encodings():
 
 def test_request_hashes_of_a_body_without_messages():
     assert request_hashes("/p", {}, "m", {}) == (canonical_hash(["/p", {}]), canonical_hash(["m", {}]))
+
+
+def test_a_body_holding_the_placeholder_is_hashed_whole(monkeypatch):
+    from reference_server.surfaces import chat_request
+
+    messages = [{"role": "user", "content": chat_request._PLACEHOLDER}]
+    body = {"model": "m", "messages": messages}
+    shaping = {"messages": messages, "tools": []}
+    assert request_hashes("/p", body, "m", shaping) == (canonical_hash(["/p", body]), canonical_hash(["m", shaping]))
