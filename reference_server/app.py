@@ -94,6 +94,38 @@ def refuse_oversized_body(limit: int) -> None:
         raise RequestEntityTooLarge()
 
 
+# Requests of different (method, path) pairs an app remembers matching; past this, the rest are matched each time.
+ROUTE_TABLE_SIZE = 1024
+
+
+class ReferenceRequestContext(FlaskRequestContext):
+    """Flask's request context, matching a (method, path) pair against the URL map once per app.
+
+    werkzeug's matcher walks its state machine on every request (a few dozen Python calls); the app's rules do not
+    change once it serves, and without host or subdomain matching the match depends on the method and the path
+    alone. Only matches are remembered: a 404, a 405 or a redirect is raised afresh each time.
+    """
+
+    app: ReferenceFlask
+
+    def match_request(self) -> None:
+        table = self.app.route_table
+        if table is None:
+            return super().match_request()
+        adapter = self.url_adapter
+        key = (adapter.default_method, adapter.path_info, adapter.websocket)
+        found = table.get(key)
+        req = self.request
+        if found is not None:
+            req.url_rule, view_args = found
+            req.view_args = dict(view_args)  # the request's own: a view or preprocessor may change it
+            return None
+        super().match_request()
+        if req.routing_exception is None and len(table) < ROUTE_TABLE_SIZE:
+            table[key] = (req.url_rule, dict(req.view_args or {}))
+        return None
+
+
 class ReferenceFlask(Flask):
     """Flask with the server's typed state: every request carries a ``RequestContext``, every response is a
     ``ReferenceResponse`` (server-made headers straight to the WSGI server), and ``server`` holds what the app owns.
@@ -110,10 +142,14 @@ class ReferenceFlask(Flask):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._sync_functions: dict[Callable, Callable] = {}
+        # (method, path, websocket) -> (rule, view args); None where the host takes part in matching
+        self.route_table: dict[tuple[str, str, bool], tuple[Any, dict[str, Any]]] | None = (
+            None if self.url_map.host_matching or self.subdomain_matching else {})
 
     def request_context(self, environ: dict) -> FlaskRequestContext:
-        """Flask's request context, with the request's own ``RequestContext`` attached before any hook runs."""
-        flask_context = super().request_context(environ)
+        """Flask's request context (matching through the app's route table), with the request's own
+        ``RequestContext`` attached before any hook runs."""
+        flask_context = ReferenceRequestContext(self, environ)
         flask_context.request.context = RequestContext(self.server, flask_context.request)
         return flask_context
 

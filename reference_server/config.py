@@ -36,6 +36,8 @@ class ServerConfig:
     fault_trace: FaultTrace | None = field(default=None, init=False, repr=False, compare=False)
     # seam -> the transforms that can act for this config, fixed by ``faults.seams.bind`` when the app is built
     seam_transforms: dict[Any, tuple[Any, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # (model name, kind) -> (profile, the model it resolves to there), for an app serving no fault (surfaces/models.py)
+    model_table: dict[tuple[str, str], tuple[Any, Any]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def for_profile(cls, name: str = "openai", **kwargs: Any) -> ServerConfig:

@@ -16,6 +16,16 @@ from reference_server.mock import scripted
 from reference_server.scripting.matching import ENDPOINT_ROUTES
 
 bp = Blueprint("control", __name__)
+# This process's id for the journal (a system call each time it is asked), refreshed in a forked worker.
+_pid = os.getpid()
+
+
+def _refresh_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_refresh_pid)
 
 
 def record_exchange(resp: Response) -> Response:
@@ -40,7 +50,7 @@ def record_exchange(resp: Response) -> Response:
         "status": resp.status_code,
         "request_id": ctx.request_id,
         "route": ENDPOINT_ROUTES.get(req.endpoint or ""),
-        "pid": os.getpid(),  # which process answered (several gunicorn workers or hosts share a Redis journal)
+        "pid": _pid,  # which process answered (several gunicorn workers or hosts share a Redis journal)
         # with fault tracing, the live set of faults consulted (rendered by ``journal.render``)
         **({} if consults is None else {"trace": consults}),
         # what was sent back, rendered when read: the response's headers and the server's own wire headers

@@ -11,6 +11,7 @@ request it applies to. Nor do apps that trace faults: a replayed answer asks no 
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -38,8 +39,9 @@ class CachedAnswer:
     body: bytes = b""
     frames: tuple[bytes, ...] = ()
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
+        """Bytes kept: asked when the answer is stored and again when it is evicted, so worked out once."""
         return len(self.body) + sum(len(frame) for frame in self.frames)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -130,6 +131,31 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 def canonical_hash(value: Any) -> str:
     """sha256 of the canonical JSON of ``value`` (sorted keys, no spaces): equal requests, equal hashes."""
     return hashlib.sha256(_CANONICAL(value).encode()).hexdigest()
+
+
+def request_hashes(path: str, body: dict[str, Any], model_id: str, shaping: dict[str, Any]) -> tuple[str, str]:
+    """``canonical_hash([path, body])`` and ``canonical_hash([model_id, shaping])``, the messages encoded once.
+
+    Both hashes cover the messages, nearly all of a chat body's bytes. Each outer value is encoded with a
+    placeholder string where the shared messages list sits, and the placeholder's JSON replaced by the messages'
+    canonical JSON: the same text, hence the same hashes, as encoding each whole. The placeholder is random per
+    process, and a text holding it anywhere else is encoded whole instead.
+    """
+    messages = body.get("messages")
+    if messages is None or shaping.get("messages") is not messages:
+        return canonical_hash([path, body]), canonical_hash([model_id, shaping])
+    request_text = _CANONICAL([path, {**body, "messages": _PLACEHOLDER}])
+    content_text = _CANONICAL([model_id, {**shaping, "messages": _PLACEHOLDER}])
+    if request_text.count(_PLACEHOLDER_JSON) != 1 or content_text.count(_PLACEHOLDER_JSON) != 1:
+        return canonical_hash([path, body]), canonical_hash([model_id, shaping])
+    shared = _CANONICAL(messages)
+    request_text = request_text.replace(_PLACEHOLDER_JSON, shared)
+    content_text = content_text.replace(_PLACEHOLDER_JSON, shared)
+    return hashlib.sha256(request_text.encode()).hexdigest(), hashlib.sha256(content_text.encode()).hexdigest()
+
+
+_PLACEHOLDER = f"messages-{os.urandom(16).hex()}"
+_PLACEHOLDER_JSON = f'"{_PLACEHOLDER}"'
 
 
 def read_json_body() -> Any:
@@ -377,12 +403,12 @@ def parse_chat_request(body: Any) -> ChatRequest:
         stop=_stop(body), logprobs=logprobs, top_logprobs=top_logprobs or 0, tools=tools,
         tool_choice=_tool_choice(body, [t["function"]["name"] for t in tools]),
         parallel_tool_calls=_boolean(body, "parallel_tool_calls", True), response_format=_response_format(body),
-        include_usage=include_usage, usage_requested=asked, request_hash=canonical_hash([request.path, body]),
+        include_usage=include_usage, usage_requested=asked,
         unknown_fields=tuple(sorted(body.keys() - KNOWN_FIELDS)),
     )
     # Parsed values, not raw ones: {"type": "text"} and an absent response_format must give the same text.
     shaping = {name: getattr(req, name) for name in CONTENT_FIELDS}
     if req.temperature == 0:
         shaping.pop("seed")  # greedy decoding: the seed cannot change the text
-    req.content_key = canonical_hash([model.id, shaping])
+    req.request_hash, req.content_key = request_hashes(request.path, body, model.id, shaping)
     return req

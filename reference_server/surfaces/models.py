@@ -22,6 +22,8 @@ bp = Blueprint("models", __name__)
 
 # Every model was "created" at the same fixed instant, so listings are byte-stable (2024-01-01T00:00:00Z).
 MODEL_CREATED = 1_704_067_200
+# Names an app remembers resolving (ServerConfig.model_table); names past this are resolved each time.
+MODEL_TABLE_SIZE = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,17 +166,27 @@ def resolve_model(name: Any, kind: str = "chat", profile: Profile | None = None)
     ``kind`` is ``"chat"`` or ``"embedding"``; only models of that kind match. Needs an app context unless
     ``profile`` is given (faults are still read from the current app).
     """
-    profile = profile or _profile()
+    config = server_config()
+    profile = profile or config.profile
     if not isinstance(name, str) or not name:
         raise ApiError(400, "you must provide a model parameter", param="model")
+    # Every request resolves its model, and without faults the answer depends on the profile alone: the app keeps
+    # a table of the names it has served (bounded: routed provider-model names are open-ended).
+    table = config.model_table if profile is config.profile and not config.fault_questions_matter() else None
+    if table is not None:
+        known = table.get((name, kind))
+        if known is not None and known[0] is profile:  # (a test may swap the config's profile)
+            return known[1]
     if _is_rejected(name, profile):
         resolution = Resolution(name, kind, profile, None, rejected=True)
     else:
         entry = _match(name, profile, kind) or (_route(name, profile) if kind == "chat" else None)
         resolution = Resolution(name, kind, profile, None if entry is None else served(entry, name, kind, profile))
-    resolution = seams.MODEL_RESOLUTION(server_config(), resolution)
+    resolution = seams.MODEL_RESOLUTION(config, resolution)
     if resolution.model is None:
         raise unknown_model_error(name, profile, resolution.hint)
+    if table is not None and len(table) < MODEL_TABLE_SIZE:
+        table[(name, kind)] = (profile, resolution.model)
     return resolution.model
 
 

@@ -40,3 +40,15 @@ def test_sdk_headers_are_accepted(post_chat):
 
 def test_healthz_needs_no_key(client):
     assert client.get("/healthz").get_json()["status"] == "ok"
+
+
+def test_route_table_remembers_matches_only(client, headers):
+    """A matched (method, path) is remembered with its own view arguments; a 404 or 405 is raised each time."""
+    for _ in range(2):
+        assert client.get("/v1/models/gpt-4o-mini", headers=headers).get_json()["id"] == "gpt-4o-mini"
+        assert client.get("/v1/models/gpt-4o", headers=headers).get_json()["id"] == "gpt-4o"
+        assert client.get("/v1/no-such-route", headers=headers).status_code == 404
+        assert client.get("/v1/chat/completions", headers=headers).status_code == 405
+    table = client.application.route_table
+    assert {(method, path) for method, path, _ in table} >= {("GET", "/v1/models/gpt-4o-mini"), ("GET", "/v1/models/gpt-4o")}
+    assert ("GET", "/v1/no-such-route", False) not in table and ("GET", "/v1/chat/completions", False) not in table
