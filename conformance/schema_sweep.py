@@ -214,7 +214,7 @@ def case_findings(exchanges: Iterable[Any], redact: Any, ollama_base: str | None
             checked.setdefault(rid, []).append(key)
         for rid, path, message in found:
             findings.append({"requirement": rid, "path": path, "message": redact(message), "exchange": key,
-                             "request": redact(f"{ex.method} {ex.url} -> HTTP {ex.status}")})
+                             "request": redact(f"{ex.method} {urlsplit(ex.url).path} -> HTTP {ex.status}")})
     return {"checked": checked, "findings": findings}
 
 
