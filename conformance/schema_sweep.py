@@ -10,8 +10,8 @@ requirement that owns that shape:
   it (``model`` CHAT-005, ``message.content`` CHAT-009, ...), anything else to CHAT-019;
 - each JSON chunk of a 200 chat event stream: ``CreateChatCompletionStreamResponse``, CHAT-STREAM-017 (an
   in-stream ``{"error": ...}`` event and the ``[DONE]`` sentinel are not chunks; SSE-* judge them);
-- a 200 models list (``ListModelsResponse``, MODELS-001..004/021 by field), a retrieved model (``Model``,
-  MODELS-012), a 200 embeddings answer (``CreateEmbeddingResponse``, EMBEDDINGS-001/002/010/017 by field);
+- a 200 models list (``ListModelsResponse``, MODELS-001..004/021 by field), a retrieved model (``Model``, the same
+  fields' requirements, MODELS-012 for anything else), a 200 embeddings answer (``CreateEmbeddingResponse``, EMBEDDINGS-001/002/010/017 by field);
 - a JSON body of a 4xx/5xx on the OpenAI surface: ``ErrorResponse``, ERRORS-001 (the envelope and its four keys)
   or ERRORS-002 (the type of a key's value). A body that is not JSON is the specific checks' to judge.
 
@@ -75,6 +75,12 @@ def models_list_requirement(path: list) -> str:
     return _MODEL_FIELDS.get(str(path[2]), "MODELS-002") if len(path) > 2 else "MODELS-002"
 
 
+def model_requirement(path: list) -> str:
+    """A retrieved Model's error: by field, as for an item of the list (one object, one shape); MODELS-012 when the
+    answer is not a Model object at all."""
+    return _MODEL_FIELDS.get(str(path[0]), "MODELS-002") if path else "MODELS-012"
+
+
 def embeddings_requirement(path: list) -> str:
     """The requirement a CreateEmbeddingResponse error belongs to, from where it points."""
     if path[:1] == ["usage"]:
@@ -102,7 +108,7 @@ SHAPES: dict[str, tuple[str, str, Any]] = {
     "chat": ("CreateChatCompletionResponse", "CHAT-019", chat_requirement),
     "chunk": ("CreateChatCompletionStreamResponse", "CHAT-STREAM-017", lambda path: "CHAT-STREAM-017"),
     "models": ("ListModelsResponse", "MODELS-001", models_list_requirement),
-    "model": ("Model", "MODELS-012", lambda path: "MODELS-012"),
+    "model": ("Model", "MODELS-012", model_requirement),
     "embeddings": ("CreateEmbeddingResponse", "EMBEDDINGS-001", embeddings_requirement),
     "error": ("ErrorResponse", "ERRORS-001", error_requirement),
 }
@@ -114,10 +120,11 @@ def route_kind(method: str, url: str, ollama_base: str | None = None) -> str | N
     path = urlsplit(url).path.rstrip("/")
     if "/_mock/" in path + "/" or (ollama_base and (path + "/").startswith(ollama_base.rstrip("/") + "/")):
         return None
+    post = method.upper() == "POST"  # a 200 to another method is no completion (ERRORS-012 judges it)
     if path.endswith("/chat/completions"):
-        return "chat"
+        return "chat" if post else "other"
     if path.endswith("/embeddings"):
-        return "embeddings"
+        return "embeddings" if post else "other"
     if method.upper() == "GET" and path.endswith("/models"):
         return "models"
     if method.upper() == "GET" and "/models/" in path:
