@@ -278,7 +278,7 @@ class ResultsRecorder:
         cases = [self.cases[k] for k in sorted(self.cases)]
         # The schema sweep's records, one per requirement, from every case of every worker (schema_sweep.py).
         cases += sweep_records(cases, state.registry, state.profile, state.baseline,
-                               traced=state.options.server_trace_faults)
+                               traced=state.options.server_trace_faults, globs=state.options.requirement_globs)
         self.results = build_results(cases, state.registry, state.baseline, state.run_info(),
                                      state.options.requirement_globs)
         self.written = write_reports(state.report_dir, self.results, cases, state.redactor)

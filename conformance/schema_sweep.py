@@ -27,6 +27,7 @@ it judged and the controller merges.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import re
@@ -226,10 +227,11 @@ def case_findings(exchanges: Iterable[Any], redact: Any, ollama_base: str | None
 
 
 def sweep_records(cases: Iterable[Mapping], registry: Mapping[str, Any], profile: Any, baseline: Any,
-                  traced: bool = False) -> list[dict]:
+                  traced: bool = False, globs: tuple[str, ...] = ()) -> list[dict]:
     """One case record per requirement the sweep validated or found an error for, from the cases' ``schema``
     parts: the errors grouped per requirement and folded JSON path, each with how many distinct exchanges show it
-    and one of them (request and the case that judged it) as evidence."""
+    and one of them (request and the case that judged it) as evidence. Requirements outside the registry, outside
+    the run's ``--gw-requirement`` selection (``globs``) or of a feature the profile does not claim get none."""
     checked: dict[str, set[str]] = {}
     groups: dict[tuple[str, str], dict] = {}
     for case in cases:
@@ -250,7 +252,8 @@ def sweep_records(cases: Iterable[Mapping], registry: Mapping[str, Any], profile
             f"(judged in {group['case']})"))
     records = []
     for rid, violations in sorted(by_requirement.items()):
-        if rid not in registry:
+        if rid not in registry or not profile.claims(registry[rid].feature) or \
+                (globs and not any(fnmatch.fnmatchcase(rid, g) for g in globs)):
             continue
         case_id = CASE_PREFIX + rid
         grade = grade_case(case_id, [rid], registry, profile, violations, None, baseline, {rid})
