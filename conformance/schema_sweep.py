@@ -35,11 +35,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway_spec.openapi import schema_validator
-
 from conformance.expect import Violation
 from conformance.outcomes import grade_case
 from conformance.sse import parse_sse
+from gateway_spec.openapi import schema_validator
 
 CASE_PREFIX = "schema-sweep::"
 MAX_FINDINGS_PER_EXCHANGE = 20
@@ -178,7 +177,7 @@ def validate_exchange(ex: Any, ollama_base: str | None = None) -> tuple[set[str]
         body = bytes(ex.raw_body)
         if ex.status == 200 and kind == "chat" and (ex.streamed or _content_type(ex) == "text/event-stream"):
             events, _ = parse_sse(body)
-            for n, event in enumerate(e for e in events if not e.is_done):
+            for event in (e for e in events if not e.is_done):
                 try:
                     chunk = json.loads(event.data)
                 except ValueError:
