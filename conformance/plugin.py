@@ -44,6 +44,7 @@ from conformance.outcomes import (
     xpass_message,
 )
 from conformance.preflight import run_preflight
+from conformance.schema_sweep import case_findings
 from conformance.wire import RECORDING_DIR
 
 
@@ -322,6 +323,9 @@ def _apply_grade(item, report, grade) -> None:
     report.conformance = reports.case_record(case_id(item), grade, message, report.duration, transcript,
                                              state.redactor, exchanges)
     report.conformance["request_ids"] = ids = request_ids(exchanges)
+    # What the controller's schema sweep needs (conformance/schema_sweep.py): every JSON answer and chunk this case
+    # judged, validated against its schema; the record carries the findings, not the exchanges.
+    report.conformance["schema"] = case_findings(exchanges, state.redactor.text, state.profile.get("ollama.base_path"))
     if state.options.server_trace_faults:
         tracer = item.config.stash.get(TRACER, None)
         # No tracer yet: the embedded server has not started, so a case without exchanges consulted nothing.

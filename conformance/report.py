@@ -27,6 +27,7 @@ from conformance.redact import Redactor
 from conformance.report_html import render_html
 from conformance.report_md import render_markdown
 from conformance.results_schema import SCHEMA_VERSION
+from conformance.schema_sweep import CASE_PREFIX, sweep_records
 
 ALLURE_SEVERITY = {"MUST": "critical", "SHOULD": "normal", "MAY": "minor"}
 STREAM_BYTES = 16384  # raw SSE bytes kept per streamed exchange of a case that did not pass
@@ -275,6 +276,9 @@ class ResultsRecorder:
         if session.config.option.collectonly:
             return
         cases = [self.cases[k] for k in sorted(self.cases)]
+        # The schema sweep's records, one per requirement, from every case of every worker (schema_sweep.py).
+        cases += sweep_records(cases, state.registry, state.profile, state.baseline,
+                               traced=state.options.server_trace_faults, globs=state.options.requirement_globs)
         self.results = build_results(cases, state.registry, state.baseline, state.run_info(),
                                      state.options.requirement_globs)
         self.written = write_reports(state.report_dir, self.results, cases, state.redactor)
@@ -282,8 +286,14 @@ class ResultsRecorder:
         xml_path = Path(session.config.invocation_params.dir, os.path.expanduser(xml)) if xml else None
         if xml_path is not None and xml_path.is_file():
             junit.rewrite(xml_path, self.results)
-        if self.stale() and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a stale baseline fails the run
+        if (self.stale() or self.sweep_failed()) and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a stale baseline or a sweep failure fails the run
+
+    def sweep_failed(self) -> list[str]:
+        """Schema-sweep records that fail the run as a failed case would (they are no pytest case of their own)."""
+        failing = {"FAIL", "XPASS", "ERROR"} | ({"WARN"} if self.state.options.fail_on == "should" else set())
+        return [c["id"] for c in (self.results or {}).get("cases", [])
+                if c["id"].startswith(CASE_PREFIX) and c["outcome"] in failing]
 
     def stale(self) -> list[str]:
         reqs = (self.results or {}).get("requirements", {})
@@ -296,6 +306,8 @@ class ResultsRecorder:
         tr.section("llm-gateway-conformance")
         counts = self.results["summary"]["requirements"]
         tr.line("requirements: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+        for cid in self.sweep_failed():
+            tr.line(f"schema sweep: {cid.removeprefix(CASE_PREFIX)} failed (see results.json, case {cid})", red=True)
         for rid in self.stale():
             tr.line(f"stale baseline entry: {rid} passed (XPASS); remove it from the baseline", red=True)
         tr.line(f"reports: {self.state.report_dir}")

@@ -25,6 +25,12 @@ VARIANTS: dict[str, str] = {
     "model-fields-renamed": "Listed models carry prices and context length under names of the gateway's own "
     "(prompt_price_per_1m, completion_price_per_1m, context_window), which the doc does not name.",
     "owned-by-own": "Listed models report the gateway's own name as owned_by where the profile's doc names no owner.",
+    "cache-miss": "The prompt cache never hits: every cacheable request writes it (cached_tokens 0, the documented "
+    "cache-read field 0); caching is best effort (USAGE-016 once a MUST).",
+    "tool-args-unparsed": "Tool calls of functions without strict: true carry arguments that do not parse as JSON "
+    "(the closing brace missing); the spec promises valid JSON only with strict (TOOLS-005/009, SDK-004/005 once MUSTs).",
+    "schema-loose": "A json_schema answer without strict: true leaves out one property; adherence is promised only with "
+    "strict (STRUCTURED-OUTPUT-003 once a MUST).",
     "finish-separate": "finish_reason arrives on a separate chunk with an empty delta (as Ollama's /v1 does).",
 }
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from flask import request
 
+from reference_server.context import server_config
 from reference_server.mock import schema_values
 from reference_server.mock.tokenizer import count_tokens, message_text, tokenize
 from reference_server.wire.errors import ApiError
@@ -131,7 +132,11 @@ def json_answer(req: ChatRequest, index: int) -> str:
     rng = rng_for(req, "json", index)
     if fmt.get("type") == "json_schema":
         schema = (fmt.get("json_schema") or {}).get("schema") or {"type": "object"}
-        return json.dumps(schema_values.generate(schema, rng))
+        value = schema_values.generate(schema, rng)
+        if (isinstance(value, dict) and len(value) > 1 and (fmt.get("json_schema") or {}).get("strict") is not True
+                and server_config().variant("schema-loose")):
+            value.pop(sorted(value)[-1])  # adherence is promised only with strict: true (STRUCTURED-OUTPUT-003)
+        return json.dumps(value)
     return json.dumps({"answer": seeded_text(rng), "choice": index})
 
 
@@ -150,10 +155,13 @@ def called_tools(req: ChatRequest) -> list[str]:
 
 def tool_calls(req: ChatRequest, index: int, names: list[str]) -> tuple[ToolCall, ...]:
     schemas = {t["function"]["name"]: t["function"].get("parameters") or {"type": "object"} for t in req.tools}
+    strict = {t["function"]["name"] for t in req.tools if t["function"].get("strict") is True}
     calls = []
     for number, name in enumerate(names):
-        args = schema_values.generate(schemas[name], rng_for(req, "tool", index, number))
-        calls.append(ToolCall(derived_id("call_", req.content_key, index, number), name, json.dumps(args)))
+        args = json.dumps(schema_values.generate(schemas[name], rng_for(req, "tool", index, number)))
+        if name not in strict and server_config().variant("tool-args-unparsed"):
+            args = args[:-1]  # the model "does not always generate valid JSON" unless strict is on (TOOLS-005/016)
+        calls.append(ToolCall(derived_id("call_", req.content_key, index, number), name, args))
     return tuple(calls)
 
 

@@ -96,7 +96,8 @@ def build_usage(req: ChatRequest, generations: list[Generation], *, streamed: bo
     completion = sum(g.completion_tokens for g in generations)
     cached = cached_tokens(req)
     created = 0
-    if cached and not _cache_hit(req):  # the first request of this prefix writes the cache
+    # variant cache-miss: a cache that never hits (best effort: USAGE-016 is a SHOULD)
+    if cached and (config.variant("cache-miss") or not _cache_hit(req)):  # the first request of this prefix writes the cache
         created, cached = cached, 0
     usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
     usage["prompt_tokens_details"] = {"cached_tokens": cached, "audio_tokens": 0}

@@ -2,7 +2,8 @@
 
 A variant switches on behaviour the contract allows (CRLF line ends, keep-alive comments, extra fields, ...). With
 it on, no requirement may FAIL or ERROR, no WARN may appear that the clean run of the profile lacks, and nothing
-the clean run passes may stop passing. The clean runs themselves must be free of FAIL, WARN and ERROR in every
+the clean run passes may stop passing; except that a variant of a relaxed SHOULD (``VARIANT_WARNS``) must WARN
+exactly its relaxed requirements. The clean runs themselves must be free of FAIL, WARN and ERROR in every
 bundled profile: a matrix row measured against a failing baseline would prove nothing.
 """
 
@@ -22,6 +23,11 @@ VARIANT_PROFILES = {"finish-separate": ("openai", "ollama"),
                     # the one profile whose /models documents prices and context length (MODELS-018/019)
                     "model-fields-renamed": ("unified-llm-gateway",)}
 BAD = ("FAIL", "ERROR", "XPASS")
+# Variants of relaxed requirements (docs/requirements.md, level changes) whose behaviour the level rule makes a SHOULD:
+# valid, so never a FAIL, but a WARN of exactly these requirements (and nothing else moves). They once failed.
+VARIANT_WARNS = {"cache-miss": {"USAGE-016"},
+                 "tool-args-unparsed": {"TOOLS-009", "TOOLS-016", "SDK-004", "SDK-005"},
+                 "schema-loose": {"STRUCTURED-OUTPUT-003"}}
 
 
 def _rows():
@@ -42,8 +48,13 @@ def test_clean_run_has_no_failure_warning_or_error(profile, baselines):
 def test_variant_raises_no_false_alarm(variant, profile, baselines, matrix_dir, record_row):
     clean = baselines.get(profile)
     run = matrix.run_suite(profile, matrix_dir / f"variant-{variant}-{profile}", variants=(variant,))
+    warns = VARIANT_WARNS.get(variant, set())
     alarms = {rid: (old, new) for rid, (old, new) in matrix.changed_verdicts(clean, run).items()
-              if new in BAD or new == "WARN" or old == "PASS"}
+              if new in BAD or (new == "WARN" and rid not in warns) or (old == "PASS" and not (new == "WARN"
+                                                                                           and rid in warns))}
+    missing = sorted(rid for rid in warns if run.verdicts.get(rid) != "WARN")
+    assert not missing, f"--gw-server-variant {variant} should WARN {missing} (its relaxed requirements), got " + \
+        ", ".join(f"{rid}: {run.verdicts.get(rid, 'NOT_RUN')}" for rid in missing)
     record_row(kind="variant", id=variant, profile=profile, status="holds" if not alarms else "false alarm")
     assert not alarms, (f"--gw-server-variant {variant} ({VARIANTS[variant]}) is valid, yet the suite moved:\n"
                         + matrix.describe_changes(alarms, run))

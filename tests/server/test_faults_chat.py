@@ -153,7 +153,7 @@ SPECIFIC = {
     "MODELS-011": "rejected_model", "MODELS-012": "retrieve", "MODELS-013": "retrieve_unknown",
     "MODELS-014": "alias", "MODELS-015": "alias", "MODELS-016": "case", "MODELS-017": "routed",
     "MODELS-018": "models_priced", "MODELS-019": "models_priced",
-    "CHAT-009": "refusal", "CHAT-015": "conversation", "CHAT-016": "developer", "CHAT-017": "parts",
+    "CHAT-009": "tools", "CHAT-015": "conversation", "CHAT-016": "developer", "CHAT-017": "parts",
     "CHAT-020": "stream_false", "CHAT-021": "reasoning", "CHAT-022": "think", "CHAT-023": "refusal",
     "CHAT-STREAM-012": "stream_plain", "CHAT-STREAM-016": "stream_plain", "CHAT-STREAM-018": "stream_n",
     "CHAT-STREAM-019": "reasoning_stream", "CHAT-STREAM-020": "think_stream",

@@ -128,11 +128,55 @@ def test_model_fields_renamed_keeps_the_values():
     assert after["context_window"] == before["context_length"]
 
 
+WEATHER = {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+           "required": ["city", "days"]}
+
+
+def _answer(variant, body):
+    client = make_client("openai", variants=[variant] if variant else [])
+    resp = client.post("/v1/chat/completions", headers=auth_headers(client), json=body)
+    assert resp.status_code == 200
+    return resp.get_json()
+
+
+def test_tool_args_unparsed_only_without_strict():
+    def args(variant, strict):
+        tool = {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER, "strict": strict}}
+        return _answer(variant, chat_body("weather?", tools=[tool]))["choices"][0]["message"]["tool_calls"][0][
+            "function"]["arguments"]
+    broken = args("tool-args-unparsed", False)
+    assert isinstance(broken, str)
+    with pytest.raises(ValueError):
+        json.loads(broken)
+    assert json.loads(args("tool-args-unparsed", True)) == json.loads(args(None, True))
+
+
+def test_schema_loose_drops_a_property_only_without_strict():
+    def answer(variant, strict):
+        fmt = {"type": "json_schema", "json_schema": {"name": "w", "schema": WEATHER, "strict": strict}}
+        return json.loads(_answer(variant, chat_body(response_format=fmt))["choices"][0]["message"]["content"])
+    assert len(answer("schema-loose", False)) == len(answer(None, False)) - 1
+    assert answer("schema-loose", True) == answer(None, True)
+
+
+def test_cache_miss_never_reads_the_cache():
+    messages = [{"role": "system", "content": "a long shared prefix " * 20}, {"role": "user", "content": "hi"}]
+    body = {"model": "gpt-4o-mini", "messages": messages, "prompt_cache_key": "k"}
+
+    def cached(variant):
+        client = make_client("openai", variants=[variant] if variant else [])
+        reads = [client.post("/v1/chat/completions", headers=auth_headers(client), json=body).get_json()["usage"]
+                 ["prompt_tokens_details"]["cached_tokens"] for _ in range(2)]
+        return reads
+    assert cached(None)[0] == 0 and cached(None)[1] > 0
+    assert cached("cache-miss") == [0, 0]
+
+
 def test_every_catalogued_variant_is_tested_here():
     assert set(VARIANTS) == {"sse-no-space", "sse-crlf", "sse-cr", "sse-keepalive", "sse-charset-off",
                              "extra-fields", "usage-omitted", "header-case", "finish-separate", "text-plain-served",
                              "owned-by-own", "retry-after-fraction", "retry-after-date", "retry-after-ms", "unknown-model-400",
-                             "model-fields-renamed"}
+                             "model-fields-renamed", "cache-miss", "tool-args-unparsed", "schema-loose"}
 
 
 def test_unknown_variant_is_a_startup_error():
