@@ -10,6 +10,10 @@ property at collection. Here, on the controller once the file is written, every 
   each violated requirement with Expected and Received. CI test views (GitLab's test report, Jenkins' JUnit
   plugin) show a test case's standard output, where a property alone would stay hidden; pytest itself writes
   ``<system-out>`` only with ``junit_logging``, so this block is added whatever that setting is.
+
+The schema sweep's records (``schema-sweep::<ID>``, conformance/schema_sweep.py) are judged on the controller from
+every case's exchanges, so pytest never wrote a test case for them; each gets one here (classname
+``<label>.schema_sweep``), with a ``<failure>`` when it failed, so a CI view shows why the run failed.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 CASE_PROPERTY = "conformance.case"
+SWEEP_PREFIX = "schema-sweep::"  # conformance.schema_sweep.CASE_PREFIX (this module imports nothing of the suite)
+FAILED = ("FAIL", "ERROR", "XPASS")
 
 
 def slug(label: str) -> str:
@@ -64,7 +70,35 @@ def rewrite(path: Path, results: Mapping[str, Any]) -> None:
             ET.SubElement(props, "property", name="conformance.target", value=label)
             if case["outcome"] == "WARN":
                 _add_output(testcase, warning_text(case, results["requirements"]))
+    suite = next(tree.getroot().iter("testsuite"), None)
+    if suite is not None:
+        for case in results["cases"]:
+            if case["id"].startswith(SWEEP_PREFIX):
+                _add_sweep_case(suite, case, results["requirements"], prefix, label)
     tree.write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _add_sweep_case(suite: ET.Element, case: Mapping[str, Any], requirements: Mapping[str, Any], prefix: str,
+                    label: str) -> None:
+    """One ``<testcase>`` for a schema-sweep record, counted in the suite's totals."""
+    testcase = ET.SubElement(suite, "testcase", classname=f"{prefix}.schema_sweep",
+                             name=case["id"].removeprefix(SWEEP_PREFIX), time="0")
+    props = ET.SubElement(testcase, "properties")
+    for name, value in ((CASE_PROPERTY, case["id"]), ("conformance.outcome", case["outcome"]),
+                        ("conformance.target", label)):
+        ET.SubElement(props, "property", name=name, value=value)
+    suite.set("tests", str(int(suite.get("tests", "0")) + 1))
+    if case["outcome"] in FAILED:
+        lines = [f"{v['requirement']} ({requirements.get(v['requirement'], {}).get('level', '?')}): "
+                 f"Expected {v['expected']}; Received {v['received']}" + (f" ({v['note']})" if v.get("note") else "")
+                 for v in case.get("violations", [])]
+        failure = ET.SubElement(testcase, "failure", message=(lines or [case.get("message") or "failed"])[0][:500])
+        failure.text = "\n".join(lines) or case.get("message", "")
+        suite.set("failures", str(int(suite.get("failures", "0")) + 1))
+    elif case["outcome"] == "WARN":
+        _add_output(testcase, warning_text(case, requirements))
+    elif case.get("message"):
+        _add_output(testcase, case["message"])
 
 
 def _add_output(testcase: ET.Element, text: str) -> None:

@@ -134,3 +134,31 @@ def test_must_in_setup(broken_must):
     assert results["test_should_fatal"]["status"] == "passed"
     setup = results["test_must_in_setup"]
     assert setup["status"] == "failed" and "Expected: a list" in setup["statusDetails"]["message"]
+
+
+def test_schema_sweep_records_get_a_junit_test_case_that_fails_as_they_do(tmp_path):
+    """The sweep's records are judged on the controller, after pytest wrote its test cases: the rewrite adds one
+    per record, a failure where the record failed, so a CI view shows why the run failed."""
+    from conformance import junit
+
+    path = tmp_path / "junit.xml"
+    path.write_text('<?xml version="1.0"?><testsuites><testsuite name="pytest" tests="1" failures="0">'
+                    '<testcase classname="conformance.suite.test_chat" name="test_basic"/></testsuite></testsuites>')
+    violation = {"requirement": "CHAT-009", "expected": "valid CreateChatCompletionResponse",
+                 "received": "choices/*/message: 'content' is a required property",
+                 "note": "5 exchanges with this error", "untestable": False}
+    results = {"run": {"label": "openai@gw"}, "requirements": {"CHAT-009": {"level": "MUST"}},
+               "cases": [{"id": "schema-sweep::CHAT-009", "outcome": "FAIL", "message": "", "violations": [violation]},
+                         {"id": "schema-sweep::CHAT-005", "outcome": "PASS", "message": "40 exchanges validated",
+                          "violations": []}]}
+    junit.rewrite(path, results)
+    xml_suite, cases = _testcases(path)
+    assert xml_suite.get("tests") == "3" and xml_suite.get("failures") == "1"
+    failed, props = cases["CHAT-009"]
+    assert failed.get("classname") == "openai@gw.schema_sweep" and props["conformance.outcome"] == "FAIL"
+    assert "'content' is a required property" in failed.find("failure").get("message")
+    passed, props = cases["CHAT-005"]
+    assert passed.find("failure") is None and "40 exchanges validated" in passed.find("system-out").text
+    junitparser = pytest.importorskip("junitparser", reason="junitparser (dev dependency) reads the JUnit files")
+    read = [c for s in junitparser.JUnitXml.fromfile(str(path)) for c in s]
+    assert [c.is_passed for c in read if c.name.startswith("CHAT-")] == [False, True]
