@@ -303,7 +303,7 @@ def test_upstream_timeout(errors_upstream_timeout, expect, profile):
 SERVER_ERRORS = (500, 502, 503)
 
 
-@exchange(view=_response)
+@exchange
 def errors_server_errors(plan):
     if plan.capabilities.mock_controls:
         return [_chat(tiny(plan.chat_model), headers={"X-Mock-Status": str(s)}) for s in SERVER_ERRORS]
@@ -317,7 +317,11 @@ def errors_server_errors(plan):
 @pytest.mark.requirement("ERRORS-019", "ERRORS-025")
 @pytest.mark.parametrize("status", SERVER_ERRORS)
 def test_server_errors_carry_the_envelope(errors_server_errors, status, expect, profile, plan_context):
-    response = errors_server_errors[SERVER_ERRORS.index(status)]
+    recorded = errors_server_errors[SERVER_ERRORS.index(status)]
+    response = recorded.response
+    if recorded.journal is not None and not recorded.journal:
+        pytest.skip(f"unobservable: no attempt reached the upstream; the gateway answered {response.status_code} on "
+                    "its own (a cooldown or limit of its own, after earlier upstream failures?)")
     if response.status_code < 500:
         if plan_context.sandwich is not None:
             pytest.skip(f"the gateway answered the upstream's scripted {status} with {response.status_code}, not a 5xx: "

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from conformance.client import HarnessError, RequestTimedOut, TargetUnreachable
-from conformance.exchanges import Call, exchange
+from conformance.exchanges import Call, CallResult, exchange
 from conformance.suite.fixtures_chat import unknown_key_like
 from conformance.suite.fixtures_stream import PROMPT, TOOL_PROMPT, WEATHER_TOOL
 
@@ -408,6 +408,17 @@ def failing_upstream(plan, what: str, label: str, controls: dict[str, str], resp
                 "(--upstream)")
 
 
+def judged_through_upstream(call) -> CallResult:
+    """Sandwich mode: the call is judged only if an attempt reached the scripted upstream. A gateway that answers
+    from its own state (LiteLLM's deployment cooldown after earlier upstream failures answers 429 at once) shows
+    nothing of how it relays the upstream's failure, whatever class the SDK raised; the case SKIPs and says so."""
+    if call.journal is not None and not call.journal:
+        status = call.status or "no HTTP answer"
+        pytest.skip(f"unobservable: no attempt reached the upstream; the gateway answered {status} on its own "
+                    "(a cooldown or limit of its own, after earlier upstream failures?)")
+    return call
+
+
 @exchange
 def sdk_429(plan):
     return failing_upstream(plan, "a 429", "sdk429", {"X-Mock-Status": "429"}, UPSTREAM_429,
@@ -416,7 +427,7 @@ def sdk_429(plan):
 
 @pytest.mark.requirement("SDK-010")
 def test_429_is_rate_limit_error(sdk_429, expect):
-    check_class(expect, "SDK-010", sdk_429.result(), openai.RateLimitError)
+    check_class(expect, "SDK-010", judged_through_upstream(sdk_429).result(), openai.RateLimitError)
 
 
 @exchange
@@ -427,7 +438,7 @@ def sdk_5xx(plan):
 
 @pytest.mark.requirement("SDK-019")
 def test_5xx_is_internal_server_error(sdk_5xx, expect):
-    check_class(expect, "SDK-019", sdk_5xx.result(), openai.InternalServerError)
+    check_class(expect, "SDK-019", judged_through_upstream(sdk_5xx).result(), openai.InternalServerError)
 
 
 @exchange
@@ -443,7 +454,7 @@ def sdk_mid_stream_error(plan):
 
 @pytest.mark.requirement("SDK-014")
 def test_mid_stream_error_raises(sdk_mid_stream_error, expect):
-    check_class(expect, "SDK-014", sdk_mid_stream_error.result(), openai.APIError)
+    check_class(expect, "SDK-014", judged_through_upstream(sdk_mid_stream_error).result(), openai.APIError)
 
 
 def keyed_status(plan, key_name, model) -> Call:
