@@ -87,6 +87,17 @@ class Transit:
                         f"{self.summary()})")
 
 
+def skip_unless_upstream_reached(recorded: Any) -> None:
+    """Sandwich mode: a scripted exchange (``recorded``: a Recorded or CallResult, ``journal`` None outside
+    sandwich mode) is judged only if an attempt reached the scripted upstream. A gateway that answers from its own
+    state (LiteLLM's deployment cooldown after earlier upstream failures answers 429 at once) shows nothing of how
+    it relays the upstream's failure, whatever it answered; the case SKIPs and says so."""
+    if recorded.journal is not None and not recorded.journal:
+        answered = f"HTTP {recorded.status}" if recorded.status else "with no HTTP answer"
+        pytest.skip(f"unobservable: no attempt reached the upstream; the gateway answered {answered} on its own "
+                    "(a cooldown or limit of its own, after earlier upstream failures?)")
+
+
 def sandwich_of(plan: Any) -> Any:
     """The run's sandwich (``conformance.sandwich.Sandwich``); skips every case using the builder without one."""
     if plan.sandwich is None:

@@ -26,6 +26,7 @@ from conformance.client import HarnessError, RequestTimedOut, TargetUnreachable
 from conformance.exchanges import Call, CallResult, exchange
 from conformance.suite.fixtures_chat import unknown_key_like
 from conformance.suite.fixtures_stream import PROMPT, TOOL_PROMPT, WEATHER_TOOL
+from conformance.suite.fixtures_transit import skip_unless_upstream_reached
 
 
 class _ImportedOnUse:
@@ -408,14 +409,10 @@ def failing_upstream(plan, what: str, label: str, controls: dict[str, str], resp
                 "(--upstream)")
 
 
-def judged_through_upstream(call) -> CallResult:
-    """Sandwich mode: the call is judged only if an attempt reached the scripted upstream. A gateway that answers
-    from its own state (LiteLLM's deployment cooldown after earlier upstream failures answers 429 at once) shows
-    nothing of how it relays the upstream's failure, whatever class the SDK raised; the case SKIPs and says so."""
-    if call.journal is not None and not call.journal:
-        status = call.status or "no HTTP answer"
-        pytest.skip(f"unobservable: no attempt reached the upstream; the gateway answered {status} on its own "
-                    "(a cooldown or limit of its own, after earlier upstream failures?)")
+def judged_through_upstream(call: CallResult) -> CallResult:
+    """``call``, once ``skip_unless_upstream_reached`` let it through (sandwich mode: an attempt reached the
+    upstream)."""
+    skip_unless_upstream_reached(call)
     return call
 
 
