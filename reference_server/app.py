@@ -44,7 +44,7 @@ from reference_server.faults import validation as _validation_faults  # noqa: F4
 from reference_server.mock import answer_cache, scripted, usage
 from reference_server.policy import auth, limits
 from reference_server.scripting import ScriptEngine
-from reference_server.surfaces import chat, embeddings, models, ollama
+from reference_server.surfaces import chat, chat_request, embeddings, models, ollama
 from reference_server.wire import cors, errors
 from reference_server.wire.headers import ReferenceResponse
 
@@ -78,14 +78,18 @@ def unusual_header_case(resp: ReferenceResponse) -> ReferenceResponse:
     return resp
 
 
-def refuse_oversized_body(limit: int) -> None:
+def refuse_oversized_body(limit: int, read_caps: dict[str, int] | None = None) -> None:
     """before_request: answer 413 for a declared body over ``limit`` before any hook reads it.
 
     ``limit`` is bound by ``create_app`` (``ServerConfig.max_body_bytes``, also Flask's MAX_CONTENT_LENGTH). The
     cached empty body keeps later readers (the request journal's after_request) from raising the 413 again
-    while the error response is being finalized, which would turn it into a 500.
+    while the error response is being finalized, which would turn it into a 500. ``read_caps`` (variant
+    ``body-limit-after-parse`` only): endpoints that measure their body themselves once parsed, with the most they
+    read.
     """
     req = current_request()
+    if read_caps is not None:
+        limit = read_caps.get(req.endpoint or "", limit)
     # The declared length as the server passed it: werkzeug's req.content_length parses it on every read, and this
     # check only needs the early answer (reading the body past MAX_CONTENT_LENGTH still raises 413 in werkzeug).
     declared = req.environ.get("CONTENT_LENGTH", "").strip()
@@ -182,7 +186,8 @@ def create_app(config: ServerConfig | None = None) -> Flask:
                         prompt_cache=usage.PromptCache())
     app.config["SERVER"] = config
     seams.bind(config)  # every fault module is imported above: each seam keeps the transforms this app can use
-    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    read_cap = chat_request.parse_first_read_cap(config)  # variant body-limit-after-parse: the chat route's own
+    app.config["MAX_CONTENT_LENGTH"] = read_cap or config.max_body_bytes
     app.json.sort_keys = False
     app.json.compact = True
     if config.fault_trace is not None:  # first of all hooks: every fault a request consults lands in its trace
@@ -191,7 +196,8 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     scripts.init_app(app)  # a StateStoreUnavailable from any request becomes a 503 envelope naming the store
     # Hooks run on every request, so each takes what it needs from ``config`` now, and hooks that cannot act for
     # this config (faults and variants are fixed per app) are not installed at all.
-    app.before_request(functools.partial(refuse_oversized_body, config.max_body_bytes))
+    app.before_request(functools.partial(refuse_oversized_body, config.max_body_bytes,
+                                         {f"{chat.bp.name}.create_chat_completion": read_cap} if read_cap else None))
     if config.variant("header-case"):
         app.after_request(unusual_header_case)  # after_request hooks run in reverse: this one runs last
     app.after_request(functools.partial(add_request_id, config=config))

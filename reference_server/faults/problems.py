@@ -7,6 +7,9 @@ found) and raises its error unless the seam returns it accepted. A transform ``(
 reshapes the error (status, message, param) or accepts the input with ``problem.accept(value)``: validation goes
 on with that value, as if the check had not been made. The reshaping transforms come first, so an accepted
 problem is never reshaped.
+
+The valid variant ``params-clamped`` acts here too (``CHAT_PROBLEM.variant``): it accepts an out-of-range
+temperature, top_p or n clamped into its bounds, as gateways that clamp do (PARAMS-008/009/010 are SHOULDs).
 """
 
 from __future__ import annotations
@@ -141,6 +144,17 @@ for _accepted, _field, _rule in (
     (FAULT_EMPTY_MESSAGES, "messages", "empty"),
 ):
     at(_accepted, _is(_field, _rule))(_accept_as_is)
+
+
+# The schema bounds the level rule made SHOULDs because a gateway may clamp them (docs/requirements.md).
+CLAMPED = ("temperature", "top_p", "n")
+
+
+@CHAT_PROBLEM.variant("params-clamped", lambda p: p.rule == "range" and p.field in CLAMPED and p.bounds is not None)
+def _clamped(p: Problem) -> Problem:
+    low, high = p.bounds
+    value = max(p.value, low)
+    return p.accept(value if high is None else min(value, high))
 
 
 @at(FAULT_WRONG_TYPE, _is("temperature", "type"))

@@ -13,6 +13,9 @@ A transform may give an ``applies`` predicate: a cheap, pure test of whether the
 all. The fault is asked about (``config.fault``) only where the predicate holds, so fault tracing (faults/trace.py)
 ties a fault to exactly the requests it can change. Transforms run in registration order.
 
+A valid variant (faults/variants.py) may act at a seam too: ``seam.variant("name")`` registers a transform that
+is bound only where the config switches that variant on, and acts without asking about any fault.
+
 Which transforms can act is fixed per app: ``bind(config)`` (called by ``create_app`` once every fault module has
 registered) keeps, per seam, the transforms of the faults the config turns on (all of them when faults are traced,
 so every question lands in the trace). A seam with none bound returns its value after one dict look-up: the correct
@@ -37,11 +40,13 @@ SEAMS: list[Seam] = []  # every seam, in definition order (``bind`` walks them)
 
 @dataclass(frozen=True, slots=True)
 class Transform:
-    """One fault's change at one seam; ``applies`` (None: always) says whether it could change this value."""
+    """One fault's (or one variant's) change at one seam; ``applies`` (None: always) says whether it could change
+    this value."""
 
-    fault: Fault
+    fault: Fault | None
     apply: Callable[..., Any]
     applies: Callable[..., bool] | None = None
+    variant: str | None = None  # set for a variant's transform (``fault`` None): bound where the variant is on
 
 
 class Seam(Generic[T]):
@@ -66,11 +71,21 @@ class Seam(Generic[T]):
 
         return register
 
+    def variant(self, name: str, applies: Callable[..., bool] | None = None) -> Callable:
+        """Decorator: register ``fn(value, *context) -> value`` for the valid variant ``name`` at this seam."""
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.transforms.append(Transform(None, fn, applies, variant=name))
+            return fn
+
+        return register
+
     def active(self, config: ServerConfig) -> tuple[Transform, ...]:
-        """The transforms that can act for ``config``: all when faults are traced, else those of its faults."""
-        if config.fault_trace is not None:
-            return tuple(self.transforms)
-        return tuple(t for t in self.transforms if t.fault.requirement in config.faults)
+        """The transforms that can act for ``config``: those of its variants, and of its faults (every fault's when
+        faults are traced)."""
+        traced = config.fault_trace is not None
+        return tuple(t for t in self.transforms if (t.variant in config.variants if t.fault is None
+                                                    else traced or t.fault.requirement in config.faults))
 
     def __call__(self, config: ServerConfig, value: T, *context: Any) -> T:
         transforms = config.seam_transforms.get(self)
@@ -79,7 +94,7 @@ class Seam(Generic[T]):
         fault = config.fault
         prepared = self.prepare is None
         for t in transforms:
-            if (t.applies is None or t.applies(value, *context)) and fault(t.fault):
+            if (t.applies is None or t.applies(value, *context)) and (t.fault is None or fault(t.fault)):
                 if not prepared:
                     value, prepared = self.prepare(value), True
                 value = t.apply(value, *context)

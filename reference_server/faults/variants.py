@@ -31,6 +31,11 @@ VARIANTS: dict[str, str] = {
     "(the closing brace missing); the spec promises valid JSON only with strict (TOOLS-005/009, SDK-004/005 once MUSTs).",
     "schema-loose": "A json_schema answer without strict: true leaves out one property; adherence is promised only with "
     "strict (STRUCTURED-OUTPUT-003 once a MUST).",
+    "params-clamped": "An out-of-range temperature, top_p or n is clamped into its bounds (temperature 2.5 -> 2, "
+    "top_p 1.5 -> 1, n 0 -> 1) and served instead of refused (PARAMS-008/009/010 once MUSTs).",
+    "body-limit-after-parse": "A chat body is measured against the body limit after parsing, once its unknown "
+    "top-level fields are dropped (read up to 16 times the limit); bulk in the messages still gets 413 "
+    "(ERRORS-014 once hid its bulk in an unknown field).",
     "finish-separate": "finish_reason arrives on a separate chunk with an empty delta (as Ollama's /v1 does).",
 }
 

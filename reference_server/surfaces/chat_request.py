@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from reference_server.context import server_config
 from reference_server.faults import seams
@@ -91,8 +92,9 @@ class Problem:
     ``field`` names where, without indexes (``temperature``, ``messages[].role``, ``body`` for the body as a whole),
     ``rule`` what is broken (``media-type``, ``json``, ``type``, ``missing``, ``empty``, ``range``, ``length``,
     ``value``, ``pattern``, ``requires``), ``value`` what the body holds there (for a missing field: the object that
-    lacks it). A fault at the ``CHAT_PROBLEM`` seam may change the error (status, message, param) or accept the
-    input: ``accepted``, and validation goes on with ``value``.
+    lacks it), ``bounds`` the allowed ``(low, high)`` of a ``range`` problem (high None: unbounded). A fault or
+    variant at the ``CHAT_PROBLEM`` seam may change the error (status, message, param) or accept the input:
+    ``accepted``, and validation goes on with ``value``.
     """
 
     field: str
@@ -102,6 +104,7 @@ class Problem:
     value: Any = None
     status: int = 400
     accepted: bool = False
+    bounds: tuple[Any, Any] | None = None
 
     def accept(self, value: Any) -> Problem:
         """The input is served anyway; validation goes on with ``value``."""
@@ -116,10 +119,11 @@ class InvalidRequest(ApiError):
         self.problem = problem
 
 
-def reject(field: str, rule: str, message: str, param: str | None, value: Any = None, status: int = 400) -> Any:
+def reject(field: str, rule: str, message: str, param: str | None, value: Any = None, status: int = 400,
+           bounds: tuple[Any, Any] | None = None) -> Any:
     """Raise the error of a problem found in the body, through the ``CHAT_PROBLEM`` seam; when a fault accepts the
     input instead, return the value validation goes on with."""
-    problem = seams.CHAT_PROBLEM(server_config(), Problem(field, rule, message, param, value, status))
+    problem = seams.CHAT_PROBLEM(server_config(), Problem(field, rule, message, param, value, status, bounds=bounds))
     if problem.accepted:
         return problem.value
     raise InvalidRequest(problem)
@@ -165,10 +169,37 @@ def read_json_body() -> Any:
                request.mimetype, status=415)
     raw = request.get_data(cache=True)
     try:
-        return json.loads(raw.decode("utf-8"))
+        body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return reject("body", "json", f"We could not parse the JSON body of your request ({exc.__class__.__name__}).",
                       None, raw)
+    config = server_config()
+    if config.variant("body-limit-after-parse"):
+        return _measured_after_parse(body, config.max_body_bytes)
+    return body
+
+
+# The ``body-limit-after-parse`` variant reads a chat body of up to this many times the body limit, parses it, drops
+# its unknown top-level fields and measures what is left (app.refuse_oversized_body lets such bodies through).
+PARSE_FIRST_READ_FACTOR = 16
+
+
+def parse_first_read_cap(config: Any) -> int | None:
+    """The most a chat body may declare before it is read: None (the body limit itself, before reading) unless the
+    ``body-limit-after-parse`` variant measures it after parsing."""
+    if config.variant("body-limit-after-parse") and config.max_body_bytes:
+        return config.max_body_bytes * PARSE_FIRST_READ_FACTOR
+    return None
+
+
+def _measured_after_parse(body: Any, limit: int) -> Any:
+    """The body without its unknown top-level fields, or 413 when what is left, as compact JSON, is over ``limit``:
+    a gateway that parses first, drops what it does not know, and enforces its limit on what it would forward."""
+    if isinstance(body, dict):
+        body = {name: value for name, value in body.items() if name in KNOWN_FIELDS}
+    if limit and len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()) > limit:
+        raise RequestEntityTooLarge()
+    return body
 
 
 def _number(body: dict, name: str, low: float, high: float) -> float | None:
@@ -182,7 +213,7 @@ def _number(body: dict, name: str, low: float, high: float) -> float | None:
             return None
     if not low <= value <= high:
         value = reject(name, "range", f"Invalid '{name}': {value} is out of range; expected {low} to {high}.", name,
-                       value)
+                       value, bounds=(low, high))
     return float(value)
 
 
@@ -195,7 +226,8 @@ def _integer(body: dict, name: str, low: int, high: int | None = None) -> int | 
                        name, value)
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        value = reject(name, "range", f"Invalid '{name}': {value}; it must be {bound}.", name, value)
+        value = reject(name, "range", f"Invalid '{name}': {value}; it must be {bound}.", name, value,
+                       bounds=(low, high))
     return value
 
 

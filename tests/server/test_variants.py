@@ -172,11 +172,50 @@ def test_cache_miss_never_reads_the_cache():
     assert cached("cache-miss") == [0, 0]
 
 
+@pytest.mark.parametrize("field, sent, served", [("temperature", 2.5, 2.0), ("temperature", -1, 0.0),
+                                                 ("top_p", 1.5, 1.0), ("n", 0, 1), ("n", 129, 128)])
+def test_params_clamped_serves_the_bound(field, sent, served):
+    body = chat_body(**{field: sent})
+    plain, clamped = (make_client("openai", variants=v) for v in ([], ["params-clamped"]))
+    assert plain.post("/v1/chat/completions", headers=auth_headers(plain), json=body).status_code == 400
+    resp = clamped.post("/v1/chat/completions", headers=auth_headers(clamped), json=body)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    # served as if the bound had been sent: the same answer (n: that many choices)
+    bound = clamped.post("/v1/chat/completions", headers=auth_headers(clamped), json=chat_body(**{field: served}))
+    assert resp.get_json()["choices"] == bound.get_json()["choices"]
+    assert len(resp.get_json()["choices"]) == (served if field == "n" else 1)
+
+
+@pytest.mark.parametrize("body", [chat_body(presence_penalty=2.5), chat_body(top_logprobs=21, logprobs=True),
+                                  chat_body(temperature="hot"), chat_body(max_tokens=0),
+                                  chat_body(stop=["a", "b", "c", "d", "e"])])
+def test_params_clamped_clamps_nothing_else(body):
+    client = make_client("openai", variants=["params-clamped"])
+    assert client.post("/v1/chat/completions", headers=auth_headers(client), json=body).status_code == 400
+
+
+def test_body_limit_after_parse_measures_what_is_left():
+    padded = chat_body(conformance_padding="x" * 1000)
+    oversize = chat_body("x" * 1000)
+    plain, after = (make_client("openai", variants=v, max_body_bytes=512) for v in ([], ["body-limit-after-parse"]))
+    assert plain.post("/v1/chat/completions", headers=auth_headers(plain), json=padded).status_code == 413
+    assert after.post("/v1/chat/completions", headers=auth_headers(after), json=padded).status_code == 200
+    for client in (plain, after):  # bulk in the messages is measured either way: 413 with the envelope
+        resp = client.post("/v1/chat/completions", headers=auth_headers(client), json=oversize)
+        assert resp.status_code == 413 and resp.get_json()["error"]["type"] == "invalid_request_error"
+    # past the read cap the body is refused before it is read; other routes keep the limit before reading
+    huge = chat_body(conformance_padding="x" * (512 * 16 + 1))
+    assert after.post("/v1/chat/completions", headers=auth_headers(after), json=huge).status_code == 413
+    big_input = {"model": "text-embedding-3-small", "input": "x" * 1000}
+    assert after.post("/v1/embeddings", headers=auth_headers(after), json=big_input).status_code == 413
+
+
 def test_every_catalogued_variant_is_tested_here():
     assert set(VARIANTS) == {"sse-no-space", "sse-crlf", "sse-cr", "sse-keepalive", "sse-charset-off",
                              "extra-fields", "usage-omitted", "header-case", "finish-separate", "text-plain-served",
                              "owned-by-own", "retry-after-fraction", "retry-after-date", "retry-after-ms", "unknown-model-400",
-                             "model-fields-renamed", "cache-miss", "tool-args-unparsed", "schema-loose"}
+                             "model-fields-renamed", "cache-miss", "tool-args-unparsed", "schema-loose",
+                             "params-clamped", "body-limit-after-parse"}
 
 
 def test_unknown_variant_is_a_startup_error():
