@@ -44,8 +44,8 @@ from reference_server.faults import validation as _validation_faults  # noqa: F4
 from reference_server.mock import answer_cache, scripted, usage
 from reference_server.policy import auth, limits
 from reference_server.scripting import ScriptEngine
-from reference_server.surfaces import chat, chat_request, embeddings, models, ollama
-from reference_server.wire import cors, errors
+from reference_server.surfaces import chat, embeddings, models, ollama
+from reference_server.wire import body_limit, cors, errors
 from reference_server.wire.headers import ReferenceResponse
 
 _request_numbers = itertools.count(1)
@@ -186,7 +186,7 @@ def create_app(config: ServerConfig | None = None) -> Flask:
                         prompt_cache=usage.PromptCache())
     app.config["SERVER"] = config
     seams.bind(config)  # every fault module is imported above: each seam keeps the transforms this app can use
-    read_cap = chat_request.parse_first_read_cap(config)  # variant body-limit-after-parse: the chat route's own
+    read_cap = body_limit.read_cap(config)  # variant body-limit-after-parse: the chat route reads more
     app.config["MAX_CONTENT_LENGTH"] = read_cap or config.max_body_bytes
     app.json.sort_keys = False
     app.json.compact = True

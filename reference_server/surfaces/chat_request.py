@@ -22,12 +22,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flask import request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from reference_server.context import server_config
 from reference_server.faults import seams
 from reference_server.mock.tokenizer import count_prompt_tokens
 from reference_server.surfaces.models import ResolvedModel, resolve_model
+from reference_server.wire import body_limit
 from reference_server.wire.errors import ApiError
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
@@ -163,7 +163,8 @@ _PLACEHOLDER_JSON = f'"{_PLACEHOLDER}"'
 
 
 def read_json_body() -> Any:
-    """The parsed body, or raise 415 (not JSON content type) / 400 (not parseable)."""
+    """The parsed body, or raise 415 (not JSON content type) / 400 (not parseable); under the
+    ``body-limit-after-parse`` variant, without its unknown fields and measured (wire/body_limit.py)."""
     if not request.is_json and not server_config().variant("text-plain-served"):
         reject("body", "media-type", "Invalid Content-Type header: expected application/json.", None,
                request.mimetype, status=415)
@@ -174,32 +175,10 @@ def read_json_body() -> Any:
         return reject("body", "json", f"We could not parse the JSON body of your request ({exc.__class__.__name__}).",
                       None, raw)
     config = server_config()
-    if config.variant("body-limit-after-parse"):
-        return _measured_after_parse(body, config.max_body_bytes)
+    if config.variant(body_limit.VARIANT):
+        return body_limit.measured_after_parse(body, config.max_body_bytes, KNOWN_FIELDS)
     return body
 
-
-# The ``body-limit-after-parse`` variant reads a chat body of up to this many times the body limit, parses it, drops
-# its unknown top-level fields and measures what is left (app.refuse_oversized_body lets such bodies through).
-PARSE_FIRST_READ_FACTOR = 16
-
-
-def parse_first_read_cap(config: Any) -> int | None:
-    """The most a chat body may declare before it is read: None (the body limit itself, before reading) unless the
-    ``body-limit-after-parse`` variant measures it after parsing."""
-    if config.variant("body-limit-after-parse") and config.max_body_bytes:
-        return config.max_body_bytes * PARSE_FIRST_READ_FACTOR
-    return None
-
-
-def _measured_after_parse(body: Any, limit: int) -> Any:
-    """The body without its unknown top-level fields, or 413 when what is left, as compact JSON, is over ``limit``:
-    a gateway that parses first, drops what it does not know, and enforces its limit on what it would forward."""
-    if isinstance(body, dict):
-        body = {name: value for name, value in body.items() if name in KNOWN_FIELDS}
-    if limit and len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()) > limit:
-        raise RequestEntityTooLarge()
-    return body
 
 
 def _number(body: dict, name: str, low: float, high: float) -> float | None:
