@@ -11,6 +11,9 @@ and no shrinking, so a run is reproducible and its cost bounded. Each request is
 names for positive cases, small ``max_tokens``/``n`` so streams stay short) and sent through ``GatewayClient``
 (auth, timeouts, size caps, transcripts, the request budget). schemathesis' own checks judge each answer and each
 failure becomes a ``Finding`` graded under the requirement ``requirement_for`` names.
+
+Over 400 lines on purpose: schemathesis fuzz mode is one optional extra (``[fuzz]``), loaded only with
+``--gw-fuzz``; keeping it in one module keeps that import boundary in one place.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ Finding codes (stable; the suite maps them to requirements):
 ``comment-as-data``  a data value starting with ``:`` (a comment re-emitted as data)
 ``error-event``      a ``data: {"error": ...}`` event (or ``event: error``): not a framing error, but surfaced
 ===================  =================================================================================
+
+Over 400 lines on purpose: the reader follows the SSE spec's parsing algorithm step by step, and its steps share
+the line buffer, the event's fields and the caps; the validator beside it names each finding code once.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ answers) and passes it through the ``CHAT_PROBLEM`` seam (:func:`reject`); nothi
 act there (faults/problems.py): they reshape the error or accept the input, and validation goes on with the value
 they give. The faults that refuse a valid request act on the validated ``ChatRequest`` at the ``CHAT_REQUEST`` seam
 (faults/validation.py).
+
+Just over 400 lines: every rule of the chat body stands here beside the ``Problem`` it raises, so a reader finds a
+rule and its refusal in one place; faults and variants act at the decision seam, not in these checks.
 """
 
 from __future__ import annotations
