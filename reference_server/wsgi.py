@@ -4,15 +4,8 @@ configuration comes from ``REFERENCE_SERVER_*`` variables (see ``settings``).
 
 A configuration that cannot start (an unreachable ``REFERENCE_SERVER_STATE``, a malformed script file) prints one
 line naming the problem and exits with gunicorn's worker-boot-error status (3), which stops the master too.
-
-Once the app is built, ``gc.freeze()`` moves every object alive at that point (modules, the app, the profile and spec
-tables: nearly all of a worker's objects) out of the collector's generations. They live as long as the process, so
-collecting them never frees anything, yet each collection of the oldest generation walks them all; a request then
-pays only for the objects it creates (callgrind: about 25k fewer instructions per request, repeated or first-seen).
-Only this production entry point freezes: ``create_app`` changes nothing process-wide.
 """
 
-import gc
 import sys
 
 from reference_server.app import create_app
@@ -26,4 +19,3 @@ try:
 except (ValueError, OSError, StateStoreUnavailable) as exc:
     print(f"reference_server: error: {exc}", file=sys.stderr, flush=True)
     sys.exit(WORKER_BOOT_ERROR)
-gc.freeze()
