@@ -132,7 +132,10 @@ def reject(field: str, rule: str, message: str, param: str | None, value: Any = 
     raise InvalidRequest(problem)
 
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode
+# check_circular off: a body json.loads parsed cannot hold a cycle, and the server builds none (the check costs a
+# dict insert and delete per list and object encoded).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str,
+                              check_circular=False).encode
 
 
 def canonical_hash(value: Any) -> str:

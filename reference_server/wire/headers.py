@@ -24,7 +24,7 @@ from flask import Response
 Header = tuple[str, str]
 # What ``flask.jsonify`` produces for this app (compact, keys in insertion order, ASCII), without its per-call
 # argument handling and app look-ups.
-_JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+_JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), check_circular=False).encode  # answers hold no cycle
 
 
 class ReferenceResponse(Response):
