@@ -77,8 +77,11 @@ def models_list_requirement(path: list) -> str:
 
 def model_requirement(path: list) -> str:
     """A retrieved Model's error: by field, as for an item of the list (one object, one shape); MODELS-012 when the
-    answer is not a Model object at all."""
-    return _MODEL_FIELDS.get(str(path[0]), "MODELS-002") if path else "MODELS-012"
+    answer is not a Model object at all or its ``id`` is missing or not a string (MODELS-012: one Model object whose
+    id is the requested model)."""
+    if not path or str(path[0]) == "id":
+        return "MODELS-012"
+    return _MODEL_FIELDS.get(str(path[0]), "MODELS-002")
 
 
 def embeddings_requirement(path: list) -> str:
@@ -102,6 +105,11 @@ def _missing(path: list) -> bool:
 class _Missing(str):
     """A path segment naming a required property that is absent (kept apart from a present one)."""
 
+
+# Requirements that state the whole shape ("The response body MUST validate against the ... schema"): every error
+# of that shape is theirs too, beside the requirement of the field it points at (as the suite's own check of the
+# sample answer reports it: the field faults of a chat completion declare CHAT-019 as collateral).
+WHOLE_SHAPE = {"chat": "CHAT-019"}
 
 # route kind -> (schema, the requirement validated whatever was found, path -> owning requirement)
 SHAPES: dict[str, tuple[str, str, Any]] = {
@@ -159,7 +167,11 @@ def _errors(kind: str, instance: Any, where: str) -> list[tuple[str, str, str]]:
         if match:
             path.append(_Missing(match.group(1)))
         folded = "/".join("*" if isinstance(p, int) else str(p) for p in path) or "(root)"
-        out.append((owner(path), f"{where}{folded}", err.message[:300]))
+        rid = owner(path)
+        out.append((rid, f"{where}{folded}", err.message[:300]))
+        whole = WHOLE_SHAPE.get(kind)
+        if whole is not None and whole != rid:
+            out.append((whole, f"{where}{folded}", err.message[:300]))
         if len(out) >= MAX_FINDINGS_PER_EXCHANGE:
             break
     return out

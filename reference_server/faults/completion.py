@@ -37,7 +37,8 @@ FAULT_NO_LOGPROBS_KEY = F("CHAT-007", "Choices leave out logprobs when it is nul
 FAULT_ROLE = F("CHAT-008", 'message.role is "model".', collateral=("CHAT-019",))
 # Tool-call answers only: the check of null content judges the refusal where a profile claims one, so only the schema
 # sweep (conformance/schema_sweep.py), which validates every answer, sees this one (seen on a real gateway).
-FAULT_NO_CONTENT_KEY = F("CHAT-009", "Answers with tool calls leave out message.content (null) instead of sending it.")
+FAULT_NO_CONTENT_KEY = F("CHAT-009", "Answers with tool calls leave out message.content (null) instead of sending it.",
+                         collateral=("CHAT-019",))
 FAULT_NO_REFUSAL_KEY = F("CHAT-010", "message leaves out refusal when it is null.", collateral=("CHAT-019",))
 FAULT_EMPTY_FINISH = F("CHAT-011", 'Plain non-streamed answers that end on their own carry finish_reason "".',
                        collateral=("CHAT-019",))

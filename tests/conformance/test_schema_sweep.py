@@ -36,13 +36,16 @@ def found(ex: Exchange) -> list[tuple[str, str]]:
 def test_a_tool_call_answer_without_content_is_chat_009():
     body = completion(tool_calls=[TOOL_CALL])
     del body["choices"][0]["message"]["content"]
-    assert found(exchange("/chat/completions", body)) == [("CHAT-009", "choices/*/message/content")]
+    # the field's own requirement, and CHAT-019, which states the whole schema (as the sample check reports it)
+    assert found(exchange("/chat/completions", body)) == [("CHAT-009", "choices/*/message/content"),
+                                                          ("CHAT-019", "choices/*/message/content")]
 
 
 def test_a_200_without_model_is_chat_005():
     body = completion()
     del body["model"]
-    assert found(exchange("/chat/completions", body, request='{"messages": []}')) == [("CHAT-005", "model")]
+    assert found(exchange("/chat/completions", body, request='{"messages": []}')) == [("CHAT-005", "model"),
+                                                                                      ("CHAT-019", "model")]
 
 
 def test_other_chat_errors_go_to_chat_019_and_a_valid_answer_to_nothing():
@@ -92,8 +95,14 @@ def test_the_controller_groups_per_requirement_and_path_and_counts_exchanges():
     cases = [{"id": "a", "schema": case_findings([one, fine], str)},
              {"id": "b", "schema": case_findings([one, two], str)}]
     records = {r["id"]: r for r in sweep_records(cases, registry, profile, Baseline())}
-    assert records["schema-sweep::CHAT-019"]["outcome"] == "PASS"
-    assert records["schema-sweep::CHAT-019"]["message"] == "3 exchanges validated"
+    whole = records["schema-sweep::CHAT-019"]  # the whole-schema requirement fails with the field's
+    assert whole["outcome"] == "FAIL" and whole["message"] == "3 exchanges validated"
     failed = records["schema-sweep::CHAT-009"]
     assert failed["outcome"] == "FAIL" and len(failed["violations"]) == 1
     assert failed["violations"][0]["note"].startswith("2 exchanges with this error, e.g. POST /v1/chat/completions")
+
+
+def test_a_retrieved_model_without_id_is_models_012():
+    """MODELS-012: one Model object whose id is the requested model; a body of another shape has no id."""
+    ex = exchange("/models/gpt-4o-mini", {"headers": {"accept": "*/*"}}, method="GET")
+    assert ("MODELS-012", "id") in found(ex)

@@ -166,7 +166,7 @@ def run_suite(profile: str, report_dir: Path, *, faults=(), variants=(), trace: 
     results_schema.validate(data)  # every run the matrix reads matches the published schema
     verdicts = {rid: entry["verdict"] for rid, entry in data["requirements"].items()}
     cases = tuple(data.get("cases", ()))
-    return SuiteResult(profile, tuple(faults), tuple(variants), code, verdicts, cases, len(cases), trace)
+    return SuiteResult(profile, tuple(faults), tuple(variants), code, verdicts, cases, suite_cases(cases), trace)
 
 
 def full_mode() -> bool:
@@ -182,6 +182,12 @@ def affected_cases(baseline: SuiteResult, faults) -> frozenset[str] | None:
     wanted = set(faults)
     return frozenset(c["id"] for c in baseline.cases
                      if c.get("faults_consulted") is None or wanted & set(c["faults_consulted"]))
+
+
+def suite_cases(cases) -> int:
+    """How many of ``cases`` are suite cases: the schema sweep's records (``schema-sweep::<ID>``) are made from the
+    cases' exchanges, never executed, and exist only where the sweep found something or validated the shape."""
+    return sum(1 for c in cases if not c["id"].startswith("schema-sweep::"))
 
 
 def run_fault(baseline: SuiteResult, report_dir: Path, faults, *, full: bool = False) -> SuiteResult:

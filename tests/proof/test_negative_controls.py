@@ -50,7 +50,7 @@ def test_fault_fails_its_requirement_and_nothing_else(fault_id, baselines, matri
     status = _status(before, after, expected, stray)
     record_row(kind="fault", id=fault_id, profile="+".join((profile, *variants)), verdict=after, flaky=flaky,
                rerun=run.executed,
-               executed=executed + baselines.executed - executed_before, suite_cases=len(baseline.cases), full=full,
+               executed=executed + baselines.executed - executed_before, suite_cases=matrix.suite_cases(baseline.cases), full=full,
                status=f"{status} (known_broken:)" if status != "holds" and fault_id in exemptions.known_broken
                else status)
 
