@@ -171,7 +171,8 @@ _PLACEHOLDER_JSON = f'"{_PLACEHOLDER}"'
 def read_json_body() -> Any:
     """The parsed body, or raise 415 (not JSON content type) / 400 (not parseable); under the
     ``body-limit-after-parse`` variant, without its unknown fields and measured (wire/body_limit.py)."""
-    if not request.is_json and not server_config().variant("text-plain-served"):
+    config = server_config()
+    if not request.is_json and not config.variant("text-plain-served"):
         reject("body", "media-type", "Invalid Content-Type header: expected application/json.", None,
                request.mimetype, status=415)
     raw = request.get_data(cache=True)
@@ -180,7 +181,6 @@ def read_json_body() -> Any:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return reject("body", "json", f"We could not parse the JSON body of your request ({exc.__class__.__name__}).",
                       None, raw)
-    config = server_config()
     if config.variant(body_limit.VARIANT):
         return body_limit.measured_after_parse(body, config.max_body_bytes, KNOWN_FIELDS)
     return body
