@@ -162,3 +162,11 @@ def test_schema_sweep_records_get_a_junit_test_case_that_fails_as_they_do(tmp_pa
     junitparser = pytest.importorskip("junitparser", reason="junitparser (dev dependency) reads the JUnit files")
     read = [c for s in junitparser.JUnitXml.fromfile(str(path)) for c in s]
     assert [c.is_passed for c in read if c.name.startswith("CHAT-")] == [False, True]
+
+
+def test_junit_knows_the_sweep_records_by_the_prefix_the_sweep_gives_them():
+    """junit.py imports nothing of the suite (it runs on the controller after the run), so it spells the sweep's case
+    prefix itself: the two spellings must not drift apart, or sweep records would become ordinary test cases."""
+    from conformance import junit, schema_sweep
+
+    assert junit.SWEEP_PREFIX == schema_sweep.CASE_PREFIX
