@@ -7,13 +7,14 @@ from __future__ import annotations
 import os
 import time
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from reference_server.context import request_context
+from reference_server.context import RequestContext, request_context
 from reference_server.control import mock_controls
 from reference_server.control.journal import MAX_BODY_CHARS, environ_headers, usage_of
 from reference_server.mock import scripted
 from reference_server.scripting.matching import ENDPOINT_ROUTES
+from reference_server.wire.headers import ReferenceResponse
 
 bp = Blueprint("control", __name__)
 # This process's id for the journal (a system call each time it is asked), refreshed in a forked worker.
@@ -28,10 +29,9 @@ def _refresh_pid() -> None:
 os.register_at_fork(after_in_child=_refresh_pid)
 
 
-def record_exchange(resp: Response) -> Response:
-    """after_request (runs last): record the exchange in the app's journal; credentials are redacted when the
+def record_exchange(ctx: RequestContext, resp: ReferenceResponse) -> ReferenceResponse:
+    """The app's last after step: record the exchange in the app's journal; credentials are redacted when the
     journal is read."""
-    ctx = request_context()
     req = ctx.request
     if mock_controls.is_control_path(req.path):
         return resp
@@ -73,13 +73,6 @@ def record_exchange(resp: Response) -> Response:
     else:
         journal.record(entry)
     return resp
-
-
-def init_app(app: Flask) -> None:
-    """Install the journal hook. Registered first of the after_request hooks, so it runs last."""
-    # after_request hooks run in reverse order of registration; first in the list means run last, so the
-    # journal sees the final status and every header (x-request-id, rate limits) whoever registers later.
-    app.after_request_funcs.setdefault(None, []).insert(0, record_exchange)
 
 
 @bp.get("/healthz")

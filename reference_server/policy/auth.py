@@ -17,14 +17,12 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-
-from reference_server.context import request_context
 from reference_server.faults import seams
 from reference_server.wire.errors import ApiError
 
 if TYPE_CHECKING:
     from reference_server.config import ServerConfig
+    from reference_server.context import RequestContext
 
 ALWAYS_OPEN = ("/healthz", "/_mock/")
 NO_KEY = ("You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer "
@@ -93,11 +91,10 @@ def check_key(token: str, config: ServerConfig) -> dict[str, Any]:
     return {"role": "any"}
 
 
-def authenticate(config: ServerConfig) -> None:
-    """before_request: reject unauthenticated calls to the API surfaces; remember the key on the request context.
-    ``config`` is bound by ``init_app``. A request whose missing or empty key a check lets pass is served without
+def authenticate(config: ServerConfig, ctx: RequestContext) -> None:
+    """Before step: reject unauthenticated calls to the API surfaces; remember the key on the request context.
+    ``config`` is bound by ``create_app``. A request whose missing or empty key a check lets pass is served without
     a key (``RequestContext.key`` says ``anonymous``)."""
-    ctx = request_context()
     req = ctx.request
     if req.method == "OPTIONS" or is_open_path(req.path, config):
         return
@@ -117,13 +114,3 @@ def authenticate(config: ServerConfig) -> None:
         raise refusal
     ctx.api_key = token
     ctx.key = settings
-
-
-def init_app(app: Flask) -> None:
-    """Install the authentication hook (after control's, before limits')."""
-    config = app.config["SERVER"]
-
-    def authenticate_request() -> None:
-        authenticate(config)
-
-    app.before_request(authenticate_request)

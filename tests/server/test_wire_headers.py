@@ -78,7 +78,7 @@ def test_header_case_variant_upper_cases_them_too():
 
 
 def _hook_names(app: Flask, kind: str) -> set[str]:
-    funcs = (app.before_request_funcs if kind == "before" else app.after_request_funcs)[None]
+    funcs = app.before_steps if kind == "before" else app.after_steps
     return {getattr(f, "__name__", getattr(getattr(f, "func", None), "__name__", "")) for f in funcs}
 
 
@@ -88,9 +88,9 @@ def test_hooks_that_cannot_act_for_a_config_are_not_installed():
     assert "unusual_header_case" not in _hook_names(plain, "after")
     assert "reject_stainless" in _hook_names(make_client("openai", faults=["HEADERS-007"]).application, "before")
     assert "reject_stainless" in _hook_names(make_client("openai", trace_faults=True).application, "before")
-    assert {"_preflight"} <= _hook_names(plain, "before")
+    assert {"preflight"} <= _hook_names(plain, "before")
     no_cors = make_client("unifiedai")
-    assert "_preflight" not in _hook_names(no_cors.application, "before")
+    assert "preflight" not in _hook_names(no_cors.application, "before")
     resp = no_cors.post("/v1/chat/completions", headers=auth_headers(no_cors), json=chat_body())
     assert resp.headers["x-request-id"] and "Access-Control-Allow-Origin" not in resp.headers
 
