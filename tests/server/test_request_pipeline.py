@@ -58,3 +58,17 @@ def test_a_before_request_hook_answering_is_still_decorated_by_the_after_steps()
     assert resp.status_code == 418 and resp.get_data() == b"early"
     assert resp.headers["x-request-id"] and resp.headers["x-ratelimit-remaining-requests"]
     assert client.get("/_mock/requests").get_json()["data"][-1]["status"] == 418
+
+
+def test_url_adapters_are_kept_per_environ_and_a_bad_host_is_refused_every_time():
+    client = make_client("openai")
+    app = client.application
+    for _ in range(2):
+        assert client.get("/healthz").status_code == 200
+        bad = client.get("/healthz", headers={"Host": "x" * 64 + ".example"})  # IDNA: a label over 63 characters
+        assert bad.status_code == 400
+    assert len(app.url_adapters) == 1  # the good host's adapter only
+    with app.test_request_context("/healthz", base_url="http://api.example:8080"):
+        assert flask.url_for("control.healthz", _external=True) == "http://api.example:8080/healthz"
+    with app.test_request_context("/healthz", base_url="http://other.example"):  # another host: its own adapter
+        assert flask.url_for("control.healthz", _external=True) == "http://other.example/healthz"
