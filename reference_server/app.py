@@ -7,10 +7,11 @@ import functools
 import inspect
 import itertools
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request_tearing_down
 from flask.ctx import RequestContext as FlaskRequestContext
 from flask.globals import _cv_request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -100,6 +101,7 @@ ROUTE_TABLE_SIZE = 1024
 ADAPTER_ENVIRON_KEYS = ("HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme", "HTTP_CONNECTION",
                         "HTTP_UPGRADE", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "REQUEST_METHOD")
 ADAPTER_CACHE_SIZE = 1024
+_UNSET: Any = object()  # do_teardown_request called without an exception: read the one being handled
 
 
 class ReferenceRequestContext(FlaskRequestContext):
@@ -238,6 +240,16 @@ class ReferenceFlask(Flask):
         if not self.session_interface.is_null_session(flask_context._session):
             self.session_interface.save_session(self, flask_context._session, response)
         return response
+
+    def do_teardown_request(self, exc: BaseException | None = _UNSET) -> None:  # type: ignore[assignment]
+        """Flask's ``do_teardown_request``; an app without teardown functions only sends the signal (Flask would
+        first look up the request's blueprint names through the ``request`` proxy to find none)."""
+        if self.teardown_request_funcs:
+            return super().do_teardown_request(*(() if exc is _UNSET else (exc,)))
+        if exc is _UNSET:
+            exc = sys.exc_info()[1]
+        request_tearing_down.send(self, _async_wrapper=self.ensure_sync, exc=exc)
+        return None
 
     def ensure_sync(self, func: Callable) -> Callable:
         """The sync callable Flask would use for ``func``, worked out once per hook or view."""

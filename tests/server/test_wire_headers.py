@@ -113,3 +113,28 @@ def test_requests_inside_one_outer_app_context_keep_their_own_limits_and_ids():
     assert (five.headers["x-ratelimit-limit-requests"], seven.headers["x-ratelimit-limit-requests"]) == ("5", "7")
     entries = client.get("/_mock/requests").get_json()["data"]
     assert [e["request_id"] for e in entries[-2:]] == [five.headers["x-request-id"], seven.headers["x-request-id"]]
+
+
+def test_the_own_headers_reach_the_wsgi_server_as_werkzeug_would_send_them():
+    from werkzeug.wrappers import Response as WerkzeugResponse
+
+    def variants():
+        yield ReferenceResponse(b'{"a":1}', mimetype="application/json")
+        yield ReferenceResponse(b"", status=204)
+        yield ReferenceResponse(b"x", status=304, headers={"Content-Language": "en", "ETag": "1"})
+        yield ReferenceResponse(b"moved", status=302, headers={"Location": "/v1/models?ü=1"})
+        yield ReferenceResponse(b"x", headers={"Content-Location": "/ä"})
+        yield ReferenceResponse(iter([b"a", b"b"]), mimetype="text/event-stream")
+        listed = ReferenceResponse([b"ab", b"cd"], status=503)
+        del listed.headers["Content-Length"]
+        yield listed
+        upper = ReferenceResponse(b"abc", headers={"X-UPPER": "1"})
+        yield upper
+
+    for method in ("POST", "HEAD"):
+        environ = {"REQUEST_METHOD": method, "wsgi.url_scheme": "http", "SERVER_NAME": "h", "SERVER_PORT": "80",
+                   "PATH_INFO": "/v1/chat"}
+        for ours, theirs in zip(variants(), variants(), strict=True):
+            _, status, headers = ours.get_wsgi_response(environ)
+            _, their_status, their_headers = WerkzeugResponse.get_wsgi_response(theirs, environ)
+            assert (status, headers) == (their_status, their_headers)
