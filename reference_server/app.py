@@ -172,7 +172,11 @@ class ReferenceFlask(Flask):
         """Flask's request context (matching through the app's route table), with the request's own
         ``RequestContext`` attached before any hook runs."""
         flask_context = ReferenceRequestContext(self, environ)
-        flask_context.request.context = RequestContext(self.server, flask_context.request)
+        req = flask_context.request
+        req.context = RequestContext(self.server, req)
+        limit = self.config["MAX_CONTENT_LENGTH"]
+        if limit is not None:  # what Flask's Request.max_content_length reads through two ``current_app`` proxies
+            req._max_content_length = limit  # on every access (each body read asks); a view may still change it
         return flask_context
 
     def create_url_adapter(self, request: Any) -> Any:

@@ -33,16 +33,17 @@ def record_exchange(ctx: RequestContext, resp: ReferenceResponse) -> ReferenceRe
     """The app's last after step: record the exchange in the app's journal; credentials are redacted when the
     journal is read."""
     req = ctx.request
-    if mock_controls.is_control_path(req.path):
+    path = req.path
+    if mock_controls.is_control_path(path):
         return resp
     body = req.get_data(cache=True)
-    journal = ctx.server.journal
-    trace = ctx.server.config.fault_trace
-    consults = trace.current() if trace is not None else None
+    server = ctx.server
+    journal = server.journal
+    # Raw facts only, in the order ``journal.render`` shows them: it formats them when somebody reads the journal.
     entry = {
         "time": time.time(),
         "method": req.method,
-        "path": req.path,
+        "path": path,
         "query": req.query_string.decode("latin-1"),
         "raw_environ": environ_headers(req.environ),
         "raw_body": body if len(body) <= MAX_BODY_CHARS else None,  # a full ring of huge bodies stays bounded
@@ -51,12 +52,16 @@ def record_exchange(ctx: RequestContext, resp: ReferenceResponse) -> ReferenceRe
         "request_id": ctx.request_id,
         "route": ENDPOINT_ROUTES.get(req.endpoint or ""),
         "pid": _pid,  # which process answered (several gunicorn workers or hosts share a Redis journal)
-        # with fault tracing, the live set of faults consulted (rendered by ``journal.render``)
-        **({} if consults is None else {"trace": consults}),
         # what was sent back, rendered when read: the response's headers and the server's own wire headers
         "raw_response_headers": (resp.headers, getattr(resp, "sent_groups", None) or {}),
-        **scripted.journal_fields(ctx),
     }
+    trace = server.config.fault_trace
+    if trace is not None:  # with fault tracing, the live set of faults consulted (rendered by ``journal.render``)
+        consults = trace.current()
+        if consults is not None:
+            entry["trace"] = consults
+    if ctx.script_nonce is not None or ctx.script is not None:
+        entry.update(scripted.journal_fields(ctx))
     if not resp.is_streamed:
         answer = resp.get_data() if resp.mimetype == "application/json" else b""
         if len(answer) <= MAX_BODY_CHARS:  # parsed for its usage when somebody reads the journal
