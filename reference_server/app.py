@@ -312,7 +312,7 @@ def request_steps(server: Server, read_cap: int | None) -> tuple[tuple[BeforeSte
         functools.partial(cors.preflight, config) if cors_on else None,  # preflights: before auth and limits
         functools.partial(mock_controls.apply_mock_controls, mock_controls.default_controls(config.extra)),
         header_faults.reject_stainless if config.fault_questions_matter() else None,
-        functools.partial(auth.authenticate, config),
+        functools.partial(auth.authenticate, config, auth.open_ollama_base(config)),
         server.limits.count_request,  # only requests auth accepted count
         functools.partial(scripted.choose, server.scripts),  # after auth and the limiter: a counted request
     ]

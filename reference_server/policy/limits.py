@@ -50,7 +50,8 @@ def go_duration(seconds: float) -> str:
         return f"{ms}ms"
     hours, rest = divmod(ms, 3_600_000)
     minutes, rest = divmod(rest, 60_000)
-    secs = f"{rest / 1000:.3f}".rstrip("0").rstrip(".")
+    whole, millis = divmod(rest, 1000)  # integer digits: every response's reset headers pass here
+    secs = f"{whole}.{millis:03d}".rstrip("0") if millis else str(whole)
     if hours:
         return f"{hours}h{minutes}m{secs}s"
     if minutes:
