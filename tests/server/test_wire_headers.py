@@ -95,11 +95,23 @@ def test_hooks_that_cannot_act_for_a_config_are_not_installed():
     assert resp.headers["x-request-id"] and "Access-Control-Allow-Origin" not in resp.headers
 
 
-def test_journal_keeps_request_headers_only_sorted_by_environ_key():
+def test_journal_keeps_request_headers_only_and_reads_each_environ_layout_once():
     environ = {"REQUEST_METHOD": "POST", "HTTP_X_B": "2", "HTTP_AUTHORIZATION": "Bearer k", "CONTENT_TYPE": "a/b",
                "CONTENT_LENGTH": "", "wsgi.input": object(), "custom.server.object": object(), "HTTP_ACCEPT": "*/*"}
-    assert environ_headers(environ) == [("CONTENT_TYPE", "a/b"), ("HTTP_ACCEPT", "*/*"),
-                                        ("HTTP_AUTHORIZATION", "Bearer k"), ("HTTP_X_B", "2")]
+    expected = {"CONTENT_TYPE": "a/b", "HTTP_ACCEPT": "*/*", "HTTP_AUTHORIZATION": "Bearer k", "HTTP_X_B": "2"}
+    assert environ_headers(environ) == expected
+    # the same layout again, other values: the values are read afresh, an empty content header still left out
+    environ.update(HTTP_X_B="3", CONTENT_TYPE="", CONTENT_LENGTH="7")
+    assert environ_headers(environ) == {"CONTENT_LENGTH": "7", "HTTP_ACCEPT": "*/*", "HTTP_AUTHORIZATION": "Bearer k",
+                                        "HTTP_X_B": "3"}
+
+
+def test_the_journal_shows_request_headers_sorted_by_environ_key(client, headers):
+    client.post("/v1/chat/completions", headers={**headers, "X-Zeta": "1", "X-Alpha": "2"}, json=chat_body())
+    shown = list(client.get("/_mock/requests").get_json()["data"][-1]["headers"])
+    environ_key = {name: ("" if name.startswith("Content-") else "HTTP_") + name.upper().replace("-", "_")
+                   for name in shown}
+    assert shown == sorted(shown, key=environ_key.get) and "X-Zeta" in shown
 
 
 def test_requests_inside_one_outer_app_context_keep_their_own_limits_and_ids():
