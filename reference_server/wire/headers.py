@@ -48,7 +48,8 @@ class ReferenceResponse(Response):
             app_iter, status = self.get_app_iter(environ), self.status
         groups = self.sent_groups
         if groups:
-            headers = [*headers, *(header for group in groups.values() for header in group)]
+            for group in groups.values():  # ``headers`` is a new list either way: extended in place, in C
+                headers.extend(group)
         return app_iter, status, headers
 
     def plain_wsgi_headers(self) -> list[Header] | None:
