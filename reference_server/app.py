@@ -78,7 +78,7 @@ def refuse_oversized_body(limit: int, read_caps: dict[str, int] | None, ctx: Req
     """Before step: answer 413 for a declared body over ``limit`` before any hook reads it.
 
     ``limit`` is bound by ``create_app`` (``ServerConfig.max_body_bytes``, also Flask's MAX_CONTENT_LENGTH). The
-    cached empty body keeps later readers (the request journal's after_request) from raising the 413 again
+    cached empty body keeps later readers (the request journal's after step) from raising the 413 again
     while the error response is being finalized, which would turn it into a 500. ``read_caps`` (variant
     ``body-limit-after-parse`` only): endpoints that measure their body themselves once parsed, with the most they
     read.
