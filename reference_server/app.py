@@ -101,7 +101,7 @@ ROUTE_TABLE_SIZE = 1024
 ADAPTER_ENVIRON_KEYS = ("HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme", "HTTP_CONNECTION",
                         "HTTP_UPGRADE", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "REQUEST_METHOD")
 ADAPTER_CACHE_SIZE = 1024
-_UNSET: Any = object()  # do_teardown_request called without an exception: read the one being handled
+_UNSET: Any = object()  # an argument not given, or an attribute this Flask version lacks
 
 
 class ReferenceRequestContext(FlaskRequestContext):
@@ -241,8 +241,12 @@ class ReferenceFlask(Flask):
         ctx = req.context
         for step in self.after_steps:
             response = step(ctx, response)
-        if not self.session_interface.is_null_session(flask_context._session):
-            self.session_interface.save_session(self, flask_context._session, response)
+        # Flask 3.1 keeps the session as ``_session`` (its ``session`` property marks it accessed); 3.0 as ``session``
+        session = getattr(flask_context, "_session", _UNSET)
+        if session is _UNSET:
+            session = flask_context.session
+        if not self.session_interface.is_null_session(session):
+            self.session_interface.save_session(self, session, response)
         return response
 
     def do_teardown_request(self, exc: BaseException | None = _UNSET) -> None:  # type: ignore[assignment]

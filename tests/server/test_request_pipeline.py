@@ -72,3 +72,16 @@ def test_url_adapters_are_kept_per_environ_and_a_bad_host_is_refused_every_time(
         assert flask.url_for("control.healthz", _external=True) == "http://api.example:8080/healthz"
     with app.test_request_context("/healthz", base_url="http://other.example"):  # another host: its own adapter
         assert flask.url_for("control.healthz", _external=True) == "http://other.example/healthz"
+
+
+def test_an_embedder_using_flask_sessions_still_gets_its_cookie():
+    client = make_client("openai")
+    app = client.application
+    app.secret_key = "embedder-secret"
+
+    @app.before_request
+    def remember():
+        flask.session["seen"] = True
+
+    resp = client.get("/healthz")
+    assert resp.status_code == 200 and "session=" in resp.headers.get("Set-Cookie", "")
