@@ -7,13 +7,14 @@ from __future__ import annotations
 import os
 import time
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from reference_server.context import request_context
+from reference_server.context import RequestContext, request_context
 from reference_server.control import mock_controls
 from reference_server.control.journal import MAX_BODY_CHARS, environ_headers, usage_of
 from reference_server.mock import scripted
 from reference_server.scripting.matching import ENDPOINT_ROUTES
+from reference_server.wire.headers import ReferenceResponse
 
 bp = Blueprint("control", __name__)
 # This process's id for the journal (a system call each time it is asked), refreshed in a forked worker.
@@ -28,21 +29,21 @@ def _refresh_pid() -> None:
 os.register_at_fork(after_in_child=_refresh_pid)
 
 
-def record_exchange(resp: Response) -> Response:
-    """after_request (runs last): record the exchange in the app's journal; credentials are redacted when the
+def record_exchange(ctx: RequestContext, resp: ReferenceResponse) -> ReferenceResponse:
+    """The app's last after step: record the exchange in the app's journal; credentials are redacted when the
     journal is read."""
-    ctx = request_context()
     req = ctx.request
-    if mock_controls.is_control_path(req.path):
+    path = req.path
+    if mock_controls.is_control_path(path):
         return resp
     body = req.get_data(cache=True)
-    journal = ctx.server.journal
-    trace = ctx.server.config.fault_trace
-    consults = trace.current() if trace is not None else None
+    server = ctx.server
+    journal = server.journal
+    # Raw facts only, in the order ``journal.render`` shows them: it formats them when somebody reads the journal.
     entry = {
         "time": time.time(),
         "method": req.method,
-        "path": req.path,
+        "path": path,
         "query": req.query_string.decode("latin-1"),
         "raw_environ": environ_headers(req.environ),
         "raw_body": body if len(body) <= MAX_BODY_CHARS else None,  # a full ring of huge bodies stays bounded
@@ -51,12 +52,16 @@ def record_exchange(resp: Response) -> Response:
         "request_id": ctx.request_id,
         "route": ENDPOINT_ROUTES.get(req.endpoint or ""),
         "pid": _pid,  # which process answered (several gunicorn workers or hosts share a Redis journal)
-        # with fault tracing, the live set of faults consulted (rendered by ``journal.render``)
-        **({} if consults is None else {"trace": consults}),
         # what was sent back, rendered when read: the response's headers and the server's own wire headers
         "raw_response_headers": (resp.headers, getattr(resp, "sent_groups", None) or {}),
-        **scripted.journal_fields(ctx),
     }
+    trace = server.config.fault_trace
+    if trace is not None:  # with fault tracing, the live set of faults consulted (rendered by ``journal.render``)
+        consults = trace.current()
+        if consults is not None:
+            entry["trace"] = consults
+    if ctx.script_nonce is not None or ctx.script is not None:
+        entry.update(scripted.journal_fields(ctx))
     if not resp.is_streamed:
         answer = resp.get_data() if resp.mimetype == "application/json" else b""
         if len(answer) <= MAX_BODY_CHARS:  # parsed for its usage when somebody reads the journal
@@ -73,13 +78,6 @@ def record_exchange(resp: Response) -> Response:
     else:
         journal.record(entry)
     return resp
-
-
-def init_app(app: Flask) -> None:
-    """Install the journal hook. Registered first of the after_request hooks, so it runs last."""
-    # after_request hooks run in reverse order of registration; first in the list means run last, so the
-    # journal sees the final status and every header (x-request-id, rate limits) whoever registers later.
-    app.after_request_funcs.setdefault(None, []).insert(0, record_exchange)
 
 
 @bp.get("/healthz")

@@ -30,18 +30,34 @@ def redact_secret(value: str) -> str:
     return f"{scheme} {shown}" if scheme else shown
 
 
-def environ_headers(environ: Any) -> list[tuple[str, str]]:
-    """The request headers of a WSGI environ as (environ key, value) pairs sorted by key (``HTTP_X_MOCK_PROVIDER``;
-    ``render`` names them the way werkzeug's ``request.headers`` does); only strings are kept, so a record holds no
-    socket or stream."""
-    # Runs on every request: a set difference (in C) drops the keys every server sets first, so the Python test
-    # below sees only the few headers left instead of the thirty-odd keys of a gunicorn environ.
-    pairs = [(k, environ[k]) for k in environ.keys() - _SERVER_KEYS
-             if k[:5] == "HTTP_" or (k in _CONTENT_KEYS and environ[k])]
-    pairs.sort()
-    return pairs
+def environ_headers(environ: Any) -> dict[str, str]:
+    """The request headers of a WSGI environ by environ key (``HTTP_X_MOCK_PROVIDER``; ``render`` sorts them by key
+    and names them the way werkzeug's ``request.headers`` does); only strings are kept, so a record holds no socket
+    or stream.
+
+    Runs on every request, where a Python test of each of the twenty to thirty environ keys costs more than the
+    rest of the journal entry: which keys are headers is worked out once per layout of the environ (its keys in
+    order: a client sends its headers in the same order every time, so a server sees few layouts), and only the
+    values are read per request.
+    """
+    layout = tuple(environ)
+    found = _LAYOUTS.get(layout)
+    if found is None:
+        names = environ.keys() - _SERVER_KEYS
+        found = (tuple(k for k in names if k[:5] == "HTTP_"), tuple(k for k in _CONTENT_KEYS if k in names))
+        if len(_LAYOUTS) < LAYOUTS_KEPT:
+            _LAYOUTS[layout] = found
+    headers, content = found
+    out = {k: environ[k] for k in headers}
+    for k in content:
+        if environ[k]:  # an empty CONTENT_TYPE/CONTENT_LENGTH is the server's placeholder, not a header sent
+            out[k] = environ[k]
+    return out
 
 
+# environ layout (its keys in order) -> (its HTTP_* keys, its CONTENT_* keys); a bounded number of layouts is kept
+_LAYOUTS: dict[tuple[Any, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+LAYOUTS_KEPT = 256
 _CONTENT_KEYS = ("CONTENT_TYPE", "CONTENT_LENGTH")
 # Environ keys that are never request headers: PEP 3333's, and those of the servers this project runs under
 # (gunicorn, werkzeug's). Only a shortcut: anything else is still tested by name above.
@@ -117,7 +133,7 @@ def render(entry: dict[str, Any]) -> dict[str, Any]:
         out["faults_consulted"] = sorted(entry["trace"].copy())
     out["timestamp"] = dt.datetime.fromtimestamp(entry["time"], dt.timezone.utc).isoformat(timespec="milliseconds")
     if "raw_environ" in entry:  # recorded by the request path: names are converted here, off that path
-        pairs = [(_header_name(k), v) for k, v in entry["raw_environ"]
+        pairs = [(_header_name(k), v) for k, v in sorted(entry["raw_environ"].items())
                  if k not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH")]
     else:
         pairs = entry["raw_headers"]

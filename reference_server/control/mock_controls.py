@@ -28,15 +28,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flask import Flask, Request
+from flask import Request
 from werkzeug.datastructures import Headers
 
-from reference_server.context import request_context, server_config
+from reference_server.context import RequestContext, request_context, server_config
 from reference_server.policy.limits import exhausted_snapshot
 from reference_server.wire.errors import ApiError
 
 if TYPE_CHECKING:
-    from reference_server.config import ServerConfig
     from reference_server.state.base import StateStore
 
 MAX_LATENCY_MS = 120_000
@@ -204,12 +203,11 @@ def is_control_path(path: str) -> bool:
     return path == "/healthz" or path.startswith("/_mock/")
 
 
-def apply_mock_controls(defaults: MockControls) -> None:
-    """before_request: parse X-Mock-* into the request context and act on the ones that decide the whole answer.
+def apply_mock_controls(defaults: MockControls, ctx: RequestContext) -> None:
+    """Before step: parse X-Mock-* into the request context and act on the ones that decide the whole answer.
 
-    ``defaults`` (the app's ``default_controls``) is bound by ``init_app``: no look-up per request.
+    ``defaults`` (the app's ``default_controls``) is bound by ``create_app``: no look-up per request.
     """
-    ctx = request_context()
     req = ctx.request
     if is_control_path(req.path) or req.method == "OPTIONS":
         ctx.mock = NO_CONTROLS
@@ -228,13 +226,3 @@ def apply_mock_controls(defaults: MockControls) -> None:
             raise injected_error(mock.status or 503, mock)
     elif mock.status is not None:
         raise injected_error(mock.status, mock)
-
-
-def init_app(app: Flask, config: ServerConfig) -> None:
-    """Install the X-Mock-* hook (after control's journal and CORS hooks, before auth)."""
-    defaults = default_controls(config.extra)
-
-    def mock_controls() -> None:
-        apply_mock_controls(defaults)
-
-    app.before_request(mock_controls)

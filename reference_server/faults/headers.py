@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from reference_server import faults
-from reference_server.context import current_request, server_config
+from reference_server.context import RequestContext
 from reference_server.faults.seams import REQUEST_ID
 from reference_server.wire.errors import ApiError
 
@@ -53,10 +53,10 @@ def _no_request_id_errors(request_id: str, resp: Response) -> None:
     return None
 
 
-def reject_stainless() -> None:
-    """before_request: refuse the SDK's own headers under fault HEADERS-007."""
-    config = server_config()
+def reject_stainless(ctx: RequestContext) -> None:
+    """Before step (apps that serve or trace faults): refuse the SDK's own headers under fault HEADERS-007."""
+    config = ctx.server.config
     # WSGI names every header HTTP_<NAME> in upper case with "_" for "-".
-    if any(name.startswith("HTTP_X_STAINLESS_") for name in current_request().environ) and \
+    if any(name.startswith("HTTP_X_STAINLESS_") for name in ctx.request.environ) and \
             config.fault(FAULT_STAINLESS_REJECTED):
         raise ApiError(400, "Unrecognized request header X-Stainless-Lang.")

@@ -51,10 +51,11 @@ class FaultTrace:
         current = getattr(self._local, "consults", None)
         (self.global_consults if current is None else current).add(requirement)
 
-    def begin_request(self) -> None:
-        """Start the trace of the request this thread serves now (before_request, before any other hook).
+    def begin_request(self, _ctx: object = None) -> None:
+        """Start the trace of the request this thread serves now (the app's first before step; the step's request
+        context is not needed: the trace is per thread).
 
-        Returns None: a before_request hook that returns a value would become the response.
+        Returns None: a before step that returns a value would become the response.
         """
         consults: set[str] = set()
         self._local.consults = consults

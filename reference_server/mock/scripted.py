@@ -1,13 +1,13 @@
 """Flask glue of the scripting engine: which rule answers this request, and the seams where it takes over.
 
-* ``choose`` (before_request, after auth and the rate limiter): for a request on a scripted route, the
+* ``choose`` (a before step, after auth and the rate limiter): for a request on a scripted route, the
   ``[[mock:<nonce>]]`` attempt count and the answering rule (:mod:`reference_server.scripting`). A rule's stall
   happens here, before any header; a raw answer (status, headers, body) is returned here. Otherwise the rule is kept
   on the request context (``RequestContext.script``) for the surface to shape its normal answer with.
 * ``chat_answer`` (the chat surface's one seam): the scripted n, logprobs, content, refusal, tool calls and
   finish_reason, and the stream schedule (first byte, interval, cut, error event) as the request's stream controls.
 * ``usage_override``: the scripted usage numbers, where usage is built.
-* ``own_headers`` (after_request): the rule's headers win over those the server makes itself (rate limits, id).
+* ``own_headers`` (an after step): the rule's headers win over those the server makes itself (rate limits, id).
 * ``journal_fields``: nonce, attempt, rule and the answer sent back, for the journal entry of the request.
 
 The engine is the app's ``Server.scripts``; reading what is registered costs one store read per request on
@@ -22,8 +22,6 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-
-from flask import Flask
 
 from reference_server.context import RequestContext, request_context
 from reference_server.scripting import ENDPOINT_ROUTES, RequestFacts, ScriptEngine, Selection
@@ -53,9 +51,9 @@ def _body(raw: bytes) -> Any:
         return None
 
 
-def choose(engine: ScriptEngine) -> ReferenceResponse | None:
-    """before_request: count the nonce's attempt, pick the answering rule, stall, answer raw when the rule says so."""
-    ctx = request_context()
+def choose(engine: ScriptEngine, ctx: RequestContext) -> ReferenceResponse | None:
+    """Before step: count the nonce's attempt, pick the answering rule, stall, answer raw when the rule says so.
+    ``engine`` (the app's ``Server.scripts``) is bound by ``create_app``."""
     req = ctx.request
     route = ENDPOINT_ROUTES.get(req.endpoint or "")
     if route is None:
@@ -97,9 +95,9 @@ def raw_response(answer: ScriptedResponse) -> ReferenceResponse:
     return resp
 
 
-def own_headers(resp: ReferenceResponse) -> ReferenceResponse:
-    """after_request: drop the server's own wire headers that the answering rule sets itself (the rule wins)."""
-    chosen = selection()
+def own_headers(ctx: RequestContext, resp: ReferenceResponse) -> ReferenceResponse:
+    """After step: drop the server's own wire headers that the answering rule sets itself (the rule wins)."""
+    chosen = ctx.script
     if chosen is None or not chosen.response.headers:
         return resp
     names = {name.lower() for name, _ in chosen.response.headers}
@@ -245,14 +243,3 @@ def _read_usage(frame: bytes, stats: dict[str, Any]) -> None:
                 return
             if isinstance(usage, dict):
                 stats["usage"] = usage
-
-
-# ---------------------------------------------------------------- app
-
-
-def init_app(app: Flask, engine: ScriptEngine) -> None:
-    """Install the hooks of ``engine`` (the app's ``Server.scripts``); call after the rate limiter's hooks."""
-    app.before_request(lambda: choose(engine))
-    # after_request hooks run in reverse order: index 1 runs just before the journal (index 0, control.init_app),
-    # after every hook that adds the server's own headers.
-    app.after_request_funcs.setdefault(None, []).insert(1, own_headers)

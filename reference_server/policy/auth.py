@@ -14,17 +14,16 @@ and its settings on ``RequestContext.key`` (a dict: ``tier``, ``balance``, ``all
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-
-from reference_server.context import request_context
 from reference_server.faults import seams
 from reference_server.wire.errors import ApiError
 
 if TYPE_CHECKING:
     from reference_server.config import ServerConfig
+    from reference_server.context import RequestContext
 
 ALWAYS_OPEN = ("/healthz", "/_mock/")
 NO_KEY = ("You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer "
@@ -36,14 +35,23 @@ def mask_key(key: str) -> str:
     return key[:6] + "***" if len(key) > 6 else "***"
 
 
-def is_open_path(path: str, config: ServerConfig) -> bool:
-    """Paths that never need a key: health, the mock control surface, ``GET /``, and an Ollama surface the
-    profile documents without auth."""
-    if path == "/" or path == "/healthz" or path.startswith("/_mock/"):
-        return True
+def open_ollama_base(config: ServerConfig) -> str | None:
+    """The base path of an Ollama surface the profile documents without auth (None when there is none)."""
     profile = config.profile
     base = profile.ollama_base_path
-    return bool(base) and not profile.get("ollama.auth_required") and (path == base or path.startswith(base + "/"))
+    return base if base and not profile.get("ollama.auth_required") else None
+
+
+def is_open_path(path: str, open_base: str | None) -> bool:
+    """Paths that never need a key: health, the mock control surface, ``GET /``, and an Ollama surface the
+    profile documents without auth (``open_base``: :func:`open_ollama_base`, worked out once per app)."""
+    if path == "/" or path == "/healthz" or path.startswith("/_mock/"):
+        return True
+    return open_base is not None and (path == open_base or path.startswith(open_base + "/"))
+
+
+# A key pattern compiled once (re.fullmatch looks its cache up in Python code on every call).
+_compiled = functools.lru_cache(maxsize=64)(re.compile)
 
 
 def unauthorized(message: str) -> ApiError:
@@ -78,7 +86,7 @@ def check_key(token: str, config: ServerConfig) -> dict[str, Any]:
     """Settings of an accepted key, or raise 401 (AUTH-003 pattern, AUTH-012 state, AUTH-004 unknown)."""
     profile = config.profile
     pattern = profile.get("auth.key_pattern")
-    if pattern and not re.fullmatch(pattern, token):
+    if pattern and not _compiled(pattern).fullmatch(token):
         check(config, "pattern", unauthorized(f"Incorrect API key format: {mask_key(token)}. Expected "
                                               f"{profile.get('auth.key_format')}."), token)
     settings = config.keys.get(token)
@@ -93,13 +101,12 @@ def check_key(token: str, config: ServerConfig) -> dict[str, Any]:
     return {"role": "any"}
 
 
-def authenticate(config: ServerConfig) -> None:
-    """before_request: reject unauthenticated calls to the API surfaces; remember the key on the request context.
-    ``config`` is bound by ``init_app``. A request whose missing or empty key a check lets pass is served without
+def authenticate(config: ServerConfig, open_base: str | None, ctx: RequestContext) -> None:
+    """Before step: reject unauthenticated calls to the API surfaces; remember the key on the request context.
+    ``config`` and ``open_base`` (:func:`open_ollama_base`) are bound by ``create_app``. A request whose missing or empty key a check lets pass is served without
     a key (``RequestContext.key`` says ``anonymous``)."""
-    ctx = request_context()
     req = ctx.request
-    if req.method == "OPTIONS" or is_open_path(req.path, config):
+    if req.method == "OPTIONS" or is_open_path(req.path, open_base):
         return
     header = req.environ.get("HTTP_AUTHORIZATION")  # what req.headers.get("Authorization") reads, without its work
     if header is None or not header.strip():
@@ -117,13 +124,3 @@ def authenticate(config: ServerConfig) -> None:
         raise refusal
     ctx.api_key = token
     ctx.key = settings
-
-
-def init_app(app: Flask) -> None:
-    """Install the authentication hook (after control's, before limits')."""
-    config = app.config["SERVER"]
-
-    def authenticate_request() -> None:
-        authenticate(config)
-
-    app.before_request(authenticate_request)

@@ -28,9 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask
-
-from reference_server.context import RequestContext, request_context, server_config
+from reference_server.context import RequestContext, server_config
 from reference_server.faults import seams
 from reference_server.faults.trace import UNKEYED
 from reference_server.wire.errors import ApiError
@@ -52,7 +50,8 @@ def go_duration(seconds: float) -> str:
         return f"{ms}ms"
     hours, rest = divmod(ms, 3_600_000)
     minutes, rest = divmod(rest, 60_000)
-    secs = f"{rest / 1000:.3f}".rstrip("0").rstrip(".")
+    whole, millis = divmod(rest, 1000)  # integer digits: every response's reset headers pass here
+    secs = f"{whole}.{millis:03d}".rstrip("0") if millis else str(whole)
     if hours:
         return f"{hours}h{minutes}m{secs}s"
     if minutes:
@@ -270,12 +269,11 @@ class Limits:
         ctx.policy = policy
         return policy
 
-    def count_request(self) -> None:
-        """before_request: count the request against its key's per-minute limit (429 when exhausted).
+    def count_request(self, ctx: RequestContext) -> None:
+        """Before step: count the request against its key's per-minute limit (429 when exhausted).
 
         Only requests auth accepted count: preflights, health, ``/_mock/*`` and keyless Ollama routes carry no key.
         """
-        ctx = request_context()
         key = ctx.api_key
         if not key:
             return
@@ -354,11 +352,10 @@ class Limits:
         if refusal is not None:
             raise refusal
 
-    def add_headers(self, resp: ReferenceResponse) -> ReferenceResponse:
-        """after_request: the profile's rate-limit headers on every authenticated response (429s included), through
+    def add_headers(self, ctx: RequestContext, resp: ReferenceResponse) -> ReferenceResponse:
+        """After step: the profile's rate-limit headers on every authenticated response (429s included), through
         the ``RATE_LIMIT_HEADERS`` seam."""
         config = self.config
-        ctx = request_context()
         snapshot = ctx.rate_limit
         trace = config.fault_trace
         if trace is not None and not ctx.limits_traced:  # refused before the limiter, or no key: UNKEYED
@@ -406,9 +403,3 @@ def exhausted_snapshot(ctx: RequestContext, retry_after: float) -> Snapshot | No
         return None
     policy = ctx.server.limits.policy(ctx, key)
     return Snapshot(policy.requests_per_minute, 0, policy.tokens_per_minute, 0, float(retry_after))
-
-
-def init_app(app: Flask, limits: Limits) -> None:
-    """Install the limits hooks; runs after auth's before_request."""
-    app.before_request(limits.count_request)
-    app.after_request(limits.add_headers)

@@ -7,10 +7,10 @@ faults are transforms at the ``CORS_PREFLIGHT`` and ``CORS_HEADERS`` seams (faul
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Request, Response
 
 from reference_server.config import ServerConfig
-from reference_server.context import current_request
+from reference_server.context import RequestContext
 from reference_server.faults import seams
 from reference_server.wire.headers import ReferenceResponse
 
@@ -38,9 +38,8 @@ EXPOSE_HEADERS = (
 EXPOSED = ", ".join(EXPOSE_HEADERS)
 
 
-def is_preflight() -> bool:
+def is_preflight(req: Request) -> bool:
     """A CORS preflight: OPTIONS with an Origin and the method the browser wants to use."""
-    req = current_request()
     return (
         req.method == "OPTIONS"
         and "HTTP_ORIGIN" in req.environ
@@ -60,43 +59,33 @@ def allow_headers(requested: str | None) -> str:
     return ", ".join(names)
 
 
-def preflight_response() -> Response:
+def preflight_response(req: Request) -> Response:
     """204 with the Access-Control-Allow-* headers; preflights carry no credentials, so no auth applies."""
     resp = Response(status=204)
     resp.headers["Access-Control-Allow-Origin"] = "*"
     resp.headers["Access-Control-Allow-Methods"] = ALLOW_METHODS
     resp.headers["Access-Control-Allow-Headers"] = allow_headers(
-        request.headers.get("Access-Control-Request-Headers")
+        req.headers.get("Access-Control-Request-Headers")
     )
     resp.headers["Access-Control-Max-Age"] = str(MAX_AGE_SECONDS)
     return resp
 
 
-def add_cors_headers(resp: ReferenceResponse, config: ServerConfig) -> ReferenceResponse:
-    """Headers every actual response needs so browser code can read it (errors included)."""
+def preflight(config: ServerConfig, ctx: RequestContext) -> Response | None:
+    """Before step (profiles that claim browser access): answer a preflight before anything else (auth, limits)
+    sees it, through the ``CORS_PREFLIGHT`` seam."""
+    req = ctx.request
+    if not is_preflight(req):
+        return None
+    return seams.CORS_PREFLIGHT(config, preflight_response(req))
+
+
+def add_cors_headers(config: ServerConfig, ctx: RequestContext, resp: ReferenceResponse) -> ReferenceResponse:
+    """After step (profiles that claim browser access): the headers every actual response needs so browser code
+    can read it (errors included), through the ``CORS_HEADERS`` seam."""
+    if is_preflight(ctx.request):
+        return resp
     pairs = seams.CORS_HEADERS(config, [("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Headers", EXPOSED)],
                                resp)
     resp.send("cors", pairs)  # constants: straight to the WSGI server (see wire/headers.py)
     return resp
-
-
-def init_app(app: Flask) -> None:
-    """Answer preflights before anything else (auth, limits) sees them, and decorate every response.
-
-    Profiles that do not claim browser access get neither hook (whether one does is fixed per app).
-    """
-    config = app.config["SERVER"]
-    if not config.profile.get("cors"):
-        return
-
-    @app.before_request
-    def _preflight():
-        if not is_preflight():
-            return None
-        return seams.CORS_PREFLIGHT(config, preflight_response())
-
-    @app.after_request
-    def _headers(resp: ReferenceResponse) -> ReferenceResponse:
-        if not is_preflight():
-            add_cors_headers(resp, config)
-        return resp

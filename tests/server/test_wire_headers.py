@@ -78,7 +78,7 @@ def test_header_case_variant_upper_cases_them_too():
 
 
 def _hook_names(app: Flask, kind: str) -> set[str]:
-    funcs = (app.before_request_funcs if kind == "before" else app.after_request_funcs)[None]
+    funcs = app.before_steps if kind == "before" else app.after_steps
     return {getattr(f, "__name__", getattr(getattr(f, "func", None), "__name__", "")) for f in funcs}
 
 
@@ -88,18 +88,30 @@ def test_hooks_that_cannot_act_for_a_config_are_not_installed():
     assert "unusual_header_case" not in _hook_names(plain, "after")
     assert "reject_stainless" in _hook_names(make_client("openai", faults=["HEADERS-007"]).application, "before")
     assert "reject_stainless" in _hook_names(make_client("openai", trace_faults=True).application, "before")
-    assert {"_preflight"} <= _hook_names(plain, "before")
+    assert {"preflight"} <= _hook_names(plain, "before")
     no_cors = make_client("unifiedai")
-    assert "_preflight" not in _hook_names(no_cors.application, "before")
+    assert "preflight" not in _hook_names(no_cors.application, "before")
     resp = no_cors.post("/v1/chat/completions", headers=auth_headers(no_cors), json=chat_body())
     assert resp.headers["x-request-id"] and "Access-Control-Allow-Origin" not in resp.headers
 
 
-def test_journal_keeps_request_headers_only_sorted_by_environ_key():
+def test_journal_keeps_request_headers_only_and_reads_each_environ_layout_once():
     environ = {"REQUEST_METHOD": "POST", "HTTP_X_B": "2", "HTTP_AUTHORIZATION": "Bearer k", "CONTENT_TYPE": "a/b",
                "CONTENT_LENGTH": "", "wsgi.input": object(), "custom.server.object": object(), "HTTP_ACCEPT": "*/*"}
-    assert environ_headers(environ) == [("CONTENT_TYPE", "a/b"), ("HTTP_ACCEPT", "*/*"),
-                                        ("HTTP_AUTHORIZATION", "Bearer k"), ("HTTP_X_B", "2")]
+    expected = {"CONTENT_TYPE": "a/b", "HTTP_ACCEPT": "*/*", "HTTP_AUTHORIZATION": "Bearer k", "HTTP_X_B": "2"}
+    assert environ_headers(environ) == expected
+    # the same layout again, other values: the values are read afresh, an empty content header still left out
+    environ.update(HTTP_X_B="3", CONTENT_TYPE="", CONTENT_LENGTH="7")
+    assert environ_headers(environ) == {"CONTENT_LENGTH": "7", "HTTP_ACCEPT": "*/*", "HTTP_AUTHORIZATION": "Bearer k",
+                                        "HTTP_X_B": "3"}
+
+
+def test_the_journal_shows_request_headers_sorted_by_environ_key(client, headers):
+    client.post("/v1/chat/completions", headers={**headers, "X-Zeta": "1", "X-Alpha": "2"}, json=chat_body())
+    shown = list(client.get("/_mock/requests").get_json()["data"][-1]["headers"])
+    environ_key = {name: ("" if name.startswith("Content-") else "HTTP_") + name.upper().replace("-", "_")
+                   for name in shown}
+    assert shown == sorted(shown, key=environ_key.get) and "X-Zeta" in shown
 
 
 def test_requests_inside_one_outer_app_context_keep_their_own_limits_and_ids():
@@ -113,3 +125,28 @@ def test_requests_inside_one_outer_app_context_keep_their_own_limits_and_ids():
     assert (five.headers["x-ratelimit-limit-requests"], seven.headers["x-ratelimit-limit-requests"]) == ("5", "7")
     entries = client.get("/_mock/requests").get_json()["data"]
     assert [e["request_id"] for e in entries[-2:]] == [five.headers["x-request-id"], seven.headers["x-request-id"]]
+
+
+def test_the_own_headers_reach_the_wsgi_server_as_werkzeug_would_send_them():
+    from werkzeug.wrappers import Response as WerkzeugResponse
+
+    def variants():
+        yield ReferenceResponse(b'{"a":1}', mimetype="application/json")
+        yield ReferenceResponse(b"", status=204)
+        yield ReferenceResponse(b"x", status=304, headers={"Content-Language": "en", "ETag": "1"})
+        yield ReferenceResponse(b"moved", status=302, headers={"Location": "/v1/models?ü=1"})
+        yield ReferenceResponse(b"x", headers={"Content-Location": "/ä"})
+        yield ReferenceResponse(iter([b"a", b"b"]), mimetype="text/event-stream")
+        listed = ReferenceResponse([b"ab", b"cd"], status=503)
+        del listed.headers["Content-Length"]
+        yield listed
+        upper = ReferenceResponse(b"abc", headers={"X-UPPER": "1"})
+        yield upper
+
+    for method in ("POST", "HEAD"):
+        environ = {"REQUEST_METHOD": method, "wsgi.url_scheme": "http", "SERVER_NAME": "h", "SERVER_PORT": "80",
+                   "PATH_INFO": "/v1/chat"}
+        for ours, theirs in zip(variants(), variants(), strict=True):
+            _, status, headers = ours.get_wsgi_response(environ)
+            _, their_status, their_headers = WerkzeugResponse.get_wsgi_response(theirs, environ)
+            assert (status, headers) == (their_status, their_headers)
