@@ -32,6 +32,7 @@ from reference_server.mock.tokenizer import count_prompt_tokens
 from reference_server.surfaces.models import ResolvedModel, resolve_model
 from reference_server.wire import body_limit
 from reference_server.wire.errors import ApiError
+from reference_server.wire.json_text import compact_encoder
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 SCHEMA_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -132,10 +133,7 @@ def reject(field: str, rule: str, message: str, param: str | None, value: Any = 
     raise InvalidRequest(problem)
 
 
-# check_circular off: a body json.loads parsed cannot hold a cycle, and the server builds none (the check costs a
-# dict insert and delete per list and object encoded).
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str,
-                              check_circular=False).encode
+_CANONICAL = compact_encoder(sort_keys=True, ensure_ascii=False, default=str)
 
 
 def canonical_hash(value: Any) -> str:

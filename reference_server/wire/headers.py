@@ -16,15 +16,16 @@ the class-level ``None`` default of ``sent_groups``.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Response
 
+from reference_server.wire.json_text import compact_encoder
+
 Header = tuple[str, str]
 # What ``flask.jsonify`` produces for this app (compact, keys in insertion order, ASCII), without its per-call
 # argument handling and app look-ups.
-_JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), check_circular=False).encode  # answers hold no cycle
+_JSON = compact_encoder(sort_keys=False, ensure_ascii=True)
 
 
 class ReferenceResponse(Response):
