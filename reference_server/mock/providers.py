@@ -27,11 +27,9 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from flask import request
-
 from reference_server.context import server_config
 from reference_server.mock import schema_values
-from reference_server.mock.tokenizer import count_tokens, message_text, tokenize
+from reference_server.mock.tokenizer import count_tokens, tokenize
 from reference_server.wire.errors import ApiError
 
 if TYPE_CHECKING:
@@ -93,10 +91,8 @@ def derived_id(prefix: str, *parts: object) -> str:
 
 
 def last_user_text(req: ChatRequest) -> str:
-    for message in reversed(req.messages):
-        if message.get("role") == "user":
-            return message_text(message)
-    return ""
+    """The text of the last user message ("" without one), worked out once per request (``ChatRequest``)."""
+    return req.last_user_text
 
 
 def seeded_text(rng: random.Random) -> str:
@@ -109,8 +105,12 @@ def seeded_text(rng: random.Random) -> str:
     return " ".join(sentences)
 
 
-def text_provider() -> str:
-    name = (request.headers.get("X-Mock-Provider") or "seeded").strip().lower()
+def text_provider(environ: dict) -> str:
+    """The text provider the request's ``X-Mock-Provider`` header picks (``seeded`` without one)."""
+    name = environ.get("HTTP_X_MOCK_PROVIDER")  # the header, read from the WSGI environ it lives in
+    if name in TEXT_PROVIDERS:
+        return name
+    name = (name or "seeded").strip().lower()
     if name not in TEXT_PROVIDERS:
         raise ApiError(400, f"Invalid X-Mock-Provider header: {name[:32]!r}; expected one of "
                        f"{', '.join(TEXT_PROVIDERS)}.", param="X-Mock-Provider")

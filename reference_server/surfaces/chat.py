@@ -43,13 +43,14 @@ def create_chat_completion():
             return streaming.replay_response(cached.frames)
         return Response(cached.body, mimetype="application/json")
     body = None
+    request = ctx.request
     try:
-        body = read_json_body()
-        req = parse_chat_request(body)
+        body = read_json_body(request, config)
+        req = parse_chat_request(body, request.path, config)
     except ApiError as err:  # unreadable or invalid: its envelope, through the seam of refused chat requests
         return seams.CHAT_REJECTION(config, error_response(err), err, body)
     req = seams.CHAT_REQUEST(config, req)
-    provider = text_provider()
+    provider = text_provider(request.environ)
     prompt_tokens = req.prompt_tokens
     ctx.server.limits.admit(ctx, req.model.id, prompt_tokens)
     # The one seam of scripted answers (docs/scripts.md): a matched rule shapes the request and its generations.
