@@ -71,8 +71,15 @@ class Generation:
 
     @property
     def completion_tokens(self) -> int:
-        calls = sum(count_tokens(c.name) + count_tokens(c.arguments) for c in self.tool_calls)
-        return count_tokens(self.content) + count_tokens(self.refusal) + count_tokens(self.reasoning) + calls
+        # Only the parts a choice has are counted (most have content alone): a call per absent part is the cost.
+        tokens = count_tokens(self.content)
+        if self.refusal is not None:
+            tokens += count_tokens(self.refusal)
+        if self.reasoning is not None:
+            tokens += count_tokens(self.reasoning)
+        for call in self.tool_calls:
+            tokens += count_tokens(call.name) + count_tokens(call.arguments)
+        return tokens
 
     @property
     def reasoning_tokens(self) -> int:

@@ -56,8 +56,10 @@ _SPACE_MASK = bytes(ord("a") if chr(i).isspace() else ord("-") for i in range(25
 
 def message_text(message: dict[str, Any]) -> str:
     """The countable text of one request message (content parts, refusal, tool-call names and arguments)."""
-    pieces: list[str] = []
     content = message.get("content")
+    if type(content) is str and message.get("refusal") is None and not message.get("tool_calls"):
+        return content  # the usual message: its text is its content (what the general case below gives too)
+    pieces: list[str] = []
     if isinstance(content, str):
         pieces.append(content)
     elif isinstance(content, list):
@@ -77,7 +79,10 @@ def message_text(message: dict[str, Any]) -> str:
 
 def count_prompt_tokens(messages: list[dict[str, Any]], tools: list[Any] | None = None) -> int:
     """Prompt tokens of a chat request: per message 1 (role) + its text's tokens, plus the tools' JSON tokens."""
-    total = sum(1 + count_tokens(message_text(m)) for m in messages if isinstance(m, dict))
+    total = 0
+    for message in messages:
+        if isinstance(message, dict):
+            total += 1 + count_tokens(message_text(message))
     if tools:
         total += count_tokens(json.dumps(tools, sort_keys=True))
     return total

@@ -92,10 +92,15 @@ class ChatRequest:
     def last_user_text(self) -> str:
         """The countable text of the last user message ("" without one), found once: every choice's answer asks
         (the refusal trigger, the echo provider, the tools a prompt names)."""
-        if self._last_user_text is None:
-            self._last_user_text = next((message_text(m) for m in reversed(self.messages) if m.get("role") == "user"),
-                                        "")
-        return self._last_user_text
+        text = self._last_user_text
+        if text is None:
+            text = ""
+            for message in reversed(self.messages):
+                if message.get("role") == "user":
+                    text = message_text(message)
+                    break
+            self._last_user_text = text
+        return text
 
     @property
     def tool_names(self) -> list[str]:

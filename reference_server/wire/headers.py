@@ -52,4 +52,6 @@ class ReferenceResponse(Response):
 def json_response(value: Any, status: int = 200) -> ReferenceResponse:
     """``value`` as a JSON ``ReferenceResponse``: the bytes ``flask.jsonify`` gives in this app (compact, newline at
     the end), for the hot path of the chat surface."""
-    return ReferenceResponse(_JSON(value) + "\n", status=status, mimetype="application/json")
+    # The body as bytes and the exact Content-Type: werkzeug neither encodes the text nor works the type out from
+    # a mimetype (``get_content_type("application/json")`` is "application/json").
+    return ReferenceResponse((_JSON(value) + "\n").encode(), status=status, content_type="application/json")
