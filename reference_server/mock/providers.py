@@ -57,10 +57,14 @@ class ToolCall:
     arguments: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Generation:
     """One choice's answer. ``reasoning_field`` names where ``reasoning`` goes (``reasoning_content`` or
-    ``reasoning``); ``reasoning_tokens`` counts it in usage."""
+    ``reasoning``); ``reasoning_tokens`` counts it in usage.
+
+    Never changed once built (faults and scripts derive a new one with ``dataclasses.replace``); not ``frozen``
+    because a frozen dataclass sets each field through ``object.__setattr__``, and every choice builds one.
+    """
 
     content: str | None
     finish_reason: str = "stop"
@@ -97,11 +101,6 @@ def derived_id(prefix: str, *parts: object) -> str:
     return prefix + hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:24]
 
 
-def last_user_text(req: ChatRequest) -> str:
-    """The text of the last user message ("" without one), worked out once per request (``ChatRequest``)."""
-    return req.last_user_text
-
-
 def seeded_text(rng: random.Random) -> str:
     """Two sentences of 3-5 vocabulary words: 13-21 tokens, so a short request with room (the suite's shared
     24-token completion, PARAMS-023) really ends on its own, while 5-8 token limits still cut it."""
@@ -126,10 +125,10 @@ def text_provider(environ: dict) -> str:
 
 def text_answer(req: ChatRequest, index: int, provider: str) -> str:
     if provider == "echo":
-        text = last_user_text(req) or "(empty message)"
+        text = req.last_user_text or "(empty message)"
         return text if index == 0 else f"{text} ({index})"
     rng = rng_for(req, "text", index)
-    if LONG_ANSWER_TRIGGER in last_user_text(req).lower():
+    if LONG_ANSWER_TRIGGER in req.last_user_text.lower():
         return " ".join(seeded_text(rng) for _ in range(LONG_ANSWER_SENTENCE_PAIRS))
     return seeded_text(rng)
 
@@ -155,7 +154,7 @@ def called_tools(req: ChatRequest) -> list[str]:
         return [req.tool_choice["name"]]
     if req.tool_choice == "auto" and req.messages and req.messages[-1].get("role") == "tool":
         return []
-    prompt = last_user_text(req)
+    prompt = req.last_user_text
     names = [name for name in req.tool_names if name in prompt] or req.tool_names[:1]
     return names if req.parallel_tool_calls else names[:1]
 
@@ -181,7 +180,7 @@ def generate(req: ChatRequest, index: int, provider: str = "seeded") -> Generati
     """The full (not yet stopped or truncated) answer for choice ``index``."""
     style = req.model.entry.get("reasoning")
     reasoning = reasoning_text(req, index) if style else None
-    if REFUSAL_TRIGGER in last_user_text(req):
+    if REFUSAL_TRIGGER in req.last_user_text:
         return Generation(content=None, refusal=REFUSAL_TEXT)
     names = called_tools(req)
     if names:

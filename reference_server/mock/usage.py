@@ -63,12 +63,19 @@ def _has_cache_marker(req: ChatRequest) -> bool:
 
 
 def is_cacheable(req: ChatRequest, config: ServerConfig | None = None) -> bool:
-    """The request asks for caching, on a model whose provider caches (profile ``usage.cache_models``)."""
-    profile = (config or server_config()).profile
-    if not profile.claims("prompt-cache-usage") or not _has_cache_marker(req):
-        return False
-    patterns = profile.get("usage.cache_models")
-    return patterns is None or any(re.search(p, req.model.id) for p in patterns)
+    """The request asks for caching, on a model whose provider caches (profile ``usage.cache_models``).
+
+    Worked out once per request (kept on the request: its usage and the answer cache both ask)."""
+    cacheable = req.cacheable
+    if cacheable is None:
+        profile = (config or server_config()).profile
+        if not profile.claims("prompt-cache-usage") or not _has_cache_marker(req):
+            cacheable = False
+        else:
+            patterns = profile.get("usage.cache_models")
+            cacheable = patterns is None or any(re.search(p, req.model.id) for p in patterns)
+        req.cacheable = cacheable
+    return cacheable
 
 
 def _prefix(req: ChatRequest) -> list[dict]:

@@ -79,6 +79,7 @@ class ChatRequest:
     unknown_fields: tuple[str, ...] = ()  # top-level fields the server does not know (and ignores), sorted
     _prompt_tokens: int | None = field(default=None, init=False, repr=False, compare=False)
     _last_user_text: str | None = field(default=None, init=False, repr=False, compare=False)
+    cacheable: bool | None = field(default=None, init=False, repr=False, compare=False)  # mock/usage.is_cacheable
 
     @property
     def prompt_tokens(self) -> int:
