@@ -2,7 +2,7 @@
 
 import random
 
-from reference_server.surfaces.chat_request import canonical_hash, request_hashes
+from reference_server.surfaces.chat_hashes import canonical_hash, request_hashes
 
 
 def _value(rnd: random.Random, depth: int = 0):
