@@ -11,11 +11,10 @@ request it applies to. Nor do apps that trace faults: a replayed answer asks no 
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -30,19 +29,22 @@ MAX_KEY_BYTES = 64 * 1024
 CacheKey = tuple[str, str, str | None, str | None, bytes]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CachedAnswer:
-    """What a repeat of the request needs: the model and prompt size to charge, and the body or the SSE frames."""
+    """What a repeat of the request needs: the model and prompt size to charge, and the body or the SSE frames.
+
+    Never changed once built (the cache shares it between threads); not ``frozen`` because a frozen dataclass
+    sets each field through ``object.__setattr__``, and every first-seen request builds one.
+    """
 
     model_id: str
     prompt_tokens: int
     body: bytes = b""
     frames: tuple[bytes, ...] = ()
+    size: int = field(init=False, repr=False)  # bytes kept: asked when stored and again when evicted
 
-    @functools.cached_property
-    def size(self) -> int:
-        """Bytes kept: asked when the answer is stored and again when it is evicted, so worked out once."""
-        return len(self.body) + sum(len(frame) for frame in self.frames)
+    def __post_init__(self) -> None:
+        self.size = len(self.body) + sum(map(len, self.frames)) if self.frames else len(self.body)
 
 
 class AnswerCache:

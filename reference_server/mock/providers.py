@@ -27,11 +27,9 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from flask import request
-
 from reference_server.context import server_config
 from reference_server.mock import schema_values
-from reference_server.mock.tokenizer import count_tokens, message_text, tokenize
+from reference_server.mock.tokenizer import count_tokens, tokenize
 from reference_server.wire.errors import ApiError
 
 if TYPE_CHECKING:
@@ -59,10 +57,14 @@ class ToolCall:
     arguments: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Generation:
     """One choice's answer. ``reasoning_field`` names where ``reasoning`` goes (``reasoning_content`` or
-    ``reasoning``); ``reasoning_tokens`` counts it in usage."""
+    ``reasoning``); ``reasoning_tokens`` counts it in usage.
+
+    Never changed once built (faults and scripts derive a new one with ``dataclasses.replace``); not ``frozen``
+    because a frozen dataclass sets each field through ``object.__setattr__``, and every choice builds one.
+    """
 
     content: str | None
     finish_reason: str = "stop"
@@ -73,8 +75,15 @@ class Generation:
 
     @property
     def completion_tokens(self) -> int:
-        calls = sum(count_tokens(c.name) + count_tokens(c.arguments) for c in self.tool_calls)
-        return count_tokens(self.content) + count_tokens(self.refusal) + count_tokens(self.reasoning) + calls
+        # Only the parts a choice has are counted (most have content alone): a call per absent part is the cost.
+        tokens = count_tokens(self.content)
+        if self.refusal is not None:
+            tokens += count_tokens(self.refusal)
+        if self.reasoning is not None:
+            tokens += count_tokens(self.reasoning)
+        for call in self.tool_calls:
+            tokens += count_tokens(call.name) + count_tokens(call.arguments)
+        return tokens
 
     @property
     def reasoning_tokens(self) -> int:
@@ -92,13 +101,6 @@ def derived_id(prefix: str, *parts: object) -> str:
     return prefix + hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:24]
 
 
-def last_user_text(req: ChatRequest) -> str:
-    for message in reversed(req.messages):
-        if message.get("role") == "user":
-            return message_text(message)
-    return ""
-
-
 def seeded_text(rng: random.Random) -> str:
     """Two sentences of 3-5 vocabulary words: 13-21 tokens, so a short request with room (the suite's shared
     24-token completion, PARAMS-023) really ends on its own, while 5-8 token limits still cut it."""
@@ -109,8 +111,12 @@ def seeded_text(rng: random.Random) -> str:
     return " ".join(sentences)
 
 
-def text_provider() -> str:
-    name = (request.headers.get("X-Mock-Provider") or "seeded").strip().lower()
+def text_provider(environ: dict) -> str:
+    """The text provider the request's ``X-Mock-Provider`` header picks (``seeded`` without one)."""
+    name = environ.get("HTTP_X_MOCK_PROVIDER")  # the header, read from the WSGI environ it lives in
+    if name in TEXT_PROVIDERS:
+        return name
+    name = (name or "seeded").strip().lower()
     if name not in TEXT_PROVIDERS:
         raise ApiError(400, f"Invalid X-Mock-Provider header: {name[:32]!r}; expected one of "
                        f"{', '.join(TEXT_PROVIDERS)}.", param="X-Mock-Provider")
@@ -119,10 +125,10 @@ def text_provider() -> str:
 
 def text_answer(req: ChatRequest, index: int, provider: str) -> str:
     if provider == "echo":
-        text = last_user_text(req) or "(empty message)"
+        text = req.last_user_text or "(empty message)"
         return text if index == 0 else f"{text} ({index})"
     rng = rng_for(req, "text", index)
-    if LONG_ANSWER_TRIGGER in last_user_text(req).lower():
+    if LONG_ANSWER_TRIGGER in req.last_user_text.lower():
         return " ".join(seeded_text(rng) for _ in range(LONG_ANSWER_SENTENCE_PAIRS))
     return seeded_text(rng)
 
@@ -148,7 +154,7 @@ def called_tools(req: ChatRequest) -> list[str]:
         return [req.tool_choice["name"]]
     if req.tool_choice == "auto" and req.messages and req.messages[-1].get("role") == "tool":
         return []
-    prompt = last_user_text(req)
+    prompt = req.last_user_text
     names = [name for name in req.tool_names if name in prompt] or req.tool_names[:1]
     return names if req.parallel_tool_calls else names[:1]
 
@@ -174,7 +180,7 @@ def generate(req: ChatRequest, index: int, provider: str = "seeded") -> Generati
     """The full (not yet stopped or truncated) answer for choice ``index``."""
     style = req.model.entry.get("reasoning")
     reasoning = reasoning_text(req, index) if style else None
-    if REFUSAL_TRIGGER in last_user_text(req):
+    if REFUSAL_TRIGGER in req.last_user_text:
         return Generation(content=None, refusal=REFUSAL_TEXT)
     names = called_tools(req)
     if names:

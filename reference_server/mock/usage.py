@@ -25,6 +25,7 @@ from reference_server.mock import scripted
 from reference_server.mock.tokenizer import count_tokens, message_text
 
 if TYPE_CHECKING:
+    from reference_server.config import ServerConfig
     from reference_server.mock.providers import Generation
     from reference_server.surfaces.chat_request import ChatRequest
 
@@ -61,13 +62,20 @@ def _has_cache_marker(req: ChatRequest) -> bool:
     return False
 
 
-def is_cacheable(req: ChatRequest) -> bool:
-    """The request asks for caching, on a model whose provider caches (profile ``usage.cache_models``)."""
-    profile = server_config().profile
-    if not profile.claims("prompt-cache-usage") or not _has_cache_marker(req):
-        return False
-    patterns = profile.get("usage.cache_models")
-    return patterns is None or any(re.search(p, req.model.id) for p in patterns)
+def is_cacheable(req: ChatRequest, config: ServerConfig | None = None) -> bool:
+    """The request asks for caching, on a model whose provider caches (profile ``usage.cache_models``).
+
+    Worked out once per request (kept on the request: its usage and the answer cache both ask)."""
+    cacheable = req.cacheable
+    if cacheable is None:
+        profile = (config or server_config()).profile
+        if not profile.claims("prompt-cache-usage") or not _has_cache_marker(req):
+            cacheable = False
+        else:
+            patterns = profile.get("usage.cache_models")
+            cacheable = patterns is None or any(re.search(p, req.model.id) for p in patterns)
+        req.cacheable = cacheable
+    return cacheable
 
 
 def _prefix(req: ChatRequest) -> list[dict]:
@@ -75,9 +83,9 @@ def _prefix(req: ChatRequest) -> list[dict]:
     return req.messages[:last_user]
 
 
-def cached_tokens(req: ChatRequest) -> int:
+def cached_tokens(req: ChatRequest, config: ServerConfig | None = None) -> int:
     """Prompt tokens of the messages before the last user message, when the request asks for caching."""
-    if not is_cacheable(req):
+    if not is_cacheable(req, config):
         return 0
     return sum(1 + count_tokens(message_text(m)) for m in _prefix(req))
 
@@ -88,20 +96,25 @@ def _cache_hit(req: ChatRequest) -> bool:
     return request_context().server.prompt_cache.read_or_write(hashlib.sha256(prefix.encode()).hexdigest())
 
 
-def build_usage(req: ChatRequest, generations: list[Generation], *, streamed: bool = False) -> dict[str, Any]:
+def build_usage(req: ChatRequest, generations: list[Generation], *, streamed: bool = False,
+                config: ServerConfig | None = None) -> dict[str, Any]:
     """The ``usage`` object for all choices of the request, through the ``USAGE`` seam."""
-    config = server_config()
+    config = config or server_config()
     profile = config.profile
     prompt = req.prompt_tokens
-    completion = sum(g.completion_tokens for g in generations)
-    cached = cached_tokens(req)
+    completion = reasoning = 0
+    for gen in generations:
+        completion += gen.completion_tokens
+        if gen.reasoning is not None:
+            reasoning += gen.reasoning_tokens
+    cached = cached_tokens(req, config)
     created = 0
     # variant cache-miss: a cache that never hits (best effort: USAGE-016 is a SHOULD)
     if cached and (config.variant("cache-miss") or not _cache_hit(req)):  # the first request of this prefix writes the cache
         created, cached = cached, 0
     usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
     usage["prompt_tokens_details"] = {"cached_tokens": cached, "audio_tokens": 0}
-    usage["completion_tokens_details"] = {"reasoning_tokens": sum(g.reasoning_tokens for g in generations),
+    usage["completion_tokens_details"] = {"reasoning_tokens": reasoning,
                                           "audio_tokens": 0, "accepted_prediction_tokens": 0,
                                           "rejected_prediction_tokens": 0}
     if "cache_read_input_tokens" in (profile.get("usage.cache_fields") or []):

@@ -11,7 +11,7 @@ faults/answer.py.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response
 
@@ -26,6 +26,9 @@ from reference_server.surfaces import streaming
 from reference_server.surfaces.chat_request import ChatRequest, parse_chat_request, read_json_body
 from reference_server.wire.errors import ApiError, error_response
 from reference_server.wire.headers import json_response
+
+if TYPE_CHECKING:
+    from reference_server.config import ServerConfig
 
 bp = Blueprint("chat", __name__)
 
@@ -43,13 +46,14 @@ def create_chat_completion():
             return streaming.replay_response(cached.frames)
         return Response(cached.body, mimetype="application/json")
     body = None
+    request = ctx.request
     try:
-        body = read_json_body()
-        req = parse_chat_request(body)
+        body = read_json_body(request, config)
+        req = parse_chat_request(body, request.path, config)
     except ApiError as err:  # unreadable or invalid: its envelope, through the seam of refused chat requests
         return seams.CHAT_REJECTION(config, error_response(err), err, body)
     req = seams.CHAT_REQUEST(config, req)
-    provider = text_provider()
+    provider = text_provider(request.environ)
     prompt_tokens = req.prompt_tokens
     ctx.server.limits.admit(ctx, req.model.id, prompt_tokens)
     # The one seam of scripted answers (docs/scripts.md): a matched rule shapes the request and its generations.
@@ -62,10 +66,11 @@ def create_chat_completion():
 
         # A cacheable request's usage depends on the requests before it (mock/usage.py): never replayed.
         return streaming.stream_response(req, generations, req.model.response_model, completion_id(req),
-                                         remember if key and not is_cacheable(req) else None)
-    completion = seams.COMPLETION(config, build_completion(req, generations), req, generations)
+                                         remember if key and not is_cacheable(req, config) else None)
+    completion = seams.COMPLETION(config, build_completion(req, generations, config), req, generations)
     resp = seams.CHAT_RESPONSE(config, json_response(completion), req)
-    if not is_cacheable(req):  # its usage depends on the requests before it (mock/usage.py): never replayed
+    # A cacheable request's usage depends on the requests before it (mock/usage.py): never replayed.
+    if key is not None and not is_cacheable(req, config):
         answer_cache.store(ctx, key, answer_cache.CachedAnswer(req.model.id, prompt_tokens, body=resp.get_data()))
     return resp
 
@@ -94,17 +99,20 @@ def choice_logprobs(req: ChatRequest, gen: Generation, index: int) -> dict[str, 
     return {"content": content_logprobs(tokenize(gen.content or ""), key, req.top_logprobs), "refusal": None}
 
 
-def build_completion(req: ChatRequest, generations: list[Generation]) -> dict[str, Any]:
+def build_completion(req: ChatRequest, generations: list[Generation], config: ServerConfig | None = None
+                     ) -> dict[str, Any]:
     """The ``CreateChatCompletionResponse`` body."""
-    config = request_context().server.config
+    config = config or request_context().server.config
+    logprobs = req.logprobs
     body: dict[str, Any] = {
         "id": completion_id(req),
         "object": "chat.completion",
         "created": config.clock,
         "model": req.model.response_model,
-        "choices": [{"index": index, "message": message_for(gen), "logprobs": choice_logprobs(req, gen, index),
+        "choices": [{"index": index, "message": message_for(gen),
+                     "logprobs": choice_logprobs(req, gen, index) if logprobs else None,
                      "finish_reason": gen.finish_reason} for index, gen in enumerate(generations)],
-        "usage": build_usage(req, generations),
+        "usage": build_usage(req, generations, config=config),
     }
     if config.variant("extra-fields"):
         body.update({"system_fingerprint": "fp_reference", "service_tier": "default", "provider": "mock"})

@@ -17,27 +17,26 @@ rule and its refusal in one place; faults and variants act at the decision seam,
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import request
+from flask import Request
 
 from reference_server.context import server_config
 from reference_server.faults import seams
-from reference_server.mock.tokenizer import count_prompt_tokens
+from reference_server.mock.tokenizer import count_prompt_tokens, message_text
+from reference_server.surfaces.chat_hashes import request_hashes
 from reference_server.surfaces.models import ResolvedModel, resolve_model
 from reference_server.wire import body_limit
 from reference_server.wire.errors import ApiError
 
+if TYPE_CHECKING:
+    from reference_server.config import ServerConfig
+
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 SCHEMA_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-# Fields that shape the generated text. Transport fields (stream, n, max_tokens, stop, logprobs) are left out, so a
-# streamed answer equals the non-streamed one and a truncated answer is a prefix of the full one.
-CONTENT_FIELDS = ("messages", "tools", "tool_choice", "parallel_tool_calls", "response_format", "seed", "temperature")
 
 KNOWN_FIELDS = frozenset({
     "model", "messages", "temperature", "top_p", "n", "stop", "max_tokens", "max_completion_tokens",
@@ -75,6 +74,8 @@ class ChatRequest:
     content_key: str = ""
     unknown_fields: tuple[str, ...] = ()  # top-level fields the server does not know (and ignores), sorted
     _prompt_tokens: int | None = field(default=None, init=False, repr=False, compare=False)
+    _last_user_text: str | None = field(default=None, init=False, repr=False, compare=False)
+    cacheable: bool | None = field(default=None, init=False, repr=False, compare=False)  # mock/usage.is_cacheable
 
     @property
     def prompt_tokens(self) -> int:
@@ -82,6 +83,20 @@ class ChatRequest:
         if self._prompt_tokens is None:
             self._prompt_tokens = count_prompt_tokens(self.messages, self.tools)
         return self._prompt_tokens
+
+    @property
+    def last_user_text(self) -> str:
+        """The countable text of the last user message ("" without one), found once: every choice's answer asks
+        (the refusal trigger, the echo provider, the tools a prompt names)."""
+        text = self._last_user_text
+        if text is None:
+            text = ""
+            for message in reversed(self.messages):
+                if message.get("role") == "user":
+                    text = message_text(message)
+                    break
+            self._last_user_text = text
+        return text
 
     @property
     def tool_names(self) -> list[str]:
@@ -132,52 +147,17 @@ def reject(field: str, rule: str, message: str, param: str | None, value: Any = 
     raise InvalidRequest(problem)
 
 
-# check_circular off: a body json.loads parsed cannot hold a cycle, and the server builds none (the check costs a
-# dict insert and delete per list and object encoded).
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str,
-                              check_circular=False).encode
-
-
-def canonical_hash(value: Any) -> str:
-    """sha256 of the canonical JSON of ``value`` (sorted keys, no spaces): equal requests, equal hashes."""
-    return hashlib.sha256(_CANONICAL(value).encode()).hexdigest()
-
-
-def request_hashes(path: str, body: dict[str, Any], model_id: str, shaping: dict[str, Any]) -> tuple[str, str]:
-    """``canonical_hash([path, body])`` and ``canonical_hash([model_id, shaping])``, the messages encoded once.
-
-    Both hashes cover the messages, nearly all of a chat body's bytes. Each outer value is encoded with a
-    placeholder string where the shared messages list sits, and the placeholder's JSON replaced by the messages'
-    canonical JSON: the same text, hence the same hashes, as encoding each whole. The placeholder is random per
-    process, and a text holding it anywhere else is encoded whole instead.
-    """
-    messages = body.get("messages")
-    if messages is None or shaping.get("messages") is not messages:
-        return canonical_hash([path, body]), canonical_hash([model_id, shaping])
-    request_text = _CANONICAL([path, {**body, "messages": _PLACEHOLDER}])
-    content_text = _CANONICAL([model_id, {**shaping, "messages": _PLACEHOLDER}])
-    if request_text.count(_PLACEHOLDER_JSON) != 1 or content_text.count(_PLACEHOLDER_JSON) != 1:
-        return canonical_hash([path, body]), canonical_hash([model_id, shaping])
-    shared = _CANONICAL(messages)
-    request_text = request_text.replace(_PLACEHOLDER_JSON, shared)
-    content_text = content_text.replace(_PLACEHOLDER_JSON, shared)
-    return hashlib.sha256(request_text.encode()).hexdigest(), hashlib.sha256(content_text.encode()).hexdigest()
-
-
-_PLACEHOLDER = f"messages-{os.urandom(16).hex()}"
-_PLACEHOLDER_JSON = f'"{_PLACEHOLDER}"'
-
-
-def read_json_body() -> Any:
+def read_json_body(request: Request, config: ServerConfig) -> Any:
     """The parsed body, or raise 415 (not JSON content type) / 400 (not parseable); under the
     ``body-limit-after-parse`` variant, without its unknown fields and measured (wire/body_limit.py)."""
-    config = server_config()
-    if not request.is_json and not config.variant("text-plain-served"):
+    # ``is_json`` parses the Content-Type header on every call: the usual exact value needs no parsing.
+    if (request.environ.get("CONTENT_TYPE") != "application/json" and not request.is_json
+            and not config.variant("text-plain-served")):
         reject("body", "media-type", "Invalid Content-Type header: expected application/json.", None,
                request.mimetype, status=415)
     raw = request.get_data(cache=True)
     try:
-        body = json.loads(raw.decode("utf-8"))
+        body = _decode_json(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return reject("body", "json", f"We could not parse the JSON body of your request ({exc.__class__.__name__}).",
                       None, raw)
@@ -185,6 +165,9 @@ def read_json_body() -> Any:
         return body_limit.measured_after_parse(body, config.max_body_bytes, KNOWN_FIELDS)
     return body
 
+
+# What ``json.loads(text)`` does for a str without options, without its per-call argument checks.
+_decode_json = json.JSONDecoder().decode
 
 
 def _number(body: dict, name: str, low: float, high: float) -> float | None:
@@ -274,8 +257,15 @@ def _messages(body: dict) -> list[dict]:
         messages = reject("messages", "empty", "Invalid 'messages': empty array. Expected an array with minimum "
                           "length 1.", "messages", messages)
     for index, message in enumerate(messages):
+        # The usual message (a known role that needs no tool_call_id, string content) passes every check below:
+        # it is recognised here without the two calls that check it.
+        if type(message) is dict and message.get("role") in _PLAIN_ROLES and type(message.get("content")) is str:
+            continue
         _check_message(message, index)
     return messages
+
+
+_PLAIN_ROLES = frozenset(ROLES) - {"tool"}
 
 
 def _stop(body: dict) -> list[str]:
@@ -379,53 +369,74 @@ def _model(body: dict) -> ResolvedModel:
     return resolve_model(name)
 
 
-def _usage_flags(body: dict, stream: bool) -> tuple[bool, bool]:
+def _usage_flags(body: dict, stream: bool, config: ServerConfig) -> tuple[bool, bool]:
     """(include_usage, asked): asked is what the client said; include adds the profile's auto-injection."""
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         options = reject("stream_options", "type", "Invalid type for 'stream_options': expected an object.",
                          "stream_options", options)
     asked = _boolean(options or {}, "include_usage", False)
-    auto = bool(server_config().profile.get("stream.auto_include_usage"))
+    auto = bool(config.profile.get("stream.auto_include_usage"))
     return stream and (asked or auto), asked
 
 
-def parse_chat_request(body: Any) -> ChatRequest:
-    """Validate a parsed body into a ``ChatRequest`` or raise the ``ApiError`` the first problem deserves."""
+_NUMBERS = (("temperature", 0, 2), ("top_p", 0, 1), ("presence_penalty", -2, 2), ("frequency_penalty", -2, 2))
+
+
+def parse_chat_request(body: Any, path: str, config: ServerConfig) -> ChatRequest:
+    """Validate a parsed body (sent to ``path``) into a ``ChatRequest`` or raise the ``ApiError`` the first problem
+    deserves.
+
+    The checks run in a fixed order (the first problem is the one answered). A body names few of the optional
+    fields, and each check of an absent field would only find it absent: each runs where its field is present
+    (``name in body``), which spares a first-seen request most of its calls.
+    """
     if not isinstance(body, dict):
         body = reject("body", "type", "Invalid request body: expected a JSON object.", None, body)
     model = _model(body)
     messages = _messages(body)
-    for name, low, high in (("temperature", 0, 2), ("top_p", 0, 1), ("presence_penalty", -2, 2),
-                            ("frequency_penalty", -2, 2)):
-        _number(body, name, low, high)
-    tools = _tools(body)
-    stream = _boolean(body, "stream", False)
-    logprobs = _boolean(body, "logprobs", False)
-    top_logprobs = _integer(body, "top_logprobs", 0, 20)
+    temperature = None
+    for name, low, high in _NUMBERS:
+        if name in body:
+            value = _number(body, name, low, high)
+            if name == "temperature":
+                temperature = value
+    tools = _tools(body) if "tools" in body else []
+    stream = _boolean(body, "stream", False) if "stream" in body else False
+    logprobs = _boolean(body, "logprobs", False) if "logprobs" in body else False
+    top_logprobs = _integer(body, "top_logprobs", 0, 20) if "top_logprobs" in body else None
     if top_logprobs is not None and not logprobs:
         reject("top_logprobs", "requires", "'top_logprobs' requires 'logprobs' to be true.", "top_logprobs",
                top_logprobs)
-    include_usage, asked = _usage_flags(body, stream)
+    include_usage, asked = _usage_flags(body, stream, config) if stream or "stream_options" in body else (False, False)
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         seed = reject("seed", "type", "Invalid type for 'seed': expected an integer.", "seed", seed)
-    limits = {p: _integer(body, p, 1) for p in ("max_completion_tokens", "max_tokens")}
-    bound = min(((v, p) for p, v in limits.items() if v is not None), default=(None, None))
+    bound = (None, None)
+    if "max_completion_tokens" in body or "max_tokens" in body:
+        limits = {p: _integer(body, p, 1) for p in ("max_completion_tokens", "max_tokens")}
+        bound = min(((v, p) for p, v in limits.items() if v is not None), default=(None, None))
     if bound[0] is None:  # the profile's documented default applies (max_tokens_param stays None: nothing was sent)
-        bound = (server_config().profile.get("defaults.max_tokens"), None)
-    req = ChatRequest(
-        body=body, model=model, messages=messages, stream=stream, n=_integer(body, "n", 1, 128) or 1,
-        temperature=_number(body, "temperature", 0, 2), seed=seed, max_tokens=bound[0], max_tokens_param=bound[1],
-        stop=_stop(body), logprobs=logprobs, top_logprobs=top_logprobs or 0, tools=tools,
-        tool_choice=_tool_choice(body, [t["function"]["name"] for t in tools]),
-        parallel_tool_calls=_boolean(body, "parallel_tool_calls", True), response_format=_response_format(body),
-        include_usage=include_usage, usage_requested=asked,
-        unknown_fields=tuple(sorted(body.keys() - KNOWN_FIELDS)),
+        bound = (config.profile.get("defaults.max_tokens"), None)
+    n = (_integer(body, "n", 1, 128) or 1) if "n" in body else 1
+    stop = _stop(body) if "stop" in body else []
+    tool_choice = _tool_choice(body, [t["function"]["name"] for t in tools]) if tools or "tool_choice" in body \
+        else "none"
+    parallel_tool_calls = _boolean(body, "parallel_tool_calls", True) if "parallel_tool_calls" in body else True
+    response_format = _response_format(body) if "response_format" in body else None
+    unknown_fields = () if body.keys() <= KNOWN_FIELDS else tuple(sorted(body.keys() - KNOWN_FIELDS))
+    # Parsed values, not raw ones: {"type": "text"} and an absent response_format must give the same text. The
+    # fields are chat_hashes.CONTENT_FIELDS; at temperature 0 (greedy decoding) the seed cannot change the text.
+    shaping = {"messages": messages, "tools": tools, "tool_choice": tool_choice,
+               "parallel_tool_calls": parallel_tool_calls, "response_format": response_format}
+    if temperature != 0:
+        shaping["seed"] = seed
+    shaping["temperature"] = temperature
+    request_hash, content_key = request_hashes(path, body, model.id, shaping)
+    return ChatRequest(
+        body=body, model=model, messages=messages, stream=stream, n=n, temperature=temperature, seed=seed,
+        max_tokens=bound[0], max_tokens_param=bound[1], stop=stop, logprobs=logprobs, top_logprobs=top_logprobs or 0,
+        tools=tools, tool_choice=tool_choice, parallel_tool_calls=parallel_tool_calls,
+        response_format=response_format, include_usage=include_usage, usage_requested=asked,
+        request_hash=request_hash, content_key=content_key, unknown_fields=unknown_fields,
     )
-    # Parsed values, not raw ones: {"type": "text"} and an absent response_format must give the same text.
-    shaping = {name: getattr(req, name) for name in CONTENT_FIELDS}
-    if req.temperature == 0:
-        shaping.pop("seed")  # greedy decoding: the seed cannot change the text
-    req.request_hash, req.content_key = request_hashes(request.path, body, model.id, shaping)
-    return req

@@ -16,15 +16,16 @@ the class-level ``None`` default of ``sent_groups``.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Response
 
+from reference_server.wire.json_text import compact_encoder
+
 Header = tuple[str, str]
 # What ``flask.jsonify`` produces for this app (compact, keys in insertion order, ASCII), without its per-call
 # argument handling and app look-ups.
-_JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), check_circular=False).encode  # answers hold no cycle
+_JSON = compact_encoder(sort_keys=False, ensure_ascii=True)
 
 
 class ReferenceResponse(Response):
@@ -79,4 +80,6 @@ class ReferenceResponse(Response):
 def json_response(value: Any, status: int = 200) -> ReferenceResponse:
     """``value`` as a JSON ``ReferenceResponse``: the bytes ``flask.jsonify`` gives in this app (compact, newline at
     the end), for the hot path of the chat surface."""
-    return ReferenceResponse(_JSON(value) + "\n", status=status, mimetype="application/json")
+    # The body as bytes and the exact Content-Type: werkzeug neither encodes the text nor works the type out from
+    # a mimetype (``get_content_type("application/json")`` is "application/json").
+    return ReferenceResponse((_JSON(value) + "\n").encode(), status=status, content_type="application/json")
