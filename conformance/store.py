@@ -1,15 +1,22 @@
 """The exchange store: sends the run's plan of declared exchanges concurrently and hands out their recordings.
 
-The first planned exchange goes alone (a target that does not answer then costs one timeout, not one per worker
-thread), the rest under the cap (``--gw-concurrency``). An entry is launched from the callback of its last
-dependency, so no pool thread ever waits for another task. A 429 of an exchange that does not ask for one is
-retried after its Retry-After (at most ``MAX_RETRY_AFTER_S`` each, ``MAX_429_RETRIES`` times); every attempt
-stays in the transcript. What is declared is in ``conformance.exchanges``.
+Unless the target is known to answer (the preflight passed, or it is the embedded server), the first planned
+exchange goes alone: a target that does not answer then costs one timeout, not one per worker thread. The rest go
+under the cap (``--gw-concurrency``), longest chain first: an entry that others wait for (``needs``) or that sends
+in order is started before the single exchanges, so the run's critical path starts at once. An entry is launched
+from the callback of its last dependency, so no pool thread ever waits for another task. A 429 of an exchange that
+does not ask for one is retried after its Retry-After (at most ``MAX_RETRY_AFTER_S`` each, ``MAX_429_RETRIES``
+times), and halves the number of exchanges in flight, which grows back by one per round of answers (additive
+increase, multiplicative decrease, as TCP does); every attempt stays in the transcript. What is declared is in
+``conformance.exchanges``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import heapq
+import itertools
 import json
 import math
 import threading
@@ -35,6 +42,86 @@ MAX_429_RETRIES = 2
 MAX_RETRY_AFTER_S = 30.0
 
 
+# -- the dispatcher ----------------------------------------------------------------------------------------------
+class Dispatcher:
+    """Runs jobs on a pool of ``cap`` threads, the highest priority first (then first come), at most ``limit`` at
+    once. The limit halves on ``congested()`` (a 429 the target asked to be retried after) and grows by
+    ``1/limit`` per ``answered()``: back to the cap after a few rounds of answers without one."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = max(1, cap)
+        self.limit = float(self.cap)
+        self._pool = ThreadPoolExecutor(self.cap, thread_name_prefix="conformance-exchange")
+        self._heap: list[tuple[int, int, Callable[[], Any]]] = []
+        self._order = itertools.count()
+        self._running = 0
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def submit(self, priority: int, job: Callable[[], Any]) -> None:
+        with self._lock:
+            heapq.heappush(self._heap, (-priority, next(self._order), job))
+            ready = self._take()
+        self._start(ready)
+
+    def congested(self) -> None:
+        with self._lock:
+            self.limit = max(1.0, self.limit / 2)
+
+    def answered(self) -> None:
+        with self._lock:
+            self.limit = min(float(self.cap), self.limit + 1 / self.limit)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._heap.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _take(self) -> list[Callable[[], Any]]:
+        """The jobs that may start now (the lock held)."""
+        ready = []
+        while self._heap and not self._closed and self._running < max(1, int(self.limit)):
+            ready.append(heapq.heappop(self._heap)[2])
+            self._running += 1
+        return ready
+
+    def _start(self, jobs: list[Callable[[], Any]]) -> None:
+        for job in jobs:
+            self._pool.submit(self._run, job)
+
+    def _run(self, job: Callable[[], Any]) -> None:
+        try:
+            job()
+        finally:
+            with self._lock:
+                self._running -= 1
+                ready = self._take()
+            self._start(ready)
+
+
+def chain_lengths(entries: list[Entry]) -> dict[str, int]:
+    """Each entry's longest chain of sends, itself included, through the entries that need it: how many exchange
+    latencies the run waits after starting it. An entry sending in order counts two (its length is known only
+    once it is built)."""
+    dependents: dict[str, list[Entry]] = {}
+    for entry in entries:
+        for dep in entry.needs:
+            dependents.setdefault(dep.key, []).append(entry)
+    lengths: dict[str, int] = {}
+
+    def length(entry: Entry) -> int:
+        if entry.key not in lengths:
+            lengths[entry.key] = 1  # a cycle cannot be declared (needs= takes declared entries), but stay finite
+            below = max((length(d) for d in dependents.get(entry.key, ())), default=0)
+            lengths[entry.key] = (2 if entry.sequential else 1) + below
+        return lengths[entry.key]
+
+    for entry in entries:
+        length(entry)
+    return lengths
+
+
 # -- the store ---------------------------------------------------------------------------------------------------
 class ExchangeStore:
     """Sends each declared exchange once per process, concurrently under ``concurrency``, and records it."""
@@ -44,8 +131,9 @@ class ExchangeStore:
                  plan: Callable[[Any], list[Entry]] = lambda unit: [],
                  read_limits: tuple[float, float] = (60.0, 30.0),
                  make_transport: Callable[[str | None], Any] | None = None, plan_by_module: bool = False,
-                 sandwich: Any = None) -> None:
+                 sandwich: Any = None, probe_first: bool = True) -> None:
         self.context, self.wire, self._attach = context, wire, attach
+        self.probe_first = probe_first  # send the first exchange alone (False: the target is known to answer)
         self.sandwich = sandwich  # sandwich mode: sends the specs that carry a script (conformance.sandwich)
         self._make_transport = make_transport
         self.concurrency = max(1, concurrency)
@@ -56,10 +144,13 @@ class ExchangeStore:
         self._views: dict[str, Any] = {}
         self._adhoc: dict[str, Entry] = {}
         self._content: dict[str, Future] = {}  # what was sent (content_key) -> its recording: sent once
+        self._planned_content: dict[tuple[str, bool], Future] = {}  # the same, between planned entries without needs
         self._lock = threading.RLock()
         self._planned: set = set()  # the units whose plan was sent: None (the whole run) or module paths
+        self._plan_futures: list[Future] = []  # every planned entry's recording (``settle`` waits for them)
         self._plan_by_module = plan_by_module
-        self._pool: ThreadPoolExecutor | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._priority: dict[str, int] = {}  # entry key -> its chain length (``chain_lengths``): started first
 
     # -- the case side ------------------------------------------------------------------------------------------
     def fetch(self, entry: Entry, node: Any) -> Any:
@@ -102,6 +193,10 @@ class ExchangeStore:
         with self._lock:
             future = self._content.get(key)
         if future is None:
+            self.settle()  # an entry launched late (after its needs) may plan it
+            with self._lock:
+                future = self._content.get(key)
+        if future is None:
             return self.adhoc(f"shared:{key}", spec, node, view, index=True)
         rec = future.exception() or future.result()
         if isinstance(rec, BaseException):
@@ -142,17 +237,23 @@ class ExchangeStore:
     # -- sending ------------------------------------------------------------------------------------------------
     def start(self, node: Any = None) -> None:
         """Send the plan of ``node``'s unit (once): the whole run's, or under ``plan_by_module`` (an xdist worker,
-        which runs only some modules) its module's. The run's first exchange goes alone, the rest under the cap;
-        waits for all of them."""
+        which runs only some modules) its module's. The run's first exchange goes alone (``probe_first``), the rest
+        under the cap, longest chain first. Returns once they are handed to the dispatcher: each case waits for what
+        it judges (``fetch``), anything unplanned for the whole plan (``settle``)."""
         unit = getattr(node, "path", None) if self._plan_by_module else None
         with self._lock:
             if unit in self._planned:
                 return
             self._planned.add(unit)
             entries = [e for e in self._plan(unit) if self._prefetched(e) and e.key not in self._futures]
-            first = self._pool is None
+            self._priority.update(chain_lengths(entries))
+            # Longest chain first (stable: plan order among equals); the dispatcher starts what it is handed while
+            # under the cap, so the order of submission is the order of start.
+            entries.sort(key=lambda e: -self._priority[e.key])
+            first = self._dispatcher is None
             if first:
-                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="conformance-exchange")
+                self._dispatcher = Dispatcher(self.concurrency)
+            first = first and self.probe_first
             if entries and first:
                 self._submit(entries[0])
         if entries and first:
@@ -160,8 +261,17 @@ class ExchangeStore:
         with self._lock:
             for entry in entries[1:] if first else entries:
                 self._submit(entry)
-        for entry in entries:
-            self._futures[entry.key].exception()
+            self._plan_futures += [self._futures[entry.key] for entry in entries]
+
+    def settle(self) -> None:
+        """Wait until every planned exchange sent so far is recorded. A case judges its own exchanges as soon as
+        they are in (judging overlaps the sending); what is not planned (an exchange a case asks for while it
+        runs, a direct client's request) goes after the plan, as if the plan had been sent before the cases ran:
+        it neither races the plan for a rate limit nor sees its traffic."""
+        with self._lock:
+            pending = list(self._plan_futures)
+        for future in pending:
+            future.exception()
 
     def _prefetched(self, entry: Entry) -> bool:
         wanted = entry.prefetch(self.context) if callable(entry.prefetch) else entry.prefetch
@@ -169,8 +279,12 @@ class ExchangeStore:
 
     def _result(self, entry: Entry) -> Any:
         with self._lock:
-            if entry.key not in self._futures:
-                self._submit(entry)  # not in the plan (a case outside the selection asked): send it now
+            planned = entry.key in self._futures
+        if not planned:  # not in the plan (asked while a case runs, or by a case outside the selection)
+            self.settle()  # which may declare it (a hint's named exchange): then it is not sent twice
+            with self._lock:
+                if entry.key not in self._futures:
+                    self._submit(entry)
         future = self._futures[entry.key]
         return future.exception() or future.result()
 
@@ -210,7 +324,8 @@ class ExchangeStore:
             future.set_result(None)
             return
         if isinstance(built, dict):  # a hint of named exchanges (``adhoc`` names): each sent on its own
-            futures = [self._declare_named(name, spec) for name, spec in built.items()]
+            futures = [self._declare_named(name, spec, self._priority.get(entry.key, 0))
+                       for name, spec in built.items()]
             remaining = [len(futures)]
 
             def named_done(_: Future) -> None:
@@ -225,23 +340,25 @@ class ExchangeStore:
             if not futures:
                 future.set_result(None)
             return
+        priority = self._priority.get(entry.key, 0)
         if isinstance(built, Call):
-            self._pool.submit(self._settle, future, lambda: self._run_call(f"spec:{entry.key}", entry.key, built))
+            self._dispatcher.submit(priority, lambda: self._settle(
+                future, lambda: self._run_call(f"spec:{entry.key}", entry.key, built)))
             return
         if isinstance(built, Spec):
-            self._index(entry, built, future)
-            self._pool.submit(self._settle, future, lambda: self._send(f"spec:{entry.key}", entry.key, built))
+            if not self._follows_same(entry, built, future):
+                self._dispatcher.submit(priority, lambda: self._settle(
+                    future, lambda: self._send(f"spec:{entry.key}", entry.key, built)))
             return
         specs = list(built)
         if entry.sequential or len(specs) < 2:
-            self._pool.submit(self._settle, future, lambda: self._send_in_order(entry, specs))
+            self._dispatcher.submit(priority, lambda: self._settle(future, lambda: self._send_in_order(entry, specs)))
             return
         parts = [Future() for _ in specs]
-        for spec, part in zip(specs, parts, strict=True):
-            self._index(entry, spec, part)
         for i, (spec, part) in enumerate(zip(specs, parts, strict=True)):
-            self._pool.submit(self._settle, part, functools.partial(self._send, f"spec:{entry.key}#{i}", entry.key,
-                                                                    spec))
+            if not self._follows_same(entry, spec, part):
+                self._dispatcher.submit(priority, functools.partial(self._settle, part, functools.partial(
+                    self._send, f"spec:{entry.key}#{i}", entry.key, spec)))
         remaining = [len(parts)]
 
         def part_done(_: Future) -> None:
@@ -254,22 +371,44 @@ class ExchangeStore:
         for part in parts:
             part.add_done_callback(part_done)
 
-    def _declare_named(self, name: str, spec: Spec) -> Future:
-        """Plan the exchange a case will ask for as ``adhoc(name, spec)``."""
+    def _declare_named(self, name: str, spec: Spec, priority: int) -> Future:
+        """Plan the exchange a case will ask for as ``adhoc(name, spec)`` (with the priority of the hint naming it)."""
         with self._lock:
             entry = self._adhoc.get(name)
             if entry is None:
                 entry = self._adhoc[name] = Entry(f"adhoc.{name}", lambda _plan: spec, (), False, None,
                                                   indexed=False)
                 entry.spec = spec
+                self._priority.setdefault(entry.key, priority)
             self._submit(entry)
             return self._futures[entry.key]
 
-    def _index(self, entry: Entry, spec: Spec, future: Future) -> None:
-        if entry.indexed:
-            key = self.content_key(spec)
-            with self._lock:
-                self._content.setdefault(key, future)
+    def _follows_same(self, entry: Entry, spec: Spec, future: Future) -> bool:
+        """Index ``spec`` (``shared`` finds it by content), or, when a planned exchange with exactly this content is
+        already on its way, make ``future`` its recording instead of sending it again (True). Only between entries
+        without dependencies (launched in plan order, so the same one sends in a recording and in its replay), never
+        for a scripted spec (its nonce makes it another request) or between a spec that wants its 429 and one that
+        does not."""
+        if not entry.indexed:
+            return False
+        key = self.content_key(spec)
+        with self._lock:
+            self._content.setdefault(key, future)
+            if entry.needs or spec.script is not None:
+                return False
+            same = self._planned_content.setdefault((key, spec.wants_429), future)
+        if same is future:
+            return False
+        name = entry.key
+
+        def copy(done: Future) -> None:
+            if done.exception() is not None:
+                future.set_exception(done.exception())
+            else:
+                future.set_result(dataclasses.replace(done.result(), name=name))
+
+        same.add_done_callback(copy)
+        return True
 
     def _send_in_order(self, entry: Entry, specs: list[Spec]) -> list[Recorded]:
         out = []
@@ -314,7 +453,10 @@ class ExchangeStore:
                 except HarnessError as exc:
                     attempts += [exc.exchange] if getattr(exc, "exchange", None) is not None else []
                     return Recorded(name, spec, attempts, exc, self._read_limits)
-                wait = retry_after(attempts[-1]) if attempts[-1].status == 429 and not spec.wants_429 else None
+                refused = attempts[-1].status == 429 and not spec.wants_429
+                wait = retry_after(attempts[-1]) if refused else None
+                if self._dispatcher is not None:
+                    (self._dispatcher.congested if refused else self._dispatcher.answered)()
                 if wait is None or attempt == MAX_429_RETRIES or self.wire.replaying:
                     break
                 time.sleep(wait)
@@ -358,8 +500,8 @@ class ExchangeStore:
             return self._clients[key]
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._dispatcher is not None:
+            self._dispatcher.close()
         for client in self._clients.values():
             client.close()
 

@@ -291,3 +291,219 @@ def test_replay_of_the_bundled_suite_gives_the_same_verdicts(tmp_path):
     (live_verdicts, live_requests), (replayed, replay_requests) = verdicts("live"), verdicts("replay")
     assert replayed == live_verdicts and len(live_verdicts) > 40
     assert live_requests > 30 and replay_requests == 0  # nothing was sent
+
+
+# -- scheduling: one request per content, the longest chain first, judging while the plan is sent -----------
+def test_a_request_two_exchanges_plan_alike_goes_once(suite, target_factory):
+    target = target_factory()
+    source = PLANNED_SUITE.format(declarations='''
+@exchange
+def first(plan):
+    return Spec.get("/same")
+
+@exchange
+def second(plan):
+    return Spec.get("/same")
+
+@exchange
+def other(plan):
+    return Spec.get("/other")
+''', names="first, second, other")
+    suite("--target-url", target.url, source=source).assert_outcomes(passed=1)
+    assert target.requests == 2  # /same once, /other once
+    recorded = [json.loads(line)["scope"] for path in (suite.pytester.path / "out" / "exchanges").glob("*.jsonl")
+                for line in path.read_text().splitlines()[1:]]
+    assert sorted(recorded) == ["spec:test_fake.first", "spec:test_fake.other"]
+
+
+class OrderTarget(Target):
+    """A target that notes the order requests arrive in."""
+
+    def __init__(self) -> None:
+        self.arrived: list[str] = []
+        super().__init__()
+        inner = self.server.app
+
+        def app(environ, start_response):
+            self.arrived.append(environ["PATH_INFO"].removeprefix("/v1"))
+            return inner(environ, start_response)
+
+        self.server.app = app
+
+
+def test_the_longest_chain_starts_first(suite, target_factory):
+    target = OrderTarget()
+    try:
+        source = PLANNED_SUITE.format(declarations='''
+@exchange
+def a(plan):
+    return Spec.get("/a")
+
+@exchange
+def b(plan):
+    return Spec.get("/b")
+
+@exchange
+def c(plan):
+    return Spec.get("/c")
+
+@exchange(needs=(c,))
+def d(plan, c):
+    return Spec.get("/d")
+''', names="a, b, d")
+        suite("--target-url", target.url, "--gw-concurrency", "1", source=source).assert_outcomes(passed=1)
+    finally:
+        target.close()
+    assert target.arrived[0] == "/c"  # declared last of the three, but /d waits for it
+    assert sorted(target.arrived) == ["/a", "/b", "/c", "/d"]
+
+
+class GateTarget(Target):
+    """``/slow`` answers only once ``/release`` was called (or after ``limit`` seconds with a 504); notes the
+    order of what happened."""
+
+    def __init__(self, limit: float = 5.0) -> None:
+        self.events: list[str] = []
+        self.gate = threading.Event()
+        super().__init__()
+        inner = self.server.app
+
+        def app(environ, start_response):
+            path = environ["PATH_INFO"].removeprefix("/v1")
+            self.events.append(f"arrived {path}")
+            if path == "/release":
+                self.gate.set()
+            if path == "/slow":
+                opened = self.gate.wait(limit) if limit else True
+                self.events.append("answered /slow")
+                if not opened:
+                    start_response("504 Gateway Timeout", [("Content-Type", "application/json")])
+                    return [b'{"error": {"message": "never released"}}']
+            return inner(environ, start_response)
+
+        self.server.app = app
+
+
+def test_a_case_is_judged_once_its_own_exchanges_are_in(suite):
+    """A case does not wait for the whole plan: here it must run while another planned exchange is in flight,
+    since it is what lets that one finish (it calls /release on the side)."""
+    target = GateTarget()
+    try:
+        source = f'''
+import urllib.request
+import pytest
+from conformance.exchanges import Spec, exchange
+
+@exchange
+def fast(plan):
+    return Spec.get("/fast")
+
+@exchange
+def slow(plan):
+    return Spec.get("/slow")
+
+@pytest.mark.requirement("T-001")
+def test_fast(fast, expect):
+    urllib.request.urlopen("{target.url}/release").read()
+    expect("T-001", fast.status == 200, expected=200, received=fast.status)
+
+@pytest.mark.requirement("T-002")
+def test_slow(slow, expect):
+    expect("T-002", slow.status == 200, expected=200, received=slow.status)
+'''
+        suite("--target-url", target.url, source=source).assert_outcomes(passed=2)
+    finally:
+        target.close()
+    assert target.events.index("arrived /release") < target.events.index("answered /slow")
+
+
+def test_a_case_s_own_requests_go_after_the_plan(suite):
+    """What a case sends itself (a direct client) goes after every planned exchange, as when the plan was sent
+    before the first case ran: it neither races the plan for a limit nor sees its traffic."""
+    target = GateTarget(limit=0.5)  # /slow answers (504) after 0.5 s: nothing releases it
+    try:
+        source = '''
+import pytest
+from conformance.exchanges import Spec, exchange
+
+@exchange
+def fast(plan):
+    return Spec.get("/fast")
+
+@exchange
+def slow(plan):
+    return Spec.get("/slow")
+
+def test_fast(fast):
+    pass
+
+def test_direct(client):
+    client.get("/direct")
+
+def test_slow(slow):
+    pass
+'''
+        suite("--target-url", target.url, source=source)
+    finally:
+        target.close()
+    assert target.events.index("answered /slow") < target.events.index("arrived /direct")
+
+
+def test_dispatcher_runs_the_highest_priority_first_and_halves_its_limit_on_congestion():
+    from conformance.store import Dispatcher
+
+    dispatcher = Dispatcher(1)
+    started, gate, ran = threading.Event(), threading.Event(), []
+
+    def blocker():
+        started.set()
+        gate.wait(5)
+
+    dispatcher.submit(0, blocker)
+    started.wait(5)
+    done = threading.Event()
+    for priority, name in [(0, "low"), (3, "high"), (1, "mid"), (3, "high-later")]:
+        dispatcher.submit(priority, lambda name=name: ran.append(name) or (len(ran) == 4 and done.set()))
+    gate.set()
+    assert done.wait(5)
+    dispatcher.close()
+    assert ran == ["high", "high-later", "mid", "low"]
+
+    dispatcher = Dispatcher(16)
+    dispatcher.congested()
+    dispatcher.congested()
+    assert dispatcher.limit == 4
+    for _ in range(4):
+        dispatcher.answered()
+    assert 4.5 < dispatcher.limit < 5.5  # about one more per round of answers
+    for _ in range(200):
+        dispatcher.answered()
+    assert dispatcher.limit == 16  # never past the cap
+    dispatcher.close()
+
+
+def test_chain_lengths_count_the_sends_waiting_behind_an_entry():
+    from conformance.exchanges import Entry
+    from conformance.store import chain_lengths
+
+    a = Entry("a", lambda plan: None, (), False, None)
+    b = Entry("b", lambda plan: None, (a,), False, None)
+    burst = Entry("burst", lambda plan: None, (b,), True, None)
+    lone = Entry("lone", lambda plan: None, (), False, None)
+    assert chain_lengths([a, b, burst, lone]) == {"a": 4, "b": 3, "burst": 2, "lone": 1}
+
+
+def test_replay_serves_a_request_planned_twice_from_whichever_entry_sent_it(tmp_path):
+    from conformance.wire import RECORDING_DIR, ReplayDiverged, ReplayLog
+
+    recording = tmp_path / RECORDING_DIR
+    recording.mkdir()
+    header = {"format": 1, "suite_version": "v", "suite_digest": "d", "profile": "p"}
+    record = {"scope": "spec:test_a.first", "seq": 0, "fingerprint": "GET /v1/same 0123"}
+    recording.joinpath("main.jsonl").write_text(json.dumps(header) + "\n" + json.dumps(record) + "\n")
+    replay = ReplayLog(tmp_path)
+    assert replay.take("spec:test_b.second", "GET /v1/same 0123") == record  # the other entry's recording
+    with pytest.raises(ReplayDiverged):
+        replay.take("spec:test_b.third", "GET /v1/other 4567")  # nothing recorded with that content
+    with pytest.raises(ReplayDiverged):
+        replay.take("case:test_b.py::test_x", "GET /v1/same 0123")  # a case's own requests are its own
