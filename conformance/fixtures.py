@@ -145,10 +145,13 @@ def transcript(request: pytest.FixtureRequest) -> CaseTranscript:
 
 @pytest.fixture
 def make_client(transcript: CaseTranscript, conformance: RunState, target: str, api_key, wire: Wire):
-    """Factory for extra clients (other keys, headers); each one's transcript joins the case's."""
+    """Factory for extra clients (other keys, headers); each one's transcript joins the case's. A case's own
+    requests go after the exchanges planned so far (``ExchangeStore.settle``), as they did when the plan was sent
+    before any case ran."""
     clients = []
 
     def factory(**overrides) -> GatewayClient:
+        settle_plan(conformance)
         settings = conformance.client_settings(target, api_key)
         settings.update(overrides)
         settings["redactor"] = conformance.redactor_with(settings.get("api_key"))
@@ -166,10 +169,12 @@ def make_client(transcript: CaseTranscript, conformance: RunState, target: str, 
 @pytest.fixture
 def make_transport(conformance: RunState, wire: Wire):
     """An httpx transport for a client the suite does not build itself (the openai SDK): its exchanges are
-    recorded (or replayed) and the target's health applies; ``redact_key`` is one more secret to mask."""
+    recorded (or replayed) and the target's health applies; ``redact_key`` is one more secret to mask. Like
+    ``make_client``'s, it is handed out after the exchanges planned so far."""
     made = []
 
     def factory(redact_key: str | None = None) -> WireTransport:
+        settle_plan(conformance)
         transport = WireTransport(wire, conformance.redactor_with(redact_key), conformance.accounting)
         made.append(transport)
         return transport
@@ -228,9 +233,18 @@ def exchange_store(request: pytest.FixtureRequest, conformance: RunState, target
                           read_limits=(opts.stream_timeout, opts.request_timeout),
                           make_transport=lambda key: WireTransport(wire, conformance.redactor_with(key),
                                                                    conformance.accounting),
-                          sandwich=plan_context.sandwich)
+                          sandwich=plan_context.sandwich, probe_first=not conformance.target_answers)
+    conformance.exchange_store = store  # a case's own clients wait for its plan (``settle_plan``)
     yield store
+    conformance.exchange_store = None
     store.close()
+
+
+def settle_plan(conformance: RunState) -> None:
+    """Wait for the exchanges planned so far, when the run has a store (``ExchangeStore.settle``)."""
+    store = getattr(conformance, "exchange_store", None)
+    if store is not None:
+        store.settle()
 
 
 @pytest.fixture

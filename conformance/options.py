@@ -32,7 +32,7 @@ from gateway_spec import Profile, Requirement, load_features, load_profile, load
 if TYPE_CHECKING:  # httpx-bound: imported where used, never by an unrelated pytest run
     from conformance.wire import ReplayLog
 
-DEFAULT_CONCURRENCY = 8  # exchanges in flight at once (--gw-concurrency)
+DEFAULT_CONCURRENCY = 16  # exchanges in flight at once (--gw-concurrency); halved on each 429, regrown (store)
 
 GROUP = "llm-gateway-conformance"
 DEFAULT_PROFILE = "openai"
@@ -336,6 +336,9 @@ class RunState:
         self.case_scope = "run"  # recording scope of the running case (``case:<id>``)
         self._config = config
         self.upstream_server = None  # --upstream-listen: the reference server this process started
+        self.exchange_store = None  # the process's ExchangeStore while it exists (conformance.fixtures)
+        # The preflight found the target answering (set by it on the controller; workers learn it from theirs).
+        self.preflight_passed = bool((getattr(config, "workerinput", None) or {}).get("conformance_preflight_passed"))
 
     @functools.cached_property
     def profile(self) -> Profile:
@@ -377,6 +380,11 @@ class RunState:
         if self.options.replay:
             return bool(self.recording.header.get("embedded"))
         return not self.options.target_url
+
+    @property
+    def target_answers(self) -> bool:
+        """The target is known to answer before the first check: the embedded server, or the preflight passed."""
+        return self.embedded or self.preflight_passed
 
     @property
     def sandwich_url(self) -> str | None:

@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from conformance import allure_writer
 from conformance import report as reports
 from conformance.case_trace import request_ids
 from conformance.client import HarnessError
@@ -114,6 +115,8 @@ def _enable_outputs(config: pytest.Config, state: RunState) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     # tryfirst: before xdist starts its workers, so a misconfigured target stops the run with nothing started.
     state = run_state(session.config)
+    if state.active and state.allure_enabled and not session.config.option.collectonly:
+        allure_writer.install(session.config)  # allure-pytest's logger is registered by now (its pytest_configure)
     if state.active and not _is_worker(session.config) and not session.config.option.collectonly:
         state.start_upstream()  # --upstream-listen: before the preflight, which routes a probe through it
     run_preflight(session.config, state)
@@ -121,10 +124,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown when xdist is not loaded
 def pytest_configure_node(node) -> None:
-    """Workers share the controller's sandwich nonce token (one recording, one token)."""
+    """Workers share the controller's sandwich nonce token (one recording, one token) and its preflight's verdict."""
     state = node.config.stash.get(STATE, None)
     if state is not None and state.active and state.sandwich_url:
         node.workerinput["conformance_sandwich_token"] = state.sandwich_token
+    if state is not None and state.active:
+        node.workerinput["conformance_preflight_passed"] = state.preflight_passed
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -6,8 +6,8 @@ does not have) would otherwise turn into a hundred failures that never name the 
 with one message naming the URL it called, and exit code ``PREFLIGHT_FAILED`` (6), apart from 1 (the gateway
 failed checks) and pytest's own codes 2-5.
 
-Probes: ``GET {target}{base_path}/models`` and one basic chat completion (``max_tokens`` 1), each at most once;
-the doubled-base-path hint costs one more ``GET`` only when the first one answered 404. Anything else (a 5xx, a
+Probes: ``GET {target}{base_path}/models`` and one basic chat completion (``max_tokens`` 1), sent together, each
+once; the doubled-base-path hint costs one more ``GET`` only when the first one answered 404. Anything else (a 5xx, a
 429, a wrong body) is left to the checks: the preflight judges only what makes every check meaningless. It sends
 through its own httpx client, so its requests are not in the run's accounting or transcripts. Against the
 embedded reference server nothing is probed (the suite started it itself). ``--gw-no-preflight`` skips it; the
@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -97,7 +98,11 @@ class Preflight:
 
     def _run(self) -> list[str]:
         check_url(self.target)
-        models = self._send("GET", self.target + self.base_path + "/models")
+        # Both probes at once: the preflight costs one request latency (and a hung target one timeout), not two.
+        with ThreadPoolExecutor(1, thread_name_prefix="conformance-preflight") as pool:
+            pending_chat = pool.submit(self._basic_completion)
+            models = self._send("GET", self.target + self.base_path + "/models")
+            chat = pending_chat.result()
         if models.status is None:
             raise PreflightError(f"cannot reach the gateway: {models.describe(self.redactor)}. Is it running, "
                                  f"and is {self.target} its address?")
@@ -105,7 +110,6 @@ class Preflight:
             self._doubled_base_path(models)
         if models.status in (401, 403):
             self._auth_refused(models)
-        chat = self._basic_completion()
         if chat.status is None:
             raise PreflightError(f"a basic chat completion did not complete: {chat.describe(self.redactor)}")
         if chat.status in (401, 403):
@@ -225,6 +229,7 @@ def run_preflight(config: Any, state: Any) -> None:
         probe.run()
         if state.sandwich_url:
             _sandwich_probe(options, state)
+        state.preflight_passed = True
     except PreflightError as exc:
         # The whole diagnosis once, on stderr; pytest repeats the exit reason, so that stays one short line.
         sys.stderr.write(f"\nconformance preflight: {exc}.\n\n")
