@@ -140,3 +140,29 @@ def test_no_preflight_lets_the_checks_judge(tmp_path):
 def test_collect_only_and_the_embedded_server_probe_nothing(tmp_path):
     proc = run_suite("--target-url", f"http://127.0.0.1:{closed_port()}", "--collect-only", tmp_path=tmp_path)
     assert proc.returncode == pytest.ExitCode.OK, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_the_two_probes_go_out_together():
+    """The preflight costs one request latency, not two: /models is answered only once the chat probe arrived
+    (or after 5 s, when the probes went one after the other)."""
+    from werkzeug.wrappers import Request
+
+    chat_arrived = threading.Event()
+    overlapped: list[bool] = []
+
+    @Request.application
+    def app(request):
+        if request.path.endswith("/chat/completions"):
+            chat_arrived.set()
+            return Response('{"object": "chat.completion", "choices": []}', content_type="application/json")
+        overlapped.append(chat_arrived.wait(5))
+        return Response('{"object": "list", "data": [{"id": "%s"}]}' % MODEL, content_type="application/json")
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert preflight(f"http://127.0.0.1:{server.server_port}") == []
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert overlapped == [True]
