@@ -37,6 +37,8 @@ class _ImportedOnUse:
         self._name = name
 
     def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("_"):  # what collection probes every module attribute for (``_mock_name``, dunders)
+            raise AttributeError(attr)
         return getattr(importlib.import_module(self._name), attr)
 
 
