@@ -170,3 +170,24 @@ def test_junit_knows_the_sweep_records_by_the_prefix_the_sweep_gives_them():
     from conformance import junit, schema_sweep
 
     assert junit.SWEEP_PREFIX == schema_sweep.CASE_PREFIX
+
+
+def test_allure_results_written_in_the_background_are_allure_s_own(tmp_path):
+    """The background writer writes what allure-pytest's file logger writes: same serialization, same file
+    name pattern, every file on disk once it is closed."""
+    from allure_commons.logger import AllureFileLogger
+    from allure_commons.model2 import TestResult
+
+    from conformance.allure_writer import BackgroundWriter
+
+    item = TestResult(uuid="u-1", name="test_x", fullName="m#test_x", status="passed", labels=[])
+    AllureFileLogger(tmp_path / "allure", clean=False)._report_item(item)
+    writer = BackgroundWriter(tmp_path / "ours")
+    (tmp_path / "ours").mkdir()
+    for _ in range(50):
+        writer.report_item(item)
+    writer.close()
+    theirs = [json.loads(p.read_text()) for p in (tmp_path / "allure").glob("*-result.json")]
+    ours = [json.loads(p.read_text()) for p in (tmp_path / "ours").glob("*-result.json")]
+    assert len(ours) == 50 and all(o == theirs[0] for o in ours)
+    assert not list((tmp_path / "ours").glob("*.tmp"))
