@@ -1,5 +1,6 @@
 """The preflight against real local servers: the reference server, one mounted under a prefix, a closed port."""
 
+import json
 import socket
 import subprocess
 import sys
@@ -156,7 +157,7 @@ def test_the_two_probes_go_out_together():
             chat_arrived.set()
             return Response('{"object": "chat.completion", "choices": []}', content_type="application/json")
         overlapped.append(chat_arrived.wait(5))
-        return Response('{"object": "list", "data": [{"id": "%s"}]}' % MODEL, content_type="application/json")
+        return Response(json.dumps({"object": "list", "data": [{"id": MODEL}]}), content_type="application/json")
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
