@@ -82,13 +82,12 @@ class Transit:
     def needs_attempt(self, *, refusal_ok: bool = False) -> None:
         """Skip (the requirement is unobservable) when no attempt reached the upstream; ``refusal_ok``: a 4xx is
         then the requirement's own allowed outcome, judged by the check instead."""
-        if not self.journal and not (refusal_ok and 400 <= self.status < 500):
-            pytest.skip(f"unobservable: no upstream attempt carried the nonce (the gateway answered "
-                        f"{self.summary()})")
+        if not (refusal_ok and 400 <= self.status < 500):
+            skip_unless_upstream_reached(self)
 
 
 def skip_unless_upstream_reached(recorded: Any) -> None:
-    """Sandwich mode: a scripted exchange (``recorded``: a Recorded or CallResult, ``journal`` None outside
+    """Sandwich mode: a scripted exchange (``recorded``: a Recorded, CallResult or Transit, ``journal`` None outside
     sandwich mode) is judged only if an attempt reached the scripted upstream. A gateway that answers from its own
     state (LiteLLM's deployment cooldown after earlier upstream failures answers 429 at once) shows nothing of how
     it relays the upstream's failure, whatever it answered; the case SKIPs and says so."""
