@@ -7,27 +7,30 @@ in order is started before the single exchanges, so the run's critical path star
 from the callback of its last dependency, so no pool thread ever waits for another task. A 429 of an exchange that
 does not ask for one is retried after its Retry-After (at most ``MAX_RETRY_AFTER_S`` each, ``MAX_429_RETRIES``
 times), and halves the number of exchanges in flight, which grows back by one per round of answers (additive
-increase, multiplicative decrease, as TCP does); every attempt stays in the transcript. What is declared is in
-``conformance.exchanges``.
+increase, multiplicative decrease, as TCP does: ``conformance.dispatch``); every attempt stays in the transcript.
+What is declared is in ``conformance.exchanges``.
+
+Over 400 lines: the case side (``fetch``, ``adhoc``, ``shared``, ``settle``) and the sending side (the plan, the
+dependencies, one send per planned content, the 429 back-off, sandwich scripts) share one lock and one table of
+futures; split in two, each half would reach into the other's state.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import heapq
-import itertools
 import json
 import math
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 import httpx
 
 from conformance.client import Exchange, GatewayClient, HarnessError
+from conformance.dispatch import Dispatcher, chain_lengths
 from conformance.exchanges import (
     DEFAULT_CONCURRENCY,
     Call,
@@ -40,86 +43,6 @@ from conformance.exchanges import (
 
 MAX_429_RETRIES = 2
 MAX_RETRY_AFTER_S = 30.0
-
-
-# -- the dispatcher ----------------------------------------------------------------------------------------------
-class Dispatcher:
-    """Runs jobs on a pool of ``cap`` threads, the highest priority first (then first come), at most ``limit`` at
-    once. The limit halves on ``congested()`` (a 429 the target asked to be retried after) and grows by
-    ``1/limit`` per ``answered()``: back to the cap after a few rounds of answers without one."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = max(1, cap)
-        self.limit = float(self.cap)
-        self._pool = ThreadPoolExecutor(self.cap, thread_name_prefix="conformance-exchange")
-        self._heap: list[tuple[int, int, Callable[[], Any]]] = []
-        self._order = itertools.count()
-        self._running = 0
-        self._closed = False
-        self._lock = threading.Lock()
-
-    def submit(self, priority: int, job: Callable[[], Any]) -> None:
-        with self._lock:
-            heapq.heappush(self._heap, (-priority, next(self._order), job))
-            ready = self._take()
-        self._start(ready)
-
-    def congested(self) -> None:
-        with self._lock:
-            self.limit = max(1.0, self.limit / 2)
-
-    def answered(self) -> None:
-        with self._lock:
-            self.limit = min(float(self.cap), self.limit + 1 / self.limit)
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._heap.clear()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def _take(self) -> list[Callable[[], Any]]:
-        """The jobs that may start now (the lock held)."""
-        ready = []
-        while self._heap and not self._closed and self._running < max(1, int(self.limit)):
-            ready.append(heapq.heappop(self._heap)[2])
-            self._running += 1
-        return ready
-
-    def _start(self, jobs: list[Callable[[], Any]]) -> None:
-        for job in jobs:
-            self._pool.submit(self._run, job)
-
-    def _run(self, job: Callable[[], Any]) -> None:
-        try:
-            job()
-        finally:
-            with self._lock:
-                self._running -= 1
-                ready = self._take()
-            self._start(ready)
-
-
-def chain_lengths(entries: list[Entry]) -> dict[str, int]:
-    """Each entry's longest chain of sends, itself included, through the entries that need it: how many exchange
-    latencies the run waits after starting it. An entry sending in order counts two (its length is known only
-    once it is built)."""
-    dependents: dict[str, list[Entry]] = {}
-    for entry in entries:
-        for dep in entry.needs:
-            dependents.setdefault(dep.key, []).append(entry)
-    lengths: dict[str, int] = {}
-
-    def length(entry: Entry) -> int:
-        if entry.key not in lengths:
-            lengths[entry.key] = 1  # a cycle cannot be declared (needs= takes declared entries), but stay finite
-            below = max((length(d) for d in dependents.get(entry.key, ())), default=0)
-            lengths[entry.key] = (2 if entry.sequential else 1) + below
-        return lengths[entry.key]
-
-    for entry in entries:
-        length(entry)
-    return lengths
 
 
 # -- the store ---------------------------------------------------------------------------------------------------

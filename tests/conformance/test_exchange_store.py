@@ -450,7 +450,7 @@ def test_slow(slow):
 
 
 def test_dispatcher_runs_the_highest_priority_first_and_halves_its_limit_on_congestion():
-    from conformance.store import Dispatcher
+    from conformance.dispatch import Dispatcher
 
     dispatcher = Dispatcher(1)
     started, gate, ran = threading.Event(), threading.Event(), []
@@ -483,8 +483,8 @@ def test_dispatcher_runs_the_highest_priority_first_and_halves_its_limit_on_cong
 
 
 def test_chain_lengths_count_the_sends_waiting_behind_an_entry():
+    from conformance.dispatch import chain_lengths
     from conformance.exchanges import Entry
-    from conformance.store import chain_lengths
 
     a = Entry("a", lambda plan: None, (), False, None)
     b = Entry("b", lambda plan: None, (a,), False, None)
