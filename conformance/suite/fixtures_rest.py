@@ -8,6 +8,7 @@ when an earlier test sent them.
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from conformance.ndjson import NdjsonTranscript
 from conformance.suite.fixtures_chat import chat_basic
 from gateway_spec.openapi import schema_errors
 
-__all__ = ["rest", "one_token_chat", "keyless_chat", "models_listing", "embedding_batch", "RestExchange", "RestSession", "envelope_problems",
+__all__ = ["rest", "one_token_chat", "keyless_chat", "models_listing", "model_retrieval", "embedding_batch", "RestExchange", "RestSession", "envelope_problems",
            "ollama_error_problems", "json_or_none", "browser_headers", "CHAT_PROMPT", "EMBEDDING_TEXTS", "ORIGIN"]
 
 CHAT_PROMPT = [{"role": "user", "content": "Say OK."}]
@@ -199,6 +200,12 @@ def keyless_chat(plan) -> Spec:
 def models_listing(plan) -> Spec:
     """``GET {base}/models``."""
     return Spec.get("/models")
+
+
+@exchange(view=RestExchange.of)
+def model_retrieval(plan) -> Spec:
+    """``GET {base}/models/{the run's chat model}`` (the model checks plan the same request: it goes once)."""
+    return Spec.get(f"/models/{urllib.parse.quote(plan.chat_model, safe='/:')}")
 
 
 def embedding_spec(plan, **fields) -> Spec:

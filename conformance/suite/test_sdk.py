@@ -2,7 +2,8 @@
 
 Each SDK interaction is a declared exchange (``conformance.exchanges.Call``): the store runs it with the plan,
 concurrently with the rest, its requests going through the run's wire (recorded, replayable); the check judges
-what it returned or raised. A target that breaks the SDK fails the named requirement with the exception text as
+what it returned or raised. The SDK's plain GETs (``models.list``, ``models.retrieve``) read the target's recorded
+answer to the same GET the model checks make (``sdk_reading``): nothing is sent twice. A target that breaks the SDK fails the named requirement with the exception text as
 Received (redacted by ``expect``). Connection failures and timeouts stay harness errors. Statuses that only a
 misbehaving upstream produces (429, 5xx, mid-stream errors) are provoked with the embedded server's X-Mock-*
 controls, or in sandwich mode (``--upstream``) by scripting the upstream under a nonce in the message content;
@@ -25,6 +26,7 @@ import pytest
 from conformance.client import HarnessError, RequestTimedOut, TargetUnreachable
 from conformance.exchanges import Call, CallResult, exchange
 from conformance.suite.fixtures_chat import unknown_key_like
+from conformance.suite.fixtures_rest import model_retrieval, models_listing
 from conformance.suite.fixtures_stream import PROMPT, TOOL_PROMPT, WEATHER_TOOL
 from conformance.suite.fixtures_transit import skip_unless_upstream_reached
 
@@ -240,9 +242,27 @@ def test_embeddings_default_encoding(sdk_embeddings, models, expect):
            expected="a non-empty list of floats", received=repr(vector)[:200])
 
 
-@exchange
-def sdk_models_list(plan):
-    return sdk_call(plan, lambda sdk: [m.id for m in sdk.models.list()])
+def sdk_reading(plan, answer, interact) -> Call:
+    """A ``Call`` running ``interact(client)`` on the target's recorded answer to the very GET the SDK makes
+    (``answer``: a planned REST exchange of that route): the SDK parses the bytes the target sent; nothing is
+    sent twice. The SDK's request headers add nothing a GET's answer depends on, and HEADERS-007 judges whether
+    the target accepts them. Any other request the SDK makes fails as a harness error."""
+    exchange_ = answer.response.exchange
+    route = httpx.URL(exchange_.url).path
+    skipped = {"content-encoding", "content-length", "transfer-encoding"}  # the recorded body is decoded, whole
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        if request.method != "GET" or request.url.path != route:
+            raise HarnessError(f"the SDK asked {request.method} {request.url.path}, not the recorded GET {route}")
+        headers = [(k, v) for k, v in answer.headers.multi_items() if k.lower() not in skipped]
+        return httpx.Response(answer.status, headers=headers, content=answer.response.content)
+
+    return Call(lambda _transport: interact(sdk_client(plan, httpx.MockTransport(respond))))
+
+
+@exchange(needs=(models_listing,))
+def sdk_models_list(plan, models_listing):
+    return sdk_reading(plan, models_listing, lambda sdk: [m.id for m in sdk.models.list()])
 
 
 @pytest.mark.requirement("SDK-012")
@@ -256,9 +276,9 @@ def test_models_list(sdk_models_list, expect):
            received=ids[:10])
 
 
-@exchange
-def sdk_models_retrieve(plan):
-    return sdk_call(plan, lambda sdk: sdk.models.retrieve(plan.chat_model).id)
+@exchange(needs=(model_retrieval,))
+def sdk_models_retrieve(plan, model_retrieval):
+    return sdk_reading(plan, model_retrieval, lambda sdk: sdk.models.retrieve(plan.chat_model).id)
 
 
 @pytest.mark.requirement("SDK-013")

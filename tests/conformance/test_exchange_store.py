@@ -507,3 +507,21 @@ def test_replay_serves_a_request_planned_twice_from_whichever_entry_sent_it(tmp_
         replay.take("spec:test_b.third", "GET /v1/other 4567")  # nothing recorded with that content
     with pytest.raises(ReplayDiverged):
         replay.take("case:test_b.py::test_x", "GET /v1/same 0123")  # a case's own requests are its own
+
+
+def test_the_sdk_reads_the_answers_the_model_checks_got(tmp_path):
+    """client.models.list() and .retrieve() judge the target's recorded answers to the model checks' GETs: the
+    three checks cost two requests, and every verdict is a PASS against the reference server."""
+    import subprocess
+    import sys
+
+    selection = ["--gw-requirement", "SDK-012", "--gw-requirement", "SDK-013", "--gw-requirement", "MODELS-001"]
+    run = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "--gw-profile", "openai",
+                          "-q", "-p", "no:cacheprovider", "--gw-report-dir", str(tmp_path / "out"), *selection],
+                         cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stdout[-2000:]
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert data["run"]["requests"] == 2
+    verdicts = {rid: r["verdict"] for rid, r in data["requirements"].items()
+                if rid in ("SDK-012", "SDK-013", "MODELS-001")}
+    assert verdicts == {"SDK-012": "PASS", "SDK-013": "PASS", "MODELS-001": "PASS"}
