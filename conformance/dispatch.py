@@ -16,12 +16,14 @@ from conformance.exchanges import Entry
 
 class Dispatcher:
     """Runs jobs on a pool of ``cap`` threads, the highest priority first (then first come), at most ``limit`` at
-    once. The limit halves on ``congested()`` (a 429 the target asked to be retried after) and grows by
-    ``1/limit`` per ``answered()``: back to the cap after a few rounds of answers without one."""
+    once. The limit halves on ``congested()`` (a 429 the target asked to be retried after), at most once per round
+    (``limit`` answers since the last cut: the 429s of one burst are one signal, as TCP takes the losses of one
+    window), and grows by ``1/limit`` per ``answered()``: back to the cap after a few rounds without a 429."""
 
     def __init__(self, cap: int) -> None:
         self.cap = max(1, cap)
         self.limit = float(self.cap)
+        self._since_cut = self.cap  # answers since the limit was last halved (the first 429 halves it)
         self._pool = ThreadPoolExecutor(self.cap, thread_name_prefix="conformance-exchange")
         self._heap: list[tuple[int, int, Callable[[], Any]]] = []
         self._order = itertools.count()
@@ -37,10 +39,13 @@ class Dispatcher:
 
     def congested(self) -> None:
         with self._lock:
-            self.limit = max(1.0, self.limit / 2)
+            if self._since_cut >= int(self.limit):
+                self.limit = max(1.0, self.limit / 2)
+                self._since_cut = 0
 
     def answered(self) -> None:
         with self._lock:
+            self._since_cut += 1
             self.limit = min(float(self.cap), self.limit + 1 / self.limit)
 
     def close(self) -> None:

@@ -32,7 +32,7 @@ from gateway_spec import Profile, Requirement, load_features, load_profile, load
 if TYPE_CHECKING:  # httpx-bound: imported where used, never by an unrelated pytest run
     from conformance.wire import ReplayLog
 
-DEFAULT_CONCURRENCY = 16  # exchanges in flight at once (--gw-concurrency); halved on each 429, regrown (store)
+DEFAULT_CONCURRENCY = 16  # exchanges in flight at most (--gw-concurrency); 429s lower it for a while (dispatch)
 
 GROUP = "llm-gateway-conformance"
 DEFAULT_PROFILE = "openai"

@@ -6,9 +6,9 @@ under the cap (``--gw-concurrency``), longest chain first: an entry that others 
 in order is started before the single exchanges, so the run's critical path starts at once. An entry is launched
 from the callback of its last dependency, so no pool thread ever waits for another task. A 429 of an exchange that
 does not ask for one is retried after its Retry-After (at most ``MAX_RETRY_AFTER_S`` each, ``MAX_429_RETRIES``
-times), and halves the number of exchanges in flight, which grows back by one per round of answers (additive
-increase, multiplicative decrease, as TCP does: ``conformance.dispatch``); every attempt stays in the transcript.
-What is declared is in ``conformance.exchanges``.
+times), and halves the number of exchanges in flight (once per burst), which grows back by one per round of
+answers (additive increase, multiplicative decrease, as TCP does: ``conformance.dispatch``); every attempt stays in
+the transcript. What is declared is in ``conformance.exchanges``.
 
 Over 400 lines: the case side (``fetch``, ``adhoc``, ``shared``, ``settle``) and the sending side (the plan, the
 dependencies, one send per planned content, the 429 back-off, sandwich scripts) share one lock and one table of

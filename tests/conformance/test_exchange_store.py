@@ -471,12 +471,14 @@ def test_dispatcher_runs_the_highest_priority_first_and_halves_its_limit_on_cong
 
     dispatcher = Dispatcher(16)
     dispatcher.congested()
-    dispatcher.congested()
-    assert dispatcher.limit == 4
-    for _ in range(4):
+    dispatcher.congested()  # the same burst's 429s: one signal
+    assert dispatcher.limit == 8
+    for _ in range(8):
         dispatcher.answered()
-    assert 4.5 < dispatcher.limit < 5.5  # about one more per round of answers
-    for _ in range(200):
+    assert 8.5 < dispatcher.limit < 9.5  # about one more per round of answers
+    dispatcher.congested()  # a round later: halved again
+    assert 4 < dispatcher.limit < 5
+    for _ in range(400):
         dispatcher.answered()
     assert dispatcher.limit == 16  # never past the cap
     dispatcher.close()
