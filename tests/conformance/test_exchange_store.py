@@ -197,6 +197,20 @@ def test_a_target_that_hangs_mid_run_ends_it_too(suite):
     assert len(outcomes) == 4  # the three answered cases and the one that met the hang: the run stopped there
 
 
+def test_a_target_that_hangs_after_a_passing_preflight_costs_one_timeout_too(suite):
+    """After the preflight saw the target answer, the plan goes out at once (no lone first exchange): a target that
+    hangs then holds every exchange in flight, and the run still ends after one timeout and one probe."""
+    hung = HungTarget(answer_first=2)  # the preflight's two probes
+    try:
+        result = suite("--preflight", "--target-url", hung.url, "--gw-request-timeout", "2",
+                       source=planned_suite(12))
+    finally:
+        hung.close()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*target down*"])
+    assert hung.accepted == 2 + 12 + 1  # the probes, the plan in flight at once (one timeout), the health probe
+
+
 def test_timeouts_of_a_target_that_still_answers_do_not_stop_the_run(suite, target_factory):
     target = target_factory(delay=2.5)  # every request but the probe of "/" outlives the timeout
     source = '''
