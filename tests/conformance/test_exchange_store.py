@@ -27,11 +27,14 @@ def test_uses_all({names}, expect):
 '''
 
 
+def gets(**paths: str) -> str:
+    """Declarations of exchanges, one GET each: ``gets(a="/a")`` declares ``a`` sending ``GET {base}/a``."""
+    return "\n".join(f"@exchange\ndef {name}(plan):\n    return Spec.get({path!r})\n" for name, path in paths.items())
+
+
 def planned_suite(count: int) -> str:
     names = [f"item_{n}" for n in range(count)]
-    declarations = "\n".join(
-        f"def {name}(plan):\n    return Spec.get('/item/{n}')\n{name} = exchange({name})" for n, name in
-        enumerate(names))
+    declarations = gets(**{name: f"/item/{n}" for n, name in enumerate(names)})
     return PLANNED_SUITE.format(declarations=declarations, names=", ".join(names))
 
 
@@ -46,12 +49,14 @@ class Target:
     def __init__(self, delay: float = 0.0, first_429: bool = False) -> None:
         self.delay, self.first_429 = delay, first_429  # delay: every path but the root
         self.requests, self.in_flight, self.max_in_flight = 0, 0, 0
+        self.events: list[str] = []  # "arrived <path>" (the base path left out), in order
         self._lock = threading.Lock()
         self._seen: set[str] = set()
 
         @Request.application
         def app(request):
             with self._lock:
+                self.events.append(f"arrived {request.path.removeprefix('/v1')}")
                 self.requests += 1
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -310,19 +315,8 @@ def test_replay_of_the_bundled_suite_gives_the_same_verdicts(tmp_path):
 # -- scheduling: one request per content, the longest chain first, judging while the plan is sent -----------
 def test_a_request_two_exchanges_plan_alike_goes_once(suite, target_factory):
     target = target_factory()
-    source = PLANNED_SUITE.format(declarations='''
-@exchange
-def first(plan):
-    return Spec.get("/same")
-
-@exchange
-def second(plan):
-    return Spec.get("/same")
-
-@exchange
-def other(plan):
-    return Spec.get("/other")
-''', names="first, second, other")
+    source = PLANNED_SUITE.format(declarations=gets(first="/same", second="/same", other="/other"),
+                                  names="first, second, other")
     suite("--target-url", target.url, source=source).assert_outcomes(passed=1)
     assert target.requests == 2  # /same once, /other once
     recorded = [json.loads(line)["scope"] for path in (suite.pytester.path / "out" / "exchanges").glob("*.jsonl")
@@ -330,46 +324,17 @@ def other(plan):
     assert sorted(recorded) == ["spec:test_fake.first", "spec:test_fake.other"]
 
 
-class OrderTarget(Target):
-    """A target that notes the order requests arrive in."""
-
-    def __init__(self) -> None:
-        self.arrived: list[str] = []
-        super().__init__()
-        inner = self.server.app
-
-        def app(environ, start_response):
-            self.arrived.append(environ["PATH_INFO"].removeprefix("/v1"))
-            return inner(environ, start_response)
-
-        self.server.app = app
-
-
 def test_the_longest_chain_starts_first(suite, target_factory):
-    target = OrderTarget()
-    try:
-        source = PLANNED_SUITE.format(declarations='''
-@exchange
-def a(plan):
-    return Spec.get("/a")
-
-@exchange
-def b(plan):
-    return Spec.get("/b")
-
-@exchange
-def c(plan):
-    return Spec.get("/c")
-
+    target = target_factory()
+    declarations = gets(a="/a", b="/b", c="/c") + """
 @exchange(needs=(c,))
 def d(plan, c):
     return Spec.get("/d")
-''', names="a, b, d")
-        suite("--target-url", target.url, "--gw-concurrency", "1", source=source).assert_outcomes(passed=1)
-    finally:
-        target.close()
-    assert target.arrived[0] == "/c"  # declared last of the three, but /d waits for it
-    assert sorted(target.arrived) == ["/a", "/b", "/c", "/d"]
+"""
+    source = PLANNED_SUITE.format(declarations=declarations, names="a, b, d")
+    suite("--target-url", target.url, "--gw-concurrency", "1", source=source).assert_outcomes(passed=1)
+    assert target.events[0] == "arrived /c"  # declared last of the three, but /d waits for it
+    assert sorted(target.events) == ["arrived /a", "arrived /b", "arrived /c", "arrived /d"]
 
 
 class GateTarget(Target):
@@ -377,25 +342,30 @@ class GateTarget(Target):
     order of what happened."""
 
     def __init__(self, limit: float = 5.0) -> None:
-        self.events: list[str] = []
         self.gate = threading.Event()
         super().__init__()
         inner = self.server.app
 
         def app(environ, start_response):
             path = environ["PATH_INFO"].removeprefix("/v1")
-            self.events.append(f"arrived {path}")
             if path == "/release":
                 self.gate.set()
-            if path == "/slow":
-                opened = self.gate.wait(limit) if limit else True
-                self.events.append("answered /slow")
-                if not opened:
-                    start_response("504 Gateway Timeout", [("Content-Type", "application/json")])
-                    return [b'{"error": {"message": "never released"}}']
-            return inner(environ, start_response)
+            if path != "/slow":
+                return inner(environ, start_response)  # which notes its arrival
+            self.events.append("arrived /slow")
+            opened = self.gate.wait(limit)
+            self.events.append("answered /slow")
+            status = "200 OK" if opened else "504 Gateway Timeout"
+            start_response(status, [("Content-Type", "application/json")])
+            return [b'{"path": "/slow"}' if opened else b'{"error": {"message": "never released"}}']
 
         self.server.app = app
+
+
+GATE_HEAD = """
+import pytest
+from conformance.exchanges import Spec, exchange
+""" + gets(fast="/fast", slow="/slow")
 
 
 def test_a_case_is_judged_once_its_own_exchanges_are_in(suite):
@@ -403,18 +373,8 @@ def test_a_case_is_judged_once_its_own_exchanges_are_in(suite):
     since it is what lets that one finish (it calls /release on the side)."""
     target = GateTarget()
     try:
-        source = f'''
+        source = GATE_HEAD + f'''
 import urllib.request
-import pytest
-from conformance.exchanges import Spec, exchange
-
-@exchange
-def fast(plan):
-    return Spec.get("/fast")
-
-@exchange
-def slow(plan):
-    return Spec.get("/slow")
 
 @pytest.mark.requirement("T-001")
 def test_fast(fast, expect):
@@ -436,18 +396,7 @@ def test_a_case_s_own_requests_go_after_the_plan(suite):
     before the first case ran: it neither races the plan for a limit nor sees its traffic."""
     target = GateTarget(limit=0.5)  # /slow answers (504) after 0.5 s: nothing releases it
     try:
-        source = '''
-import pytest
-from conformance.exchanges import Spec, exchange
-
-@exchange
-def fast(plan):
-    return Spec.get("/fast")
-
-@exchange
-def slow(plan):
-    return Spec.get("/slow")
-
+        source = GATE_HEAD + '''
 def test_fast(fast):
     pass
 
