@@ -27,7 +27,12 @@ class BackgroundWriter:
     """Writes serialized Allure items to ``report_dir`` from one thread, in the order they were reported."""
 
     def __init__(self, report_dir: Path) -> None:
+        from allure_commons.logger import INDENT
+        from attr import asdict
+
         self.report_dir = Path(report_dir)
+        self._asdict = asdict
+        self._indent = INDENT if os.environ.get("ALLURE_INDENT_OUTPUT") else None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._failed: list[str] = []
         self._thread = threading.Thread(target=self._drain, name="conformance-allure-writer", daemon=True)
@@ -35,13 +40,9 @@ class BackgroundWriter:
 
     def report_item(self, item: Any) -> None:
         """``AllureFileLogger._report_item``'s serialization, with the write queued."""
-        from allure_commons.logger import INDENT
-        from attr import asdict
-
-        indent = INDENT if os.environ.get("ALLURE_INDENT_OUTPUT") else None
         filename = item.file_pattern.format(prefix=uuid.uuid4())
-        data = asdict(item, filter=lambda _, v: v or v is False)
-        self._queue.put((filename, json.dumps(data, indent=indent, ensure_ascii=False)))
+        data = self._asdict(item, filter=lambda _, v: v or v is False)
+        self._queue.put((filename, json.dumps(data, indent=self._indent, ensure_ascii=False)))
 
     def close(self) -> None:
         """Wait for every queued file; say on stderr which could not be written (the run's verdicts stand)."""

@@ -242,9 +242,8 @@ def exchange_store(request: pytest.FixtureRequest, conformance: RunState, target
 
 def settle_plan(conformance: RunState) -> None:
     """Wait for the exchanges planned so far, when the run has a store (``ExchangeStore.settle``)."""
-    store = getattr(conformance, "exchange_store", None)
-    if store is not None:
-        store.settle()
+    if conformance.exchange_store is not None:
+        conformance.exchange_store.settle()
 
 
 @pytest.fixture

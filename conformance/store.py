@@ -173,16 +173,15 @@ class ExchangeStore:
             # Longest chain first (stable: plan order among equals); the dispatcher starts what it is handed while
             # under the cap, so the order of submission is the order of start.
             entries.sort(key=lambda e: -self._priority[e.key])
-            first = self._dispatcher is None
-            if first:
+            alone = self._dispatcher is None and self.probe_first and bool(entries)  # the run's first exchange
+            if self._dispatcher is None:
                 self._dispatcher = Dispatcher(self.concurrency)
-            first = first and self.probe_first
-            if entries and first:
+            if alone:
                 self._submit(entries[0])
-        if entries and first:
+        if alone:
             self._futures[entries[0].key].exception()
         with self._lock:
-            for entry in entries[1:] if first else entries:
+            for entry in entries[1:] if alone else entries:
                 self._submit(entry)
             self._plan_futures += [self._futures[entry.key] for entry in entries]
 

@@ -279,6 +279,13 @@ def process_name() -> str:
 
 
 # -- httpx transport for clients the suite does not build (the openai SDK) ------------------------------------
+def recorded_response(ex: Exchange, request: httpx.Request) -> httpx.Response:
+    """A recorded answer as the httpx response a client reads: its status, headers and body (kept decoded, so
+    without its Content-Encoding)."""
+    headers = [(k, v) for k, v in ex.response_headers if k.lower() != "content-encoding"]
+    return httpx.Response(ex.status, headers=headers, content=bytes(ex.raw_body), request=request)
+
+
 class WireTransport(httpx.BaseTransport):
     """An httpx transport that records (or replays) through ``wire``, under the scope of the calling thread."""
 
@@ -304,8 +311,7 @@ class WireTransport(httpx.BaseTransport):
             self.transcript.append(ex)
             if ex.status is None:
                 raise httpx.ConnectError(ex.error or "recorded failure", request=request)
-            headers = [(k, v) for k, v in ex.response_headers if k.lower() != "content-encoding"]
-            return httpx.Response(ex.status, headers=headers, content=bytes(ex.raw_body), request=request)
+            return recorded_response(ex, request)
         ex = Exchange(request.method, str(request.url), self.redactor.headers(request.headers.multi_items()),
                       self.redactor.text(content.decode("utf-8", "replace")), redactor=self.redactor)
         self.transcript.append(ex)

@@ -29,6 +29,7 @@ from conformance.suite.fixtures_chat import unknown_key_like
 from conformance.suite.fixtures_rest import model_retrieval, models_listing
 from conformance.suite.fixtures_stream import PROMPT, TOOL_PROMPT, WEATHER_TOOL
 from conformance.suite.fixtures_transit import skip_unless_upstream_reached
+from conformance.wire import recorded_response
 
 
 class _ImportedOnUse:
@@ -247,15 +248,13 @@ def sdk_reading(plan, answer, interact) -> Call:
     (``answer``: a planned REST exchange of that route): the SDK parses the bytes the target sent; nothing is
     sent twice. The SDK's request headers add nothing a GET's answer depends on, and HEADERS-007 judges whether
     the target accepts them. Any other request the SDK makes fails as a harness error."""
-    exchange_ = answer.response.exchange
-    route = httpx.URL(exchange_.url).path
-    skipped = {"content-encoding", "content-length", "transfer-encoding"}  # the recorded body is decoded, whole
+    recorded = answer.response.exchange
+    route = httpx.URL(recorded.url).path
 
     def respond(request: httpx.Request) -> httpx.Response:
         if request.method != "GET" or request.url.path != route:
             raise HarnessError(f"the SDK asked {request.method} {request.url.path}, not the recorded GET {route}")
-        headers = [(k, v) for k, v in answer.headers.multi_items() if k.lower() not in skipped]
-        return httpx.Response(answer.status, headers=headers, content=answer.response.content)
+        return recorded_response(recorded, request)
 
     return Call(lambda _transport: interact(sdk_client(plan, httpx.MockTransport(respond))))
 
